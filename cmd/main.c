@@ -1,0 +1,42 @@
+/* main.c — `kesc`: dispatch to a verb (cmd.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "kesc_version.h"
+
+static const struct verb VERBS[] = {
+	{NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: kesc <command> [options] [arguments]\n\n"
+	             "kesc is a key encryption service compatible with MinIO KES.\n\nCommands:\n");
+	for (const struct verb *v = VERBS; v->name; v++)
+		fprintf(out, "  %-10s %s\n", v->name, v->summary);
+	fprintf(out, "\n  -v, --version  print the version\n  -h, --help     print this help\n"
+	             "\nSee kesc(1) and kesc.yml(5).\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (!strcmp(name, "-v") || !strcmp(name, "--version")) {
+		printf("kesc version %s\n", KESC_VERSION);
+		return 0;
+	}
+	if (!strcmp(name, "-h") || !strcmp(name, "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (const struct verb *v = VERBS; v->name; v++)
+		if (!strcmp(v->name, name))
+			return v->run(argc - 1, argv + 1);
+	fprintf(stderr, "kesc: '%s' is not a kesc command. See 'kesc --help'.\n", name);
+	return EXIT_USAGE;
+}

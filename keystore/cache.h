@@ -1,0 +1,76 @@
+/*
+ * cache.h — the key cache in front of any store, with KES's expiry semantics (kes.md §10):
+ *   expiry.any      drop every entry this often                              (default 5m)
+ *   expiry.unused   drop entries not used within this window                 (default 30s)
+ *   expiry.offline  while the store is offline, keep serving cached keys for this long,
+ *                   then drop them; 0 = off (cached keys are not kept specially)   (default 0)
+ * A background thread probes the store's status every 10 s to know whether it is offline.
+ *
+ * Concurrent misses for one name make one store read (single flight). A key enters the cache
+ * only from a successful store read or after the store confirmed a create.
+ *
+ * The cache owns the store it wraps. All functions are thread-safe.
+ */
+#ifndef KESC_KEYSTORE_CACHE_H
+#define KESC_KEYSTORE_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keystore/key.h"
+#include "keystore/keystore.h"
+
+struct ks_cache_config {
+	int64_t expiry_any_ms;     /* <= 0: no periodic full drop */
+	int64_t expiry_unused_ms;  /* <= 0: no unused eviction */
+	int64_t expiry_offline_ms; /* <= 0: offline mode off */
+	int64_t status_interval_ms; /* store probe period; 0 → 10000 */
+};
+
+struct ks_cache;
+
+/* Takes ownership of store (closed by ks_cache_free, also on failure). */
+struct ks_cache *ks_cache_new(struct keystore *store, const struct ks_cache_config *cfg);
+void ks_cache_free(struct ks_cache *c);
+
+/* A counted reference to a cached key, valid until key_ref_release. Holding one never blocks
+ * eviction for long: eviction unlinks the entry and the last release frees it. */
+struct key_ref {
+	const struct secret_key *key;
+	void *entry; /* private */
+};
+void key_ref_release(struct key_ref *ref);
+
+#define KS_CACHE_NONBLOCK 1u /* on a miss return KS_WOULD_BLOCK instead of reading the store */
+
+/* Looks name up; on a miss reads and parses the record (KS_FAILED if it does not parse).
+ * Results: KS_OK (ref filled), KS_NOT_FOUND, KS_WOULD_BLOCK, KS_UNREACHABLE, KS_FAILED. */
+int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct key_ref *ref,
+                 struct ks_err *err);
+/* Encodes and stores a new key; never overwrites (KS_EXISTS). On KS_OK the key is cached. */
+int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_key *key,
+                    struct ks_err *err);
+/* Deletes from the store, then evicts. */
+int ks_cache_remove(struct ks_cache *c, const char *name, struct ks_err *err);
+/* Always asks the store. */
+int ks_cache_list(struct ks_cache *c, const char *prefix, struct name_list *out,
+                  struct ks_err *err);
+/* While the store is considered offline returns KS_UNREACHABLE at once; else asks the store. */
+int ks_cache_status(struct ks_cache *c, struct ks_status *out, struct ks_err *err);
+/* The wrapped store's name ("fs", "vault", …). */
+const char *ks_cache_store_name(const struct ks_cache *c);
+
+struct ks_cache_stats {
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t store_reads;       /* reads that reached the store */
+	uint64_t store_errors;
+	uint64_t entries;
+	bool offline;
+	int64_t store_latency_us;   /* last status probe */
+	uint64_t store_ops;         /* store calls made (any op), and their summed latency */
+	uint64_t store_latency_sum_us;
+};
+void ks_cache_get_stats(struct ks_cache *c, struct ks_cache_stats *out);
+
+#endif

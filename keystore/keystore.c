@@ -1,0 +1,2 @@
+/* Placeholder so the build configures; being written now. */
+#include "keystore/keystore.h"

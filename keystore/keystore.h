@@ -1,0 +1,100 @@
+/*
+ * keystore.h — the one interface every key store implements, and the helpers they share.
+ *
+ * A store moves opaque records: the stored-key encoding of key.h (base64 protobuf, or the
+ * legacy JSON). It never parses them, so every store serves keys that KES wrote and KES can
+ * read keys that kesc wrote. The cache (cache.h) wraps any store.
+ *
+ * Semantics every store keeps (the conformance suite, tests/unit/test_keystore.c, checks them
+ * against each store):
+ *   create  never replaces an existing record: KS_EXISTS if the name is taken. When it returns
+ *           KS_OK the record is durable in the store; on any other result no partial record is
+ *           visible.
+ *   get     KS_NOT_FOUND if absent.
+ *   remove  KS_NOT_FOUND if absent (where the store can tell; Vault cannot, see vault.h).
+ *   list    every name starting with prefix ("" = all), sorted, each exactly once.
+ *   status  KS_OK with a latency, or KS_UNREACHABLE.
+ * Names given to a store are already validated by the API (1..80 of [0-9A-Za-z_-]), but a
+ * store must still refuse anything that could escape its namespace (KS_FAILED).
+ */
+#ifndef KESC_KEYSTORE_KEYSTORE_H
+#define KESC_KEYSTORE_KEYSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keystore/bytes.h"
+
+enum ks_result {
+	KS_OK = 0,
+	KS_NOT_FOUND = -1,   /* API: 404 key does not exist */
+	KS_EXISTS = -2,      /* API: 400 key already exists */
+	KS_UNREACHABLE = -3, /* store down, sealed, timed out: API 502/504 with KES's texts */
+	KS_FAILED = -4,      /* anything else: API 502 "failed to …" */
+	KS_WOULD_BLOCK = -5, /* cache only: answer needs store I/O and the caller asked not to wait */
+};
+
+/* Details of a failure, for the error log only: never shown to API clients, never holds key
+ * material. */
+struct ks_err {
+	char msg[256];
+};
+
+void ks_err_set(struct ks_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "ok", "not found", "exists", "unreachable", "failed", "would block". */
+const char *ks_result_name(int result);
+
+/* A list of owned names. */
+struct name_list {
+	char **names;
+	size_t count;
+	size_t cap;
+};
+
+int name_list_add(struct name_list *l, const char *name); /* 0 or -1 (no memory) */
+void name_list_sort(struct name_list *l);                  /* byte order, duplicates removed */
+void name_list_free(struct name_list *l);
+
+struct ks_status {
+	int64_t latency_us; /* time the status probe took */
+};
+
+struct keystore_ops {
+	const char *name; /* "fs", "mem", "vault": for logs and status */
+	int (*create)(void *self, const char *name, const struct bytes *record, struct ks_err *err);
+	int (*get)(void *self, const char *name, struct bytes *record_out, struct ks_err *err);
+	int (*remove)(void *self, const char *name, struct ks_err *err);
+	int (*list)(void *self, const char *prefix, struct name_list *out, struct ks_err *err);
+	int (*status)(void *self, struct ks_status *out, struct ks_err *err);
+	void (*close)(void *self);
+};
+
+/* A store instance: its table and its state. All operations are safe to call from several
+ * threads at once. */
+struct keystore {
+	const struct keystore_ops *ops;
+	void *self;
+};
+
+/* Convenience wrappers (ks->ops->create(ks->self, …)). */
+int keystore_create(struct keystore *ks, const char *name, const struct bytes *record,
+                    struct ks_err *err);
+int keystore_get(struct keystore *ks, const char *name, struct bytes *record_out,
+                 struct ks_err *err);
+int keystore_remove(struct keystore *ks, const char *name, struct ks_err *err);
+int keystore_list(struct keystore *ks, const char *prefix, struct name_list *out,
+                  struct ks_err *err);
+int keystore_status(struct keystore *ks, struct ks_status *out, struct ks_err *err);
+/* Closes the store and frees ks itself. NULL is fine. */
+void keystore_close(struct keystore *ks);
+
+/* The stores. Each returns a new store, or NULL with the reason in err. */
+struct keystore *fs_keystore_open(const char *dir, struct ks_err *err); /* fs.c */
+struct keystore *mem_keystore_open(void);                            /* mem.c */
+/* vault_keystore_open is declared in vault.h. */
+
+/* Largest record any store accepts or returns (KES: 1 MiB). */
+#define KS_MAX_RECORD (1024 * 1024)
+
+#endif

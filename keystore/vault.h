@@ -1,0 +1,51 @@
+/*
+ * vault.h — the HashiCorp Vault keystore: keys in a K/V v1 or v2 engine, optionally wrapped
+ * by a transit key, reached with AppRole or Kubernetes auth, isolated by a K/V prefix or a
+ * Vault namespace. The on-Vault layout is KES's (kes.md §5), so kesc and KES can share a Vault.
+ */
+#ifndef KESC_KEYSTORE_VAULT_H
+#define KESC_KEYSTORE_VAULT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keystore/keystore.h"
+
+enum vault_auth_method { VAULT_AUTH_APPROLE = 1, VAULT_AUTH_KUBERNETES = 2 };
+
+/* All strings are owned by whoever filled the struct (the config loader). NULL = unset. */
+struct vault_config {
+	char *endpoint;    /* required, e.g. https://127.0.0.1:8200 */
+	char *engine;      /* K/V mount, default "kv" */
+	int kv_version;    /* 1 (default) or 2 */
+	char *namespace_;  /* X-Vault-Namespace for K/V, transit and token calls */
+	char *prefix;      /* key "directory" inside the engine */
+
+	bool transit;          /* transit section present */
+	char *transit_engine;  /* default "transit" */
+	char *transit_key;     /* required when transit */
+
+	enum vault_auth_method auth;
+	char *auth_engine;     /* default "approle" / "kubernetes" */
+	char *auth_namespace;  /* "" or NULL = store namespace; "/" = root namespace */
+	char *approle_id;
+	char *approle_secret;
+	char *k8s_role;
+	char *k8s_jwt;         /* the JWT itself, or a path to it when k8s_jwt_is_file */
+	bool k8s_jwt_is_file;  /* KES: the value contains '/' → a file re-read at every login */
+
+	char *tls_ca;   /* file or directory; NULL = system store */
+	char *tls_cert; /* client certificate for mTLS to Vault */
+	char *tls_key;
+
+	int64_t ping_ms;            /* status poll interval; 0 → 15000 as KES effectively does */
+	int64_t connect_timeout_ms; /* 0 → 5000 (kesc extension) */
+	int64_t request_timeout_ms; /* 0 → 15000 (kesc extension) */
+	int max_retries;            /* retries on 5xx/429/network errors; <0 → 2 */
+};
+
+/* Connects and logs in synchronously (a bad secret is a start-up error, in err), then starts
+ * background renewal and health polling. Returns NULL on failure. */
+struct keystore *vault_keystore_open(const struct vault_config *cfg, struct ks_err *err);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * api.h — the boundary between the transport (listener, TLS, HTTP: server/loop.c, conn.c,
+ * http.c) and the KES API (router.c and the api_*.c handlers).
+ *
+ * The transport parses a request, then calls api_handle on its loop thread with may_block =
+ * false. A handler that can answer without waiting (a cache hit, status, version, policy
+ * views) answers at once. One that needs keystore I/O returns API_NEEDS_WORKER without side
+ * effects; the transport then calls api_handle again for the same request on a worker thread
+ * with may_block = true, and sends that answer. Nothing here blocks a loop thread.
+ */
+#ifndef KESC_SERVER_API_H
+#define KESC_SERVER_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keystore/bytes.h"
+
+struct server_state;
+
+enum api_cert_problem {
+	API_CERT_OK = 0,
+	API_CERT_NONE = 1,     /* no (non-CA) client certificate was presented */
+	API_CERT_MULTIPLE = 2, /* more than one non-CA certificate */
+};
+
+struct api_request {
+	const char *method;       /* as received: "GET", "PUT", … */
+	const char *path;         /* percent-decoded; the transport has refused //, /./ and /../ */
+	const char *query;        /* raw query string without '?', or "" */
+	const uint8_t *body;      /* may be NULL when body_len is 0 */
+	size_t body_len;
+	bool body_too_large;      /* more than API_MAX_BODY bytes were sent; body is empty */
+	const char *identity;     /* lowercase hex identity, or "" when no certificate */
+	enum api_cert_problem cert_problem;
+	const char *remote_ip;    /* textual peer address */
+	const char *accept;       /* Accept header, or NULL */
+};
+
+/* The largest request body any route reads (KES: 1 * mem.MB). */
+#define API_MAX_BODY 1000000
+
+enum api_stream { API_STREAM_NONE = 0, API_STREAM_AUDIT_LOG, API_STREAM_ERROR_LOG };
+
+struct api_response {
+	int status;
+	const char *content_type; /* static string, or NULL for no Content-Type */
+	struct buf body;          /* initialised by the transport with buf_init(&body, 0) */
+	const char *allow;        /* for 405: value of the "Accept" header KES sends */
+	/* When set (status 200, application/x-ndjson), the transport keeps the connection open
+	 * and streams that log to it (log.h) until the client goes away. */
+	enum api_stream stream;
+	/* Whether this request counts in the kes_http_* metrics (key/policy/identity routes). */
+	bool metered;
+};
+
+enum api_outcome { API_DONE = 0, API_NEEDS_WORKER = 1 };
+
+/* Answers one request (see above). Always fills resp when it returns API_DONE. */
+enum api_outcome api_handle(struct server_state *st, const struct api_request *req,
+                            struct api_response *resp, bool may_block);
+
+/* Per-route limits the transport needs before the body is read. Unknown paths get
+ * max_body 0 and the default timeout. */
+struct api_route_limits {
+	size_t max_body;    /* 0: the route reads no body (one sent is discarded) */
+	int64_t timeout_ms; /* 0: none (the log streams) */
+};
+void api_route_limits(const struct server_state *st, const char *path,
+                      struct api_route_limits *out);
+
+#endif

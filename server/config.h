@@ -1,0 +1,121 @@
+/*
+ * config.h — the server configuration, read from KES's YAML format (kes.md §4, Appendix A/B)
+ * with libyaml, so an existing KES config.yml works unchanged.
+ *
+ * ${ENV} substitution works as in KES: a whole scalar "${NAME}" is replaced by the variable's
+ * value, for the fields KES allows it on; an unset variable is an error. Errors name the file,
+ * line and field ("config.yml:12: keystore.vault.approle: no approle ID specified"). Unknown
+ * keys produce a warning with their line (KES ignores them silently). The old `root:` spelling
+ * of the admin identity is accepted with a warning.
+ *
+ * kesc extensions (all optional, ignored by nothing because KES never sees kesc configs):
+ *   log.audit / log.error may name a file path instead of a level word: events go there.
+ *   server: { max_connections, handshake_timeout, header_timeout, idle_timeout, threads }
+ */
+#ifndef KESC_SERVER_CONFIG_H
+#define KESC_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keystore/cache.h"
+#include "keystore/vault.h"
+
+enum config_tls_auth { CONFIG_TLS_AUTH_OFF = 0, CONFIG_TLS_AUTH_ON = 1 };
+enum config_keystore { CONFIG_KEYSTORE_NONE = 0, CONFIG_KEYSTORE_FS, CONFIG_KEYSTORE_VAULT,
+                       CONFIG_KEYSTORE_MEM };
+
+/* slog-compatible levels: DEBUG -4, INFO 0, WARN 4, ERROR 8; "off" = LOG_LEVEL_OFF. */
+#define LOG_LEVEL_DEBUG (-4)
+#define LOG_LEVEL_INFO 0
+#define LOG_LEVEL_WARN 4
+#define LOG_LEVEL_ERROR 8
+#define LOG_LEVEL_OFF 9
+
+struct config_policy {
+	char *name;
+	char **allow;
+	size_t allow_count;
+	char **deny;
+	size_t deny_count;
+	char **identities;
+	size_t identity_count;
+	unsigned line;
+};
+
+struct config_api {
+	char *path;        /* route key as written, e.g. "/v1/status" or "/v1/key/create/" */
+	bool skip_auth;
+	int64_t timeout_ms; /* 0 = route default */
+	unsigned line;
+};
+
+struct config {
+	char *file;          /* path as given */
+	char *address;       /* default "0.0.0.0:7373" */
+	char *admin_identity;
+
+	struct {
+		char *key;
+		char *cert;
+		char *password;
+		char *ca;
+		enum config_tls_auth auth;
+		char **proxy_identities;
+		size_t proxy_identity_count;
+		char *proxy_cert_header;
+	} tls;
+
+	struct config_policy *policies;
+	size_t policy_count;
+
+	struct ks_cache_config cache; /* defaults 5m / 30s / 0 (not KES's 30 s bug) */
+
+	struct {
+		int error_level;   /* default INFO */
+		int audit_level;   /* default INFO (KES HEAD: empty = on) */
+		char *error_file;  /* NULL = stderr */
+		char *audit_file;  /* NULL = stdout */
+	} log;
+
+	struct config_api *api;
+	size_t api_count;
+
+	char **keys; /* names to create at start-up when missing */
+	size_t key_count;
+
+	enum config_keystore keystore;
+	char *fs_path;
+	struct vault_config vault;
+
+	struct {
+		unsigned max_connections;   /* default 10240 */
+		int64_t handshake_timeout_ms; /* default 10000 */
+		int64_t header_timeout_ms;    /* default 5000 (KES ReadHeaderTimeout) */
+		int64_t idle_timeout_ms;      /* default 90000 */
+		unsigned threads;           /* event loops; 0 = one per core */
+	} server;
+};
+
+/* A warning produced while loading: "file:line: field: text". */
+typedef void (*config_warn_fn)(void *arg, const char *message);
+
+/*
+ * Loads and validates path. On success returns 0 and *out (free with config_free). On failure
+ * returns -1 with "file:line: field: reason" in err. Warnings (unknown keys, `root:`, useless
+ * policy patterns) go to warn (may be NULL).
+ */
+int config_load(const char *path, struct config **out, char *err, size_t errlen,
+                config_warn_fn warn, void *warn_arg);
+/* The same from a memory buffer; name is used in messages. */
+int config_parse(const char *name, const char *text, size_t len, struct config **out, char *err,
+                 size_t errlen, config_warn_fn warn, void *warn_arg);
+void config_free(struct config *c);
+
+/* Go time.ParseDuration syntax ("5m0s", "1h30m", "300ms", "0"). 0 or -1. */
+int config_parse_duration(const char *s, int64_t *ms_out);
+/* Log level words as KES: "", on, off, DEBUG, INFO, WARN, ERROR, LEVEL+N, integers. */
+int config_parse_log_level(const char *s, int *level_out);
+
+#endif

@@ -1,0 +1,2 @@
+/* Placeholder so the build configures; being written now. */
+#include "server/metrics.h"

@@ -1,0 +1,84 @@
+/* test_json.c — the JSON reader's Go-compatible lookups and the writer's Go-compatible escaping. */
+#include "check.h"
+#include "keystore/json.h"
+
+static struct json_value *parse(const char *s)
+{
+	char err[128];
+	return json_parse(s, strlen(s), err, sizeof err);
+}
+
+static void test_lookup_rules(void)
+{
+	struct json_value *v = parse("{\"Plaintext\":\"a\",\"plaintext\":\"b\",\"CONTEXT\":\"c\","
+	                             "\"context\":null,\"x\":1,\"x\":2}");
+	CHECK(v != NULL);
+	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "b"); /* exact beats folded */
+	CHECK(json_type(json_get(v, "Context")) == JSON_NULL && json_get(v, "Context")); /* exact null wins */
+	CHECK_EQ_STR(json_number(json_get(v, "x")), "2");                /* last duplicate */
+	CHECK(json_get(v, "missing") == NULL);
+	json_free(v);
+}
+
+static void test_rejects(void)
+{
+	const char *bad[] = {"", "{", "{\"a\":}", "[1,]", "{\"a\":1}x", "nul", "{'a':1}",
+	                     "{\"a\":1}{}", "\"\xff\""};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(parse(bad[i]) == NULL);
+	char deep[200];
+	memset(deep, '[', 100);
+	memset(deep + 100, ']', 100);
+	char err[64];
+	CHECK(json_parse(deep, 200, err, sizeof err) == NULL);
+	CHECK_EQ_STR(err, "nesting too deep");
+}
+
+static void test_base64_member(void)
+{
+	struct json_value *v = parse("{\"a\":\"AAEC\",\"b\":\"!!\",\"c\":5,\"d\":null}");
+	struct bytes b;
+	CHECK_EQ_INT(json_get_base64(v, "a", &b), 0);
+	CHECK_EQ_INT(b.len, 3);
+	bytes_free(&b);
+	CHECK_EQ_INT(json_get_base64(v, "b", &b), -1);
+	CHECK_EQ_INT(json_get_base64(v, "c", &b), -1);
+	CHECK_EQ_INT(json_get_base64(v, "d", &b), 1);
+	CHECK_EQ_INT(json_get_base64(v, "e", &b), 1);
+	json_free(v);
+}
+
+static void test_writer_matches_go(void)
+{
+	struct buf out;
+	buf_init(&out, 0);
+	struct json_writer w;
+	json_writer_init(&w, &out);
+	json_object_begin(&w);
+	json_key(&w, "s");
+	json_write_string(&w, "<a&b>\"\\\n\t\x01\xe2\x80\xa8\xff\xc3\xa9");
+	json_key(&w, "n");
+	json_write_int(&w, -5);
+	json_key(&w, "l");
+	json_array_begin(&w);
+	json_write_bool(&w, true);
+	json_write_null(&w);
+	json_write_base64(&w, (const uint8_t *)"hi", 2);
+	json_array_end(&w);
+	json_key(&w, "e");
+	json_object_begin(&w);
+	json_object_end(&w);
+	json_object_end(&w);
+	CHECK_EQ_STR(out.data, "{\"s\":\"\\u003ca\\u0026b\\u003e\\\"\\\\\\n\\t\\u0001\\u2028\\ufffd\xc3\xa9\","
+	                       "\"n\":-5,\"l\":[true,null,\"aGk=\"],\"e\":{}}");
+	buf_free(&out);
+}
+
+int main(void)
+{
+	RUN(test_lookup_rules);
+	RUN(test_rejects);
+	RUN(test_base64_member);
+	RUN(test_writer_matches_go);
+	return CHECK_DONE();
+}
