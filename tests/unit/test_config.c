@@ -1,0 +1,5 @@
+#include "tests/unit/check.h"
+int main(void)
+{
+	return CHECK_DONE();
+}
