@@ -1,2 +1,441 @@
-/* Placeholder so the build configures; being written now. */
+/*
+ * fs.c — the filesystem key store, the embedded default. Layout as KES's fs keystore (kes.md
+ * §6): one file per key, named by the key, holding the stored record bytes exactly. A
+ * directory KES wrote is served as is, and KES can serve a directory kesc wrote.
+ *
+ * Unlike KES, a create cannot leave a half-written key behind: the record goes to a temp file
+ * (a dot file, which list and get never see and no valid key name can equal), is fsync'ed and
+ * then link()ed to the key name. link() fails with EEXIST if the name is taken, so create never
+ * overwrites and needs no lock. Everything works relative to one directory descriptor.
+ */
 #include "keystore/keystore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keystore/secmem.h"
+
+#define FS_NAME_MAX    255
+#define FS_TEMP_PREFIX ".kesc-tmp-"
+/* A temp file older than this cannot belong to a create still in progress. */
+#define FS_TEMP_STALE_SEC 60
+
+/* KES's text for a name that could escape the directory (API 502). */
+static const char fs_err_invalid_name[] = "fs: key name contains invalid character";
+
+struct fs_store {
+	int dirfd;
+	char *path;
+};
+
+static atomic_ulong fs_temp_counter;
+
+/* Plain names only: nothing that is a path, a dot file or longer than a file name may be. */
+static bool fs_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > FS_NAME_MAX)
+		return false;
+	return strpbrk(name, "/\\.") == NULL;
+}
+
+static int64_t fs_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int fs_write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int fs_sync_dir(struct fs_store *fs, struct ks_err *err)
+{
+	if (fsync(fs->dirfd) != 0) {
+		ks_err_set(err, "fs: fsync %s: %s", fs->path, strerror(errno));
+		return KS_FAILED;
+	}
+	return KS_OK;
+}
+
+/* Opens a fresh temp file (O_EXCL, 0600) and puts its name into tmp. */
+static int fs_open_temp(struct fs_store *fs, char *tmp, size_t tmplen, struct ks_err *err)
+{
+	for (int attempt = 0; attempt < 100; attempt++) {
+		unsigned long n =
+		    atomic_fetch_add_explicit(&fs_temp_counter, 1, memory_order_relaxed);
+		int fd;
+
+		snprintf(tmp, tmplen, FS_TEMP_PREFIX "%ld-%lu", (long)getpid(), n);
+		fd = openat(fs->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		            0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST) {
+			ks_err_set(err, "fs: create temp file in %s: %s", fs->path,
+			           strerror(errno));
+			return -1;
+		}
+	}
+	ks_err_set(err, "fs: no free temp file name in %s", fs->path);
+	return -1;
+}
+
+/* Writes the record to a new temp file and makes it durable. */
+static int fs_write_temp(struct fs_store *fs, const struct bytes *record, char *tmp, size_t tmplen,
+                         struct ks_err *err)
+{
+	int fd = fs_open_temp(fs, tmp, tmplen, err);
+
+	if (fd < 0)
+		return KS_FAILED;
+	if (fs_write_all(fd, record->data, record->len) != 0 || fsync(fd) != 0) {
+		ks_err_set(err, "fs: write temp file in %s: %s", fs->path, strerror(errno));
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) != 0) {
+		ks_err_set(err, "fs: close temp file in %s: %s", fs->path, strerror(errno));
+		goto fail;
+	}
+	return KS_OK;
+fail:
+	unlinkat(fs->dirfd, tmp, 0);
+	return KS_FAILED;
+}
+
+static int fs_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	char tmp[64];
+	int rc, link_errno;
+
+	if (!fs_name_valid(name)) {
+		ks_err_set(err, "%s", fs_err_invalid_name);
+		return KS_FAILED;
+	}
+	if (record->len > KS_MAX_RECORD) {
+		ks_err_set(err, "fs: record for '%s' is larger than %d bytes", name, KS_MAX_RECORD);
+		return KS_FAILED;
+	}
+	/* Cheap early answer; link() below is what decides. */
+	if (faccessat(fs->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return KS_EXISTS;
+
+	rc = fs_write_temp(fs, record, tmp, sizeof(tmp), err);
+	if (rc != KS_OK)
+		return rc;
+	rc = linkat(fs->dirfd, tmp, fs->dirfd, name, 0);
+	link_errno = errno;
+	/* If this fails the key is still whole; the leftover is ignored and cleaned at open. */
+	(void)unlinkat(fs->dirfd, tmp, 0);
+	if (rc != 0) {
+		if (link_errno == EEXIST)
+			return KS_EXISTS;
+		ks_err_set(err, "fs: link key '%s' in %s: %s", name, fs->path,
+		           strerror(link_errno));
+		return KS_FAILED;
+	}
+	return fs_sync_dir(fs, err);
+}
+
+/* Reads the whole file, at most KS_MAX_RECORD bytes. */
+static int fs_read_record(int fd, const char *name, struct bytes *out, struct ks_err *err)
+{
+	size_t cap = KS_MAX_RECORD + 2, len = 0;
+	uint8_t *data = malloc(cap);
+
+	if (!data) {
+		ks_err_set(err, "fs: out of memory reading '%s'", name);
+		return KS_FAILED;
+	}
+	while (len < cap - 1) {
+		ssize_t n = read(fd, data + len, cap - 1 - len);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ks_err_set(err, "fs: read key '%s': %s", name, strerror(errno));
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	if (len > KS_MAX_RECORD) {
+		ks_err_set(err, "fs: key '%s' is larger than %d bytes", name, KS_MAX_RECORD);
+		goto fail;
+	}
+	data[len] = 0;
+	out->data = data;
+	out->len = len;
+	return KS_OK;
+fail:
+	secure_zero(data, len);
+	free(data);
+	return KS_FAILED;
+}
+
+static int fs_get(void *self, const char *name, struct bytes *record_out, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	struct stat st;
+	int fd, rc;
+
+	if (!fs_name_valid(name)) {
+		ks_err_set(err, "%s", fs_err_invalid_name);
+		return KS_FAILED;
+	}
+	fd = openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return KS_NOT_FOUND;
+		ks_err_set(err, "fs: open key '%s': %s", name, strerror(errno));
+		return KS_FAILED;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		ks_err_set(err, "fs: key '%s' is not a regular file", name);
+		close(fd);
+		return KS_FAILED;
+	}
+	rc = fs_read_record(fd, name, record_out, err);
+	close(fd);
+	return rc;
+}
+
+static int fs_remove(void *self, const char *name, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+
+	if (!fs_name_valid(name)) {
+		ks_err_set(err, "%s", fs_err_invalid_name);
+		return KS_FAILED;
+	}
+	if (unlinkat(fs->dirfd, name, 0) != 0) {
+		if (errno == ENOENT)
+			return KS_NOT_FOUND;
+		ks_err_set(err, "fs: delete key '%s': %s", name, strerror(errno));
+		return KS_FAILED;
+	}
+	return fs_sync_dir(fs, err);
+}
+
+/* Whether a directory entry is a key: a regular file with a valid name. */
+static bool fs_entry_is_key(int dirfd, const struct dirent *de)
+{
+	struct stat st;
+
+	if (!fs_name_valid(de->d_name))
+		return false;
+	if (de->d_type == DT_REG)
+		return true;
+	if (de->d_type != DT_UNKNOWN)
+		return false;
+	return fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+static DIR *fs_open_dir_stream(struct fs_store *fs, struct ks_err *err)
+{
+	int fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0) {
+		ks_err_set(err, "fs: open %s: %s", fs->path, strerror(errno));
+		return NULL;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		ks_err_set(err, "fs: open %s: %s", fs->path, strerror(errno));
+		close(fd);
+	}
+	return d;
+}
+
+static int fs_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	size_t plen = strlen(prefix);
+	struct dirent *de;
+	int rc = KS_OK;
+	DIR *d = fs_open_dir_stream(fs, err);
+
+	if (!d)
+		return KS_FAILED;
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno != 0) {
+				ks_err_set(err, "fs: read %s: %s", fs->path, strerror(errno));
+				rc = KS_FAILED;
+			}
+			break;
+		}
+		if (strncmp(de->d_name, prefix, plen) != 0 || !fs_entry_is_key(dirfd(d), de))
+			continue;
+		if (name_list_add(out, de->d_name) != 0) {
+			ks_err_set(err, "fs: out of memory listing %s", fs->path);
+			rc = KS_FAILED;
+			break;
+		}
+	}
+	closedir(d);
+	if (rc == KS_OK)
+		name_list_sort(out);
+	return rc;
+}
+
+static int fs_status(void *self, struct ks_status *out, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	int64_t start = fs_now_us();
+	struct stat st;
+
+	/* By path, not by descriptor: a directory that was removed or unmounted is down. */
+	if (stat(fs->path, &st) != 0) {
+		ks_err_set(err, "fs: stat %s: %s", fs->path, strerror(errno));
+		return KS_UNREACHABLE;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		ks_err_set(err, "fs: %s is not a directory", fs->path);
+		return KS_UNREACHABLE;
+	}
+	out->latency_us = fs_now_us() - start;
+	return KS_OK;
+}
+
+static void fs_close(void *self)
+{
+	struct fs_store *fs = self;
+
+	if (!fs)
+		return;
+	if (fs->dirfd >= 0)
+		close(fs->dirfd);
+	free(fs->path);
+	free(fs);
+}
+
+static const struct keystore_ops fs_ops = {
+    .name = "fs",
+    .create = fs_create,
+    .get = fs_get,
+    .remove = fs_remove,
+    .list = fs_list,
+    .status = fs_status,
+    .close = fs_close,
+};
+
+/* mkdir -p with mode 0700 for every directory it creates. */
+static int fs_make_dirs(const char *dir, struct ks_err *err)
+{
+	char *p, *path = strdup(dir);
+	int rc = 0;
+
+	if (!path) {
+		ks_err_set(err, "fs: out of memory");
+		return -1;
+	}
+	for (p = path + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+			ks_err_set(err, "fs: create directory %s: %s", path, strerror(errno));
+			rc = -1;
+			break;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	free(path);
+	return rc;
+}
+
+/* Removes temp files that a crashed create left behind. Fresh ones may belong to another
+ * process creating a key in the same directory right now, so only old ones go. */
+static void fs_clean_temps(struct fs_store *fs)
+{
+	struct ks_err ignored;
+	struct dirent *de;
+	time_t now = time(NULL);
+	DIR *d = fs_open_dir_stream(fs, &ignored);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (strncmp(de->d_name, FS_TEMP_PREFIX, strlen(FS_TEMP_PREFIX)) != 0)
+			continue;
+		if (fstatat(fs->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode) || now - st.st_mtime < FS_TEMP_STALE_SEC)
+			continue;
+		unlinkat(fs->dirfd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
+struct keystore *fs_keystore_open(const char *dir, struct ks_err *err)
+{
+	struct keystore *ks = calloc(1, sizeof(*ks));
+	struct fs_store *fs = calloc(1, sizeof(*fs));
+
+	if (fs)
+		fs->dirfd = -1;
+	if (!ks || !fs || !(fs->path = strdup(dir))) {
+		ks_err_set(err, "fs: out of memory");
+		goto fail;
+	}
+	if (dir[0] == '\0') {
+		ks_err_set(err, "fs: no directory given");
+		goto fail;
+	}
+	if (fs_make_dirs(dir, err) != 0)
+		goto fail;
+	fs->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->dirfd < 0) {
+		ks_err_set(err, "fs: open %s: %s", dir,
+		           errno == ENOTDIR ? "exists but is not a directory" : strerror(errno));
+		goto fail;
+	}
+	fs_clean_temps(fs);
+	ks->ops = &fs_ops;
+	ks->self = fs;
+	return ks;
+fail:
+	if (fs) {
+		if (fs->dirfd >= 0)
+			close(fs->dirfd);
+		free(fs->path);
+	}
+	free(fs);
+	free(ks);
+	return NULL;
+}

@@ -1,2 +1,134 @@
-/* Placeholder so the build configures; being written now. */
+/*
+ * keystore.c — what every store shares: error details, result names, name lists and the
+ * thin wrappers that dispatch through a store's ops table.
+ */
 #include "keystore/keystore.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ks_err_set(struct ks_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+const char *ks_result_name(int result)
+{
+	switch (result) {
+	case KS_OK:
+		return "ok";
+	case KS_NOT_FOUND:
+		return "not found";
+	case KS_EXISTS:
+		return "exists";
+	case KS_UNREACHABLE:
+		return "unreachable";
+	case KS_FAILED:
+		return "failed";
+	case KS_WOULD_BLOCK:
+		return "would block";
+	default:
+		return "unknown";
+	}
+}
+
+int name_list_add(struct name_list *l, const char *name)
+{
+	char *copy;
+
+	if (l->count == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **names = realloc(l->names, cap * sizeof(*names));
+
+		if (!names)
+			return -1;
+		l->names = names;
+		l->cap = cap;
+	}
+	copy = strdup(name);
+	if (!copy)
+		return -1;
+	l->names[l->count++] = copy;
+	return 0;
+}
+
+static int name_compare(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void name_list_sort(struct name_list *l)
+{
+	size_t in, out = 0;
+
+	if (l->count < 2)
+		return;
+	qsort(l->names, l->count, sizeof(*l->names), name_compare);
+	for (in = 0; in < l->count; in++) {
+		if (out > 0 && strcmp(l->names[out - 1], l->names[in]) == 0) {
+			free(l->names[in]);
+			continue;
+		}
+		l->names[out++] = l->names[in];
+	}
+	l->count = out;
+}
+
+void name_list_free(struct name_list *l)
+{
+	size_t i;
+
+	if (!l)
+		return;
+	for (i = 0; i < l->count; i++)
+		free(l->names[i]);
+	free(l->names);
+	l->names = NULL;
+	l->count = 0;
+	l->cap = 0;
+}
+
+int keystore_create(struct keystore *ks, const char *name, const struct bytes *record,
+                    struct ks_err *err)
+{
+	return ks->ops->create(ks->self, name, record, err);
+}
+
+int keystore_get(struct keystore *ks, const char *name, struct bytes *record_out,
+                 struct ks_err *err)
+{
+	return ks->ops->get(ks->self, name, record_out, err);
+}
+
+int keystore_remove(struct keystore *ks, const char *name, struct ks_err *err)
+{
+	return ks->ops->remove(ks->self, name, err);
+}
+
+int keystore_list(struct keystore *ks, const char *prefix, struct name_list *out,
+                  struct ks_err *err)
+{
+	return ks->ops->list(ks->self, prefix, out, err);
+}
+
+int keystore_status(struct keystore *ks, struct ks_status *out, struct ks_err *err)
+{
+	return ks->ops->status(ks->self, out, err);
+}
+
+void keystore_close(struct keystore *ks)
+{
+	if (!ks)
+		return;
+	if (ks->ops && ks->ops->close)
+		ks->ops->close(ks->self);
+	free(ks);
+}

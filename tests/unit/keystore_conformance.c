@@ -1,0 +1,427 @@
+/*
+ * keystore_conformance.c — see keystore_conformance.h. Each case opens a fresh store through
+ * the caller's callback, so cases do not see each other's keys.
+ */
+#include "tests/unit/keystore_conformance.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/unit/check.h"
+
+#define RACE_THREADS      8
+#define RACE_ROUNDS       20
+#define SPREAD_PER_THREAD 25
+
+static const struct keystore_conformance *conf;
+
+static struct keystore *case_open(void)
+{
+	struct keystore *ks = conf->open_store(conf->arg);
+
+	CHECK(ks != NULL);
+	return ks;
+}
+
+static void case_close(struct keystore *ks)
+{
+	keystore_close(ks);
+	if (conf->after_close)
+		conf->after_close(conf->arg);
+}
+
+/* Deterministic bytes covering every value, different per seed. */
+static void fill_pattern(uint8_t *p, size_t len, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)(i < 256 ? i : x);
+	}
+}
+
+static int create_str(struct keystore *ks, const char *name, const char *record)
+{
+	struct bytes r = {(uint8_t *)record, strlen(record)};
+	struct ks_err err = {{0}};
+
+	return keystore_create(ks, name, &r, &err);
+}
+
+/* Checks that name holds exactly want/len. */
+static void check_record(struct keystore *ks, const char *name, const void *want, size_t len)
+{
+	struct bytes got = {0};
+	struct ks_err err = {{0}};
+	int rc = keystore_get(ks, name, &got, &err);
+
+	CHECK_EQ_INT(rc, KS_OK);
+	if (rc != KS_OK) {
+		fprintf(stderr, "  get %s: %s\n", name, err.msg);
+		return;
+	}
+	CHECK_EQ_INT(got.len, len);
+	if (got.len == len)
+		CHECK_MEM(got.data, want, len);
+	bytes_free(&got);
+}
+
+/* Checks that list(prefix) is exactly the n names in want (already sorted). */
+static void check_list(struct keystore *ks, const char *prefix, const char *const *want, size_t n)
+{
+	struct name_list l = {0};
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(keystore_list(ks, prefix, &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, n);
+	for (size_t i = 0; i < n && i < l.count; i++)
+		CHECK_EQ_STR(l.names[i], want[i]);
+	name_list_free(&l);
+}
+
+static void conformance_round_trip(void)
+{
+	struct keystore *ks = case_open();
+	const char *text = "CiAKBmt5LWtleRIg";
+	size_t big_len = conf->max_record ? conf->max_record : KS_MAX_RECORD;
+	struct bytes bin = {0}, big = {0};
+	struct ks_err err = {{0}};
+
+	if (!ks)
+		return;
+	CHECK_EQ_INT(create_str(ks, "text-key", text), KS_OK);
+	check_record(ks, "text-key", text, strlen(text));
+
+	/* Every byte value, NULs included: stores must not treat records as strings. */
+	bin.data = malloc(300);
+	bin.len = 300;
+	fill_pattern(bin.data, bin.len, 7);
+	CHECK_EQ_INT(keystore_create(ks, "binary_key", &bin, &err), KS_OK);
+	check_record(ks, "binary_key", bin.data, bin.len);
+
+	big.data = malloc(big_len);
+	big.len = big_len;
+	fill_pattern(big.data, big.len, 9);
+	CHECK_EQ_INT(keystore_create(ks, "big-key", &big, &err), KS_OK);
+	check_record(ks, "big-key", big.data, big.len);
+
+	free(bin.data);
+	free(big.data);
+	case_close(ks);
+}
+
+static void conformance_never_overwrites(void)
+{
+	struct keystore *ks = case_open();
+
+	if (!ks)
+		return;
+	CHECK_EQ_INT(create_str(ks, "k1", "original"), KS_OK);
+	CHECK_EQ_INT(create_str(ks, "k1", "replacement"), KS_EXISTS);
+	CHECK_EQ_INT(create_str(ks, "k1", "original"), KS_EXISTS);
+	check_record(ks, "k1", "original", 8);
+	case_close(ks);
+}
+
+static void conformance_not_found(void)
+{
+	struct keystore *ks = case_open();
+	struct bytes got = {0};
+	struct ks_err err = {{0}};
+
+	if (!ks)
+		return;
+	CHECK_EQ_INT(keystore_get(ks, "missing", &got, &err), KS_NOT_FOUND);
+	CHECK(got.data == NULL);
+	if (conf->remove_reports_not_found)
+		CHECK_EQ_INT(keystore_remove(ks, "missing", &err), KS_NOT_FOUND);
+
+	CHECK_EQ_INT(create_str(ks, "gone", "v1"), KS_OK);
+	CHECK_EQ_INT(keystore_remove(ks, "gone", &err), KS_OK);
+	CHECK_EQ_INT(keystore_get(ks, "gone", &got, &err), KS_NOT_FOUND);
+	if (conf->remove_reports_not_found)
+		CHECK_EQ_INT(keystore_remove(ks, "gone", &err), KS_NOT_FOUND);
+	/* A removed name is free again. */
+	CHECK_EQ_INT(create_str(ks, "gone", "v2"), KS_OK);
+	check_record(ks, "gone", "v2", 2);
+	case_close(ks);
+}
+
+static void conformance_list(void)
+{
+	static const char *const add[] = {"b-1", "abc", "Z9", "a", "c_x", "ab", "b", "A"};
+	static const char *const all[] = {"A", "Z9", "a", "ab", "abc", "b", "b-1", "c_x"};
+	static const char *const a[] = {"a", "ab", "abc"};
+	static const char *const ab[] = {"ab", "abc"};
+	static const char *const b[] = {"b", "b-1"};
+	static const char *const a_after[] = {"a", "abc"};
+	static const char *const rest[] = {"Z9", "a", "abc", "b", "b-1", "c_x"};
+	struct keystore *ks = case_open();
+	struct ks_err err = {{0}};
+
+	if (!ks)
+		return;
+	check_list(ks, "", NULL, 0);
+	for (size_t i = 0; i < sizeof(add) / sizeof(add[0]); i++)
+		CHECK_EQ_INT(create_str(ks, add[i], add[i]), KS_OK);
+	check_list(ks, "", all, 8);
+	check_list(ks, "a", a, 3);
+	check_list(ks, "ab", ab, 2);
+	check_list(ks, "abc", ab + 1, 1);
+	check_list(ks, "b", b, 2);
+	check_list(ks, "abcd", NULL, 0);
+	check_list(ks, "x", NULL, 0);
+	CHECK_EQ_INT(keystore_remove(ks, "ab", &err), KS_OK);
+	check_list(ks, "a", a_after, 2);
+	CHECK_EQ_INT(keystore_remove(ks, "A", &err), KS_OK);
+	check_list(ks, "", rest, 6);
+	case_close(ks);
+}
+
+static void conformance_list_many(void)
+{
+	struct keystore *ks = case_open();
+	struct name_list l = {0};
+	struct ks_err err = {{0}};
+	char name[32];
+
+	if (!ks)
+		return;
+	/* Created in an order unrelated to byte order. */
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "key-%d", (i * 7919) % 300);
+		CHECK_EQ_INT(create_str(ks, name, name), KS_OK);
+	}
+	CHECK_EQ_INT(keystore_list(ks, "", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 300);
+	for (size_t i = 1; i < l.count; i++)
+		CHECK(strcmp(l.names[i - 1], l.names[i]) < 0);
+	name_list_free(&l);
+	CHECK_EQ_INT(keystore_list(ks, "key-29", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 11); /* key-29 and key-290..299 */
+	name_list_free(&l);
+	case_close(ks);
+}
+
+struct race {
+	struct keystore *ks;
+	pthread_barrier_t *start;
+	const char *name;
+	int id;
+	int rc;
+	char record[32];
+};
+
+static void *race_create(void *arg)
+{
+	struct race *r = arg;
+	struct bytes rec = {(uint8_t *)r->record, strlen(r->record)};
+	struct ks_err err = {{0}};
+
+	pthread_barrier_wait(r->start);
+	r->rc = keystore_create(r->ks, r->name, &rec, &err);
+	return NULL;
+}
+
+static void race_round(struct keystore *ks, const char *name)
+{
+	struct race r[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+	pthread_barrier_t start;
+	int ok = 0, exists = 0, winner = -1;
+
+	pthread_barrier_init(&start, NULL, RACE_THREADS);
+	for (int i = 0; i < RACE_THREADS; i++) {
+		r[i] = (struct race){.ks = ks, .start = &start, .name = name, .id = i};
+		snprintf(r[i].record, sizeof(r[i].record), "record-of-thread-%d", i);
+		CHECK(pthread_create(&t[i], NULL, race_create, &r[i]) == 0);
+	}
+	for (int i = 0; i < RACE_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		if (r[i].rc == KS_OK) {
+			ok++;
+			winner = i;
+		} else if (r[i].rc == KS_EXISTS) {
+			exists++;
+		}
+	}
+	pthread_barrier_destroy(&start);
+	CHECK_EQ_INT(ok, 1);
+	CHECK_EQ_INT(exists, RACE_THREADS - 1);
+	if (winner >= 0)
+		check_record(ks, name, r[winner].record, strlen(r[winner].record));
+}
+
+static void conformance_race_same_name(void)
+{
+	struct keystore *ks = case_open();
+	char name[32];
+
+	if (!ks)
+		return;
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		snprintf(name, sizeof(name), "race-%d", round);
+		race_round(ks, name);
+	}
+	case_close(ks);
+}
+
+struct spread {
+	struct keystore *ks;
+	int thread;
+	int failures;
+};
+
+static void *spread_create(void *arg)
+{
+	struct spread *s = arg;
+	char name[32];
+
+	for (int i = 0; i < SPREAD_PER_THREAD; i++) {
+		snprintf(name, sizeof(name), "t%d-k%d", s->thread, i);
+		if (create_str(s->ks, name, name) != KS_OK)
+			s->failures++;
+	}
+	return NULL;
+}
+
+static void conformance_concurrent_names(void)
+{
+	struct keystore *ks = case_open();
+	struct spread s[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+	struct name_list l = {0};
+	struct ks_err err = {{0}};
+	char name[32];
+
+	if (!ks)
+		return;
+	for (int i = 0; i < RACE_THREADS; i++) {
+		s[i] = (struct spread){.ks = ks, .thread = i};
+		CHECK(pthread_create(&t[i], NULL, spread_create, &s[i]) == 0);
+	}
+	for (int i = 0; i < RACE_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ_INT(s[i].failures, 0);
+	}
+	CHECK_EQ_INT(keystore_list(ks, "", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, RACE_THREADS * SPREAD_PER_THREAD);
+	name_list_free(&l);
+	for (int i = 0; i < RACE_THREADS; i++) {
+		snprintf(name, sizeof(name), "t%d-k%d", i, SPREAD_PER_THREAD - 1);
+		check_record(ks, name, name, strlen(name));
+	}
+	case_close(ks);
+}
+
+struct reader {
+	struct keystore *ks;
+	const uint8_t *want;
+	size_t len;
+	int names;
+	volatile int *done;
+	int torn;
+	int seen;
+};
+
+/* Reads the names the writer is creating: each read must be absent or whole, never partial. */
+static void *reader_loop(void *arg)
+{
+	struct reader *rd = arg;
+	char name[32];
+
+	while (!__atomic_load_n(rd->done, __ATOMIC_ACQUIRE)) {
+		for (int i = 0; i < rd->names; i++) {
+			struct bytes got = {0};
+			struct ks_err err = {{0}};
+			int rc;
+
+			snprintf(name, sizeof(name), "whole-%d", i);
+			rc = keystore_get(rd->ks, name, &got, &err);
+			if (rc == KS_OK) {
+				rd->seen++;
+				if (got.len != rd->len || memcmp(got.data, rd->want, rd->len) != 0)
+					rd->torn++;
+			} else if (rc != KS_NOT_FOUND) {
+				rd->torn++;
+			}
+			bytes_free(&got);
+		}
+	}
+	return NULL;
+}
+
+static void conformance_reads_see_whole_records(void)
+{
+	struct keystore *ks = case_open();
+	struct bytes rec = {0};
+	struct ks_err err = {{0}};
+	volatile int done = 0;
+	struct reader rd;
+	pthread_t t;
+	char name[32];
+
+	if (!ks)
+		return;
+	rec.len = 64 * 1024;
+	rec.data = malloc(rec.len);
+	fill_pattern(rec.data, rec.len, 3);
+	rd =
+	    (struct reader){.ks = ks, .want = rec.data, .len = rec.len, .names = 40, .done = &done};
+	CHECK(pthread_create(&t, NULL, reader_loop, &rd) == 0);
+	for (int i = 0; i < rd.names; i++) {
+		snprintf(name, sizeof(name), "whole-%d", i);
+		CHECK_EQ_INT(keystore_create(ks, name, &rec, &err), KS_OK);
+	}
+	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(rd.torn, 0);
+	free(rec.data);
+	case_close(ks);
+}
+
+static void conformance_status(void)
+{
+	struct keystore *ks = case_open();
+	struct ks_status st = {-1};
+	struct ks_err err = {{0}};
+
+	if (!ks)
+		return;
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	CHECK(st.latency_us >= 0);
+	CHECK(ks->ops->name != NULL && ks->ops->name[0] != '\0');
+	case_close(ks);
+}
+
+#define CONFORMANCE_CASE(fn)                                                                \
+	do {                                                                                \
+		int before_ = check_failures;                                               \
+		fn();                                                                       \
+		fprintf(stderr, "%s %s: %s\n", check_failures == before_ ? "ok  " : "FAIL", \
+		        c->label, #fn);                                                     \
+	} while (0)
+
+int keystore_conformance_run(const struct keystore_conformance *c)
+{
+	int before = check_failures;
+
+	conf = c;
+	CONFORMANCE_CASE(conformance_round_trip);
+	CONFORMANCE_CASE(conformance_never_overwrites);
+	CONFORMANCE_CASE(conformance_not_found);
+	CONFORMANCE_CASE(conformance_list);
+	CONFORMANCE_CASE(conformance_list_many);
+	CONFORMANCE_CASE(conformance_race_same_name);
+	CONFORMANCE_CASE(conformance_concurrent_names);
+	CONFORMANCE_CASE(conformance_reads_see_whole_records);
+	CONFORMANCE_CASE(conformance_status);
+	conf = NULL;
+	return check_failures - before;
+}

@@ -1,0 +1,33 @@
+/*
+ * keystore_conformance.h — the semantics every key store must keep (keystore.h), as one suite
+ * that any store's unit test runs against itself: round trips byte for byte, create never
+ * overwrites (also under a race), not-found, sorted prefix lists, status.
+ *
+ * Compiled into each test that uses it (tests/unit/meson.build, conformance_users).
+ */
+#ifndef KESC_TESTS_KEYSTORE_CONFORMANCE_H
+#define KESC_TESTS_KEYSTORE_CONFORMANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "keystore/keystore.h"
+
+struct keystore_conformance {
+	const char *label; /* printed with each case, e.g. "fs" */
+	/* Returns a new, empty store (NULL fails the case). Called once per case. */
+	struct keystore *(*open_store)(void *arg);
+	/* Optional: called after each case's store was closed (e.g. to remove its directory). */
+	void (*after_close)(void *arg);
+	void *arg;
+	/* Whether remove of a missing name answers KS_NOT_FOUND (Vault cannot tell). */
+	bool remove_reports_not_found;
+	/* Largest record the round-trip case writes; 0 = KS_MAX_RECORD. */
+	size_t max_record;
+};
+
+/* Runs every case; returns the number of failed checks (0 = the store conforms). Failures are
+ * printed to stderr as they happen. */
+int keystore_conformance_run(const struct keystore_conformance *c);
+
+#endif

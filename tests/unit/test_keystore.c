@@ -1,0 +1,458 @@
+/*
+ * test_keystore.c — the mem and fs stores against the conformance suite, plus what only the fs
+ * store promises: it serves a directory KES wrote, refuses names that leave the directory,
+ * ignores and cleans temp files, never replaces a record file, and keeps files private.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keystore/keystore.h"
+#include "tests/unit/check.h"
+#include "tests/unit/keystore_conformance.h"
+
+static const char invalid_name_text[] = "fs: key name contains invalid character";
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void remove_tree(const char *dir)
+{
+	CHECK(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
+}
+
+static void make_temp_dir(char *out, size_t len)
+{
+	snprintf(out, len, "/tmp/kesc-test-keystore-XXXXXX");
+	CHECK(mkdtemp(out) != NULL);
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK_EQ_INT(fwrite(data, 1, len, f), len);
+	CHECK(fclose(f) == 0);
+}
+
+static struct keystore *open_fs(const char *dir)
+{
+	struct ks_err err = {{0}};
+	struct keystore *ks = fs_keystore_open(dir, &err);
+
+	if (!ks)
+		fprintf(stderr, "fs_keystore_open %s: %s\n", dir, err.msg);
+	CHECK(ks != NULL);
+	return ks;
+}
+
+/* Conformance: mem. */
+static struct keystore *open_mem_store(void *arg)
+{
+	(void)arg;
+	return mem_keystore_open();
+}
+
+/* Conformance: fs, each case in a fresh directory that the store itself has to create. */
+struct fs_case {
+	char root[64];
+};
+
+static struct keystore *open_fs_store(void *arg)
+{
+	struct fs_case *fc = arg;
+	char dir[128];
+
+	make_temp_dir(fc->root, sizeof(fc->root));
+	snprintf(dir, sizeof(dir), "%s/keys", fc->root);
+	return open_fs(dir);
+}
+
+static void remove_fs_store(void *arg)
+{
+	struct fs_case *fc = arg;
+
+	remove_tree(fc->root);
+}
+
+static void test_mem_conformance(void)
+{
+	struct keystore_conformance c = {
+	    .label = "mem",
+	    .open_store = open_mem_store,
+	    .remove_reports_not_found = true,
+	};
+
+	CHECK_EQ_INT(keystore_conformance_run(&c), 0);
+}
+
+static void test_fs_conformance(void)
+{
+	struct fs_case fc;
+	struct keystore_conformance c = {
+	    .label = "fs",
+	    .open_store = open_fs_store,
+	    .after_close = remove_fs_store,
+	    .arg = &fc,
+	    .remove_reports_not_found = true,
+	};
+
+	CHECK_EQ_INT(keystore_conformance_run(&c), 0);
+}
+
+/* A directory as KES's fs keystore leaves it: HEAD records (base64 protobuf), a legacy JSON
+ * record, and things that are not keys. */
+static void test_fs_serves_kes_directory(void)
+{
+	static const char head_record[] =
+	    "CiD3lsAvrU0lmAO0cLFq8ck8wsVbQrXLOqxJBm3ZlbzOdBIgqD2Q5nVRFgsChvUwXTYzmLsM2bC4Ac/"
+	    "lgr2ywNeuvegYASIMCOvGvLEGEOLiuOwCKkBlYzlhMjg4OWU4ODAxYzhmMDQ1MGM1NDg1YjQ2NzJlZGU4MT"
+	    "JkOGFhYzVlODdiMTliNWVlMDlhMGQwNDVmYjQ=";
+	static const char legacy_record[] =
+	    "{\"bytes\":\"3Zb7ITSmHdymO1Hjz+Nf5tqKtrROoJ/UdrgF2SgiBCI=\",\"algorithm\":"
+	    "\"AES256-GCM_SHA256\",\"created_at\":\"2022-03-01T10:00:00Z\"}";
+	static const char *const names[] = {"legacy-key", "minio-default", "my_key"};
+	char dir[64], path[128];
+	struct name_list l = {0};
+	struct bytes got = {0};
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+
+	make_temp_dir(dir, sizeof(dir));
+	write_file(dir, "my_key", head_record, strlen(head_record));
+	write_file(dir, "minio-default", head_record, strlen(head_record));
+	write_file(dir, "legacy-key", legacy_record, strlen(legacy_record));
+	write_file(dir, ".hidden", "x", 1);
+	snprintf(path, sizeof(path), "%s/subdir", dir);
+	CHECK(mkdir(path, 0700) == 0);
+
+	ks = open_fs(dir);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(keystore_list(ks, "", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 3);
+	for (size_t i = 0; i < 3 && i < l.count; i++)
+		CHECK_EQ_STR(l.names[i], names[i]);
+	name_list_free(&l);
+
+	CHECK_EQ_INT(keystore_get(ks, "my_key", &got, &err), KS_OK);
+	CHECK_EQ_INT(got.len, strlen(head_record));
+	CHECK_MEM(got.data, head_record, strlen(head_record));
+	bytes_free(&got);
+	CHECK_EQ_INT(keystore_get(ks, "legacy-key", &got, &err), KS_OK);
+	CHECK_EQ_STR((const char *)got.data, legacy_record);
+	bytes_free(&got);
+	CHECK_EQ_INT(keystore_get(ks, "subdir", &got, &err), KS_FAILED);
+	CHECK_EQ_INT(keystore_create(ks, "my_key", &(struct bytes){(uint8_t *)"x", 1}, &err),
+	             KS_EXISTS);
+
+	/* A record kesc writes is a plain file KES would read: the bytes, no newline. */
+	CHECK_EQ_INT(keystore_create(ks, "new-key",
+	                             &(struct bytes){(uint8_t *)head_record, strlen(head_record)},
+	                             &err),
+	             KS_OK);
+	snprintf(path, sizeof(path), "%s/new-key", dir);
+	{
+		char content[512] = {0};
+		FILE *f = fopen(path, "rb");
+		size_t n = 0;
+
+		CHECK(f != NULL);
+		if (f) {
+			n = fread(content, 1, sizeof(content) - 1, f);
+			fclose(f);
+		}
+		CHECK_EQ_INT(n, strlen(head_record));
+		CHECK_EQ_STR(content, head_record);
+	}
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
+static void check_name_refused(struct keystore *ks, const char *name)
+{
+	struct bytes rec = {(uint8_t *)"x", 1}, got = {0};
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(keystore_create(ks, name, &rec, &err), KS_FAILED);
+	CHECK_EQ_STR(err.msg, invalid_name_text);
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(keystore_get(ks, name, &got, &err), KS_FAILED);
+	CHECK_EQ_STR(err.msg, invalid_name_text);
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(keystore_remove(ks, name, &err), KS_FAILED);
+	CHECK_EQ_STR(err.msg, invalid_name_text);
+}
+
+static void test_fs_invalid_names(void)
+{
+	static const char *const bad[] = {"",        "/",   "a/b",  "../escape",   "..", ".",
+	                                  ".hidden", "a.b", "a\\b", "/etc/passwd", "k/"};
+	char dir[64], sub[128], outside[128], longname[300];
+	struct ks_err err = {{0}};
+	struct bytes got = {0};
+	struct keystore *ks;
+
+	make_temp_dir(dir, sizeof(dir));
+	snprintf(sub, sizeof(sub), "%s/store", dir);
+	/* A file next to the store that an escaping name would reach. */
+	write_file(dir, "victim", "secret", 6);
+	ks = open_fs(sub);
+	if (!ks)
+		goto out;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		check_name_refused(ks, bad[i]);
+	check_name_refused(ks, "../victim");
+	memset(longname, 'a', 256);
+	longname[256] = '\0';
+	check_name_refused(ks, longname);
+	longname[255] = '\0';
+	CHECK_EQ_INT(keystore_create(ks, longname, &(struct bytes){(uint8_t *)"x", 1}, &err),
+	             KS_OK);
+	CHECK_EQ_INT(keystore_get(ks, longname, &got, &err), KS_OK);
+	bytes_free(&got);
+
+	snprintf(outside, sizeof(outside), "%s/victim", dir);
+	CHECK(access(outside, F_OK) == 0);
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
+static void test_fs_temp_files(void)
+{
+	static const char stale[] = ".kesc-tmp-99999-1";
+	static const char fresh[] = ".kesc-tmp-99999-2";
+	char dir[64], path[128];
+	struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+	struct name_list l = {0};
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+
+	make_temp_dir(dir, sizeof(dir));
+	write_file(dir, stale, "half-writ", 9);
+	write_file(dir, fresh, "in-flight", 9);
+	write_file(dir, "real", "record", 6);
+	snprintf(path, sizeof(path), "%s/%s", dir, stale);
+	CHECK(utimensat(AT_FDCWD, path, old, 0) == 0);
+
+	ks = open_fs(dir);
+	if (!ks)
+		goto out;
+	/* A crash leftover goes at open; a fresh one may be another process's create. */
+	CHECK(access(path, F_OK) != 0 && errno == ENOENT);
+	snprintf(path, sizeof(path), "%s/%s", dir, fresh);
+	CHECK(access(path, F_OK) == 0);
+	CHECK_EQ_INT(keystore_list(ks, "", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 1);
+	if (l.count == 1)
+		CHECK_EQ_STR(l.names[0], "real");
+	name_list_free(&l);
+	CHECK_EQ_INT(keystore_list(ks, ".", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 0);
+	name_list_free(&l);
+
+	/* Creating keys leaves no temp files of its own behind. */
+	CHECK_EQ_INT(keystore_create(ks, "k2", &(struct bytes){(uint8_t *)"v", 1}, &err), KS_OK);
+	CHECK(unlink(path) == 0);
+	{
+		int entries = 0;
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		CHECK(d != NULL);
+		while (d && (de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				entries++;
+			else if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				CHECK(!"temp file left behind");
+		if (d)
+			closedir(d);
+		CHECK_EQ_INT(entries, 2);
+	}
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
+static void test_fs_never_replaces(void)
+{
+	char dir[64], path[128];
+	struct stat before, after;
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+
+	make_temp_dir(dir, sizeof(dir));
+	ks = open_fs(dir);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(keystore_create(ks, "k", &(struct bytes){(uint8_t *)"first", 5}, &err), KS_OK);
+	snprintf(path, sizeof(path), "%s/k", dir);
+	CHECK(stat(path, &before) == 0);
+	CHECK_EQ_INT(keystore_create(ks, "k", &(struct bytes){(uint8_t *)"second!", 7}, &err),
+	             KS_EXISTS);
+	CHECK(stat(path, &after) == 0);
+	CHECK_EQ_INT(after.st_ino, before.st_ino);
+	CHECK_EQ_INT(after.st_size, 5);
+	CHECK_EQ_INT(after.st_nlink, 1); /* the temp link is gone */
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
+static void test_fs_permissions(void)
+{
+	char dir[64], store[128], path[192];
+	struct stat st;
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+	mode_t old_umask = umask(0); /* the store must not rely on the umask */
+
+	make_temp_dir(dir, sizeof(dir));
+	snprintf(store, sizeof(store), "%s/a/b/keys", dir);
+	ks = open_fs(store);
+	if (!ks)
+		goto out;
+	CHECK(stat(store, &st) == 0 && S_ISDIR(st.st_mode));
+	CHECK_EQ_INT(st.st_mode & 07777, 0700);
+	snprintf(path, sizeof(path), "%s/a", dir);
+	CHECK(stat(path, &st) == 0);
+	CHECK_EQ_INT(st.st_mode & 07777, 0700);
+	CHECK_EQ_INT(keystore_create(ks, "k", &(struct bytes){(uint8_t *)"v", 1}, &err), KS_OK);
+	snprintf(path, sizeof(path), "%s/k", store);
+	CHECK(stat(path, &st) == 0);
+	CHECK_EQ_INT(st.st_mode & 07777, 0600);
+	keystore_close(ks);
+
+	/* An existing directory is used as it is. */
+	CHECK(chmod(store, 0750) == 0);
+	ks = open_fs(store);
+	CHECK(stat(store, &st) == 0);
+	CHECK_EQ_INT(st.st_mode & 07777, 0750);
+	keystore_close(ks);
+out:
+	umask(old_umask);
+	remove_tree(dir);
+}
+
+static void test_fs_open_errors(void)
+{
+	char dir[64], path[128];
+	struct ks_err err = {{0}};
+
+	make_temp_dir(dir, sizeof(dir));
+	write_file(dir, "file", "x", 1);
+	snprintf(path, sizeof(path), "%s/file", dir);
+	CHECK(fs_keystore_open(path, &err) == NULL);
+	CHECK(strstr(err.msg, "not a directory") != NULL);
+	snprintf(path, sizeof(path), "%s/file/below", dir);
+	CHECK(fs_keystore_open(path, &err) == NULL);
+	CHECK(fs_keystore_open("", &err) == NULL);
+	remove_tree(dir);
+}
+
+static void test_fs_record_limits(void)
+{
+	char dir[64];
+	struct bytes big = {0}, got = {0};
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+
+	make_temp_dir(dir, sizeof(dir));
+	big.len = KS_MAX_RECORD + 1;
+	big.data = calloc(1, big.len);
+	write_file(dir, "huge", big.data, big.len);
+	ks = open_fs(dir);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(keystore_get(ks, "huge", &got, &err), KS_FAILED);
+	CHECK(got.data == NULL);
+	CHECK_EQ_INT(keystore_create(ks, "too-big", &big, &err), KS_FAILED);
+	CHECK_EQ_INT(keystore_get(ks, "too-big", &got, &err), KS_NOT_FOUND);
+	/* An empty record is a record. */
+	CHECK_EQ_INT(keystore_create(ks, "empty", &(struct bytes){(uint8_t *)"", 0}, &err), KS_OK);
+	CHECK_EQ_INT(keystore_get(ks, "empty", &got, &err), KS_OK);
+	CHECK_EQ_INT(got.len, 0);
+	bytes_free(&got);
+	keystore_close(ks);
+out:
+	free(big.data);
+	remove_tree(dir);
+}
+
+static void test_fs_status_unreachable(void)
+{
+	char dir[64], store[128];
+	struct ks_status st = {0};
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+
+	make_temp_dir(dir, sizeof(dir));
+	snprintf(store, sizeof(store), "%s/keys", dir);
+	ks = open_fs(store);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	CHECK(rmdir(store) == 0);
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_UNREACHABLE);
+	CHECK(err.msg[0] != '\0');
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
+static void test_name_list(void)
+{
+	struct name_list l = {0};
+
+	CHECK(name_list_add(&l, "b") == 0);
+	CHECK(name_list_add(&l, "a") == 0);
+	CHECK(name_list_add(&l, "b") == 0);
+	CHECK(name_list_add(&l, "B") == 0);
+	name_list_sort(&l);
+	CHECK_EQ_INT(l.count, 3);
+	if (l.count == 3) {
+		CHECK_EQ_STR(l.names[0], "B");
+		CHECK_EQ_STR(l.names[1], "a");
+		CHECK_EQ_STR(l.names[2], "b");
+	}
+	name_list_free(&l);
+	CHECK(l.names == NULL && l.count == 0);
+	name_list_free(&l);
+	CHECK_EQ_STR(ks_result_name(KS_EXISTS), "exists");
+	CHECK_EQ_STR(ks_result_name(KS_WOULD_BLOCK), "would block");
+}
+
+int main(void)
+{
+	RUN(test_name_list);
+	RUN(test_mem_conformance);
+	RUN(test_fs_conformance);
+	RUN(test_fs_serves_kes_directory);
+	RUN(test_fs_invalid_names);
+	RUN(test_fs_temp_files);
+	RUN(test_fs_never_replaces);
+	RUN(test_fs_permissions);
+	RUN(test_fs_open_errors);
+	RUN(test_fs_record_limits);
+	RUN(test_fs_status_unreachable);
+	return CHECK_DONE();
+}
