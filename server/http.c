@@ -1,0 +1,488 @@
+/* http.c — strict HTTP/1.1 request parsing in place, chunked bodies, response heads. */
+#include "server/http.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "keystore/json.h"
+#include "server/transport_limits.h"
+
+/* The texts clients see for malformed requests, in one table. */
+static const char MSG_BAD_LINE[] = "malformed HTTP request line";
+static const char MSG_BAD_METHOD[] = "malformed HTTP method";
+static const char MSG_BAD_TARGET[] = "malformed HTTP request target";
+static const char MSG_BAD_VERSION[] = "unsupported HTTP version";
+static const char MSG_BAD_HEADER[] = "malformed HTTP header";
+static const char MSG_TOO_MANY_HEADERS[] = "too many HTTP headers";
+static const char MSG_HEAD_TOO_LARGE[] = "request header fields too large";
+static const char MSG_BAD_LENGTH[] = "invalid Content-Length";
+static const char MSG_BAD_TE[] = "unsupported transfer encoding";
+static const char MSG_TE_AND_LENGTH[] = "both Transfer-Encoding and Content-Length";
+static const char MSG_BAD_EXPECT[] = "unsupported Expect header";
+static const char MSG_DUP_HOST[] = "too many Host headers";
+static const char MSG_BAD_ESCAPE[] = "invalid URL escape";
+static const char MSG_BAD_PATH_CHAR[] = "invalid character in URL path";
+static const char MSG_NONCANONICAL[] = "non-canonical URL path";
+static const char MSG_BAD_CHUNK[] = "malformed chunked encoding";
+
+static int fail(struct http_request *req, int status, const char *message)
+{
+	req->error_status = status;
+	req->error_message = message;
+	return HTTP_PARSE_FAIL;
+}
+
+/* RFC 9110 tchar. */
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Field value bytes: VCHAR, obs-text, SP, HTAB. */
+static bool is_value_char(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Finds CRLF CRLF within the first limit bytes; returns the head length or 0. */
+static size_t find_head_end(const char *buf, size_t len)
+{
+	for (size_t i = 3; i < len; i++)
+		if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+			return i + 1;
+	return 0;
+}
+
+int http_decode_path(char *path, const char **message)
+{
+	char *w = path;
+	for (const char *r = path; *r; r++) {
+		unsigned char c = (unsigned char)*r;
+		if (c == '%') {
+			int hi = hex_value((unsigned char)r[1]);
+			int lo = hi < 0 ? -1 : hex_value((unsigned char)r[2]);
+			if (hi < 0 || lo < 0) {
+				*message = MSG_BAD_ESCAPE;
+				return -1;
+			}
+			c = (unsigned char)(hi << 4 | lo);
+			r += 2;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			*message = MSG_BAD_PATH_CHAR;
+			return -1;
+		}
+		*w++ = (char)c;
+	}
+	*w = '\0';
+	if (path[0] != '/') {
+		*message = MSG_NONCANONICAL;
+		return -1;
+	}
+	/* Every segment between slashes must be non-empty and neither "." nor "..", except
+	 * the final one, which may be empty (a trailing slash). */
+	for (const char *seg = path + 1;;) {
+		const char *end = strchr(seg, '/');
+		size_t n = end ? (size_t)(end - seg) : strlen(seg);
+		if ((n == 0 && end) || (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.')) {
+			*message = MSG_NONCANONICAL;
+			return -1;
+		}
+		if (!end)
+			break;
+		seg = end + 1;
+	}
+	return 0;
+}
+
+static int parse_request_line(char *line, struct http_request *req)
+{
+	char *sp1 = strchr(line, ' ');
+	if (!sp1 || sp1 == line)
+		return fail(req, 400, MSG_BAD_LINE);
+	*sp1 = '\0';
+	for (const char *p = line; *p; p++)
+		if (!is_tchar((unsigned char)*p))
+			return fail(req, 400, MSG_BAD_METHOD);
+	char *target = sp1 + 1;
+	char *sp2 = strchr(target, ' ');
+	if (!sp2 || sp2 == target)
+		return fail(req, 400, MSG_BAD_LINE);
+	*sp2 = '\0';
+	const char *version = sp2 + 1;
+	if (strncmp(version, "HTTP/", 5) != 0)
+		return fail(req, 400, MSG_BAD_LINE);
+	if (!strcmp(version, "HTTP/1.1"))
+		req->version_minor = 1;
+	else if (!strcmp(version, "HTTP/1.0"))
+		req->version_minor = 0;
+	else
+		return fail(req, 505, MSG_BAD_VERSION);
+	req->method = line;
+	if (target[0] != '/')
+		return fail(req, 400, MSG_BAD_TARGET);
+	for (const char *p = target; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c >= 0x7f || c == '#')
+			return fail(req, 400, MSG_BAD_TARGET);
+	}
+	char *q = strchr(target, '?');
+	if (q) {
+		*q = '\0';
+		req->query = q + 1;
+	} else {
+		req->query = sp2; /* the NUL written above: "" */
+	}
+	const char *message = NULL;
+	if (http_decode_path(target, &message) < 0)
+		return fail(req, 400, message);
+	req->path = target;
+	return HTTP_PARSE_DONE;
+}
+
+/* Splits a comma-separated token list and reports close / keep-alive. */
+static void parse_connection(const char *value, bool *close, bool *keep_alive)
+{
+	const char *p = value;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *start = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		size_t n = (size_t)(p - start);
+		if (n == 5 && !strncasecmp(start, "close", 5))
+			*close = true;
+		else if (n == 10 && !strncasecmp(start, "keep-alive", 10))
+			*keep_alive = true;
+	}
+}
+
+static int parse_content_length(const char *value, struct http_request *req)
+{
+	uint64_t n = 0;
+	if (!*value || strlen(value) > 18)
+		return fail(req, 400, MSG_BAD_LENGTH);
+	for (const char *p = value; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return fail(req, 400, MSG_BAD_LENGTH);
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (req->has_content_length && req->content_length != n)
+		return fail(req, 400, MSG_BAD_LENGTH);
+	req->has_content_length = true;
+	req->content_length = n;
+	return HTTP_PARSE_DONE;
+}
+
+struct header_flags {
+	bool close, keep_alive, host;
+};
+
+static int apply_header(const char *name, const char *value, struct http_request *req,
+                        struct header_flags *f)
+{
+	if (!strcasecmp(name, "content-length"))
+		return parse_content_length(value, req);
+	if (!strcasecmp(name, "transfer-encoding")) {
+		if (req->chunked || strcasecmp(value, "chunked") != 0)
+			return fail(req, 501, MSG_BAD_TE);
+		req->chunked = true;
+	} else if (!strcasecmp(name, "connection")) {
+		parse_connection(value, &f->close, &f->keep_alive);
+	} else if (!strcasecmp(name, "expect")) {
+		if (strcasecmp(value, "100-continue") != 0)
+			return fail(req, 417, MSG_BAD_EXPECT);
+		req->expect_continue = true;
+	} else if (!strcasecmp(name, "accept")) {
+		req->accept = (char *)value;
+	} else if (!strcasecmp(name, "host")) {
+		if (f->host)
+			return fail(req, 400, MSG_DUP_HOST);
+		f->host = true;
+	}
+	return HTTP_PARSE_DONE;
+}
+
+/* Parses one header line (no CRLF, NUL-terminated) in place. */
+static int parse_header_line(char *line, struct http_request *req, struct header_flags *f)
+{
+	char *colon = line;
+	while (is_tchar((unsigned char)*colon))
+		colon++;
+	if (colon == line || *colon != ':')
+		return fail(req, 400, MSG_BAD_HEADER);
+	*colon = '\0';
+	char *value = colon + 1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	char *end = value + strlen(value);
+	for (const char *p = value; p < end; p++)
+		if (!is_value_char((unsigned char)*p))
+			return fail(req, 400, MSG_BAD_HEADER);
+	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	return apply_header(line, value, req, f);
+}
+
+int http_parse_head(char *buf, size_t len, struct http_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	size_t scan = len < LIMIT_HEAD_BYTES ? len : LIMIT_HEAD_BYTES;
+	size_t head_len = find_head_end(buf, scan);
+	if (!head_len) {
+		/* NUL or a bare LF can never become valid: refuse early instead of waiting. */
+		if (memchr(buf, '\0', scan))
+			return fail(req, 400, MSG_BAD_LINE);
+		if (len >= LIMIT_HEAD_BYTES)
+			return fail(req, 431, MSG_HEAD_TOO_LARGE);
+		return HTTP_PARSE_MORE;
+	}
+	if (memchr(buf, '\0', head_len))
+		return fail(req, 400, MSG_BAD_LINE);
+	req->head_len = head_len;
+	buf[head_len - 2] = '\0'; /* the head is now lines separated by CRLF, NUL-terminated */
+
+	struct header_flags f = {0};
+	char *line = buf;
+	unsigned count = 0;
+	for (bool first = true; *line; first = false) {
+		char *eol = strstr(line, "\r\n");
+		if (!eol)
+			return fail(req, 400, first ? MSG_BAD_LINE : MSG_BAD_HEADER);
+		*eol = '\0';
+		if (memchr(line, '\r', (size_t)(eol - line)) || memchr(line, '\n', (size_t)(eol - line)))
+			return fail(req, 400, first ? MSG_BAD_LINE : MSG_BAD_HEADER);
+		int rc;
+		if (first) {
+			rc = parse_request_line(line, req);
+		} else if (++count > LIMIT_HEADER_COUNT) {
+			rc = fail(req, 431, MSG_TOO_MANY_HEADERS);
+		} else {
+			rc = parse_header_line(line, req, &f);
+		}
+		if (rc != HTTP_PARSE_DONE)
+			return rc;
+		line = eol + 2;
+	}
+	if (!req->method)
+		return fail(req, 400, MSG_BAD_LINE);
+	if (req->chunked && req->has_content_length)
+		return fail(req, 400, MSG_TE_AND_LENGTH);
+	req->keep_alive = req->version_minor == 1 ? !f.close : (f.keep_alive && !f.close);
+	return HTTP_PARSE_DONE;
+}
+
+/* Chunked decoder states. */
+enum {
+	CH_SIZE = 0,  /* hex digits of the chunk size */
+	CH_EXT,       /* chunk extensions up to CR */
+	CH_SIZE_LF,   /* LF after the size line */
+	CH_DATA,      /* remaining data bytes */
+	CH_DATA_CR,   /* CR after the data */
+	CH_DATA_LF,   /* LF after the data */
+	CH_TRAILER,   /* start of a trailer line (or the final empty line) */
+	CH_TRAILER_LINE,
+	CH_TRAILER_LF,
+	CH_FINAL_LF,
+	CH_DONE,
+};
+
+void http_chunked_init(struct http_chunked *c)
+{
+	memset(c, 0, sizeof(*c));
+}
+
+static int chunk_fail(const char **message)
+{
+	*message = MSG_BAD_CHUNK;
+	return HTTP_PARSE_FAIL;
+}
+
+/* One byte of the size line or trailers. Returns HTTP_PARSE_MORE to go on, or a result. */
+static int chunked_step(struct http_chunked *c, unsigned char ch, uint64_t max_body,
+                        const char **message)
+{
+	switch (c->state) {
+	case CH_SIZE: {
+		int v = hex_value(ch);
+		if (v >= 0) {
+			if (c->remaining >> 56)
+				return chunk_fail(message);
+			c->remaining = c->remaining << 4 | (uint64_t)v;
+			c->digits = true;
+			break;
+		}
+		if (!c->digits)
+			return chunk_fail(message);
+		if (c->remaining > max_body || c->total + c->remaining > max_body)
+			return HTTP_PARSE_TOO_LARGE;
+		if (ch == ';' || ch == ' ' || ch == '\t')
+			c->state = CH_EXT;
+		else if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return chunk_fail(message);
+		break;
+	}
+	case CH_EXT:
+		if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else if (!is_value_char(ch))
+			return chunk_fail(message);
+		break;
+	case CH_SIZE_LF:
+		if (ch != '\n')
+			return chunk_fail(message);
+		c->total += c->remaining;
+		c->line_len = 0;
+		c->digits = false;
+		c->state = c->remaining ? CH_DATA : CH_TRAILER;
+		break;
+	case CH_DATA_CR:
+		if (ch != '\r')
+			return chunk_fail(message);
+		c->state = CH_DATA_LF;
+		break;
+	case CH_DATA_LF:
+		if (ch != '\n')
+			return chunk_fail(message);
+		c->state = CH_SIZE;
+		break;
+	case CH_TRAILER:
+		c->state = ch == '\r' ? CH_FINAL_LF : CH_TRAILER_LINE;
+		if (ch != '\r' && !is_value_char(ch))
+			return chunk_fail(message);
+		break;
+	case CH_TRAILER_LINE:
+		if (ch == '\r')
+			c->state = CH_TRAILER_LF;
+		else if (!is_value_char(ch))
+			return chunk_fail(message);
+		break;
+	case CH_TRAILER_LF:
+		if (ch != '\n')
+			return chunk_fail(message);
+		c->state = CH_TRAILER;
+		break;
+	case CH_FINAL_LF:
+		if (ch != '\n')
+			return chunk_fail(message);
+		c->state = CH_DONE;
+		return HTTP_PARSE_DONE;
+	default:
+		return chunk_fail(message);
+	}
+	return HTTP_PARSE_MORE;
+}
+
+int http_chunked_decode(struct http_chunked *c, const char *in, size_t len, size_t *consumed,
+                        struct buf *out, uint64_t max_body, const char **message)
+{
+	size_t i = 0;
+	int rc = HTTP_PARSE_MORE;
+	if (c->state == CH_DONE) {
+		rc = HTTP_PARSE_DONE;
+		goto out;
+	}
+	while (i < len) {
+		if (c->state == CH_DATA) {
+			size_t n = len - i;
+			if ((uint64_t)n > c->remaining)
+				n = (size_t)c->remaining;
+			buf_append(out, in + i, n);
+			i += n;
+			c->remaining -= n;
+			if (!c->remaining)
+				c->state = CH_DATA_CR;
+			continue;
+		}
+		if (c->state != CH_DATA_CR && c->state != CH_DATA_LF &&
+		    ++c->line_len > (c->state >= CH_TRAILER ? LIMIT_TRAILER_BYTES
+		                                            : LIMIT_CHUNK_LINE_BYTES)) {
+			rc = chunk_fail(message);
+			goto out;
+		}
+		int step = chunked_step(c, (unsigned char)in[i++], max_body, message);
+		if (step != HTTP_PARSE_MORE) {
+			rc = step;
+			goto out;
+		}
+	}
+out:
+	*consumed = i;
+	return rc;
+}
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Request Entity Too Large";
+	case 417: return "Expectation Failed";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+void http_write_head(struct buf *out, int status, const char *content_type, size_t body_len,
+                     const char *allow, bool chunked, bool close)
+{
+	buf_printf(out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+	if (content_type)
+		buf_printf(out, "Content-Type: %s\r\n", content_type);
+	if (allow)
+		buf_printf(out, "Accept: %s\r\n", allow);
+	if (chunked)
+		buf_append_str(out, "Transfer-Encoding: chunked\r\n");
+	else
+		buf_printf(out, "Content-Length: %zu\r\n", body_len);
+	if (close)
+		buf_append_str(out, "Connection: close\r\n");
+	buf_append_str(out, "\r\n");
+}
+
+void http_write_error(struct buf *out, int status, const char *message, bool close)
+{
+	struct buf body;
+	buf_init(&body, 4096);
+	buf_append_str(&body, "{\"message\":");
+	json_escape_string(&body, message, strlen(message));
+	buf_append_str(&body, "\n}");
+	http_write_head(out, status, "application/json", body.len, NULL, false, close);
+	buf_append(out, body.data, body.len);
+	buf_free(&body);
+}

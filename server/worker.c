@@ -1,0 +1,1 @@
+/* Placeholder so the build configures; being written now. */
