@@ -42,7 +42,19 @@ struct vault_config {
 	int64_t connect_timeout_ms; /* 0 → 5000 (kesc extension) */
 	int64_t request_timeout_ms; /* 0 → 15000 (kesc extension) */
 	int max_retries;            /* retries on 5xx/429/network errors; <0 → 2 */
+	int64_t token_switch_delay_ms; /* wait before using a token from a new login, so Vault
+	                                  replicas know it (kesc extension; capped at half the old
+	                                  token's remaining life): 0 → 1000, <0 → none */
 };
+
+/*
+ * remove: Vault answers a DELETE with 204 whether or not the entry existed, so it cannot say
+ * "not found" by itself (KES never returns 404 for a Vault delete). kesc reads the entry
+ * first and returns KS_NOT_FOUND when it is absent; a concurrent delete between the read and
+ * the DELETE still returns KS_OK.
+ * Sealed or unreachable Vault (seen by a request or by the health poll every ping_ms, faster
+ * while down) makes every operation fail fast with KS_UNREACHABLE until a poll succeeds.
+ */
 
 /* Connects and logs in synchronously (a bad secret is a start-up error, in err), then starts
  * background renewal and health polling. Returns NULL on failure. */
