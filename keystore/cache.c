@@ -1,2 +1,789 @@
-/* Placeholder so the build configures; being written now. */
+/*
+ * cache.c — the key cache (cache.h). Parsed keys by name in 16 shards, each a chained hash
+ * table under its own rwlock, so a hit takes one shard's read lock, bumps a refcount and
+ * allocates nothing. A miss becomes a "flight": the first thread reads the store, the others
+ * for the same name wait on the flight and share its answer. A background thread runs KES's
+ * expiry tasks (kes.md §10) and probes the store to know whether it is offline.
+ *
+ * Entries are refcounted: the table holds one reference, every key_ref and every flight one
+ * more; eviction drops the table's and the last release frees (key_free zeroes the key).
+ */
 #include "keystore/cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CACHE_SHARDS            16
+#define CACHE_MIN_BUCKETS       16
+#define CACHE_DEFAULT_STATUS_MS 10000
+
+struct cache_entry {
+	struct cache_entry *next; /* hash chain */
+	uint64_t hash;
+	struct secret_key *key;
+	atomic_uint refs;
+	atomic_bool used; /* set by hits, cleared by the unused sweep */
+	char name[];
+};
+
+/* A store read in progress; owned by the leader and every waiter (users). */
+struct cache_flight {
+	struct cache_flight *next;
+	uint64_t hash;
+	const char *name; /* the leader's, valid while the flight is listed */
+	unsigned users;
+	bool done;
+	int rc;
+	struct cache_entry *entry; /* on KS_OK; the flight holds a reference */
+	struct ks_err err;
+	pthread_cond_t cond;
+};
+
+struct cache_shard {
+	pthread_rwlock_t lock; /* the table */
+	struct cache_entry **buckets;
+	size_t nbuckets;
+	size_t count;
+	/* Bumped under the write lock by every eviction, so a read that began before a remove
+	 * does not put the removed key back. */
+	uint64_t generation;
+	pthread_mutex_t flight_lock; /* taken before lock, never after */
+	struct cache_flight *flights;
+	atomic_uint_fast64_t hits;
+	atomic_uint_fast64_t misses;
+} __attribute__((aligned(64)));
+
+struct ks_cache {
+	struct cache_shard shards[CACHE_SHARDS];
+	struct keystore *store;
+	struct ks_cache_config cfg;
+	atomic_bool offline;
+	atomic_uint_fast64_t entries;
+	atomic_uint_fast64_t store_reads;
+	atomic_uint_fast64_t store_errors;
+	atomic_uint_fast64_t store_ops;
+	atomic_uint_fast64_t store_latency_sum_us;
+	atomic_int_fast64_t store_latency_us;
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t bg_lock;
+	pthread_cond_t bg_cond;
+	bool stopping;
+};
+
+static int64_t cache_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* FNV-1a: names are short and not attacker-chosen beyond what the policy allows. */
+static uint64_t cache_hash(const char *name)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 1099511628211ull;
+	return h;
+}
+
+static struct cache_shard *cache_shard_of(struct ks_cache *c, uint64_t hash)
+{
+	return &c->shards[hash % CACHE_SHARDS];
+}
+
+static size_t cache_bucket_of(const struct cache_shard *s, uint64_t hash)
+{
+	return (size_t)(hash / CACHE_SHARDS) & (s->nbuckets - 1);
+}
+
+/* Counts a store call and its latency; returns rc. */
+static int cache_store_done(struct ks_cache *c, int64_t start, int rc)
+{
+	atomic_fetch_add_explicit(&c->store_ops, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->store_latency_sum_us, (uint64_t)(cache_now_us() - start),
+	                          memory_order_relaxed);
+	if (rc == KS_UNREACHABLE || rc == KS_FAILED)
+		atomic_fetch_add_explicit(&c->store_errors, 1, memory_order_relaxed);
+	return rc;
+}
+
+static struct cache_entry *entry_new(const char *name, uint64_t hash, struct secret_key *key)
+{
+	size_t len = strlen(name);
+	struct cache_entry *e = malloc(sizeof(*e) + len + 1);
+
+	if (!e)
+		return NULL;
+	e->next = NULL;
+	e->hash = hash;
+	e->key = key;
+	atomic_init(&e->refs, 1);
+	atomic_init(&e->used, true);
+	memcpy(e->name, name, len + 1);
+	return e;
+}
+
+static void entry_retain(struct cache_entry *e)
+{
+	atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+}
+
+static void entry_release(struct cache_entry *e)
+{
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	key_free(e->key);
+	free(e);
+}
+
+void key_ref_release(struct key_ref *ref)
+{
+	if (!ref || !ref->entry)
+		return;
+	entry_release(ref->entry);
+	ref->entry = NULL;
+	ref->key = NULL;
+}
+
+static void ref_fill(struct key_ref *ref, struct cache_entry *e)
+{
+	ref->entry = e;
+	ref->key = e->key;
+}
+
+/* Caller holds s->lock (read or write). */
+static struct cache_entry *shard_find(struct cache_shard *s, const char *name, uint64_t hash)
+{
+	struct cache_entry *e = s->buckets[cache_bucket_of(s, hash)];
+
+	for (; e; e = e->next)
+		if (e->hash == hash && strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+/* Doubles the bucket array; on no memory keeps the old one (chains just get longer). */
+static void shard_grow(struct cache_shard *s)
+{
+	size_t n = s->nbuckets * 2;
+	struct cache_entry **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct cache_entry *e = s->buckets[i], *next;
+
+		for (; e; e = next) {
+			size_t at = (size_t)(e->hash / CACHE_SHARDS) & (n - 1);
+
+			next = e->next;
+			e->next = b[at];
+			b[at] = e;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = n;
+}
+
+/* Links e (taking over the caller's reference as the table's). Caller holds the write lock
+ * and knows the name is not in the table. */
+static void shard_insert(struct ks_cache *c, struct cache_shard *s, struct cache_entry *e)
+{
+	size_t at;
+
+	if (s->count >= s->nbuckets)
+		shard_grow(s);
+	at = cache_bucket_of(s, e->hash);
+	e->next = s->buckets[at];
+	s->buckets[at] = e;
+	s->count++;
+	atomic_fetch_add_explicit(&c->entries, 1, memory_order_relaxed);
+}
+
+/* Unlinks and releases the table's reference. Caller holds the write lock. */
+static void shard_unlink(struct ks_cache *c, struct cache_shard *s, struct cache_entry **link)
+{
+	struct cache_entry *e = *link;
+
+	*link = e->next;
+	s->count--;
+	atomic_fetch_sub_explicit(&c->entries, 1, memory_order_relaxed);
+	entry_release(e);
+}
+
+static void cache_evict(struct ks_cache *c, const char *name)
+{
+	uint64_t hash = cache_hash(name);
+	struct cache_shard *s = cache_shard_of(c, hash);
+	struct cache_entry **link;
+
+	pthread_rwlock_wrlock(&s->lock);
+	s->generation++;
+	for (link = &s->buckets[cache_bucket_of(s, hash)]; *link; link = &(*link)->next) {
+		if ((*link)->hash == hash && strcmp((*link)->name, name) == 0) {
+			shard_unlink(c, s, link);
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&s->lock);
+}
+
+/* Drops every entry of one shard, or (only_unused) those not used since the last sweep,
+ * clearing the flag on the rest. */
+static void shard_sweep(struct ks_cache *c, struct cache_shard *s, bool only_unused)
+{
+	pthread_rwlock_wrlock(&s->lock);
+	s->generation++;
+	for (size_t b = 0; b < s->nbuckets; b++) {
+		struct cache_entry **link = &s->buckets[b];
+
+		while (*link) {
+			if (!only_unused ||
+			    !atomic_exchange_explicit(&(*link)->used, false, memory_order_relaxed))
+				shard_unlink(c, s, link);
+			else
+				link = &(*link)->next;
+		}
+	}
+	pthread_rwlock_unlock(&s->lock);
+}
+
+static void cache_sweep(struct ks_cache *c, bool only_unused)
+{
+	for (int i = 0; i < CACHE_SHARDS; i++)
+		shard_sweep(c, &c->shards[i], only_unused);
+}
+
+/* The hit path: a read lock, a refcount, a flag. */
+static bool cache_lookup(struct cache_shard *s, const char *name, uint64_t hash,
+                         struct key_ref *ref)
+{
+	struct cache_entry *e;
+
+	pthread_rwlock_rdlock(&s->lock);
+	e = shard_find(s, name, hash);
+	if (e) {
+		entry_retain(e);
+		if (!atomic_load_explicit(&e->used, memory_order_relaxed))
+			atomic_store_explicit(&e->used, true, memory_order_relaxed);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (e)
+		ref_fill(ref, e);
+	return e != NULL;
+}
+
+/* Reads and parses name from the store into a new (unlisted) entry holding one reference. */
+static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
+                            struct cache_entry **out, struct ks_err *err)
+{
+	struct bytes record = {0};
+	struct secret_key *key = NULL;
+	int64_t start = cache_now_us();
+	int rc;
+
+	atomic_fetch_add_explicit(&c->store_reads, 1, memory_order_relaxed);
+	rc = cache_store_done(c, start, keystore_get(c->store, name, &record, err));
+	if (rc != KS_OK)
+		return rc;
+	if (key_record_decode(record.data, record.len, &key) != 0) {
+		/* Never the record itself: it is key material. */
+		ks_err_set(err, "cache: stored record of key '%s' is malformed (%zu bytes)", name,
+		           record.len);
+		rc = KS_FAILED;
+	} else if (!(*out = entry_new(name, hash, key))) {
+		ks_err_set(err, "cache: out of memory");
+		key_free(key);
+		rc = KS_FAILED;
+	}
+	bytes_free(&record);
+	return rc;
+}
+
+/* Puts a freshly read entry into the table unless the name was evicted since the read began
+ * (generation) or someone else already put it there. Returns the entry the caller should use,
+ * holding one reference for it. */
+static struct cache_entry *cache_publish(struct ks_cache *c, struct cache_shard *s,
+                                         struct cache_entry *e, uint64_t generation)
+{
+	struct cache_entry *existing;
+
+	pthread_rwlock_wrlock(&s->lock);
+	existing = shard_find(s, e->name, e->hash);
+	if (existing) {
+		entry_retain(existing);
+	} else if (s->generation == generation) {
+		entry_retain(e); /* one for the table, one for the caller */
+		shard_insert(c, s, e);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (existing) {
+		entry_release(e);
+		return existing;
+	}
+	return e;
+}
+
+/* Leaves a flight; the last user frees it. Caller holds s->flight_lock. */
+static void flight_leave(struct cache_flight *f)
+{
+	if (--f->users > 0)
+		return;
+	if (f->entry)
+		entry_release(f->entry);
+	pthread_cond_destroy(&f->cond);
+	free(f);
+}
+
+/* Waits for another thread's read of the same name and takes its answer. Caller holds
+ * s->flight_lock; returns with it held. */
+static int flight_wait(struct cache_shard *s, struct cache_flight *f, struct key_ref *ref,
+                       struct ks_err *err)
+{
+	int rc;
+
+	f->users++;
+	while (!f->done)
+		pthread_cond_wait(&f->cond, &s->flight_lock);
+	rc = f->rc;
+	if (rc == KS_OK) {
+		entry_retain(f->entry);
+		ref_fill(ref, f->entry);
+	} else if (err) {
+		*err = f->err;
+	}
+	flight_leave(f);
+	return rc;
+}
+
+static struct cache_flight *flight_find(struct cache_shard *s, const char *name, uint64_t hash)
+{
+	struct cache_flight *f = s->flights;
+
+	for (; f; f = f->next)
+		if (f->hash == hash && strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
+static void flight_unlist(struct cache_shard *s, struct cache_flight *f)
+{
+	struct cache_flight **link = &s->flights;
+
+	while (*link != f)
+		link = &(*link)->next;
+	*link = f->next;
+}
+
+/* The leader: reads the store, publishes, wakes the waiters. */
+static int flight_lead(struct ks_cache *c, struct cache_shard *s, struct cache_flight *f,
+                       uint64_t generation, struct key_ref *ref, struct ks_err *err)
+{
+	struct cache_entry *e = NULL;
+	int rc = cache_read_store(c, f->name, f->hash, &e, &f->err);
+
+	if (rc == KS_OK)
+		e = cache_publish(c, s, e, generation);
+	pthread_mutex_lock(&s->flight_lock);
+	f->done = true;
+	f->rc = rc;
+	if (rc == KS_OK) {
+		f->entry = e; /* the caller's reference becomes the flight's */
+		entry_retain(e);
+		ref_fill(ref, e);
+	} else if (err) {
+		*err = f->err;
+	}
+	flight_unlist(s, f);
+	pthread_cond_broadcast(&f->cond);
+	flight_leave(f);
+	pthread_mutex_unlock(&s->flight_lock);
+	return rc;
+}
+
+static int cache_miss(struct ks_cache *c, struct cache_shard *s, const char *name, uint64_t hash,
+                      struct key_ref *ref, struct ks_err *err)
+{
+	struct cache_flight *f;
+	uint64_t generation;
+	int rc;
+
+	pthread_mutex_lock(&s->flight_lock);
+	/* A flight may have landed between the lookup and here. */
+	if (cache_lookup(s, name, hash, ref)) {
+		pthread_mutex_unlock(&s->flight_lock);
+		return KS_OK;
+	}
+	f = flight_find(s, name, hash);
+	if (f) {
+		rc = flight_wait(s, f, ref, err);
+		pthread_mutex_unlock(&s->flight_lock);
+		return rc;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f || pthread_cond_init(&f->cond, NULL) != 0) {
+		pthread_mutex_unlock(&s->flight_lock);
+		free(f);
+		ks_err_set(err, "cache: out of memory");
+		return KS_FAILED;
+	}
+	f->hash = hash;
+	f->name = name;
+	f->users = 1;
+	f->next = s->flights;
+	s->flights = f;
+	pthread_rwlock_rdlock(&s->lock);
+	generation = s->generation;
+	pthread_rwlock_unlock(&s->lock);
+	pthread_mutex_unlock(&s->flight_lock);
+	return flight_lead(c, s, f, generation, ref, err);
+}
+
+int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct key_ref *ref,
+                 struct ks_err *err)
+{
+	uint64_t hash = cache_hash(name);
+	struct cache_shard *s = cache_shard_of(c, hash);
+
+	ref->key = NULL;
+	ref->entry = NULL;
+	if (cache_lookup(s, name, hash, ref)) {
+		atomic_fetch_add_explicit(&s->hits, 1, memory_order_relaxed);
+		return KS_OK;
+	}
+	/* Not counted as a miss: the caller retries off the loop thread, and that counts. */
+	if (flags & KS_CACHE_NONBLOCK)
+		return KS_WOULD_BLOCK;
+	atomic_fetch_add_explicit(&s->misses, 1, memory_order_relaxed);
+	return cache_miss(c, s, name, hash, ref, err);
+}
+
+/* After the store confirmed a create: the cache gets its own copy of the key. */
+static void cache_insert_created(struct ks_cache *c, const char *name, const struct secret_key *key)
+{
+	uint64_t hash = cache_hash(name);
+	struct cache_shard *s = cache_shard_of(c, hash);
+	struct secret_key *copy = key_alloc();
+	struct cache_entry *e, **link;
+
+	if (!copy)
+		return; /* stored all the same; the first get will read it */
+	*copy = *key;
+	e = entry_new(name, hash, copy);
+	if (!e) {
+		key_free(copy);
+		return;
+	}
+	pthread_rwlock_wrlock(&s->lock);
+	s->generation++; /* a read that began before the create must not win */
+	for (link = &s->buckets[cache_bucket_of(s, hash)]; *link; link = &(*link)->next) {
+		if ((*link)->hash == hash && strcmp((*link)->name, name) == 0) {
+			shard_unlink(c, s, link);
+			break;
+		}
+	}
+	shard_insert(c, s, e);
+	pthread_rwlock_unlock(&s->lock);
+}
+
+int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_key *key,
+                    struct ks_err *err)
+{
+	struct bytes record = {0};
+	int64_t start;
+	int rc;
+
+	if (key_record_encode(key, &record) != 0) {
+		ks_err_set(err, "cache: cannot encode key '%s'", name);
+		return KS_FAILED;
+	}
+	start = cache_now_us();
+	rc = cache_store_done(c, start, keystore_create(c->store, name, &record, err));
+	bytes_free(&record);
+	/* Only a confirmed write enters the cache (minio#17377): KS_EXISTS and errors never do. */
+	if (rc == KS_OK)
+		cache_insert_created(c, name, key);
+	return rc;
+}
+
+int ks_cache_remove(struct ks_cache *c, const char *name, struct ks_err *err)
+{
+	int64_t start = cache_now_us();
+	int rc = cache_store_done(c, start, keystore_remove(c->store, name, err));
+
+	/* Also on errors: whether the key is still there is unknown, and a miss is only slower. */
+	cache_evict(c, name);
+	return rc;
+}
+
+int ks_cache_list(struct ks_cache *c, const char *prefix, struct name_list *out, struct ks_err *err)
+{
+	int64_t start = cache_now_us();
+
+	return cache_store_done(c, start, keystore_list(c->store, prefix, out, err));
+}
+
+/* Asks the store; remembers the latency. */
+static int cache_probe(struct ks_cache *c, struct ks_status *out, struct ks_err *err)
+{
+	int64_t start = cache_now_us();
+	int rc = cache_store_done(c, start, keystore_status(c->store, out, err));
+
+	if (rc == KS_OK)
+		atomic_store_explicit(&c->store_latency_us, out->latency_us, memory_order_relaxed);
+	return rc;
+}
+
+int ks_cache_status(struct ks_cache *c, struct ks_status *out, struct ks_err *err)
+{
+	if (atomic_load_explicit(&c->offline, memory_order_relaxed)) {
+		ks_err_set(err, "cache: key store '%s' is offline", c->store->ops->name);
+		return KS_UNREACHABLE;
+	}
+	return cache_probe(c, out, err);
+}
+
+const char *ks_cache_store_name(const struct ks_cache *c)
+{
+	return c->store->ops->name;
+}
+
+void ks_cache_get_stats(struct ks_cache *c, struct ks_cache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		out->hits += atomic_load_explicit(&c->shards[i].hits, memory_order_relaxed);
+		out->misses += atomic_load_explicit(&c->shards[i].misses, memory_order_relaxed);
+	}
+	out->store_reads = atomic_load_explicit(&c->store_reads, memory_order_relaxed);
+	out->store_errors = atomic_load_explicit(&c->store_errors, memory_order_relaxed);
+	out->entries = atomic_load_explicit(&c->entries, memory_order_relaxed);
+	out->offline = atomic_load_explicit(&c->offline, memory_order_relaxed);
+	out->store_latency_us = atomic_load_explicit(&c->store_latency_us, memory_order_relaxed);
+	out->store_ops = atomic_load_explicit(&c->store_ops, memory_order_relaxed);
+	out->store_latency_sum_us =
+	    atomic_load_explicit(&c->store_latency_sum_us, memory_order_relaxed);
+}
+
+/* --- background tasks ------------------------------------------------------------------ */
+
+struct cache_task {
+	int64_t interval_us; /* <= 0: task off */
+	int64_t due_us;
+};
+
+enum { TASK_ANY, TASK_UNUSED, TASK_OFFLINE, TASK_STATUS, TASK_COUNT };
+
+static void cache_run_task(struct ks_cache *c, int task)
+{
+	bool offline = atomic_load_explicit(&c->offline, memory_order_relaxed);
+	/* While offline with an offline expiry, the normal expiries wait (KES). */
+	bool hold = offline && c->cfg.expiry_offline_ms > 0;
+	struct ks_status st;
+	struct ks_err err;
+
+	switch (task) {
+	case TASK_ANY:
+		if (!hold)
+			cache_sweep(c, false);
+		break;
+	case TASK_UNUSED:
+		if (!hold)
+			cache_sweep(c, true);
+		break;
+	case TASK_OFFLINE:
+		if (offline)
+			cache_sweep(c, false);
+		break;
+	case TASK_STATUS:
+		atomic_store_explicit(&c->offline, cache_probe(c, &st, &err) != KS_OK,
+		                      memory_order_relaxed);
+		break;
+	}
+}
+
+static void cache_tasks_init(const struct ks_cache *c, struct cache_task *t, int64_t now)
+{
+	int64_t status_ms =
+	    c->cfg.status_interval_ms > 0 ? c->cfg.status_interval_ms : CACHE_DEFAULT_STATUS_MS;
+
+	t[TASK_ANY].interval_us = c->cfg.expiry_any_ms * 1000;
+	t[TASK_UNUSED].interval_us =
+	    c->cfg.expiry_unused_ms > 0
+	        ? (c->cfg.expiry_unused_ms * 1000 / 2 > 0 ? c->cfg.expiry_unused_ms * 1000 / 2 : 1)
+	        : 0;
+	t[TASK_OFFLINE].interval_us = c->cfg.expiry_offline_ms * 1000;
+	t[TASK_STATUS].interval_us = status_ms * 1000;
+	for (int i = 0; i < TASK_COUNT; i++)
+		t[i].due_us = now + t[i].interval_us;
+}
+
+/* Sleeps until the earliest due task or until asked to stop; false when stopping. */
+static bool cache_sleep_until(struct ks_cache *c, int64_t due_us)
+{
+	int64_t now = cache_now_us();
+	struct timespec until;
+	bool stopping;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (due_us > now) {
+		int64_t ns = until.tv_nsec + (due_us - now) % 1000000 * 1000;
+
+		until.tv_sec += (due_us - now) / 1000000 + ns / 1000000000;
+		until.tv_nsec = ns % 1000000000;
+	}
+	pthread_mutex_lock(&c->bg_lock);
+	while (!c->stopping && due_us > cache_now_us())
+		if (pthread_cond_timedwait(&c->bg_cond, &c->bg_lock, &until) == ETIMEDOUT)
+			break;
+	stopping = c->stopping;
+	pthread_mutex_unlock(&c->bg_lock);
+	return !stopping;
+}
+
+static void *cache_background(void *arg)
+{
+	struct ks_cache *c = arg;
+	struct cache_task tasks[TASK_COUNT];
+
+	cache_tasks_init(c, tasks, cache_now_us());
+	for (;;) {
+		int64_t next = INT64_MAX, now;
+
+		for (int i = 0; i < TASK_COUNT; i++)
+			if (tasks[i].interval_us > 0 && tasks[i].due_us < next)
+				next = tasks[i].due_us;
+		if (!cache_sleep_until(c, next))
+			break;
+		now = cache_now_us();
+		for (int i = 0; i < TASK_COUNT; i++) {
+			if (tasks[i].interval_us <= 0 || tasks[i].due_us > now)
+				continue;
+			cache_run_task(c, i);
+			tasks[i].due_us = cache_now_us() + tasks[i].interval_us;
+		}
+	}
+	return NULL;
+}
+
+/* --- life cycle ------------------------------------------------------------------------ */
+
+/* A shard with buckets is fully initialised: ks_cache_free relies on that. */
+static int shard_init(struct cache_shard *s)
+{
+	struct cache_entry **buckets = calloc(CACHE_MIN_BUCKETS, sizeof(*buckets));
+
+	if (!buckets)
+		return -1;
+	if (pthread_rwlock_init(&s->lock, NULL) != 0)
+		goto fail;
+	if (pthread_mutex_init(&s->flight_lock, NULL) != 0) {
+		pthread_rwlock_destroy(&s->lock);
+		goto fail;
+	}
+	atomic_init(&s->hits, 0);
+	atomic_init(&s->misses, 0);
+	s->buckets = buckets;
+	s->nbuckets = CACHE_MIN_BUCKETS;
+	return 0;
+fail:
+	free(buckets);
+	return -1;
+}
+
+static int cache_shards_init(struct ks_cache *c)
+{
+	for (int i = 0; i < CACHE_SHARDS; i++)
+		if (shard_init(&c->shards[i]) != 0)
+			return -1;
+	return 0;
+}
+
+static int cache_thread_start(struct ks_cache *c)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	if (pthread_mutex_init(&c->bg_lock, NULL) != 0)
+		return -1;
+	if (pthread_condattr_init(&attr) != 0)
+		goto fail_mutex;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(&c->bg_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (rc != 0)
+		goto fail_mutex;
+	if (pthread_create(&c->thread, NULL, cache_background, c) != 0) {
+		pthread_cond_destroy(&c->bg_cond);
+		goto fail_mutex;
+	}
+	c->thread_started = true;
+	return 0;
+fail_mutex:
+	pthread_mutex_destroy(&c->bg_lock);
+	return -1;
+}
+
+struct ks_cache *ks_cache_new(struct keystore *store, const struct ks_cache_config *cfg)
+{
+	struct ks_cache *c;
+
+	if (!store)
+		return NULL;
+	c = aligned_alloc(64, sizeof(*c));
+	if (!c) {
+		keystore_close(store);
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->store = store;
+	if (cfg)
+		c->cfg = *cfg;
+	if (cache_shards_init(c) != 0 || cache_thread_start(c) != 0) {
+		ks_cache_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void cache_thread_stop(struct ks_cache *c)
+{
+	if (!c->thread_started)
+		return;
+	pthread_mutex_lock(&c->bg_lock);
+	c->stopping = true;
+	pthread_cond_signal(&c->bg_cond);
+	pthread_mutex_unlock(&c->bg_lock);
+	pthread_join(c->thread, NULL);
+	pthread_cond_destroy(&c->bg_cond);
+	pthread_mutex_destroy(&c->bg_lock);
+	c->thread_started = false;
+}
+
+void ks_cache_free(struct ks_cache *c)
+{
+	if (!c)
+		return;
+	cache_thread_stop(c);
+	for (int i = 0; i < CACHE_SHARDS; i++) {
+		struct cache_shard *s = &c->shards[i];
+
+		if (!s->buckets)
+			break;
+		shard_sweep(c, s, false);
+		pthread_rwlock_destroy(&s->lock);
+		pthread_mutex_destroy(&s->flight_lock);
+		free(s->buckets);
+	}
+	keystore_close(c->store);
+	free(c);
+}

@@ -1,0 +1,569 @@
+/*
+ * test_cache.c — the key cache over a mem store wrapped in a test store that counts reads,
+ * can slow them down, and can fail status or create on demand.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keystore/cache.h"
+#include "tests/unit/check.h"
+
+/* --- the test store ---------------------------------------------------------------------- */
+
+struct test_store {
+	struct keystore *inner; /* a mem store */
+	atomic_int gets;
+	atomic_int status_calls;
+	atomic_int get_delay_ms;
+	atomic_bool status_fails;
+	atomic_bool create_fails;
+};
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int ts_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
+{
+	struct test_store *t = self;
+
+	if (atomic_load(&t->create_fails)) {
+		ks_err_set(err, "test: create fails");
+		return KS_UNREACHABLE;
+	}
+	return keystore_create(t->inner, name, record, err);
+}
+
+static int ts_get(void *self, const char *name, struct bytes *record_out, struct ks_err *err)
+{
+	struct test_store *t = self;
+	int delay = atomic_load(&t->get_delay_ms);
+
+	atomic_fetch_add(&t->gets, 1);
+	if (delay > 0)
+		sleep_ms(delay);
+	return keystore_get(t->inner, name, record_out, err);
+}
+
+static int ts_remove(void *self, const char *name, struct ks_err *err)
+{
+	return keystore_remove(((struct test_store *)self)->inner, name, err);
+}
+
+static int ts_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)
+{
+	return keystore_list(((struct test_store *)self)->inner, prefix, out, err);
+}
+
+static int ts_status(void *self, struct ks_status *out, struct ks_err *err)
+{
+	struct test_store *t = self;
+
+	atomic_fetch_add(&t->status_calls, 1);
+	if (atomic_load(&t->status_fails)) {
+		ks_err_set(err, "test: store is down");
+		return KS_UNREACHABLE;
+	}
+	out->latency_us = 42;
+	return KS_OK;
+}
+
+/* The cache closes the store; the counters stay readable in the caller's struct. */
+static void ts_close(void *self)
+{
+	keystore_close(((struct test_store *)self)->inner);
+}
+
+static const struct keystore_ops test_ops = {
+    .name = "test",
+    .create = ts_create,
+    .get = ts_get,
+    .remove = ts_remove,
+    .list = ts_list,
+    .status = ts_status,
+    .close = ts_close,
+};
+
+static struct ks_cache *open_cache(struct test_store *t, const struct ks_cache_config *cfg)
+{
+	struct keystore *ks = calloc(1, sizeof(*ks));
+	struct ks_cache *c;
+
+	memset(t, 0, sizeof(*t));
+	t->inner = mem_keystore_open();
+	CHECK(ks != NULL && t->inner != NULL);
+	ks->ops = &test_ops;
+	ks->self = t;
+	c = ks_cache_new(ks, cfg);
+	CHECK(c != NULL);
+	return c;
+}
+
+/* Stores a new key directly in the inner store (as if another instance wrote it). */
+static struct secret_key *store_key(struct test_store *t, const char *name)
+{
+	struct secret_key *k = NULL;
+	struct bytes rec = {0};
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(key_generate(KEY_ALG_AES256, "test-identity", &k), 0);
+	if (!k)
+		return NULL;
+	CHECK_EQ_INT(key_record_encode(k, &rec), 0);
+	CHECK_EQ_INT(keystore_create(t->inner, name, &rec, &err), KS_OK);
+	bytes_free(&rec);
+	return k;
+}
+
+static bool same_key(const struct secret_key *a, const struct secret_key *b)
+{
+	return a && b && memcmp(a->key, b->key, KEY_SIZE) == 0 &&
+	       memcmp(a->hmac_key, b->hmac_key, KEY_HMAC_SIZE) == 0 && a->algorithm == b->algorithm;
+}
+
+static struct ks_cache_stats stats_of(struct ks_cache *c)
+{
+	struct ks_cache_stats s;
+
+	ks_cache_get_stats(c, &s);
+	return s;
+}
+
+/* Polls until the cache has n entries or timeout_ms passed; returns whether it happened. */
+static bool wait_entries(struct ks_cache *c, uint64_t n, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+
+	while (stats_of(c).entries != n) {
+		if (now_ms() > end)
+			return false;
+		sleep_ms(5);
+	}
+	return true;
+}
+
+static bool wait_offline(struct ks_cache *c, bool offline, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+
+	while (stats_of(c).offline != offline) {
+		if (now_ms() > end)
+			return false;
+		sleep_ms(5);
+	}
+	return true;
+}
+
+/* --- tests ------------------------------------------------------------------------------- */
+
+static void test_hit_and_miss(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *k = store_key(&t, "k1");
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+	struct ks_cache_stats s;
+
+	CHECK_EQ_INT(ks_cache_get(c, "k1", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k));
+	key_ref_release(&ref);
+	CHECK(ref.key == NULL);
+	CHECK_EQ_INT(ks_cache_get(c, "k1", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k));
+	key_ref_release(&ref);
+	s = stats_of(c);
+	CHECK_EQ_INT(s.hits, 1);
+	CHECK_EQ_INT(s.misses, 1);
+	CHECK_EQ_INT(s.store_reads, 1);
+	CHECK_EQ_INT(s.entries, 1);
+	CHECK_EQ_INT(atomic_load(&t.gets), 1);
+
+	/* Not found is not cached: each lookup asks the store again. */
+	CHECK_EQ_INT(ks_cache_get(c, "nope", 0, &ref, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(ks_cache_get(c, "nope", 0, &ref, &err), KS_NOT_FOUND);
+	CHECK(ref.entry == NULL);
+	CHECK_EQ_INT(atomic_load(&t.gets), 3);
+	CHECK_EQ_INT(stats_of(c).entries, 1);
+	CHECK_EQ_STR(ks_cache_store_name(c), "test");
+	key_free(k);
+	ks_cache_free(c);
+}
+
+struct getter {
+	struct ks_cache *c;
+	pthread_barrier_t *start;
+	const char *name;
+	int rc;
+	const struct secret_key *key;
+	struct key_ref ref;
+};
+
+static void *getter_run(void *arg)
+{
+	struct getter *g = arg;
+	struct ks_err err = {{0}};
+
+	pthread_barrier_wait(g->start);
+	g->rc = ks_cache_get(g->c, g->name, 0, &g->ref, &err);
+	g->key = g->ref.key;
+	return NULL;
+}
+
+/* n threads look up name at once; returns how many got KS_OK and checks the rest got want. */
+static int stampede(struct ks_cache *c, const char *name, int want_rc, const struct secret_key *k)
+{
+	enum { N = 100 };
+	struct getter *g = calloc(N, sizeof(*g));
+	pthread_t th[N];
+	pthread_barrier_t start;
+	int ok = 0;
+
+	pthread_barrier_init(&start, NULL, N);
+	for (int i = 0; i < N; i++) {
+		g[i] = (struct getter){.c = c, .start = &start, .name = name};
+		CHECK(pthread_create(&th[i], NULL, getter_run, &g[i]) == 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_EQ_INT(g[i].rc, want_rc);
+		if (g[i].rc == KS_OK) {
+			ok++;
+			CHECK(same_key(g[i].key, k));
+			key_ref_release(&g[i].ref);
+		}
+	}
+	pthread_barrier_destroy(&start);
+	free(g);
+	return ok;
+}
+
+static void test_single_flight(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *k = store_key(&t, "hot");
+
+	atomic_store(&t.get_delay_ms, 300);
+	CHECK_EQ_INT(stampede(c, "hot", KS_OK, k), 100);
+	CHECK_EQ_INT(atomic_load(&t.gets), 1);
+	CHECK_EQ_INT(stats_of(c).store_reads, 1);
+	CHECK_EQ_INT(stats_of(c).entries, 1);
+
+	/* A shared not-found answer is still one read, and is not cached. */
+	CHECK_EQ_INT(stampede(c, "cold", KS_NOT_FOUND, NULL), 0);
+	CHECK_EQ_INT(atomic_load(&t.gets), 2);
+	CHECK_EQ_INT(stats_of(c).entries, 1);
+	key_free(k);
+	ks_cache_free(c);
+}
+
+static void test_nonblock(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *k = store_key(&t, "k");
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(ks_cache_get(c, "k", KS_CACHE_NONBLOCK, &ref, &err), KS_WOULD_BLOCK);
+	CHECK(ref.key == NULL);
+	CHECK_EQ_INT(atomic_load(&t.gets), 0);
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	CHECK_EQ_INT(ks_cache_get(c, "k", KS_CACHE_NONBLOCK, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k));
+	key_ref_release(&ref);
+	CHECK_EQ_INT(atomic_load(&t.gets), 1);
+	key_free(k);
+	ks_cache_free(c);
+}
+
+static void test_create(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *original = store_key(&t, "taken");
+	struct secret_key *k = NULL;
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(key_generate(KEY_ALG_CHACHA20, "creator", &k), 0);
+	/* A create the store refuses never reaches the cache. */
+	CHECK_EQ_INT(ks_cache_create(c, "taken", k, &err), KS_EXISTS);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	atomic_store(&t.create_fails, true);
+	CHECK_EQ_INT(ks_cache_create(c, "lost", k, &err), KS_UNREACHABLE);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	CHECK_EQ_INT(stats_of(c).store_errors, 1);
+	atomic_store(&t.create_fails, false);
+	CHECK_EQ_INT(ks_cache_get(c, "lost", 0, &ref, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(ks_cache_get(c, "taken", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, original));
+	key_ref_release(&ref);
+
+	/* A confirmed create is cached: the next get is a hit and reads nothing. */
+	atomic_store(&t.gets, 0);
+	CHECK_EQ_INT(ks_cache_create(c, "fresh", k, &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_get(c, "fresh", KS_CACHE_NONBLOCK, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k));
+	CHECK(ref.key != k); /* the cache keeps its own copy */
+	CHECK_EQ_STR(ref.key->created_by, "creator");
+	key_ref_release(&ref);
+	CHECK_EQ_INT(atomic_load(&t.gets), 0);
+
+	/* And what was stored reads back as the same key. */
+	{
+		struct bytes rec = {0};
+		struct secret_key *back = NULL;
+
+		CHECK_EQ_INT(keystore_get(t.inner, "fresh", &rec, &err), KS_OK);
+		CHECK_EQ_INT(key_record_decode(rec.data, rec.len, &back), 0);
+		CHECK(same_key(back, k));
+		key_free(back);
+		bytes_free(&rec);
+	}
+	key_free(k);
+	key_free(original);
+	ks_cache_free(c);
+}
+
+static void test_remove(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *k = store_key(&t, "k");
+	struct key_ref held, ref;
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &held, &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_remove(c, "k", &err), KS_OK);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_NOT_FOUND);
+	/* A reference taken before the eviction stays valid until released. */
+	CHECK(same_key(held.key, k));
+	key_ref_release(&held);
+
+	/* Removed behind the cache's back: remove says not found and still evicts. */
+	key_free(k);
+	k = store_key(&t, "k2");
+	CHECK_EQ_INT(ks_cache_get(c, "k2", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	CHECK_EQ_INT(keystore_remove(t.inner, "k2", &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_remove(c, "k2", &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	CHECK_EQ_INT(ks_cache_get(c, "k2", 0, &ref, &err), KS_NOT_FOUND);
+	key_free(k);
+	ks_cache_free(c);
+}
+
+static void test_list_passes_through(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *a = store_key(&t, "a1"), *b = store_key(&t, "b1");
+	struct name_list l = {0};
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(ks_cache_list(c, "a", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 1);
+	if (l.count == 1)
+		CHECK_EQ_STR(l.names[0], "a1");
+	name_list_free(&l);
+	key_free(a);
+	key_free(b);
+	ks_cache_free(c);
+}
+
+static void test_malformed_record(void)
+{
+	static const char junk[] = "SECRETJUNK-not-a-record";
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct bytes rec = {(uint8_t *)junk, sizeof(junk) - 1};
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(keystore_create(t.inner, "bad", &rec, &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_get(c, "bad", 0, &ref, &err), KS_FAILED);
+	CHECK(err.msg[0] != '\0');
+	CHECK(strstr(err.msg, "SECRETJUNK") == NULL);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	ks_cache_free(c);
+}
+
+static void test_expiry_any(void)
+{
+	struct ks_cache_config cfg = {.expiry_any_ms = 200};
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, &cfg);
+	struct secret_key *k = store_key(&t, "k");
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+	int64_t start = now_ms();
+
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	/* Dropped even though it keeps being used. */
+	while (stats_of(c).entries == 1 && now_ms() - start < 3000) {
+		CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+		key_ref_release(&ref);
+		sleep_ms(10);
+	}
+	CHECK(now_ms() - start < 3000);
+	CHECK(atomic_load(&t.gets) >= 1);
+	key_free(k);
+	ks_cache_free(c);
+}
+
+static void test_expiry_unused(void)
+{
+	struct ks_cache_config cfg = {.expiry_unused_ms = 400};
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, &cfg);
+	struct secret_key *a = store_key(&t, "busy"), *b = store_key(&t, "idle");
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+	int64_t start = now_ms();
+
+	CHECK_EQ_INT(ks_cache_get(c, "busy", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	CHECK_EQ_INT(ks_cache_get(c, "idle", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	/* "busy" is used every 20 ms for 1.5 s: it stays; "idle" goes. */
+	while (now_ms() - start < 1500) {
+		CHECK_EQ_INT(ks_cache_get(c, "busy", 0, &ref, &err), KS_OK);
+		key_ref_release(&ref);
+		sleep_ms(20);
+	}
+	CHECK_EQ_INT(stats_of(c).entries, 1);
+	CHECK_EQ_INT(atomic_load(&t.gets), 2);
+	CHECK_EQ_INT(ks_cache_get(c, "busy", KS_CACHE_NONBLOCK, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	CHECK_EQ_INT(ks_cache_get(c, "idle", KS_CACHE_NONBLOCK, &ref, &err), KS_WOULD_BLOCK);
+	key_free(a);
+	key_free(b);
+	ks_cache_free(c);
+}
+
+static void test_offline(void)
+{
+	struct ks_cache_config cfg = {.status_interval_ms = 50};
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, &cfg);
+	struct secret_key *k = store_key(&t, "k"), *later;
+	struct key_ref ref;
+	struct ks_status st = {0};
+	struct ks_err err = {{0}};
+	int calls;
+	int64_t start;
+
+	CHECK_EQ_INT(ks_cache_status(c, &st, &err), KS_OK);
+	CHECK_EQ_INT(st.latency_us, 42);
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+
+	atomic_store(&t.status_fails, true);
+	CHECK(wait_offline(c, true, 3000));
+	/* Offline: status answers at once without asking the store... */
+	calls = atomic_load(&t.status_calls);
+	start = now_ms();
+	CHECK_EQ_INT(ks_cache_status(c, &st, &err), KS_UNREACHABLE);
+	CHECK(now_ms() - start < 50);
+	CHECK(atomic_load(&t.status_calls) - calls <= 1); /* at most a background probe */
+	/* ...cached keys are served, and misses still go to the store. */
+	CHECK_EQ_INT(ks_cache_get(c, "k", KS_CACHE_NONBLOCK, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k));
+	key_ref_release(&ref);
+	later = store_key(&t, "later");
+	CHECK_EQ_INT(ks_cache_get(c, "later", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, later));
+	key_ref_release(&ref);
+
+	/* The store comes back: so does the cache, by itself. */
+	atomic_store(&t.status_fails, false);
+	CHECK(wait_offline(c, false, 3000));
+	CHECK_EQ_INT(ks_cache_status(c, &st, &err), KS_OK);
+	CHECK_EQ_INT(stats_of(c).store_latency_us, 42);
+	key_free(k);
+	key_free(later);
+	ks_cache_free(c);
+}
+
+static void test_offline_expiry(void)
+{
+	/* While offline with an offline expiry the "any" expiry (300 ms) waits; the offline
+	 * expiry (1200 ms) drops everything. */
+	struct ks_cache_config cfg = {
+	    .expiry_any_ms = 300, .expiry_offline_ms = 1200, .status_interval_ms = 30};
+	struct test_store t;
+	struct ks_cache *c;
+	struct secret_key *k;
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+	int64_t start;
+
+	c = open_cache(&t, &cfg);
+	k = store_key(&t, "k");
+	atomic_store(&t.status_fails, true);
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	start = now_ms();
+	CHECK(wait_offline(c, true, 3000));
+	sleep_ms(700);
+	CHECK_EQ_INT(stats_of(c).entries, 1);
+	CHECK(wait_entries(c, 0, 3000));
+	CHECK(now_ms() - start >= 700);
+	/* Still offline: misses go to the store, which answers. */
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k));
+	key_ref_release(&ref);
+	key_free(k);
+	ks_cache_free(c);
+}
+
+static void test_free_is_prompt(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL); /* status probe every 10 s */
+	int64_t start;
+
+	sleep_ms(20);
+	start = now_ms();
+	ks_cache_free(c);
+	CHECK(now_ms() - start < 1000);
+}
+
+int main(void)
+{
+	RUN(test_hit_and_miss);
+	RUN(test_single_flight);
+	RUN(test_nonblock);
+	RUN(test_create);
+	RUN(test_remove);
+	RUN(test_list_passes_through);
+	RUN(test_malformed_record);
+	RUN(test_expiry_any);
+	RUN(test_expiry_unused);
+	RUN(test_offline);
+	RUN(test_offline_expiry);
+	RUN(test_free_is_prompt);
+	return CHECK_DONE();
+}
