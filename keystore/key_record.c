@@ -333,12 +333,12 @@ static int decode_protobuf(const uint8_t *data, size_t len, struct secret_key *k
 
 /* ---- legacy JSON ---- */
 
-/* A string member, or absent/null as "". -1 for any other type (Go's Unmarshal fails). */
+/* A string member, or absent/null as NULL. -1 for any other type (Go's Unmarshal fails). */
 static int json_member_string(const struct json_value *v, const char *key, const char **s,
                               size_t *n)
 {
 	const struct json_value *m = json_get(v, key);
-	*s = "";
+	*s = NULL;
 	*n = 0;
 	if (!m || json_type(m) == JSON_NULL)
 		return 0;
@@ -365,9 +365,10 @@ static int decode_json_fields(const struct json_value *v, struct secret_key *k)
 	k->typed = alg_len > 0;
 	if (k->typed && (strlen(alg) != alg_len || key_algorithm_parse(alg, &k->algorithm) != 0))
 		goto out;
-	if (at_len && key_parse_rfc3339(at, at_len, &k->created_at_sec, &k->created_at_nsec) != 0)
+	/* null or absent is Go's zero time; "" is a parse error there too */
+	if (at && key_parse_rfc3339(at, at_len, &k->created_at_sec, &k->created_at_nsec) != 0)
 		goto out;
-	if (set_created_by(k, (const uint8_t *)by, by_len) != 0)
+	if (by && set_created_by(k, (const uint8_t *)by, by_len) != 0)
 		goto out;
 	memcpy(k->key, raw.data, KEY_SIZE);
 	k->has_hmac = false;
@@ -465,7 +466,7 @@ static int parse_fraction(const char *s, size_t n, size_t *i, int32_t *nsec)
 /* "Z" or ±hh:mm, as seconds east of UTC. */
 static int parse_zone(const char *s, size_t n, int *offset)
 {
-	if (n == 1 && (s[0] == 'Z' || s[0] == 'z')) {
+	if (n == 1 && s[0] == 'Z') {
 		*offset = 0;
 		return 0;
 	}

@@ -533,6 +533,7 @@ static void test_record_json_vectors(void)
 		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"algorithm\":\"AES128\"}",
 		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":\"yesterday\"}",
 		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":5}",
+		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":\"\"}",
 		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_by\":[]}",
 		"{\"bytes\":5}",
 		"{}",
@@ -719,7 +720,8 @@ static void test_rfc3339(void)
 		"2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-12T24:00:00Z",
 		"2024-01-12T11:60:00Z", "2024-01-12T11:00:60Z", "2024-01-12T11:00:00.Z",
 		"2024-01-12T11:00:00+0100", "2024-01-12T11:00:00+24:00", "2024-01-12T11:00:00ZZ",
-		"2024-01-12T11:00:00.5", "+024-01-12T11:00:00Z",
+		"2024-01-12T11:00:00.5", "+024-01-12T11:00:00Z", "2024-01-12t11:00:00Z",
+		"2024-01-12T11:00:00z",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int64_t sec;
