@@ -14,4 +14,13 @@ struct verb {
 	const char *summary;
 };
 
+/* Client verbs (key.c, identity.c, policy.c, status.c, log.c) and migrate.c. */
+int cmd_key(int argc, char **argv);
+int cmd_identity(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_metric(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+
 #endif

@@ -6,6 +6,13 @@
 #include "kesc_version.h"
 
 static const struct verb VERBS[] = {
+	{"key", cmd_key, "manage cryptographic keys"},
+	{"identity", cmd_identity, "create and inspect identities (certificates)"},
+	{"policy", cmd_policy, "inspect policies"},
+	{"status", cmd_status, "print the server status"},
+	{"metric", cmd_metric, "print server metrics"},
+	{"log", cmd_log, "follow the server's audit or error log"},
+	{"migrate", cmd_migrate, "copy keys from one keystore to another"},
 	{NULL, NULL, NULL},
 };
 
@@ -33,6 +40,21 @@ int main(int argc, char **argv)
 	if (!strcmp(name, "-h") || !strcmp(name, "--help")) {
 		usage(stdout);
 		return 0;
+	}
+	/* `kesc help VERB [SUB]` is `kesc VERB [SUB] --help`. */
+	char help_flag[] = "--help", *help_argv[8];
+	if (!strcmp(name, "help")) {
+		if (argc < 3 || argc > 5) {
+			usage(argc < 3 ? stdout : stderr);
+			return argc < 3 ? 0 : EXIT_USAGE;
+		}
+		help_argv[0] = argv[0];
+		for (int i = 2; i < argc; i++)
+			help_argv[i - 1] = argv[i];
+		help_argv[argc - 1] = help_flag;
+		help_argv[argc] = NULL;
+		argv = help_argv;
+		name = argv[1];
 	}
 	for (const struct verb *v = VERBS; v->name; v++)
 		if (!strcmp(v->name, name))

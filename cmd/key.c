@@ -1,0 +1,492 @@
+/*
+ * key.c — `kesc key create|import|info|ls|rm|encrypt|decrypt|dek` (kes.md §8): the key API of
+ * a kesc or KES server, with KES's argument order and output. On a terminal the output is for
+ * people; otherwise (or with --json) it is JSON for programs, and the crypto verbs print a
+ * single JSON object without a trailing newline exactly as `kes` does.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cli.h"
+#include "cmd/client.h"
+#include "cmd/cmd.h"
+#include "keystore/bytes.h"
+#include "keystore/json.h"
+
+static const char KEY_USAGE[] =
+	"Usage:\n"
+	"    kesc key <command>\n\n"
+	"Commands:\n"
+	"    create                   Create a new crypto key.\n"
+	"    import                   Import a crypto key.\n"
+	"    info                     Get information about a crypto key.\n"
+	"    ls                       List crypto keys.\n"
+	"    rm                       Delete a crypto key.\n\n"
+	"    encrypt                  Encrypt a message.\n"
+	"    decrypt                  Decrypt an encrypted message.\n"
+	"    dek                      Generate a new data encryption key.\n\n"
+	"Options:\n"
+	"    -h, --help               Print command line options.\n";
+
+#define CLIENT_OPTIONS_USAGE                                                                   \
+	"    -k, --insecure           Skip TLS certificate validation.\n"                        \
+	"        --ca <file>          Trust the CA certificates in <file>.\n"                    \
+	"    -s, --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
+
+static const char CREATE_USAGE[] =
+	"Usage:\n    kesc key create [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"\n    -h, --help               Print command line options.\n\n"
+	"Examples:\n    $ kesc key create my-key\n    $ kesc key create my-key1 my-key2\n";
+static const char IMPORT_USAGE[] =
+	"Usage:\n    kesc key import [options] <name> <key>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"        --cipher <alg>       AES256 (default) or ChaCha20.\n"
+	"\n    -h, --help               Print command line options.\n\n"
+	"Examples:\n    $ kesc key import my-key-2 Xlnr/nOgAWE5cA7GAsl3L2goCvmfs6KE0gNgB1T93wE=\n";
+static const char INFO_USAGE[] =
+	"Usage:\n    kesc key info [options] <name>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"        --json               Print the key in JSON format.\n"
+	"\n    -h, --help               Print command line options.\n\n"
+	"Examples:\n    $ kesc key info my-key\n";
+static const char LS_USAGE[] =
+	"Usage:\n    kesc key ls [options] [<pattern>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"        --json               Print keys in JSON format.\n"
+	"\n    -h, --help               Print command line options.\n\n"
+	"Examples:\n    $ kesc key ls\n    $ kesc key ls 'my-key*'\n";
+static const char RM_USAGE[] =
+	"Usage:\n    kesc key rm [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"\n    -h, --help               Print command line options.\n\n"
+	"Examples:\n    $ kesc key rm my-key\n    $ kesc key rm my-key1 my-key2\n";
+static const char ENCRYPT_USAGE[] =
+	"Usage:\n    kesc key encrypt [options] <name> <message> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"        --json               Print the result in JSON format.\n"
+	"\n    -h, --help               Print command line options.\n\n"
+	"The optional context is base64 and must be given again to decrypt.\n\n"
+	"Examples:\n    $ kesc key encrypt my-key \"Hello World\"\n";
+static const char DECRYPT_USAGE[] =
+	"Usage:\n    kesc key decrypt [options] <name> <ciphertext> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"        --json               Print the result in JSON format.\n"
+	"\n    -h, --help               Print command line options.\n\n"
+	"Examples:\n    $ CIPHERTEXT=$(kesc key dek my-key | jq -r .ciphertext)\n"
+	"    $ kesc key decrypt my-key \"$CIPHERTEXT\"\n";
+static const char DEK_USAGE[] =
+	"Usage:\n    kesc key dek [options] <name> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+	"        --json               Print the result in JSON format.\n"
+	"\n    -h, --help               Print command line options.\n\n"
+	"Examples:\n    $ kesc key dek my-key\n";
+
+/* Runs one call and reports a failure as "kesc: <what> '<name>': <server message>". */
+static int key_call(struct client *c, const char *method, const char *prefix, const char *name,
+                    const struct buf *body, struct client_reply *reply, const char *what)
+{
+	struct buf path;
+	buf_init(&path, 4096);
+	client_path(&path, prefix, name);
+	int rc = buf_failed(&path) ? -1
+	                           : client_call(c, method, path.data, body ? body->data : NULL,
+	                                         body ? body->len : 0, reply);
+	buf_free(&path);
+	if (rc < 0) {
+		cli_fail("%s '%s': %s", what, name, reply->message[0] ? reply->message : "invalid name");
+		return 1;
+	}
+	return 0;
+}
+
+/* Checks that arg is valid standard base64 (what the server's JSON []byte fields expect). */
+static int valid_base64(const char *arg)
+{
+	struct bytes b = {0};
+	int rc = base64_decode(&b, arg, strlen(arg));
+	bytes_free(&b);
+	return rc == 0;
+}
+
+static int key_create(int argc, char **argv)
+{
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, NULL, 0, true, "key create", CREATE_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	rc = 0;
+	if (a.count == 0) {
+		rc = cli_usage_error("key create", "no key name specified");
+		goto out;
+	}
+	struct client *c = client_open_or_report(&a.client);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < a.count && rc == 0; i++) {
+		struct client_reply reply;
+		rc = key_call(c, "POST", "/v1/key/create/", a.args[i], NULL, &reply,
+		              "failed to create key");
+		client_reply_free(&reply);
+	}
+	client_close(c);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_import(int argc, char **argv)
+{
+	const char *cipher = "AES256";
+	const struct cli_flag flags[] = {{"cipher", 0, CLI_STRING, &cipher}};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key import", IMPORT_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count == 0)
+		rc = cli_usage_error("key import", "no key name specified");
+	else if (a.count == 1)
+		rc = cli_usage_error("key import", "no crypto key specified");
+	else if (a.count > 2)
+		rc = cli_usage_error("key import", "too many arguments");
+	else if (!valid_base64(a.args[1]))
+		rc = cli_usage_error("key import", "invalid key: not base64");
+	if (rc != 0)
+		goto out;
+	struct buf body;
+	struct json_writer w;
+	buf_init(&body, 4096);
+	json_writer_init(&w, &body);
+	json_object_begin(&w);
+	json_key(&w, "key");
+	json_write_string(&w, a.args[1]);
+	json_key(&w, "cipher");
+	json_write_string(&w, cipher);
+	json_object_end(&w);
+	struct client *c = client_open_or_report(&a.client);
+	if (!c) {
+		rc = 1;
+	} else {
+		struct client_reply reply;
+		rc = key_call(c, "POST", "/v1/key/import/", a.args[0], &body, &reply,
+		              "failed to import key");
+		client_reply_free(&reply);
+		client_close(c);
+	}
+	buf_free(&body);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+/* "2024-05-01T10:11:12.123Z" → "2024-05-01 10:11:12". */
+static void print_time(const char *label, const char *t, size_t n)
+{
+	if (n >= 19 && t[10] == 'T')
+		printf("%-11s %.10s %.8s\n", label, t, t + 11);
+	else
+		printf("%-11s %.*s\n", label, (int)n, t);
+}
+
+/* Prints a JSON reply body as --json output: as the server sent it, one trailing newline. */
+static void print_json_body(const struct client_reply *reply)
+{
+	size_t n = reply->body.len;
+	while (n > 0 && (reply->body.data[n - 1] == '\n' || reply->body.data[n - 1] == ' '))
+		n--;
+	printf("%.*s\n", (int)n, n ? reply->body.data : "");
+}
+
+static int key_info_print(const struct client_reply *reply, bool json)
+{
+	if (json) {
+		print_json_body(reply);
+		return 0;
+	}
+	char err[64];
+	struct json_value *v = json_parse(reply->body.data, reply->body.len, err, sizeof err);
+	if (!v || json_type(v) != JSON_OBJECT) {
+		json_free(v);
+		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+	}
+	size_t n = 0;
+	const char *s = json_string(json_get(v, "name"), &n);
+	printf("%-11s %.*s\n", "Name", (int)n, s ? s : "");
+	s = json_string(json_get(v, "algorithm"), &n);
+	if (s)
+		printf("%-11s %.*s\n", "Algorithm", (int)n, s);
+	s = json_string(json_get(v, "created_at"), &n);
+	if (s)
+		print_time("Date", s, n);
+	s = json_string(json_get(v, "created_by"), &n);
+	if (s)
+		printf("%-11s %.*s\n", "Owner", (int)n, s);
+	json_free(v);
+	return 0;
+}
+
+static int key_info(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key info", INFO_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count != 1) {
+		rc = cli_usage_error("key info", a.count ? "too many arguments" : "no key name specified");
+		goto out;
+	}
+	struct client *c = client_open_or_report(&a.client);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	struct client_reply reply;
+	rc = key_call(c, "GET", "/v1/key/describe/", a.args[0], NULL, &reply,
+	              "failed to describe key");
+	if (rc == 0)
+		rc = key_info_print(&reply, json);
+	client_reply_free(&reply);
+	client_close(c);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_ls(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key ls", LS_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count > 1) {
+		rc = cli_usage_error("key ls", "too many arguments");
+		goto out;
+	}
+	struct client *c = client_open_or_report(&a.client);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	struct client_reply reply;
+	rc = key_call(c, "GET", "/v1/key/list/", a.count ? a.args[0] : "*", NULL, &reply,
+	              "failed to list keys matching");
+	if (rc == 0)
+		rc = cli_print_names(reply.body.data, reply.body.len, "names", "Key", json);
+	client_reply_free(&reply);
+	client_close(c);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_rm(int argc, char **argv)
+{
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, NULL, 0, true, "key rm", RM_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	rc = 0;
+	if (a.count == 0) {
+		rc = cli_usage_error("key rm", "no key name specified");
+		goto out;
+	}
+	struct client *c = client_open_or_report(&a.client);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < a.count && rc == 0; i++) {
+		struct client_reply reply;
+		rc = key_call(c, "DELETE", "/v1/key/delete/", a.args[i], NULL, &reply,
+		              "failed to remove key");
+		client_reply_free(&reply);
+	}
+	client_close(c);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+/* The crypto verbs' output: on a terminal "\n<label>: <value>" lines, else one JSON object
+ * without a trailing newline (kes.md §8). fields are the reply members to show, in order. */
+static int print_crypto(const struct client_reply *reply, const char *const *fields, size_t n,
+                        bool json)
+{
+	char err[64];
+	struct json_value *v = json_parse(reply->body.data, reply->body.len, err, sizeof err);
+	int rc = 0;
+	if (!v || json_type(v) != JSON_OBJECT) {
+		rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!json_string(json_get(v, fields[i]), NULL)) {
+			rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+			goto out;
+		}
+	if (json || !cli_stdout_is_terminal()) {
+		struct buf out;
+		struct json_writer w;
+		buf_init(&out, BUF_DEFAULT_MAX);
+		json_writer_init(&w, &out);
+		json_object_begin(&w);
+		for (size_t i = 0; i < n; i++) {
+			size_t len = 0;
+			const char *s = json_string(json_get(v, fields[i]), &len);
+			json_key(&w, fields[i]);
+			json_write_string_n(&w, s, len);
+		}
+		json_object_end(&w);
+		fwrite(out.data, 1, out.len, stdout);
+		buf_free(&out);
+	} else {
+		fputc('\n', stdout);
+		for (size_t i = 0; i < n; i++) {
+			size_t len = 0;
+			const char *s = json_string(json_get(v, fields[i]), &len);
+			printf("%s:%*s%.*s\n", fields[i], (int)(12 - strlen(fields[i])), "", (int)len, s);
+		}
+	}
+	fflush(stdout);
+out:
+	json_free(v);
+	return rc;
+}
+
+/* Builds {"<k0>":"<v0>",…} from base64 values; NULL values are left out. */
+static void crypto_body(struct buf *body, const char *k0, const char *v0, const char *k1,
+                        const char *v1)
+{
+	struct json_writer w;
+	json_writer_init(&w, body);
+	json_object_begin(&w);
+	if (v0) {
+		json_key(&w, k0);
+		json_write_string(&w, v0);
+	}
+	if (v1) {
+		json_key(&w, k1);
+		json_write_string(&w, v1);
+	}
+	json_object_end(&w);
+}
+
+/* Shared by encrypt, decrypt and dek: POST body to prefix+name, print fields. */
+static int crypto_call(const struct cli_args *a, const char *prefix, const struct buf *body,
+                       const char *const *fields, size_t n, bool json, const char *what)
+{
+	if (buf_failed(body))
+		return cli_fail("%s", cli_message(CLI_MSG_OUT_OF_MEMORY));
+	struct client *c = client_open_or_report(&a->client);
+	if (!c)
+		return 1;
+	struct client_reply reply;
+	int rc = key_call(c, "POST", prefix, a->args[0], body, &reply, what);
+	if (rc == 0)
+		rc = print_crypto(&reply, fields, n, json);
+	client_reply_free(&reply);
+	client_close(c);
+	return rc;
+}
+
+static int key_encrypt(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	static const char *const fields[] = {"ciphertext"};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key encrypt", ENCRYPT_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count == 0)
+		rc = cli_usage_error("key encrypt", "no key name specified");
+	else if (a.count == 1)
+		rc = cli_usage_error("key encrypt", "no message specified");
+	else if (a.count > 3)
+		rc = cli_usage_error("key encrypt", "too many arguments");
+	else if (a.count == 3 && !valid_base64(a.args[2]))
+		rc = cli_usage_error("key encrypt", "invalid context: not base64");
+	if (rc != 0)
+		goto out;
+	struct buf message, body;
+	buf_init(&message, BUF_DEFAULT_MAX);
+	buf_init(&body, BUF_DEFAULT_MAX);
+	base64_encode(&message, (const uint8_t *)a.args[1], strlen(a.args[1]));
+	crypto_body(&body, "plaintext", message.len ? message.data : "", "context",
+	            a.count == 3 ? a.args[2] : NULL);
+	rc = crypto_call(&a, "/v1/key/encrypt/", &body, fields, 1, json,
+	                 "failed to encrypt with key");
+	buf_free(&message);
+	buf_free(&body);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_decrypt(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	static const char *const fields[] = {"plaintext"};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key decrypt", DECRYPT_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count == 0)
+		rc = cli_usage_error("key decrypt", "no key name specified");
+	else if (a.count == 1)
+		rc = cli_usage_error("key decrypt", "no ciphertext specified");
+	else if (a.count > 3)
+		rc = cli_usage_error("key decrypt", "too many arguments");
+	else if (!valid_base64(a.args[1]))
+		rc = cli_usage_error("key decrypt", "invalid ciphertext: not base64");
+	else if (a.count == 3 && !valid_base64(a.args[2]))
+		rc = cli_usage_error("key decrypt", "invalid context: not base64");
+	if (rc != 0)
+		goto out;
+	struct buf body;
+	buf_init(&body, BUF_DEFAULT_MAX);
+	crypto_body(&body, "ciphertext", a.args[1], "context", a.count == 3 ? a.args[2] : NULL);
+	rc = crypto_call(&a, "/v1/key/decrypt/", &body, fields, 1, json,
+	                 "failed to decrypt with key");
+	buf_free(&body);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_dek(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	static const char *const fields[] = {"plaintext", "ciphertext"};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key dek", DEK_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count == 0)
+		rc = cli_usage_error("key dek", "no key name specified");
+	else if (a.count > 2)
+		rc = cli_usage_error("key dek", "too many arguments");
+	else if (a.count == 2 && !valid_base64(a.args[1]))
+		rc = cli_usage_error("key dek", "invalid context: not base64");
+	if (rc != 0)
+		goto out;
+	struct buf body;
+	buf_init(&body, BUF_DEFAULT_MAX);
+	crypto_body(&body, "context", a.count == 2 ? a.args[1] : NULL, NULL, NULL);
+	rc = crypto_call(&a, "/v1/key/generate/", &body, fields, 2, json,
+	                 "failed to generate a data key with key");
+	buf_free(&body);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+int cmd_key(int argc, char **argv)
+{
+	static const struct cli_subcommand subs[] = {
+		{"create", key_create},   {"import", key_import},   {"info", key_info},
+		{"ls", key_ls},           {"rm", key_rm},           {"encrypt", key_encrypt},
+		{"decrypt", key_decrypt}, {"dek", key_dek},         {NULL, NULL},
+	};
+	return cli_dispatch(argc, argv, subs, "key", KEY_USAGE);
+}

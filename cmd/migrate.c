@@ -1,0 +1,195 @@
+/*
+ * migrate.c — `kesc migrate --from A.yml --to B.yml [--merge] [<pattern>]`: copies keys from
+ * the keystore of one configuration to the keystore of another, as `kes migrate` does.
+ *
+ * Records are moved as the stores hold them, never decrypted or re-encoded here: a key keeps
+ * its bytes, its algorithm and its HMAC key, and kesc needs no access to the plaintext (the
+ * Vault store unwraps and re-wraps transit itself). A key that already exists at the target is
+ * never overwritten: it counts as failed, or as skipped with --merge, so running the same
+ * migration twice with --merge is harmless.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cli.h"
+#include "cmd/cmd.h"
+#include "keystore/keystore.h"
+#include "keystore/vault.h"
+#include "server/config.h"
+
+static const char MIGRATE_USAGE[] =
+	"Usage:\n"
+	"    kesc migrate [options] --from <config> --to <config> [<pattern>]\n\n"
+	"Options:\n"
+	"        --from <config>      Configuration file of the source keystore.\n"
+	"        --to <config>        Configuration file of the target keystore.\n"
+	"        --merge              Skip keys that already exist at the target.\n"
+	"    -q, --quiet              Do not print progress.\n\n"
+	"    -h, --help               Print command line options.\n\n"
+	"The pattern is a glob (default '*'). Keys are copied as stored, without being\n"
+	"decrypted; an existing key at the target is never replaced.\n\n"
+	"Examples:\n"
+	"    $ kesc migrate --from fs.yml --to vault.yml\n"
+	"    $ kesc migrate --from fs.yml --to vault.yml --merge 'minio-*'\n";
+
+struct migrate_counts {
+	size_t copied, skipped, failed;
+};
+
+static void warn_config(void *arg, const char *message)
+{
+	(void)arg;
+	fprintf(stderr, "kesc: warning: %s\n", message);
+}
+
+/* Loads a configuration and opens its keystore. NULL after printing why. */
+static struct keystore *store_open(const char *path, struct config **cfg_out)
+{
+	char err[512];
+	struct ks_err kerr = {{0}};
+	struct keystore *ks = NULL;
+	if (config_load(path, cfg_out, err, sizeof err, warn_config, NULL) < 0) {
+		cli_fail("%s", err);
+		return NULL;
+	}
+	const struct config *cfg = *cfg_out;
+	switch (cfg->keystore) {
+	case CONFIG_KEYSTORE_FS:
+		ks = fs_keystore_open(cfg->fs_path, &kerr);
+		break;
+	case CONFIG_KEYSTORE_VAULT:
+		ks = vault_keystore_open(&cfg->vault, &kerr);
+		break;
+	default:
+		cli_fail("%s: the keystore cannot be migrated (only fs and vault)", path);
+		return NULL;
+	}
+	if (!ks)
+		cli_fail("%s: cannot open the keystore: %s", path, kerr.msg);
+	return ks;
+}
+
+/* The literal part of a glob before its first metacharacter: what the store can pre-filter. */
+static void glob_prefix(const char *pattern, char *out, size_t outlen)
+{
+	size_t n = strcspn(pattern, "*?[\\");
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, pattern, n);
+	out[n] = '\0';
+}
+
+static void progress(bool show, size_t done, size_t total)
+{
+	if (show) {
+		fprintf(stderr, "\rMigrating keys: %zu / %zu", done, total);
+		fflush(stderr);
+	}
+}
+
+static void migrate_one(struct keystore *from, struct keystore *to, const char *name,
+                        bool merge, struct migrate_counts *n, bool show)
+{
+	struct bytes record = {0};
+	struct ks_err err = {{0}};
+	int rc = keystore_get(from, name, &record, &err);
+	if (rc == KS_NOT_FOUND) { /* deleted since the listing: nothing to copy */
+		n->skipped++;
+		return;
+	}
+	if (rc != KS_OK) {
+		n->failed++;
+		fprintf(stderr, "%skesc: failed to read key '%s': %s\n", show ? "\n" : "", name,
+		        err.msg[0] ? err.msg : ks_result_name(rc));
+		return;
+	}
+	rc = keystore_create(to, name, &record, &err);
+	bytes_free(&record);
+	if (rc == KS_OK) {
+		n->copied++;
+	} else if (rc == KS_EXISTS && merge) {
+		n->skipped++;
+	} else if (rc == KS_EXISTS) {
+		n->failed++;
+		fprintf(stderr, "%skesc: key '%s' already exists at the target (use --merge to skip it)\n",
+		        show ? "\n" : "", name);
+	} else {
+		n->failed++;
+		fprintf(stderr, "%skesc: failed to create key '%s': %s\n", show ? "\n" : "", name,
+		        err.msg[0] ? err.msg : ks_result_name(rc));
+	}
+}
+
+static int migrate_run(struct keystore *from, struct keystore *to, const char *pattern,
+                       bool merge, bool quiet)
+{
+	char prefix[256];
+	struct name_list names = {0};
+	struct ks_err err = {{0}};
+	struct migrate_counts n = {0};
+	bool show = !quiet && isatty(STDERR_FILENO) == 1;
+
+	glob_prefix(pattern, prefix, sizeof prefix);
+	int rc = keystore_list(from, prefix, &names, &err);
+	if (rc != KS_OK) {
+		cli_fail("failed to list the source keys: %s", err.msg[0] ? err.msg : ks_result_name(rc));
+		return 1;
+	}
+	size_t total = 0;
+	for (size_t i = 0; i < names.count; i++)
+		total += fnmatch(pattern, names.names[i], 0) == 0;
+	size_t done = 0;
+	for (size_t i = 0; i < names.count; i++) {
+		if (fnmatch(pattern, names.names[i], 0) != 0)
+			continue;
+		migrate_one(from, to, names.names[i], merge, &n, show);
+		progress(show, ++done, total);
+	}
+	if (show)
+		fputc('\n', stderr);
+	name_list_free(&names);
+	printf("copied %zu, skipped %zu, failed %zu\n", n.copied, n.skipped, n.failed);
+	return n.failed ? 1 : 0;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	const char *from_path = NULL, *to_path = NULL;
+	bool merge = false, quiet = false, force = false;
+	const struct cli_flag flags[] = {
+		{"from", 0, CLI_STRING, &from_path}, {"to", 0, CLI_STRING, &to_path},
+		{"merge", 0, CLI_BOOL, &merge},      {"quiet", 'q', CLI_BOOL, &quiet},
+		{"force", 'f', CLI_BOOL, &force},
+	};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], false, "migrate",
+	                   MIGRATE_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	struct config *from_cfg = NULL, *to_cfg = NULL;
+	struct keystore *from = NULL, *to = NULL;
+	if (force)
+		rc = cli_usage_error("migrate", "--force (replacing keys at the target) is not "
+		                                "supported: kesc never overwrites keys; use --merge");
+	else if (!from_path || !to_path)
+		rc = cli_usage_error("migrate", "both --from and --to are required");
+	else if (a.count > 1)
+		rc = cli_usage_error("migrate", "too many arguments");
+	if (rc != 0)
+		goto out;
+	const char *pattern = a.count ? a.args[0] : "*";
+	if (!(from = store_open(from_path, &from_cfg)) || !(to = store_open(to_path, &to_cfg))) {
+		rc = 1;
+		goto out;
+	}
+	rc = migrate_run(from, to, pattern, merge, quiet);
+out:
+	keystore_close(to);
+	keystore_close(from);
+	config_free(to_cfg);
+	config_free(from_cfg);
+	cli_args_free(&a);
+	return rc;
+}
