@@ -20,6 +20,9 @@
 /* (Re)configures sinks and levels from cfg; NULL = defaults (INFO, stderr/stdout). */
 int log_configure(const struct config *cfg, char *err, size_t errlen);
 void log_shutdown(void);
+/* Writes out buffered audit lines (the audit sink is block-buffered; the server calls this
+ * about once a second and at exit). */
+void log_flush(void);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -47,5 +50,7 @@ struct log_subscriber *log_subscribe(enum log_kind kind, void (*notify)(void *ar
 /* Moves the queued lines into out (appending). Returns the number of lines moved. */
 size_t log_subscriber_drain(struct log_subscriber *s, struct buf *out);
 void log_unsubscribe(struct log_subscriber *s);
+/* Lines this subscriber lost because its queue was full. */
+uint64_t log_subscriber_dropped(const struct log_subscriber *s);
 
 #endif

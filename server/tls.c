@@ -1,1 +1,360 @@
-/* Placeholder so the build configures; being written now. */
+/* tls.c — mbedTLS server configuration and the client-certificate policy (tls.h). */
+#include "server/tls.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/x509_crt.h>
+
+/* ECDHE with AEAD only, as Go's defaults for TLS 1.2 (minus CBC). */
+static const int CIPHERSUITES[] = {
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	0,
+};
+/* P-256 first: mbedTLS has a fast NIST reduction for it (MBEDTLS_ECP_NIST_OPTIM). */
+static const mbedtls_ecp_group_id CURVES[] = {
+	MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP384R1,
+	MBEDTLS_ECP_DP_NONE,
+};
+/* KES offers h2 as well; we speak HTTP/1.1 only, which every KES client falls back to. */
+static const char *ALPN[] = {"http/1.1", NULL};
+
+#define TICKET_LIFETIME_S 86400
+
+static const char ERR_NO_SAN[] =
+	"invalid TLS certificate: certificate does not contain any DNS or IP address as SAN";
+
+struct tls_loop_conf {
+	mbedtls_ssl_config conf;
+	mbedtls_ctr_drbg_context drbg;
+};
+
+struct tls_server {
+	atomic_int refs;
+	mbedtls_x509_crt cert;
+	mbedtls_pk_context key;
+	mbedtls_x509_crt ca;
+	bool have_ca;
+	bool require_cert; /* no certificate → handshake fails */
+	bool verify_chain; /* tls.auth on */
+	mbedtls_ctr_drbg_context ticket_drbg;
+	mbedtls_ssl_ticket_context ticket;
+	unsigned nloops;
+	struct tls_loop_conf *loops;
+	char summary[512];
+};
+
+static pthread_once_t g_entropy_once = PTHREAD_ONCE_INIT;
+static mbedtls_entropy_context g_entropy;
+
+static void entropy_init(void)
+{
+	mbedtls_entropy_init(&g_entropy);
+}
+
+void tls_cleanup(void)
+{
+	pthread_once(&g_entropy_once, entropy_init);
+	mbedtls_entropy_free(&g_entropy);
+}
+
+static void mbed_error(char *err, size_t errlen, const char *what, const char *path, int rc)
+{
+	char text[160];
+	mbedtls_strerror(rc, text, sizeof(text));
+	snprintf(err, errlen, "%s '%s': %s", what, path ? path : "", text);
+}
+
+bool tls_cert_has_san(const mbedtls_x509_crt *crt)
+{
+	if (!(crt->ext_types & MBEDTLS_X509_EXT_SUBJECT_ALT_NAME))
+		return false;
+	for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s && s->buf.p; s = s->next) {
+		int type = s->buf.tag & MBEDTLS_ASN1_TAG_VALUE_MASK;
+		if (type == MBEDTLS_X509_SAN_DNS_NAME || type == MBEDTLS_X509_SAN_IP_ADDRESS)
+			return true;
+	}
+	return false;
+}
+
+/* tls.auth off: any certificate is fine, the identity is what counts. */
+static int verify_any(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+	(void)arg;
+	(void)crt;
+	(void)depth;
+	*flags = 0;
+	return 0;
+}
+
+static int seed_drbg(mbedtls_ctr_drbg_context *drbg, const char *label)
+{
+	mbedtls_ctr_drbg_init(drbg);
+	return mbedtls_ctr_drbg_seed(drbg, mbedtls_entropy_func, &g_entropy,
+	                             (const unsigned char *)label, strlen(label));
+}
+
+static int load_credentials(struct tls_server *t, const struct config *cfg, char *err,
+                            size_t errlen)
+{
+	int rc;
+	if (!cfg->tls.cert || !cfg->tls.key) {
+		snprintf(err, errlen, "no TLS certificate or private key specified");
+		return -1;
+	}
+	if ((rc = mbedtls_x509_crt_parse_file(&t->cert, cfg->tls.cert)) != 0) {
+		mbed_error(err, errlen, "failed to load TLS certificate", cfg->tls.cert, rc);
+		return -1;
+	}
+	if (!tls_cert_has_san(&t->cert)) {
+		snprintf(err, errlen, "%s", ERR_NO_SAN);
+		return -1;
+	}
+	const char *pw = cfg->tls.password && cfg->tls.password[0] ? cfg->tls.password : NULL;
+	if ((rc = mbedtls_pk_parse_keyfile(&t->key, cfg->tls.key, pw)) != 0) {
+		mbed_error(err, errlen, "failed to load TLS private key", cfg->tls.key, rc);
+		return -1;
+	}
+	if ((rc = mbedtls_pk_check_pair(&t->cert.pk, &t->key)) != 0) {
+		mbed_error(err, errlen, "TLS private key does not match the certificate", cfg->tls.key,
+		           rc);
+		return -1;
+	}
+	if (cfg->tls.ca && cfg->tls.ca[0]) {
+		struct stat st;
+		if (stat(cfg->tls.ca, &st) != 0) {
+			snprintf(err, errlen, "failed to load CA certificates '%s': no such file",
+			         cfg->tls.ca);
+			return -1;
+		}
+		rc = S_ISDIR(st.st_mode) ? mbedtls_x509_crt_parse_path(&t->ca, cfg->tls.ca)
+		                         : mbedtls_x509_crt_parse_file(&t->ca, cfg->tls.ca);
+		if (rc != 0 || !t->ca.raw.p) {
+			mbed_error(err, errlen, "failed to load CA certificates", cfg->tls.ca,
+			           rc < 0 ? rc : MBEDTLS_ERR_X509_CERT_UNKNOWN_FORMAT);
+			return -1;
+		}
+		t->have_ca = true;
+	}
+	if (cfg->tls.auth == CONFIG_TLS_AUTH_ON && !t->have_ca) {
+		snprintf(err, errlen, "tls.auth is on but no tls.ca is configured");
+		return -1;
+	}
+	return 0;
+}
+
+static int build_loop_conf(struct tls_server *t, struct tls_loop_conf *lc, char *err,
+                           size_t errlen)
+{
+	mbedtls_ssl_config *c = &lc->conf;
+	int rc;
+	if ((rc = seed_drbg(&lc->drbg, "kesc tls loop")) != 0 ||
+	    (rc = mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                      MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
+		mbed_error(err, errlen, "TLS setup failed", "", rc);
+		return -1;
+	}
+	mbedtls_ssl_conf_min_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedtls_ssl_conf_max_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedtls_ssl_conf_ciphersuites(c, CIPHERSUITES);
+	mbedtls_ssl_conf_curves(c, CURVES);
+	mbedtls_ssl_conf_rng(c, mbedtls_ctr_drbg_random, &lc->drbg);
+	mbedtls_ssl_conf_renegotiation(c, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+	if ((rc = mbedtls_ssl_conf_own_cert(c, &t->cert, &t->key)) != 0 ||
+	    (rc = mbedtls_ssl_conf_alpn_protocols(c, ALPN)) != 0) {
+		mbed_error(err, errlen, "TLS setup failed", "", rc);
+		return -1;
+	}
+	mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+	mbedtls_ssl_conf_session_tickets_cb(c, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
+	                                    &t->ticket);
+	if (t->verify_chain) {
+		/* OPTIONAL even when required: the policy is enforced in tls_handshake so that
+		 * "request" (skip_auth) and "require" share one path. */
+		mbedtls_ssl_conf_ca_chain(c, &t->ca, NULL);
+		mbedtls_ssl_conf_authmode(c, MBEDTLS_SSL_VERIFY_OPTIONAL);
+	} else {
+		mbedtls_ssl_conf_authmode(c, MBEDTLS_SSL_VERIFY_OPTIONAL);
+		mbedtls_ssl_conf_verify(c, verify_any, NULL);
+	}
+	return 0;
+}
+
+static void describe(struct tls_server *t)
+{
+	char subject[200] = "";
+	int n = mbedtls_x509_dn_gets(subject, sizeof(subject), &t->cert.subject);
+	if (n < 0)
+		snprintf(subject, sizeof(subject), "?");
+	const mbedtls_x509_time *to = &t->cert.valid_to;
+	snprintf(t->summary, sizeof(t->summary),
+	         "certificate %s, valid until %04d-%02d-%02d; client certificates %s%s", subject,
+	         to->year, to->mon, to->day, t->require_cert ? "required" : "requested",
+	         t->verify_chain ? " and verified against tls.ca" : " (identity by public key)");
+}
+
+struct tls_server *tls_server_new(const struct config *cfg, bool any_skip_auth, unsigned nloops,
+                                  char *err, size_t errlen)
+{
+	pthread_once(&g_entropy_once, entropy_init);
+	struct tls_server *t = calloc(1, sizeof(*t));
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&t->refs, 1);
+	mbedtls_x509_crt_init(&t->cert);
+	mbedtls_pk_init(&t->key);
+	mbedtls_x509_crt_init(&t->ca);
+	mbedtls_ssl_ticket_init(&t->ticket);
+	mbedtls_ctr_drbg_init(&t->ticket_drbg);
+	t->verify_chain = cfg->tls.auth == CONFIG_TLS_AUTH_ON;
+	t->require_cert = !any_skip_auth;
+	if (load_credentials(t, cfg, err, errlen) < 0)
+		goto fail;
+	int rc;
+	if ((rc = seed_drbg(&t->ticket_drbg, "kesc tls ticket")) != 0 ||
+	    (rc = mbedtls_ssl_ticket_setup(&t->ticket, mbedtls_ctr_drbg_random, &t->ticket_drbg,
+	                                   MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME_S)) != 0) {
+		mbed_error(err, errlen, "TLS session ticket setup failed", "", rc);
+		goto fail;
+	}
+	t->loops = calloc(nloops ? nloops : 1, sizeof(*t->loops));
+	if (!t->loops) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < nloops; i++) {
+		mbedtls_ssl_config_init(&t->loops[i].conf);
+		mbedtls_ctr_drbg_init(&t->loops[i].drbg);
+		t->nloops = i + 1;
+		if (build_loop_conf(t, &t->loops[i], err, errlen) < 0)
+			goto fail;
+	}
+	describe(t);
+	return t;
+fail:
+	tls_server_release(t);
+	return NULL;
+}
+
+void tls_server_retain(struct tls_server *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void tls_server_release(struct tls_server *t)
+{
+	if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (unsigned i = 0; i < t->nloops; i++) {
+		mbedtls_ssl_config_free(&t->loops[i].conf);
+		mbedtls_ctr_drbg_free(&t->loops[i].drbg);
+	}
+	free(t->loops);
+	mbedtls_ssl_ticket_free(&t->ticket);
+	mbedtls_ctr_drbg_free(&t->ticket_drbg);
+	mbedtls_x509_crt_free(&t->cert);
+	mbedtls_pk_free(&t->key);
+	mbedtls_x509_crt_free(&t->ca);
+	free(t);
+}
+
+const mbedtls_ssl_config *tls_server_conf(const struct tls_server *t, unsigned loop)
+{
+	return &t->loops[loop % t->nloops].conf;
+}
+
+const char *tls_server_summary(const struct tls_server *t)
+{
+	return t->summary;
+}
+
+/* The certificate the client sent in this handshake (or that its ticket carries). */
+static const mbedtls_x509_crt *negotiated_peer(const mbedtls_ssl_context *ssl)
+{
+	if (ssl->session_negotiate)
+		return ssl->session_negotiate->peer_cert;
+	return mbedtls_ssl_get_peer_cert(ssl);
+}
+
+/* Applies the client certificate policy once the client's Certificate message was read. */
+static bool client_cert_acceptable(const struct tls_server *t, const mbedtls_ssl_context *ssl)
+{
+	const mbedtls_x509_crt *peer = negotiated_peer(ssl);
+	bool present = peer && peer->raw.p;
+	if (!present)
+		return !t->require_cert;
+	if (t->verify_chain) {
+		uint32_t flags = ssl->session_negotiate ? ssl->session_negotiate->verify_result
+		                                        : mbedtls_ssl_get_verify_result(ssl);
+		return flags == 0;
+	}
+	return true;
+}
+
+enum tls_step tls_handshake(const struct tls_server *t, mbedtls_ssl_context *ssl,
+                            bool *cert_checked)
+{
+	while (ssl->state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+		int rc = mbedtls_ssl_handshake_step(ssl);
+		if (rc == MBEDTLS_ERR_SSL_WANT_READ)
+			return TLS_STEP_WANT_READ;
+		if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+			return TLS_STEP_WANT_WRITE;
+		if (rc != 0)
+			return TLS_STEP_FAIL;
+		if (!*cert_checked && ssl->state > MBEDTLS_SSL_CLIENT_CERTIFICATE) {
+			*cert_checked = true;
+			if (!client_cert_acceptable(t, ssl)) {
+				/* Best effort: the socket may not take the alert, we close anyway. */
+				(void)mbedtls_ssl_send_alert_message(ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+				                                     MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
+				return TLS_STEP_FAIL;
+			}
+		}
+	}
+	return TLS_STEP_DONE;
+}
+
+void tls_peer_identity(mbedtls_ssl_context *ssl, char identity[IDENTITY_HEX_LEN + 1],
+                       enum api_cert_problem *problem)
+{
+	identity[0] = '\0';
+	*problem = API_CERT_NONE;
+	const mbedtls_x509_crt *leaf = NULL;
+	unsigned leaves = 0;
+	for (const mbedtls_x509_crt *c = mbedtls_ssl_get_peer_cert(ssl); c && c->raw.p;
+	     c = c->next) {
+		if (c->ca_istrue)
+			continue;
+		if (!leaves++)
+			leaf = c;
+	}
+	if (leaves > 1) {
+		*problem = API_CERT_MULTIPLE;
+		return;
+	}
+	if (!leaf)
+		return;
+	if (identity_of_crt(leaf, identity) < 0) {
+		identity[0] = '\0';
+		return;
+	}
+	*problem = API_CERT_OK;
+}
