@@ -137,7 +137,7 @@ def _rules_from_json(obj):
     out = []
     for pat, spec in paths.items():
         if not isinstance(spec, dict):
-            raise bad_request("failed to parse policy: path %q must be an object" % pat)
+            raise bad_request("failed to parse policy: path \"%s\" must be an object" % pat)
         out.append((pat, spec.get("capabilities", []), spec.get("policy")))
     return out
 
@@ -185,11 +185,11 @@ def parse_policy(text):
             caps |= set(_LEGACY.get(legacy, []))
         bad = caps - CAPABILITIES
         if bad:
-            raise bad_request('failed to parse policy: path %q: invalid capability "%s"'
+            raise bad_request('failed to parse policy: path "%s": invalid capability "%s"'
                               % (pattern, sorted(bad)[0]))
         pattern = pattern.lstrip("/")
         if "*" in pattern[:-1]:
-            raise bad_request('failed to parse policy: path %q: invalid use of wildcards ("*" is only '
+            raise bad_request('failed to parse policy: path "%s": invalid use of wildcards ("*" is only '
                               'supported as the last character)' % pattern)
         table.setdefault(pattern, set()).update(caps)
     return table

@@ -15,6 +15,10 @@ class Backend:
         """True/False decides create vs update for writes; None means always update."""
         return None
 
+    def skip_acl(self, req):
+        """True for paths that do their own authorization after authentication."""
+        return False
+
     def needs_sudo(self, req):
         return False
 

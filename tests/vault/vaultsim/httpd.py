@@ -285,6 +285,7 @@ def main(argv=None):
     root = args.root_token or new_token()
     core = Core(root)
     srv = Server((host, port), core, ctx, logfile, family)
+    core.log = srv.log
     actual_port = srv.server_address[1]
     shown = "[%s]" % host if family == socket.AF_INET6 else host
     url = "%s://%s:%d" % ("https" if ctx else "http", shown, actual_port)

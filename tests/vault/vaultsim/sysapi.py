@@ -86,6 +86,9 @@ def _norm(path):
 
 
 class SysBackend(Backend):
+    def skip_acl(self, req):
+        return req.sub.startswith("internal/ui/mounts/") and req.op == "read"
+
     def needs_sudo(self, req):
         return req.sub.startswith("auth/") and req.op in ("update", "create", "delete")
 
@@ -134,7 +137,7 @@ class SysBackend(Backend):
             return Resp(data=m.info(), inject=True)
         if req.op == "delete":
             if mpath in ("sys/", "auth/", "cubbyhole/", "identity/"):
-                raise bad_request("cannot unmount %q" % mpath)
+                raise bad_request("cannot unmount \"%s\"" % mpath)
             self.ns.mounts.pop(mpath, None)
             return None
         if req.op != "update":
@@ -236,7 +239,7 @@ class SysBackend(Backend):
 
     def namespace_path(self, req, name):
         if not name or "/" in name:
-            raise bad_request("invalid namespace name %q" % name)
+            raise bad_request("invalid namespace name \"%s\"" % name)
         full = self.ns.path + name + "/"
         if req.op == "read":
             ns = self.core.namespaces.get(full)

@@ -81,7 +81,7 @@ def parse_duration(v, field="ttl"):
     if v is None or v == "":
         return 0
     if isinstance(v, bool):
-        raise bad_request("error converting input %s for field %q: invalid duration" % (v, field))
+        raise bad_request("error converting input %s for field \"%s\": invalid duration" % (v, field))
     if isinstance(v, (int, float)):
         return int(v)
     if isinstance(v, str):
@@ -96,7 +96,7 @@ def parse_duration(v, field="ttl"):
             pos = m.end()
         if pos == len(s) and pos > 0:
             return int(total)
-    raise bad_request("error converting input %s for field %q: time: invalid duration %s"
+    raise bad_request("error converting input %s for field \"%s\": time: invalid duration %s"
                       % (v, field, json.dumps(v)))
 
 
@@ -136,7 +136,7 @@ def parse_bool(v, field):
             return True
         if v in ("0", "f", "F", "FALSE", "false", "False"):
             return False
-    raise bad_request("error converting input %s for field %q: cannot parse" % (v, field))
+    raise bad_request("error converting input %s for field \"%s\": cannot parse" % (v, field))
 
 
 def parse_int(v, field):
@@ -148,7 +148,7 @@ def parse_int(v, field):
         return int(v)
     if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
         return int(v.strip())
-    raise bad_request("error converting input %s for field %q: cannot parse" % (v, field))
+    raise bad_request("error converting input %s for field \"%s\": cannot parse" % (v, field))
 
 
 def parse_str_list(v, field):
@@ -159,4 +159,4 @@ def parse_str_list(v, field):
         return [p.strip() for p in v.split(",") if p.strip()]
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
         return [x.strip() for x in v if x.strip()]
-    raise bad_request("error converting input for field %q: expected a list of strings" % field)
+    raise bad_request("error converting input for field \"%s\": expected a list of strings" % field)
