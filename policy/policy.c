@@ -32,7 +32,7 @@ struct policy_set {
 };
 
 /* KES validName (auth.go): 1..80 of [0-9A-Za-z_-], '-' not first or last, "_" alone invalid. */
-static bool name_is_valid(const char *s)
+bool policy_name_is_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > POLICY_NAME_MAX)
@@ -125,7 +125,7 @@ static int check_new_policy(const struct policy_set *s, const char *name,
                             const char *const *identities, size_t identity_count, char *err,
                             size_t errlen)
 {
-	if (!name_is_valid(name)) {
+	if (!policy_name_is_valid(name)) {
 		snprintf(err, errlen, "policy name '%s' is empty, too long or contains invalid characters",
 		         name);
 		return -1;
@@ -136,7 +136,7 @@ static int check_new_policy(const struct policy_set *s, const char *name,
 	}
 	for (size_t i = 0; i < identity_count; i++) {
 		const char *id = identities[i];
-		if (!name_is_valid(id)) {
+		if (!policy_name_is_valid(id)) {
 			snprintf(err, errlen,
 			         "identity '%s' is empty, too long or contains invalid characters", id);
 			return -1;

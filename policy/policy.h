@@ -50,6 +50,9 @@ bool policy_set_allows(const struct policy_set *s, const char *identity, const c
 bool policy_allows(const struct policy *p, const char *path);
 /* KES HEAD pattern match: exact, or prefix when pattern ends in '*'; "" never matches. */
 bool policy_pattern_matches(const char *pattern, const char *path);
+/* KES validName: 1..80 bytes of [0-9A-Za-z_-], '-' neither first nor last, "_" alone invalid.
+ * Used for policy names, identities and key names. */
+bool policy_name_is_valid(const char *s);
 /* False for patterns that can never match anything a client can send (a '*' that is not the
  * last character, or an empty pattern): the server warns about them at start-up. */
 bool policy_pattern_is_useful(const char *pattern);

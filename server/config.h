@@ -111,6 +111,17 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen,
 /* The same from a memory buffer; name is used in messages. */
 int config_parse(const char *name, const char *text, size_t len, struct config **out, char *err,
                  size_t errlen, config_warn_fn warn, void *warn_arg);
+
+/* A config without any keystore is accepted (keystore = CONFIG_KEYSTORE_NONE) because the
+ * caller supplies one itself (--dev / in-memory). Without this flag it is KES's error
+ * "keystore: no keystore specified". */
+#define CONFIG_ALLOW_NO_KEYSTORE 0x1u
+/* config_load / config_parse with flags (CONFIG_*). */
+int config_load_flags(const char *path, unsigned flags, struct config **out, char *err,
+                      size_t errlen, config_warn_fn warn, void *warn_arg);
+int config_parse_flags(const char *name, const char *text, size_t len, unsigned flags,
+                       struct config **out, char *err, size_t errlen, config_warn_fn warn,
+                       void *warn_arg);
 void config_free(struct config *c);
 
 /* Go time.ParseDuration syntax ("5m0s", "1h30m", "300ms", "0"). 0 or -1. */

@@ -1,0 +1,80 @@
+/*
+ * config_internal.h — what the config loader's files share: the load context, error and
+ * warning helpers that prefix "file:line: field:", and typed getters that apply ${ENV}
+ * substitution the way KES does. Not part of the public surface (see config.h).
+ */
+#ifndef KESC_SERVER_CONFIG_INTERNAL_H
+#define KESC_SERVER_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/config.h"
+#include "server/config_yaml.h"
+
+struct cfg_ctx {
+	const char *name;
+	char *err;
+	size_t errlen;
+	config_warn_fn warn;
+	void *warn_arg;
+	unsigned flags;
+	struct config *c;
+	unsigned root_line; /* line for "missing field" errors at the top level */
+};
+
+/* Whether a string getter may substitute ${ENV} (KES's env[T] fields) or not. */
+enum cfg_env { CFG_LITERAL = 0, CFG_ENV = 1 };
+
+/* Formats "name:line: field: reason" into the error buffer and returns -1. */
+int cfg_fail(struct cfg_ctx *x, unsigned line, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Sends "name:line: text" to the warning callback, if any. */
+void cfg_warn(struct cfg_ctx *x, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Typed getters for map[key]. They return 1 when the key is present (and not a YAML null),
+ * 0 when absent (outputs untouched), -1 on error (message set). field is the dotted path
+ * used in messages. Strings are returned as fresh heap copies.
+ */
+int cfg_get_string(struct cfg_ctx *x, const struct ynode *map, const char *key,
+                   const char *field, enum cfg_env env, char **out);
+int cfg_get_duration(struct cfg_ctx *x, const struct ynode *map, const char *key,
+                     const char *field, int64_t *ms_out);
+int cfg_get_bool(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                 bool *out);
+int cfg_get_uint(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                 unsigned *out);
+/* A mapping under key: 1 with *out set, 0 if absent or null, -1 if it is not a mapping. */
+int cfg_get_map(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                const struct ynode **out);
+/* A sequence under key: 1 with *out set, 0 if absent or null, -1 if it is not a sequence. */
+int cfg_get_seq(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                const struct ynode **out);
+/* The text of a scalar node after ${ENV} substitution (points into the node or the
+ * environment; not owned). -1 with a message if the node is not a scalar or the variable is
+ * unset. */
+int cfg_scalar_text(struct cfg_ctx *x, const struct ynode *n, const char *field,
+                    enum cfg_env env, const char **text);
+/* Line of key in map, or the map's own line when the key is absent. */
+unsigned cfg_line_of(const struct ynode *map, const char *key);
+/* Line for a problem with parent[section][key]: the key's line if it is there, else the
+ * section key's line, else the parent's (1 if there is nothing at all). */
+unsigned cfg_line_in(const struct ynode *parent, const char *section, const char *key);
+
+/* Replaces *slot with value (freeing the old one). 0 or -1 (out of memory, message set). */
+int cfg_set_string(struct cfg_ctx *x, char **slot, const char *value);
+/* Frees a string after zeroing it (for secrets). */
+void cfg_free_secret(char *s);
+
+/* Warns about keys the schema does not know, with a did-you-mean. */
+void cfg_warn_unknown_fields(struct cfg_ctx *x, const struct ynode *root);
+
+/* Section loaders (config_sections.c, config_keystore.c). 0 or -1. */
+int cfg_load_top(struct cfg_ctx *x, const struct ynode *root);
+int cfg_load_policies(struct cfg_ctx *x, const struct ynode *root);
+int cfg_load_keystore(struct cfg_ctx *x, const struct ynode *root);
+
+#endif
