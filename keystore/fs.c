@@ -425,6 +425,15 @@ struct keystore *fs_keystore_open(const char *dir, struct ks_err *err)
 		           errno == ENOTDIR ? "exists but is not a directory" : strerror(errno));
 		goto fail;
 	}
+	/* status() stats by path: make it absolute so a later chdir cannot change its meaning. */
+	{
+		char *abs = realpath(dir, NULL);
+
+		if (abs) {
+			free(fs->path);
+			fs->path = abs;
+		}
+	}
 	fs_clean_temps(fs);
 	ks->ops = &fs_ops;
 	ks->self = fs;
