@@ -43,8 +43,9 @@ static const char NEW_USAGE[] =
 	"    -f, --force              Overwrite existing files.\n\n"
 	"    -h, --help               Print command line options.\n\n"
 	"The key is ECDSA P-256 (kesc does not create Ed25519 keys or KES API keys). The\n"
-	"certificate allows client and server authentication. A subject that looks like a host\n"
-	"name is added as a DNS SAN; without any SAN, localhost, 127.0.0.1 and ::1 are used.\n\n"
+	"certificate allows client and server authentication. Without --ip and --dns it is\n"
+	"valid for localhost, 127.0.0.1 and ::1; a subject that looks like a host name is\n"
+	"added as a DNS name.\n\n"
 	"Examples:\n"
 	"    $ kesc identity new\n"
 	"    $ kesc identity new --key client.key --cert client.crt my-app\n"
@@ -143,14 +144,16 @@ static int identity_new(int argc, char **argv)
 		goto out;
 	}
 	const char *subject = a.count ? a.args[0] : NULL;
-	if (subject && looks_like_host(subject) && !list_has(&dns, subject) &&
-	    dns.count < sizeof dns.items / sizeof dns.items[0])
-		dns.items[dns.count++] = subject;
+	/* Without explicit SANs the certificate works for this machine, so `identity new` alone
+	 * gives a usable server certificate for a local test set-up. */
 	if (dns.count == 0 && ips.count == 0) {
 		dns.items[dns.count++] = "localhost";
 		ips.items[ips.count++] = "127.0.0.1";
 		ips.items[ips.count++] = "::1";
 	}
+	if (subject && looks_like_host(subject) && !list_has(&dns, subject) &&
+	    dns.count < sizeof dns.items / sizeof dns.items[0])
+		dns.items[dns.count++] = subject;
 	if (!key && !cert) {
 		key = IDENTITY_DEFAULT_KEY;
 		cert = IDENTITY_DEFAULT_CERT;

@@ -342,7 +342,7 @@ static int print_crypto(const struct client_reply *reply, const char *const *fie
 		for (size_t i = 0; i < n; i++) {
 			size_t len = 0;
 			const char *s = json_string(json_get(v, fields[i]), &len);
-			printf("%s:%*s%.*s\n", fields[i], (int)(12 - strlen(fields[i])), "", (int)len, s);
+			printf("%s:%*s%.*s\n", fields[i], (int)(11 - strlen(fields[i])), "", (int)len, s);
 		}
 	}
 	fflush(stdout);
