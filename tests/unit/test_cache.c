@@ -545,6 +545,49 @@ static void test_offline_expiry(void)
 	ks_cache_free(c);
 }
 
+/* The whole read path on a directory KES's fs keystore wrote: fs store → cache → key. */
+static void test_kes_directory(void)
+{
+	static const char record[] = "CiQKIMiHG7XrN94FuwblJJor4f7f6rbqAl7DwsLaiIoyz0D2EAESJAognLXl4"
+	                             "yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20Y"
+	                             "QZa9HgQARoMCNithK0GEID67qYDIkAzZWNmY2RmMzhmY2JlMTQxYWUyNmExMD"
+	                             "MwZjgxZTk2Yjc1MzM2NWE0Njc2MGFl"
+	                             "NmI1Nzg2OThhOTdjNTlmZDIy";
+	static const uint8_t want_key[4] = {0xc8, 0x87, 0x1b, 0xb5}; /* "yIcbtes3…" */
+	char dir[64], path[128];
+	struct ks_err err = {{0}};
+	struct key_ref ref;
+	struct ks_cache *c;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "/tmp/kesc-test-cache-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/minio-default-key", dir);
+	f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (f) {
+		CHECK_EQ_INT(fwrite(record, 1, sizeof(record) - 1, f), sizeof(record) - 1);
+		CHECK(fclose(f) == 0);
+	}
+	c = ks_cache_new(fs_keystore_open(dir, &err), NULL);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_EQ_INT(ks_cache_get(c, "minio-default-key", 0, &ref, &err), KS_OK);
+		if (ref.key) {
+			CHECK_MEM(ref.key->key, want_key, sizeof(want_key));
+			CHECK(ref.key->has_hmac);
+			CHECK_EQ_STR(
+			    ref.key->created_by,
+			    "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22");
+		}
+		key_ref_release(&ref);
+		CHECK_EQ_STR(ks_cache_store_name(c), "fs");
+		CHECK_EQ_INT(ks_cache_remove(c, "minio-default-key", &err), KS_OK);
+		ks_cache_free(c);
+	}
+	CHECK(rmdir(dir) == 0);
+}
+
 static void test_free_is_prompt(void)
 {
 	struct test_store t;
@@ -570,6 +613,7 @@ int main(void)
 	RUN(test_expiry_unused);
 	RUN(test_offline);
 	RUN(test_offline_expiry);
+	RUN(test_kes_directory);
 	RUN(test_free_is_prompt);
 	return CHECK_DONE();
 }

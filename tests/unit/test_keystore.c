@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keystore/key.h"
 #include "keystore/keystore.h"
 #include "tests/unit/check.h"
 #include "tests/unit/keystore_conformance.h"
@@ -117,17 +118,29 @@ static void test_fs_conformance(void)
 	CHECK_EQ_INT(keystore_conformance_run(&c), 0);
 }
 
+/* What the store served is a record key.c reads. */
+static void check_record_parses(const struct bytes *record)
+{
+	struct secret_key *k = NULL;
+
+	CHECK_EQ_INT(key_record_decode(record->data, record->len, &k), 0);
+	key_free(k);
+}
+
 /* A directory as KES's fs keystore leaves it: HEAD records (base64 protobuf), a legacy JSON
  * record, and things that are not keys. */
 static void test_fs_serves_kes_directory(void)
 {
-	static const char head_record[] =
-	    "CiD3lsAvrU0lmAO0cLFq8ck8wsVbQrXLOqxJBm3ZlbzOdBIgqD2Q5nVRFgsChvUwXTYzmLsM2bC4Ac/"
-	    "lgr2ywNeuvegYASIMCOvGvLEGEOLiuOwCKkBlYzlhMjg4OWU4ODAxYzhmMDQ1MGM1NDg1YjQ2NzJlZGU4MT"
-	    "JkOGFhYzVlODdiMTliNWVlMDlhMGQwNDVmYjQ=";
+	/* KES's own vectors (internal/crypto/key_test.go, kes.md §7.1). */
+	static const char head_record[] = "CiQKIMiHG7XrN94FuwblJJor4f7f6rbqAl7DwsLaiIoyz0D2EAESJAog"
+	                                  "nLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20Y"
+	                                  "QZa9HgQARoMCNithK0GEID67qYDIkAzZWNmY2RmMzhmY2JlMTQxYWUyN"
+	                                  "mExMDMwZjgxZTk2Yjc1MzM2NWE0Njc2MGFl"
+	                                  "NmI1Nzg2OThhOTdjNTlmZDIy";
 	static const char legacy_record[] =
-	    "{\"bytes\":\"3Zb7ITSmHdymO1Hjz+Nf5tqKtrROoJ/UdrgF2SgiBCI=\",\"algorithm\":"
-	    "\"AES256-GCM_SHA256\",\"created_at\":\"2022-03-01T10:00:00Z\"}";
+	    "{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\",\"algorithm\":"
+	    "\"AES256-GCM_SHA256\",\"created_at\":\"2009-11-10T23:00:00Z\",\"created_by\":"
+	    "\"40235905b7b83e0537a002db523cd019d6709b899adc249c957860cd00fa9f78\"}";
 	static const char *const names[] = {"legacy-key", "minio-default", "my_key"};
 	char dir[64], path[128];
 	struct name_list l = {0};
@@ -155,9 +168,11 @@ static void test_fs_serves_kes_directory(void)
 	CHECK_EQ_INT(keystore_get(ks, "my_key", &got, &err), KS_OK);
 	CHECK_EQ_INT(got.len, strlen(head_record));
 	CHECK_MEM(got.data, head_record, strlen(head_record));
+	check_record_parses(&got);
 	bytes_free(&got);
 	CHECK_EQ_INT(keystore_get(ks, "legacy-key", &got, &err), KS_OK);
 	CHECK_EQ_STR((const char *)got.data, legacy_record);
+	check_record_parses(&got);
 	bytes_free(&got);
 	CHECK_EQ_INT(keystore_get(ks, "subdir", &got, &err), KS_FAILED);
 	CHECK_EQ_INT(keystore_create(ks, "my_key", &(struct bytes){(uint8_t *)"x", 1}, &err),
