@@ -52,6 +52,14 @@ int router_find_key(const char *key);
  * without its trailing slash ("/v1/key/list") is that route with an empty argument. */
 int router_match(const char *path, const char **arg);
 
+/* As server_state_new, but serving store (owned from now on, closed also on failure)
+ * instead of the keystore cfg names: for tests with a store that fails on demand
+ * (implemented in state.c). */
+struct keystore;
+struct config;
+struct server_state *server_state_new_with_store(struct config *cfg, struct keystore *store,
+                                                 char *err, size_t errlen);
+
 /* Effective per-route settings after the config's api: section (implemented in state.c). */
 bool server_state_route_skip_auth(const struct server_state *st, size_t route_index);
 int64_t server_state_route_timeout_ms(const struct server_state *st, size_t route_index);

@@ -147,17 +147,19 @@ static void state_destroy(struct server_state *st, bool free_cfg)
 	free(st);
 }
 
-/* On failure cfg stays the caller's. */
-struct server_state *server_state_new(struct config *cfg, char *err, size_t errlen)
+/* store NULL: open the one cfg names. On failure cfg stays the caller's; store is closed. */
+static struct server_state *state_build(struct config *cfg, struct keystore *store, char *err,
+                                        size_t errlen)
 {
+	struct server_state *st = NULL;
 	if (router_route_count() > MAX_ROUTES) {
 		snprintf(err, errlen, "internal: route table larger than %d", MAX_ROUTES);
-		return NULL;
+		goto fail;
 	}
-	struct server_state *st = calloc(1, sizeof *st);
+	st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		goto fail;
 	}
 	atomic_init(&st->refs, 1);
 	st->cfg = cfg;
@@ -167,10 +169,12 @@ struct server_state *server_state_new(struct config *cfg, char *err, size_t errl
 	st->policies = build_policies(cfg, err, errlen);
 	if (!st->policies)
 		goto fail;
-	struct keystore *ks = open_store(cfg, err, errlen);
-	if (!ks)
+	if (!store)
+		store = open_store(cfg, err, errlen);
+	if (!store)
 		goto fail;
-	st->cache = ks_cache_new(ks, &cfg->cache); /* owns ks, also on failure */
+	st->cache = ks_cache_new(store, &cfg->cache); /* owns the store, also on failure */
+	store = NULL;
 	if (!st->cache) {
 		snprintf(err, errlen, "keystore: failed to start the key cache");
 		goto fail;
@@ -179,8 +183,21 @@ struct server_state *server_state_new(struct config *cfg, char *err, size_t errl
 		goto fail;
 	return st;
 fail:
-	state_destroy(st, false);
+	keystore_close(store);
+	if (st)
+		state_destroy(st, false);
 	return NULL;
+}
+
+struct server_state *server_state_new(struct config *cfg, char *err, size_t errlen)
+{
+	return state_build(cfg, NULL, err, errlen);
+}
+
+struct server_state *server_state_new_with_store(struct config *cfg, struct keystore *store,
+                                                 char *err, size_t errlen)
+{
+	return state_build(cfg, store, err, errlen);
 }
 
 void server_state_retain(struct server_state *st)
