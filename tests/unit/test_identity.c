@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keystore/bytes.h"
+#include "policy/ed25519.h"
 #include "policy/identity.h"
 #include "tests/unit/check.h"
 
@@ -90,7 +92,7 @@ static void test_is_valid(void)
 	CHECK(!identity_is_valid("c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945dd"));
 }
 
-/* kms-go apikey_test.go parse cases; identities need Ed25519, which kesc reports as missing. */
+/* kms-go apikey_test.go: parse failures with KES's texts, and identities of valid keys. */
 static void test_api_keys(void)
 {
 	char out[65], err[256];
@@ -106,10 +108,58 @@ static void test_api_keys(void)
 	                                 err, sizeof err),
 	             -1);
 	CHECK_EQ_STR(err, "invalid API key: unsupported type");
-	CHECK_EQ_INT(identity_of_api_key("kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs", out,
+	CHECK_EQ_INT(identity_of_api_key("kes:v1:AGaV6VXHasF0", out, err, sizeof err), -1);
+	CHECK_EQ_STR(err, "invalid API key: invalid length");
+
+	static const char *const vectors[][2] = {
+		{"kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
+		 "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"},
+		{"kes:v1:ACQpoGqx3rHHjT938Hfu5hVVQJHZWSqVI2Xp1KlYxFVw",
+		 "0426fa9a04bc2756b92fbe8a97e1a1e07b53ecf04ed33da22c33e5c9faeb8cbb"},
+		{"kes:v1:AMxvd2uV1l5dDSRwuKZxSjuM5BDemlr+685+JAHA1TuJ",
+		 "ab785e3b95d80d72cc9c27cb9fde886a0bf9068a69d40e3bd08a54e68c3f2bf7"},
+		{"kes:v1:AD9E7FSYWrMD+VjhI6q545cYT9YOyFxZb7UnjEepYDRc",
+		 "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"},
+		/* KES trims the prefix only if present: bare base64 works too */
+		{"AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
+		 "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"},
+	};
+	for (size_t i = 0; i < sizeof vectors / sizeof *vectors; i++) {
+		memset(out, 0, sizeof out);
+		CHECK_EQ_INT(identity_of_api_key(vectors[i][0], out, err, sizeof err), 0);
+		CHECK_EQ_STR(out, vectors[i][1]);
+	}
+	/* a parse-only vector of apikey_test.go */
+	CHECK_EQ_INT(identity_of_api_key("kes:v1:AM0F5TP43FYEShMzA42f2drFYGnBOiNx7UH4DK0nm08E", out,
 	                                 err, sizeof err),
-	             -1);
-	CHECK_EQ_STR(err, "API keys (Ed25519) are not supported by kesc");
+	             0);
+	CHECK(identity_is_valid(out));
+}
+
+static void check_public(const char *seed_hex, const char *pub_hex)
+{
+	uint8_t seed[32], pub[32];
+	char hex[65];
+	CHECK_EQ_INT(hex_decode(seed, 32, seed_hex, 64), 0);
+	CHECK_EQ_INT(ed25519_public_from_seed(pub, seed), 0);
+	hex_encode(hex, pub, 32);
+	CHECK_EQ_STR(hex, pub_hex);
+}
+
+/* RFC 8032 §7.1 test vectors 1-3 and the SHA(abc) one, plus the API key's SPKI of kes.md §2.2. */
+static void test_ed25519(void)
+{
+	check_public("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+	             "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+	check_public("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+	             "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+	check_public("c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+	             "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025");
+	check_public("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+	             "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf");
+	/* seed of kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs */
+	check_public("6695e955c76ac174167681eb459d08e79367c7932038a42f8ce5375e9cf0d02c",
+	             "97c655cdfa5829dcbf4d1e791f125ea552f0342cce061bf1d9976c5f7f7cafa7");
 }
 
 int main(void)
@@ -122,6 +172,7 @@ int main(void)
 	RUN(test_cert_files);
 	RUN(test_is_valid);
 	RUN(test_api_keys);
+	RUN(test_ed25519);
 	char rm[128];
 	snprintf(rm, sizeof rm, "rm -rf %s", dir);
 	if (system(rm) != 0)
