@@ -266,6 +266,9 @@ class HealthSealTest(SimCase):
         st, _, raw, _ = self.v.req("HEAD", "/v1/sys/health", token=None)
         self.assertEqual((st, raw), (200, b""))
         self.assertError(self.v.req("POST", "/v1/sys/health", {}), 405, [])
+        # root-only path: a namespace header is refused as Vault Enterprise does (vault#14934)
+        self.assertError(self.v.req("GET", "/v1/sys/health", token=None, headers={"X-Vault-Namespace": "ns1"}),
+                         404, ["unsupported path"])
 
     def test_seal_status(self):
         st, _, _, js = self.v.req("GET", "/v1/sys/seal-status", token=None)
@@ -688,18 +691,19 @@ class TokenTest(SimCase):
         self.assertError(self.v.req("POST", "/v1/auth/token/renew-self", {}, token=tok), 403, [INVALID_TOKEN])
 
     def test_renew_self_increment_and_max(self):
-        tok = self.v.token(policies=["default"], ttl="2s", explicit_max_ttl="5s")
-        st, _, _, js = self.v.req("POST", "/v1/auth/token/renew-self", {"increment": "4s"}, token=tok)
-        self.assertEqual((st, js["auth"]["client_token"], js["auth"]["lease_duration"]), (200, tok, 4))
+        t0 = time.monotonic()
+        tok = self.v.token(policies=["default"], ttl="2s", explicit_max_ttl="6s")
+        st, _, _, js = self.v.req("POST", "/v1/auth/token/renew-self", {"increment": "3s"}, token=tok)
+        self.assertEqual((st, js["auth"]["client_token"], js["auth"]["lease_duration"]), (200, tok, 3))
         self.assertIsNone(js["warnings"])
         st, _, _, js = self.v.req("PUT", "/v1/auth/token/renew-self", {"increment": 60}, token=tok)
         self.assertEqual(st, 200)
-        self.assertLessEqual(js["auth"]["lease_duration"], 5)
+        self.assertLessEqual(js["auth"]["lease_duration"], 6)
         self.assertRegex(js["warnings"][0], r'^TTL of "1m0s" exceeded the effective max_ttl of "\d+s"; '
                                             r'TTL value is capped accordingly$')
         js = self.v.req("POST", "/v1/auth/token/renew-self", {"increment": 0}, token=tok)[3]
-        self.assertLessEqual(js["auth"]["lease_duration"], 5)
-        time.sleep(5.2)
+        self.assertLessEqual(js["auth"]["lease_duration"], 6)
+        time.sleep(max(0, 6.3 - (time.monotonic() - t0)))
         self.assertEqual(self.v.req("GET", "/v1/auth/token/lookup-self", token=tok)[0], 403)
 
     def test_renew_keeps_token_alive(self):
@@ -940,14 +944,14 @@ class FaultTest(SimCase):
         self.assertError(self.v.control("fail", {"count": 1, "status": 200}), 400, ["invalid fault parameters"])
 
     def test_latency(self):
-        self.v.control("latency", {"ms": 400})
+        self.v.control("latency", {"ms": 1000})
         t0 = time.monotonic()
         self.assertEqual(self.v.req("GET", "/v1/kv/a")[0], 200)
-        self.assertGreaterEqual(time.monotonic() - t0, 0.38)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.98)
         self.v.control("latency", {"ms": 0})
         t0 = time.monotonic()
         self.v.req("GET", "/v1/kv/a")
-        self.assertLess(time.monotonic() - t0, 0.3)
+        self.assertLess(time.monotonic() - t0, 0.9)
 
     def test_drop_connections(self):
         self.v.control("drop", {"count": 2})

@@ -169,7 +169,7 @@ class Core:
             path += "/"
 
         from .sysapi import raw_sys
-        raw = raw_sys(self, method, path, query)
+        raw = raw_sys(self, method, path, query, headers)
         if raw is not None:
             return raw
         with self.lock:

@@ -50,10 +50,13 @@ def _code(query, name, default):
         raise VaultError(400)
 
 
-def raw_sys(core, method, path, query):
+def raw_sys(core, method, path, query, headers):
     """sys/health and sys/seal-status: unauthenticated, raw bodies, work while sealed."""
     from .util import go_json
     hdr = {"Content-Type": "application/json"}
+    if path in ("sys/health", "sys/seal-status") and (headers.get("X-Vault-Namespace") or "").strip("/"):
+        # Root-only paths: Vault Enterprise answers 404 when a namespace is given (vault#14934).
+        raise VaultError(404, "unsupported path")
     if path == "sys/health":
         if method not in ("GET", "HEAD"):
             raise VaultError(405)
