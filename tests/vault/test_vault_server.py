@@ -643,6 +643,34 @@ class TransitTest(SimCase):
         self.assertError(self.dec("nokey", ct), 400, ["encryption key not found"])
         self.assertError(self.v.req("POST", "/v1/transit/keys/nokey/rotate"), 400, ["key not found"])
 
+    def test_batch_and_datakey(self):
+        items = [{"plaintext": base64.b64encode(b"a").decode(), "reference": "r1"},
+                 {"plaintext": base64.b64encode(b"bb").decode()}]
+        st, _, _, js = self.v.req("POST", "/v1/transit/encrypt/b", {"batch_input": items})
+        self.assertEqual(st, 200)
+        res = js["data"]["batch_results"]
+        self.assertEqual([r["reference"] for r in res], ["r1", ""])
+        dec_in = [{"ciphertext": res[0]["ciphertext"]}, {"ciphertext": "bogus"}, {"ciphertext": res[1]["ciphertext"]}]
+        st, _, _, js = self.v.req("POST", "/v1/transit/decrypt/b", {"batch_input": dec_in})
+        self.assertEqual(st, 400)  # item failures: 400 with a normal envelope, not an errors array
+        out = js["data"]["batch_results"]
+        self.assertEqual(base64.b64decode(out[0]["plaintext"]), b"a")
+        self.assertEqual(out[1]["error"], "invalid ciphertext: no prefix")
+        self.assertEqual(base64.b64decode(out[2]["plaintext"]), b"bb")
+        st, _, _, _ = self.v.req("POST", "/v1/transit/decrypt/b",
+                                 {"batch_input": dec_in, "partial_failure_response_code": 207})
+        self.assertEqual(st, 207)
+        self.assertError(self.v.req("POST", "/v1/transit/decrypt/b", {"batch_input": []}), 400,
+                         ["missing batch input to process"])
+        js = self.v.req("POST", "/v1/transit/datakey/plaintext/b", {"bits": 128})[3]["data"]
+        self.assertEqual(len(base64.b64decode(js["plaintext"])), 16)
+        back = self.dec("b", js["ciphertext"])[3]["data"]["plaintext"]
+        self.assertEqual(back, js["plaintext"])
+        js = self.v.req("POST", "/v1/transit/datakey/wrapped/b", {})[3]["data"]
+        self.assertNotIn("plaintext", js)
+        self.assertError(self.v.req("POST", "/v1/transit/datakey/other/b", {}), 400,
+                         ["Invalid path, must be 'plaintext' or 'wrapped'"])
+
     def test_key_read_list_upsert_and_permissions(self):
         self.assertEqual(self.v.req("GET", "/v1/transit/keys/k")[0], 404)
         self.enc("k", b"x")

@@ -118,7 +118,12 @@ class Transit(Backend):
             return Resp(data=self.describe(k))
         if len(parts) == 2 and parts[0] in ("encrypt", "decrypt", "rewrap"):
             self.ops(req, ("update", "create"))
+            if "batch_input" in req.data:
+                return self.batch(req, parts[0], parts[1])
             return getattr(self, parts[0])(req, parts[1])
+        if len(parts) == 3 and parts[0] == "datakey":
+            self.ops(req, ("update",))
+            return self.datakey(req, parts[1], parts[2])
         raise unsupported_path()
 
     def key(self, req, name):
@@ -245,6 +250,64 @@ class Transit(Backend):
             raise bad_request("encryption key not found")
         pt = self._decrypt(k, req, req.data.get("ciphertext"))
         return Resp(data=self._encrypt(k, req, pt))
+
+
+    def batch(self, req, op, name):
+        """batch_input: per-item results; item errors give 400 with a normal envelope (§4.7)."""
+        items = req.data.get("batch_input")
+        if not isinstance(items, list) or not items:
+            raise bad_request("missing batch input to process")
+        if not all(isinstance(i, dict) for i in items):
+            raise bad_request("failed to parse batch input")
+        with_ctx = [bool(i.get("context")) for i in items]
+        if any(with_ctx) and not all(with_ctx):
+            raise bad_request("context should be set either in all the request blocks or in none")
+        if op == "encrypt" and name not in self.keys and req.cap == "create":
+            self.keys[name] = self._new_key(name, derived=any(with_ctx))
+        results, failed = [], 0
+        for item in items:
+            sub = _SubRequest(req, item)
+            ref = item.get("reference", "")
+            try:
+                data = getattr(self, op)(sub, name).data
+                data["reference"] = ref
+            except VaultError as e:
+                if e.status >= 500 or not e.errors:
+                    raise
+                data = {"error": e.errors[0], "reference": ref}
+                failed += 1
+            results.append(data)
+        status = 200
+        if failed:
+            status = 400
+            code = req.data.get("partial_failure_response_code")
+            if code and failed < len(items):
+                status = parse_int(code, "partial_failure_response_code")
+        return Resp(data={"batch_results": results}, status=status)
+
+    def datakey(self, req, kind, name):
+        if kind not in ("plaintext", "wrapped"):
+            raise bad_request("Invalid path, must be 'plaintext' or 'wrapped'")
+        k = self.keys.get(name)
+        if k is None:
+            raise bad_request("encryption key not found")
+        bits = parse_int(req.data.get("bits", 256) or 256, "bits")
+        if bits not in (128, 256, 512):
+            raise bad_request("invalid bit length")
+        key = os.urandom(bits // 8)
+        out = self._encrypt(k, req, key)  # decrypting gives base64(key), as in Vault
+        if kind == "plaintext":
+            out["plaintext"] = base64.b64encode(key).decode()
+        return Resp(data=out)
+
+
+class _SubRequest:
+    """One batch item seen as a request: the item's fields over the outer request's."""
+
+    def __init__(self, req, item):
+        self.data = dict(item)
+        self.cap = "update"
+        self.op = req.op
 
 
 __all__ = ["Transit", "VaultError"]
