@@ -817,6 +817,22 @@ class AppRoleTest(SimCase):
         time.sleep(1.3)
         self.assertError(self.login(rid, sid), 400, ["invalid role or secret ID"])
 
+    def test_secret_id_lookup_and_destroy(self):
+        rid, _ = self.role()
+        js = self.v.req("POST", "/v1/auth/approle/role/r/secret-id",
+                        {"metadata": '{"tag1": "production"}', "num_uses": 5, "ttl": 600})[3]["data"]
+        sid, acc = js["secret_id"], js["secret_id_accessor"]
+        self.assertEqual((js["secret_id_ttl"], js["secret_id_num_uses"]), (600, 5))
+        d = self.v.req("POST", "/v1/auth/approle/role/r/secret-id/lookup", {"secret_id": sid})[3]["data"]
+        self.assertEqual((d["metadata"], d["secret_id_accessor"], d["secret_id_num_uses"]),
+                         ({"tag1": "production"}, acc, 5))
+        self.assertEqual(self.login(rid, sid)[3]["auth"]["metadata"], {"role_name": "r", "tag1": "production"})
+        self.assertIn(acc, self.v.req("LIST", "/v1/auth/approle/role/r/secret-id")[3]["data"]["keys"])
+        self.assertEqual(self.v.req("POST", "/v1/auth/approle/role/r/secret-id-accessor/destroy",
+                                    {"secret_id_accessor": acc})[0], 204)
+        self.assertError(self.login(rid, sid), 400, ["invalid role or secret ID"])
+        self.assertEqual(self.v.req("POST", "/v1/auth/approle/role/r/secret-id/lookup", {"secret_id": sid})[0], 204)
+
     def test_short_token_ttl_expires(self):
         rid, sid = self.role(token_ttl="2s", token_max_ttl="3s")
         tok = self.login(rid, sid)[3]["auth"]["client_token"]

@@ -127,7 +127,7 @@ class AppRole(Backend):
         if len(parts) == 2:
             return self.role(req, name)
         role = self.roles.get(name)
-        what = "/".join(parts[2:])
+        what = "/".join(parts[2:]).rstrip("/")
         if role is None:
             if req.op == "read":
                 return None
@@ -150,6 +150,18 @@ class AppRole(Backend):
             self.ops(req, ("update", "delete"))
             role["secret_ids"].pop(req.data.get("secret_id") or "", None)
             return None
+        if what in ("secret-id/lookup", "secret-id-accessor/lookup", "secret-id-accessor/destroy"):
+            self.ops(req, ("update",))
+            sid = self._find_secret_id(req, role, by_accessor=what.startswith("secret-id-accessor"))
+            if sid is None:
+                if what == "secret-id/lookup":
+                    return None
+                raise bad_request("failed to find accessor entry for secret_id_accessor: %s"
+                                  % json.dumps(req.data.get("secret_id_accessor")))
+            if what.endswith("destroy"):
+                del role["secret_ids"][sid]
+                return None
+            return Resp(data=_secret_id_info(role["secret_ids"][sid]))
         raise unsupported_path()
 
     def role(self, req, name):
@@ -203,10 +215,21 @@ class AppRole(Backend):
         if not isinstance(sid, str):
             raise bad_request("missing secret_id")
         entry = {"accessor": new_uuid(), "expire": time.time() + ttl if ttl else None, "uses": uses,
+                 "created": time.time(), "ttl": ttl,
                  "metadata": {str(k): str(v) for k, v in (meta or {}).items()} if isinstance(meta, dict) else {}}
         role["secret_ids"][sid] = entry
         return Resp(data={"secret_id": sid, "secret_id_accessor": entry["accessor"], "secret_id_ttl": ttl,
                           "secret_id_num_uses": uses})
+
+    @staticmethod
+    def _find_secret_id(req, role, by_accessor):
+        now = time.time()
+        for sid, e in role["secret_ids"].items():
+            if e["expire"] is not None and now >= e["expire"]:
+                continue
+            if (e["accessor"] == req.data.get("secret_id_accessor")) if by_accessor else (sid == req.data.get("secret_id")):
+                return sid
+        return None
 
     def login(self, req):
         rid, sid = req.data.get("role_id"), req.data.get("secret_id")
@@ -230,6 +253,19 @@ class AppRole(Backend):
                 if entry["uses"] == 0:
                     del role["secret_ids"][sid]
         return _issue(self, role, "auth/" + self.mpath[5:] + "login", meta)
+
+
+def _ts(t):
+    if t is None:
+        return "0001-01-01T00:00:00Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int((t % 1) * 1e6)
+
+
+def _secret_id_info(e):
+    return {"cidr_list": [], "creation_time": _ts(e["created"]), "expiration_time": _ts(e["expire"]),
+            "last_updated_time": _ts(e["created"]), "metadata": e["metadata"],
+            "secret_id_accessor": e["accessor"], "secret_id_num_uses": e["uses"], "secret_id_ttl": e["ttl"],
+            "token_bound_cidrs": []}
 
 
 def _b64url(s):
