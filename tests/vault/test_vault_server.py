@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -172,6 +173,18 @@ class CommandLineTest(unittest.TestCase):
             finally:
                 v.stop()
 
+    def test_sigterm_with_open_keepalive_connection(self):
+        v = Sim()
+        try:
+            c = v.conn()
+            c.request("GET", "/v1/sys/health")
+            c.getresponse().read()  # the connection stays open (HTTP/1.1 keep-alive)
+            v.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(v.proc.wait(timeout=10), 0)
+            c.close()
+        finally:
+            v.stop()
+
     def test_log_has_requests_but_no_tokens(self):
         v = Sim(root_token="hvs.SECRETROOT")
         try:
@@ -200,6 +213,27 @@ class HttpBehaviourTest(SimCase):
         self.assertNotIn(b" ", raw)  # compact, as Go's encoder
         self.assertIsNone(js["wrap_info"])
         self.assertIsNone(js["auth"])
+
+    def test_concurrent_clients(self):
+        self.v.mount("kv", "kv", "2")
+        failures = []
+
+        def work(i):
+            try:
+                for j in range(20):
+                    st = self.v.req("POST", "/v1/kv/data/c%d" % i, {"data": {"j": j}})[0]
+                    if st != 200:
+                        failures.append(st)
+            except Exception as e:  # noqa: BLE001 - reported below
+                failures.append(repr(e))
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(24)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertEqual(failures, [])
+        for i in (0, 23):
+            self.assertEqual(self.v.req("GET", "/v1/kv/metadata/c%d" % i)[3]["data"]["current_version"], 20)
 
     def test_outside_v1_is_404_empty_errors(self):
         self.assertError(self.v.req("GET", "/v2/kv/a"), 404, [])

@@ -205,6 +205,7 @@ def _canon(name):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128   # tests open many connections at once (KES uses one per request)
 
     def __init__(self, addr, core, tls_ctx, logfile, family):
         self.address_family = family
