@@ -15,6 +15,7 @@ struct verb {
 };
 
 /* Client verbs (key.c, identity.c, policy.c, status.c, log.c) and migrate.c. */
+int cmd_server(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_identity(int argc, char **argv);
 int cmd_policy(int argc, char **argv);

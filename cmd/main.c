@@ -6,6 +6,7 @@
 #include "kesc_version.h"
 
 static const struct verb VERBS[] = {
+	{"server", cmd_server, "start a kesc server"},
 	{"key", cmd_key, "manage cryptographic keys"},
 	{"identity", cmd_identity, "create and inspect identities (certificates)"},
 	{"policy", cmd_policy, "inspect policies"},

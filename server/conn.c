@@ -1,1 +1,873 @@
-/* Placeholder so the build configures; being written now. */
+/* conn.c — the per-connection state machine (conn.h). Everything here runs on the owning
+ * loop's thread, except job_run, which runs on a worker and touches only the request and
+ * response of its connection while the loop leaves them alone (phase WORKER). */
+#include "server/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+
+#include "keystore/secmem.h"
+#include "server/api.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/loop.h"
+#include "server/metrics.h"
+#include "server/state.h"
+#include "server/tls.h"
+#include "server/transport_limits.h"
+#include "server/worker.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* The first input buffer; it doubles up to what the request needs. */
+#define IN_INITIAL 2048
+/* Largest plaintext mbedTLS takes in one write (one record). */
+#define TLS_RECORD_MAX 16384
+
+static const char MSG_BUSY[] = "server is busy, try again later";
+
+enum phase {
+	PHASE_HANDSHAKE,
+	PHASE_READ_HEAD,
+	PHASE_READ_BODY,
+	PHASE_WORKER, /* a worker has the request */
+	PHASE_WRITE,  /* flushing responses */
+	PHASE_STREAM, /* a log stream */
+	PHASE_LINGER, /* answered, closing: drain what the client still sends */
+	PHASE_CLOSED, /* socket gone; freed once no worker holds it */
+};
+
+struct conn {
+	struct loop_handler handler;
+	struct loop_timer timer;
+	struct loop_link link; /* loop's list of connections, then its graveyard */
+	struct loop_link stream_link;
+	struct worker_job job;
+	struct loop *loop;
+	int fd;
+	enum phase phase;
+	bool cert_checked;
+	bool job_pending;
+	bool close_after; /* close once the output is flushed */
+	bool draining;
+	bool body_too_large;
+	bool discard_body;
+	bool counted_active;
+	bool idle_timer; /* the armed timer is the keep-alive idle one */
+	size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
+	size_t linger_bytes;
+
+	struct tls_server *tls;
+	mbedtls_ssl_context ssl;
+	char ip[INET6_ADDRSTRLEN];
+	char identity[IDENTITY_HEX_LEN + 1];
+	enum api_cert_problem cert_problem;
+
+	/* Input: unconsumed bytes; during a request the head is at the start (parsed in
+	 * place), a Content-Length body right after it. */
+	char *in;
+	size_t in_len, in_cap;
+
+	struct http_request req;
+	struct http_chunked chunked;
+	struct buf body; /* decoded chunked body */
+	size_t body_len; /* Content-Length body */
+	uint64_t body_limit;
+	struct api_route_limits limits;
+	struct server_state *req_state;
+	struct api_request api_req;
+	struct api_response resp;
+	int64_t start_real_ns, start_mono_ns;
+
+	struct buf out;
+	size_t out_off;
+	struct log_subscriber *sub;
+};
+
+static void progress(struct conn *c);
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- socket I/O for mbedTLS ---- */
+
+static int bio_send(void *ctx, const unsigned char *data, size_t len)
+{
+	struct conn *c = ctx;
+	for (;;) {
+		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return (int)n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return MBEDTLS_ERR_SSL_WANT_WRITE;
+		if (errno == EPIPE || errno == ECONNRESET)
+			return MBEDTLS_ERR_NET_CONN_RESET;
+		return MBEDTLS_ERR_NET_SEND_FAILED;
+	}
+}
+
+static int bio_recv(void *ctx, unsigned char *data, size_t len)
+{
+	struct conn *c = ctx;
+	for (;;) {
+		ssize_t n = recv(c->fd, data, len, 0);
+		if (n >= 0)
+			return (int)n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return MBEDTLS_ERR_SSL_WANT_READ;
+		if (errno == ECONNRESET)
+			return MBEDTLS_ERR_NET_CONN_RESET;
+		return MBEDTLS_ERR_NET_RECV_FAILED;
+	}
+}
+
+/* ---- buffers ---- */
+
+/* Zeroes the old buffer before freeing it: request bodies carry plaintexts and keys. */
+static int in_reserve(struct conn *c, size_t need)
+{
+	if (c->in_cap >= need)
+		return 0;
+	size_t cap = c->in_cap ? c->in_cap : IN_INITIAL;
+	while (cap < need)
+		cap *= 2;
+	char *fresh = malloc(cap + 1);
+	if (!fresh)
+		return -1;
+	if (c->in) {
+		memcpy(fresh, c->in, c->in_len);
+		/* The parsed head points into the buffer: move those pointers along. */
+		char **ptrs[] = {&c->req.method, &c->req.path, &c->req.query, &c->req.accept};
+		for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
+			if (*ptrs[i] && *ptrs[i] >= c->in && *ptrs[i] < c->in + c->in_cap + 1)
+				*ptrs[i] = fresh + (*ptrs[i] - c->in);
+		secure_zero(c->in, c->in_cap);
+		free(c->in);
+	}
+	c->in = fresh;
+	c->in_cap = cap;
+	return 0;
+}
+
+/* Drops the first n bytes of input. */
+static void in_consume(struct conn *c, size_t n)
+{
+	if (n > c->in_len)
+		n = c->in_len;
+	if (!n)
+		return;
+	memmove(c->in, c->in + n, c->in_len - n);
+	secure_zero(c->in + c->in_len - n, n);
+	c->in_len -= n;
+}
+
+/* Idle connections keep only the TLS context: no input or output buffer. */
+static void release_buffers(struct conn *c)
+{
+	if (c->in && !c->in_len) {
+		secure_zero(c->in, c->in_cap);
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+	if (c->out_off >= c->out.len) {
+		buf_free(&c->out);
+		buf_init(&c->out, 0);
+		c->out_off = 0;
+	}
+}
+
+/* ---- timers ---- */
+
+static void arm(struct conn *c, int64_t ms, bool idle)
+{
+	c->idle_timer = idle;
+	loop_timer_set(c->loop, &c->timer, loop_now_ms(c->loop) + ms);
+}
+
+static void disarm(struct conn *c)
+{
+	c->idle_timer = false;
+	loop_timer_clear(c->loop, &c->timer);
+}
+
+/* ---- closing ---- */
+
+static void close_now(struct conn *c)
+{
+	if (c->phase == PHASE_CLOSED)
+		return;
+	struct loop_env *env = loop_env(c->loop);
+	disarm(c);
+	loop_unwatch(c->loop, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	if (c->sub) {
+		log_unsubscribe(c->sub);
+		c->sub = NULL;
+		loop_stream_remove(c->loop, &c->stream_link);
+	}
+	if (c->counted_active) {
+		metrics_request_active(-1);
+		c->counted_active = false;
+	}
+	metrics_connection(-1);
+	atomic_fetch_sub(&env->connections, 1);
+	c->phase = PHASE_CLOSED;
+	if (c->job_pending)
+		return; /* job_done finishes the job */
+	loop_conn_remove(c->loop, &c->link);
+	loop_defer_free(c->loop, &c->link);
+}
+
+/* Answered and closing: tell the peer, then drain its input briefly so that our answer is
+ * not destroyed by a reset when it is still sending (a body we refused, pipelined data). */
+static void start_close(struct conn *c)
+{
+	(void)mbedtls_ssl_close_notify(&c->ssl);
+	if (shutdown(c->fd, SHUT_WR) != 0) {
+		close_now(c);
+		return;
+	}
+	c->phase = PHASE_LINGER;
+	arm(c, LIMIT_LINGER_MS, false);
+	progress(c);
+}
+
+static void step_linger(struct conn *c)
+{
+	char scratch[4096];
+	for (;;) {
+		ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
+		if (n > 0) {
+			c->linger_bytes += (size_t)n;
+			if (c->linger_bytes > LIMIT_LINGER_BYTES)
+				break;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break;
+	}
+	close_now(c);
+}
+
+static void on_timer(struct loop_timer *t)
+{
+	struct conn *c = container_of(t, struct conn, timer);
+	if (c->phase == PHASE_HANDSHAKE)
+		log_debug("tls: handshake with %s timed out", c->ip);
+	close_now(c);
+}
+
+/* ---- output ---- */
+
+enum { WRITE_DONE = 0, WRITE_WAIT = 1, WRITE_ERROR = -1 };
+
+static int write_some(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		size_t len = c->pending_write;
+		if (!len) {
+			len = c->out.len - c->out_off;
+			if (len > TLS_RECORD_MAX)
+				len = TLS_RECORD_MAX;
+		}
+		int n = mbedtls_ssl_write(&c->ssl, (const unsigned char *)c->out.data + c->out_off,
+		                          len);
+		if (n == MBEDTLS_ERR_SSL_WANT_WRITE || n == MBEDTLS_ERR_SSL_WANT_READ) {
+			c->pending_write = len;
+			return WRITE_WAIT;
+		}
+		if (n < 0)
+			return WRITE_ERROR;
+		c->pending_write = 0;
+		c->out_off += (size_t)n;
+	}
+	buf_reset(&c->out);
+	c->out_off = 0;
+	return WRITE_DONE;
+}
+
+/* ---- requests ---- */
+
+static void audit(struct conn *c, const char *method, const char *path, int status)
+{
+	struct audit_record r = {
+		.time_ns = c->start_real_ns,
+		.ip = c->ip,
+		.method = method,
+		.path = path,
+		.identity = c->identity,
+		.status = status,
+		.latency_ns = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns,
+	};
+	log_audit(&r);
+}
+
+/* Releases what a finished request held and drops its bytes from the input. */
+static void end_request(struct conn *c)
+{
+	size_t used = c->req.head_len;
+	if (!c->req.chunked && !c->body_too_large)
+		used += c->body_len;
+	in_consume(c, used);
+	memset(&c->req, 0, sizeof(c->req));
+	memset(&c->api_req, 0, sizeof(c->api_req));
+	buf_free(&c->body);
+	buf_free(&c->resp.body);
+	memset(&c->resp, 0, sizeof(c->resp));
+	c->body_len = 0;
+	c->body_too_large = false;
+	c->discard_body = false;
+	if (c->req_state) {
+		server_state_release(c->req_state);
+		c->req_state = NULL;
+	}
+	if (c->counted_active) {
+		metrics_request_active(-1);
+		c->counted_active = false;
+	}
+}
+
+/* A request we refuse before it reaches the API: answer and close. */
+static void fail_request(struct conn *c, int status, const char *message)
+{
+	if (!c->start_mono_ns) {
+		c->start_real_ns = clock_ns(CLOCK_REALTIME);
+		c->start_mono_ns = clock_ns(CLOCK_MONOTONIC);
+	}
+	http_write_error(&c->out, status, message, true);
+	audit(c, c->req.method ? c->req.method : "", c->req.path ? c->req.path : "", status);
+	c->req.head_len = 0; /* the input is not consumed: we close */
+	c->body_len = 0;
+	end_request(c);
+	c->close_after = true;
+	c->phase = PHASE_WRITE;
+	arm(c, loop_env(c->loop)->header_timeout_ms, false);
+}
+
+static void stream_notify(void *arg)
+{
+	struct conn *c = arg;
+	loop_wake(c->loop);
+}
+
+static void start_stream(struct conn *c)
+{
+	enum log_kind kind = c->resp.stream == API_STREAM_AUDIT_LOG ? LOG_KIND_AUDIT : LOG_KIND_ERROR;
+	http_write_head(&c->out, 200, "application/x-ndjson", 0, NULL, true, false);
+	audit(c, c->req.method, c->req.path, 200);
+	c->sub = log_subscribe(kind, stream_notify, c);
+	end_request(c);
+	if (!c->sub) {
+		c->close_after = true;
+		c->phase = PHASE_WRITE;
+		return;
+	}
+	loop_stream_add(c->loop, &c->stream_link);
+	disarm(c);
+	c->phase = PHASE_STREAM;
+}
+
+/* The API answered: queue the response and go on with the next request or close. */
+static void finish_request(struct conn *c)
+{
+	struct api_response *r = &c->resp;
+	if (r->stream != API_STREAM_NONE && r->status == 200) {
+		start_stream(c);
+		return;
+	}
+	if (!c->req.keep_alive || c->draining || c->body_too_large)
+		c->close_after = true;
+	if (buf_failed(&r->body)) {
+		buf_reset(&r->body);
+		r->status = 500;
+		r->content_type = NULL;
+	}
+	http_write_head(&c->out, r->status, r->content_type, r->body.len, r->allow, false,
+	                c->close_after);
+	buf_append(&c->out, r->body.data, r->body.len);
+	int64_t latency = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
+	if (r->metered)
+		metrics_request_done(r->status, latency);
+	audit(c, c->req.method, c->req.path, r->status);
+	end_request(c);
+	if (c->close_after || c->out.len >= LIMIT_PIPELINE_OUTPUT_BYTES)
+		c->phase = PHASE_WRITE;
+	else
+		c->phase = PHASE_READ_HEAD; /* parses a pipelined request or flushes */
+}
+
+static void job_run(struct worker_job *job)
+{
+	struct conn *c = container_of(job, struct conn, job);
+	if (api_handle(c->req_state, &c->api_req, &c->resp, true) != API_DONE) {
+		buf_reset(&c->resp.body);
+		c->resp.status = 500;
+		c->resp.content_type = NULL;
+	}
+}
+
+static void job_done(struct worker_job *job)
+{
+	struct conn *c = container_of(job, struct conn, job);
+	c->job_pending = false;
+	if (c->phase == PHASE_CLOSED) {
+		end_request(c);
+		loop_conn_remove(c->loop, &c->link);
+		loop_defer_free(c->loop, &c->link);
+		return;
+	}
+	finish_request(c);
+	progress(c);
+}
+
+static void reset_response(struct conn *c)
+{
+	buf_free(&c->resp.body);
+	memset(&c->resp, 0, sizeof(c->resp));
+	buf_init(&c->resp.body, 0);
+}
+
+static void dispatch(struct conn *c)
+{
+	struct api_request *a = &c->api_req;
+	memset(a, 0, sizeof(*a));
+	a->method = c->req.method;
+	a->path = c->req.path;
+	a->query = c->req.query;
+	a->accept = c->req.accept;
+	a->identity = c->identity;
+	a->cert_problem = c->cert_problem;
+	a->remote_ip = c->ip;
+	a->body_too_large = c->body_too_large;
+	if (!c->body_too_large && !c->discard_body) {
+		if (c->req.chunked) {
+			a->body = (const uint8_t *)c->body.data;
+			a->body_len = c->body.len;
+		} else if (c->body_len) {
+			a->body = (const uint8_t *)c->in + c->req.head_len;
+			a->body_len = c->body_len;
+		}
+	}
+	reset_response(c);
+	if (api_handle(c->req_state, a, &c->resp, false) == API_NEEDS_WORKER) {
+		reset_response(c);
+		c->job.run = job_run;
+		c->job.done = job_done;
+		c->job.loop = c->loop;
+		if (worker_pool_submit(loop_env(c->loop)->workers, &c->job) == 0) {
+			c->job_pending = true;
+			c->phase = PHASE_WORKER;
+			return;
+		}
+		log_warn("worker queue full: request from %s refused", c->ip);
+		c->resp.status = 503;
+		c->resp.content_type = "application/json";
+		buf_append_str(&c->resp.body, "{\"message\":\"");
+		buf_append_str(&c->resp.body, MSG_BUSY);
+		buf_append_str(&c->resp.body, "\"\n}");
+	}
+	finish_request(c);
+}
+
+static bool is_metered_path(const char *path)
+{
+	return !strncmp(path, "/v1/key/", 8) || !strncmp(path, "/v1/policy/", 11) ||
+	       !strncmp(path, "/v1/identity/", 13);
+}
+
+/* A head was parsed: set up limits and the body, or dispatch at once. */
+static void begin_request(struct conn *c)
+{
+	struct loop_env *env = loop_env(c->loop);
+	c->start_real_ns = clock_ns(CLOCK_REALTIME);
+	c->start_mono_ns = clock_ns(CLOCK_MONOTONIC);
+	c->req_state = loop_state(c->loop);
+	server_state_retain(c->req_state);
+	api_route_limits(c->req_state, c->req.path, &c->limits);
+	if (is_metered_path(c->req.path)) {
+		metrics_request_active(1);
+		c->counted_active = true;
+	}
+	c->discard_body = c->limits.max_body == 0;
+	c->body_limit = c->discard_body ? API_MAX_BODY : c->limits.max_body;
+	/* The route's deadline covers body, handler and writing the response (KES sets a write
+	 * deadline); routes without one (log streams) still get the header timeout for a body. */
+	if (c->limits.timeout_ms > 0)
+		arm(c, c->limits.timeout_ms, false);
+	else if (c->req.chunked || c->req.content_length)
+		arm(c, env->header_timeout_ms, false);
+	else
+		disarm(c);
+
+	bool has_body = c->req.chunked || c->req.content_length > 0;
+	if (c->req.has_content_length && c->req.content_length > c->body_limit)
+		c->body_too_large = true;
+	if (!has_body || c->body_too_large) {
+		dispatch(c);
+		return;
+	}
+	if (c->req.chunked) {
+		http_chunked_init(&c->chunked);
+		buf_init(&c->body, c->body_limit + 1);
+	} else {
+		c->body_len = (size_t)c->req.content_length;
+	}
+	if (c->req.expect_continue)
+		buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+	c->phase = PHASE_READ_BODY;
+}
+
+/* ---- input ---- */
+
+enum { READ_GOT = 0, READ_WAIT = 1, READ_CLOSED = -1 };
+
+static int read_some(struct conn *c, size_t room)
+{
+	int n = mbedtls_ssl_read(&c->ssl, (unsigned char *)c->in + c->in_len, room);
+	if (n > 0) {
+		c->in_len += (size_t)n;
+		return READ_GOT;
+	}
+	if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
+		return READ_WAIT;
+	return READ_CLOSED; /* EOF, close_notify, reset, bad record */
+}
+
+/* Before waiting for input, send what is queued (responses, 100 Continue). */
+static bool flush_before_wait(struct conn *c)
+{
+	if (c->out_off >= c->out.len)
+		return true;
+	int w = write_some(c);
+	if (w == WRITE_ERROR) {
+		close_now(c);
+		return false;
+	}
+	return true;
+}
+
+static bool step_handshake(struct conn *c)
+{
+	switch (tls_handshake(c->tls, &c->ssl, &c->cert_checked)) {
+	case TLS_STEP_DONE:
+		tls_peer_identity(&c->ssl, c->identity, &c->cert_problem);
+		c->phase = PHASE_READ_HEAD;
+		arm(c, loop_env(c->loop)->header_timeout_ms, false);
+		return true;
+	case TLS_STEP_WANT_READ:
+	case TLS_STEP_WANT_WRITE:
+		return false;
+	default:
+		log_debug("tls: handshake with %s failed", c->ip);
+		close_now(c);
+		return false;
+	}
+}
+
+static bool step_read_head(struct conn *c)
+{
+	if (c->in_len) {
+		c->start_mono_ns = 0;
+		switch (http_parse_head(c->in, c->in_len, &c->req)) {
+		case HTTP_PARSE_DONE:
+			begin_request(c);
+			return true;
+		case HTTP_PARSE_FAIL:
+			fail_request(c, c->req.error_status, c->req.error_message);
+			return true;
+		default:
+			break;
+		}
+	}
+	if (c->out_off < c->out.len) {
+		c->phase = PHASE_WRITE;
+		return true;
+	}
+	if (c->draining && !c->in_len) {
+		close_now(c);
+		return false;
+	}
+	if (in_reserve(c, c->in_len + 1) < 0) {
+		close_now(c);
+		return false;
+	}
+	size_t limit = c->in_cap < LIMIT_HEAD_BYTES ? c->in_cap : LIMIT_HEAD_BYTES;
+	if (limit <= c->in_len && in_reserve(c, c->in_len * 2) < 0) {
+		close_now(c);
+		return false;
+	}
+	limit = c->in_cap < LIMIT_HEAD_BYTES ? c->in_cap : LIMIT_HEAD_BYTES;
+	switch (read_some(c, limit - c->in_len)) {
+	case READ_GOT:
+		if (c->idle_timer) /* the first byte of a request: now the header clock runs */
+			arm(c, loop_env(c->loop)->header_timeout_ms, false);
+		return true;
+	case READ_WAIT:
+		if (!c->in_len)
+			release_buffers(c);
+		return false;
+	default:
+		close_now(c);
+		return false;
+	}
+}
+
+static bool step_read_body(struct conn *c)
+{
+	if (c->req.chunked) {
+		size_t avail = c->in_len - c->req.head_len, used = 0;
+		const char *message = NULL;
+		int rc = HTTP_PARSE_MORE;
+		if (avail) {
+			rc = http_chunked_decode(&c->chunked, c->in + c->req.head_len, avail, &used,
+			                         &c->body, c->body_limit, &message);
+			memmove(c->in + c->req.head_len, c->in + c->req.head_len + used, avail - used);
+			secure_zero(c->in + c->in_len - used, used);
+			c->in_len -= used;
+		}
+		if (rc == HTTP_PARSE_DONE || rc == HTTP_PARSE_TOO_LARGE) {
+			c->body_too_large = rc == HTTP_PARSE_TOO_LARGE;
+			if (c->body_too_large)
+				buf_reset(&c->body);
+			dispatch(c);
+			return true;
+		}
+		if (rc == HTTP_PARSE_FAIL) {
+			fail_request(c, 400, message);
+			return true;
+		}
+	} else if (c->in_len - c->req.head_len >= c->body_len) {
+		dispatch(c);
+		return true;
+	}
+	if (!flush_before_wait(c))
+		return false;
+	size_t need = c->req.chunked ? c->in_len + TLS_RECORD_MAX
+	                             : c->req.head_len + c->body_len;
+	if (in_reserve(c, need) < 0) {
+		close_now(c);
+		return false;
+	}
+	size_t room = c->req.chunked ? c->in_cap - c->in_len : need - c->in_len;
+	switch (read_some(c, room)) {
+	case READ_GOT:
+		return true;
+	case READ_WAIT:
+		return false;
+	default:
+		close_now(c);
+		return false;
+	}
+}
+
+static bool step_write(struct conn *c)
+{
+	switch (write_some(c)) {
+	case WRITE_WAIT:
+		return false;
+	case WRITE_ERROR:
+		close_now(c);
+		return false;
+	default:
+		break;
+	}
+	if (c->close_after) {
+		start_close(c);
+		return false;
+	}
+	c->phase = PHASE_READ_HEAD;
+	if (c->in_len)
+		arm(c, loop_env(c->loop)->header_timeout_ms, false);
+	else
+		arm(c, loop_env(c->loop)->idle_timeout_ms, true);
+	return true;
+}
+
+static void step_stream(struct conn *c)
+{
+	if (write_some(c) == WRITE_ERROR) {
+		close_now(c);
+		return;
+	}
+	/* Anything the client sends is ignored; its EOF ends the stream. */
+	unsigned char scratch[256];
+	for (;;) {
+		int n = mbedtls_ssl_read(&c->ssl, scratch, sizeof(scratch));
+		if (n > 0)
+			continue;
+		if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
+			break;
+		close_now(c);
+		return;
+	}
+	if (c->close_after && c->out_off >= c->out.len)
+		close_now(c);
+}
+
+static void progress(struct conn *c)
+{
+	for (;;) {
+		bool again = false;
+		switch (c->phase) {
+		case PHASE_HANDSHAKE:
+			again = step_handshake(c);
+			break;
+		case PHASE_READ_HEAD:
+			again = step_read_head(c);
+			break;
+		case PHASE_READ_BODY:
+			again = step_read_body(c);
+			break;
+		case PHASE_WRITE:
+			again = step_write(c);
+			break;
+		case PHASE_STREAM:
+			step_stream(c);
+			break;
+		case PHASE_LINGER:
+			step_linger(c);
+			break;
+		case PHASE_WORKER:
+		case PHASE_CLOSED:
+			break;
+		}
+		if (!again)
+			return;
+	}
+}
+
+static void on_event(struct loop_handler *h, uint32_t events)
+{
+	struct conn *c = container_of(h, struct conn, handler);
+	(void)events;
+	progress(c);
+}
+
+/* ---- lifecycle ---- */
+
+static void format_ip(const struct sockaddr *addr, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (addr->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, out, (socklen_t)n);
+	} else if (addr->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)n);
+		else
+			inet_ntop(AF_INET6, a, out, (socklen_t)n);
+	}
+}
+
+void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct loop_env *env = loop_env(l);
+	(void)addrlen;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		goto fail;
+	c->loop = l;
+	c->fd = fd;
+	c->handler.on_event = on_event;
+	c->timer.heap_index = SIZE_MAX;
+	c->timer.fire = on_timer;
+	buf_init(&c->out, 0);
+	buf_init(&c->body, 0);
+	buf_init(&c->resp.body, 0);
+	format_ip(addr, c->ip, sizeof(c->ip));
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->tls = loop_tls(l);
+	tls_server_retain(c->tls);
+	mbedtls_ssl_init(&c->ssl);
+	if (mbedtls_ssl_setup(&c->ssl, tls_server_conf(c->tls, loop_index(l))) != 0) {
+		mbedtls_ssl_free(&c->ssl);
+		tls_server_release(c->tls);
+		free(c);
+		goto fail;
+	}
+	mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+	if (loop_watch(l, fd, &c->handler) != 0) {
+		mbedtls_ssl_free(&c->ssl);
+		tls_server_release(c->tls);
+		free(c);
+		goto fail;
+	}
+	c->phase = PHASE_HANDSHAKE;
+	loop_conn_add(l, &c->link);
+	metrics_connection(1);
+	arm(c, env->handshake_timeout_ms, false);
+	progress(c);
+	return;
+fail:
+	close(fd);
+	atomic_fetch_sub(&env->connections, 1);
+}
+
+void conn_drain(struct loop_link *link, bool force)
+{
+	struct conn *c = container_of(link, struct conn, link);
+	if (c->phase == PHASE_CLOSED)
+		return;
+	c->draining = true;
+	c->close_after = true;
+	bool idle = c->phase == PHASE_HANDSHAKE || c->phase == PHASE_STREAM ||
+	            (c->phase == PHASE_READ_HEAD && !c->in_len && c->out_off >= c->out.len);
+	if (force || idle)
+		close_now(c);
+}
+
+void conn_stream_pump(struct loop_link *link)
+{
+	struct conn *c = container_of(link, struct conn, stream_link);
+	if (c->phase != PHASE_STREAM || !c->sub)
+		return;
+	struct buf lines;
+	buf_init(&lines, 0);
+	log_subscriber_drain(c->sub, &lines);
+	if (lines.len && c->out.len - c->out_off < LIMIT_STREAM_OUTPUT_BYTES) {
+		buf_printf(&c->out, "%zx\r\n", lines.len);
+		buf_append(&c->out, lines.data, lines.len);
+		buf_append_str(&c->out, "\r\n");
+	}
+	buf_free(&lines);
+	progress(c);
+}
+
+void conn_free(struct loop_link *link)
+{
+	struct conn *c = container_of(link, struct conn, link);
+	end_request(c);
+	mbedtls_ssl_free(&c->ssl);
+	tls_server_release(c->tls);
+	if (c->in) {
+		secure_zero(c->in, c->in_cap);
+		free(c->in);
+	}
+	buf_free(&c->out);
+	buf_free(&c->body);
+	buf_free(&c->resp.body);
+	free(c);
+}

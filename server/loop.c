@@ -1,1 +1,523 @@
-/* Placeholder so the build configures; being written now. */
+/* loop.c — per-core event loops: accept, epoll dispatch, timer heap, mailbox (loop.h). */
+#include "server/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/conn.h"
+#include "server/log.h"
+#include "server/state.h"
+#include "server/tls.h"
+#include "server/worker.h"
+
+#define LOOP_EVENTS 256
+#define LOOP_ACCEPTS_PER_WAKE 64
+
+struct loop {
+	struct loop_env *env;
+	unsigned index;
+	int epfd;
+	int listen_fd;
+	int event_fd;
+	int spare_fd; /* kept open so accept can shed a connection when out of descriptors */
+	pthread_t thread;
+	bool started;
+	int64_t now_ms;
+	struct loop_handler listen_handler;
+	struct loop_handler event_handler;
+
+	struct server_state *state;
+	struct tls_server *tls;
+
+	struct loop_timer **heap;
+	size_t heap_len, heap_cap;
+
+	struct loop_link conns;   /* sentinel */
+	struct loop_link streams; /* sentinel */
+	struct loop_link *graveyard; /* singly linked through ->next */
+	bool draining;
+	int64_t drain_deadline_ms;
+
+	/* Mailbox, guarded by lock. */
+	pthread_mutex_t lock;
+	struct worker_job *done_head, *done_tail;
+	struct server_state *new_state;
+	struct tls_server *new_tls;
+	bool drain_requested;
+};
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t loop_now_ms(const struct loop *l)
+{
+	return l->now_ms;
+}
+
+unsigned loop_index(const struct loop *l)
+{
+	return l->index;
+}
+
+struct loop_env *loop_env(struct loop *l)
+{
+	return l->env;
+}
+
+struct server_state *loop_state(struct loop *l)
+{
+	return l->state;
+}
+
+struct tls_server *loop_tls(struct loop *l)
+{
+	return l->tls;
+}
+
+bool loop_draining(const struct loop *l)
+{
+	return l->draining;
+}
+
+int loop_watch(struct loop *l, int fd, struct loop_handler *h)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = h};
+	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void loop_unwatch(struct loop *l, int fd)
+{
+	(void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* ---- timer heap (min-heap on deadline) ---- */
+
+static void heap_swap(struct loop *l, size_t a, size_t b)
+{
+	struct loop_timer *t = l->heap[a];
+	l->heap[a] = l->heap[b];
+	l->heap[b] = t;
+	l->heap[a]->heap_index = a;
+	l->heap[b]->heap_index = b;
+}
+
+static void heap_up(struct loop *l, size_t i)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (l->heap[parent]->deadline_ms <= l->heap[i]->deadline_ms)
+			break;
+		heap_swap(l, i, parent);
+		i = parent;
+	}
+}
+
+static void heap_down(struct loop *l, size_t i)
+{
+	for (;;) {
+		size_t left = 2 * i + 1, right = left + 1, min = i;
+		if (left < l->heap_len && l->heap[left]->deadline_ms < l->heap[min]->deadline_ms)
+			min = left;
+		if (right < l->heap_len && l->heap[right]->deadline_ms < l->heap[min]->deadline_ms)
+			min = right;
+		if (min == i)
+			return;
+		heap_swap(l, i, min);
+		i = min;
+	}
+}
+
+void loop_timer_clear(struct loop *l, struct loop_timer *t)
+{
+	size_t i = t->heap_index;
+	if (i == SIZE_MAX || i >= l->heap_len || l->heap[i] != t)
+		return;
+	t->heap_index = SIZE_MAX;
+	l->heap_len--;
+	if (i == l->heap_len)
+		return;
+	l->heap[i] = l->heap[l->heap_len];
+	l->heap[i]->heap_index = i;
+	heap_up(l, i);
+	heap_down(l, l->heap[i]->heap_index);
+}
+
+void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t deadline_ms)
+{
+	loop_timer_clear(l, t);
+	if (l->heap_len == l->heap_cap) {
+		size_t cap = l->heap_cap ? l->heap_cap * 2 : 256;
+		struct loop_timer **h = realloc(l->heap, cap * sizeof(*h));
+		if (!h) {
+			/* Without a slot the deadline cannot be kept: fire at once instead. */
+			t->deadline_ms = l->now_ms;
+			t->fire(t);
+			return;
+		}
+		l->heap = h;
+		l->heap_cap = cap;
+	}
+	t->deadline_ms = deadline_ms;
+	t->heap_index = l->heap_len;
+	l->heap[l->heap_len++] = t;
+	heap_up(l, t->heap_index);
+}
+
+static void fire_timers(struct loop *l)
+{
+	while (l->heap_len && l->heap[0]->deadline_ms <= l->now_ms) {
+		struct loop_timer *t = l->heap[0];
+		loop_timer_clear(l, t);
+		t->fire(t);
+	}
+}
+
+/* ---- lists ---- */
+
+static void list_init(struct loop_link *head)
+{
+	head->prev = head->next = head;
+}
+
+static void list_add(struct loop_link *head, struct loop_link *link)
+{
+	link->next = head->next;
+	link->prev = head;
+	head->next->prev = link;
+	head->next = link;
+}
+
+static void list_remove(struct loop_link *link)
+{
+	if (!link->next)
+		return;
+	link->prev->next = link->next;
+	link->next->prev = link->prev;
+	link->prev = link->next = NULL;
+}
+
+void loop_conn_add(struct loop *l, struct loop_link *link)
+{
+	list_add(&l->conns, link);
+}
+
+void loop_conn_remove(struct loop *l, struct loop_link *link)
+{
+	(void)l;
+	list_remove(link);
+}
+
+void loop_stream_add(struct loop *l, struct loop_link *link)
+{
+	list_add(&l->streams, link);
+}
+
+void loop_stream_remove(struct loop *l, struct loop_link *link)
+{
+	(void)l;
+	list_remove(link);
+}
+
+void loop_defer_free(struct loop *l, struct loop_link *link)
+{
+	link->prev = NULL;
+	link->next = l->graveyard;
+	l->graveyard = link;
+}
+
+static void bury(struct loop *l)
+{
+	while (l->graveyard) {
+		struct loop_link *link = l->graveyard;
+		l->graveyard = link->next;
+		conn_free(link);
+	}
+}
+
+/* ---- accepting ---- */
+
+/* Out of descriptors: accept with the spare one's slot and close at once, so the kernel's
+ * backlog does not fill with connections we cannot serve and the loop does not spin. */
+static void shed_one(struct loop *l)
+{
+	if (l->spare_fd < 0)
+		return;
+	close(l->spare_fd);
+	int fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void on_listen(struct loop_handler *h, uint32_t events)
+{
+	struct loop *l = container_of(h, struct loop, listen_handler);
+	(void)events;
+	for (int i = 0; i < LOOP_ACCEPTS_PER_WAKE && l->listen_fd >= 0; i++) {
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof(addr);
+		int fd = accept4(l->listen_fd, (struct sockaddr *)&addr, &len,
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				log_warn("accept: %s; connection refused", strerror(errno));
+				shed_one(l);
+				continue;
+			}
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return; /* EAGAIN or a transient error: wait for the next event */
+		}
+		unsigned now = atomic_fetch_add(&l->env->connections, 1) + 1;
+		if (now > l->env->max_connections) {
+			atomic_fetch_sub(&l->env->connections, 1);
+			close(fd);
+			continue;
+		}
+		conn_accept(l, fd, (struct sockaddr *)&addr, len);
+	}
+}
+
+/* ---- mailbox ---- */
+
+static void wake_fd(struct loop *l)
+{
+	uint64_t one = 1;
+	ssize_t n = write(l->event_fd, &one, sizeof(one));
+	(void)n; /* EAGAIN means the counter is already non-zero: the loop will wake */
+}
+
+void loop_post_job(struct loop *l, struct worker_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&l->lock);
+	if (l->done_tail)
+		l->done_tail->next = job;
+	else
+		l->done_head = job;
+	l->done_tail = job;
+	pthread_mutex_unlock(&l->lock);
+	wake_fd(l);
+}
+
+void loop_wake(struct loop *l)
+{
+	wake_fd(l);
+}
+
+void loop_update(struct loop *l, struct server_state *st, struct tls_server *tls)
+{
+	server_state_retain(st);
+	tls_server_retain(tls);
+	pthread_mutex_lock(&l->lock);
+	struct server_state *old_st = l->new_state;
+	struct tls_server *old_tls = l->new_tls;
+	l->new_state = st;
+	l->new_tls = tls;
+	pthread_mutex_unlock(&l->lock);
+	if (old_st)
+		server_state_release(old_st);
+	if (old_tls)
+		tls_server_release(old_tls);
+	wake_fd(l);
+}
+
+void loop_drain(struct loop *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->drain_requested = true;
+	pthread_mutex_unlock(&l->lock);
+	wake_fd(l);
+}
+
+static void start_draining(struct loop *l)
+{
+	l->draining = true;
+	l->drain_deadline_ms = l->now_ms + l->env->drain_ms;
+	if (l->listen_fd >= 0) {
+		loop_unwatch(l, l->listen_fd);
+		close(l->listen_fd);
+		l->listen_fd = -1;
+	}
+	for (struct loop_link *c = l->conns.next, *next; c != &l->conns; c = next) {
+		next = c->next;
+		conn_drain(c, false);
+	}
+}
+
+static void on_mailbox(struct loop_handler *h, uint32_t events)
+{
+	struct loop *l = container_of(h, struct loop, event_handler);
+	(void)events;
+	uint64_t count;
+	while (read(l->event_fd, &count, sizeof(count)) > 0)
+		;
+	pthread_mutex_lock(&l->lock);
+	struct worker_job *jobs = l->done_head;
+	l->done_head = l->done_tail = NULL;
+	struct server_state *st = l->new_state;
+	struct tls_server *tls = l->new_tls;
+	l->new_state = NULL;
+	l->new_tls = NULL;
+	bool drain = l->drain_requested && !l->draining;
+	pthread_mutex_unlock(&l->lock);
+
+	if (st) {
+		server_state_release(l->state);
+		l->state = st;
+	}
+	if (tls) {
+		tls_server_release(l->tls);
+		l->tls = tls;
+	}
+	while (jobs) {
+		struct worker_job *next = jobs->next;
+		jobs->done(jobs);
+		jobs = next;
+	}
+	for (struct loop_link *s = l->streams.next, *next; s != &l->streams; s = next) {
+		next = s->next;
+		conn_stream_pump(s);
+	}
+	if (drain)
+		start_draining(l);
+}
+
+/* ---- the loop ---- */
+
+static void force_close_all(struct loop *l)
+{
+	for (struct loop_link *c = l->conns.next, *next; c != &l->conns; c = next) {
+		next = c->next;
+		conn_drain(c, true);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	struct loop *l = arg;
+	struct epoll_event events[LOOP_EVENTS];
+	bool forced = false;
+	l->now_ms = monotonic_ms();
+	/* A connection waiting for a worker stays listed until its job is back, so the loop
+	 * never exits with a job that would post to it. */
+	while (!l->draining || l->conns.next != &l->conns) {
+		int timeout = -1;
+		if (l->heap_len) {
+			int64_t wait = l->heap[0]->deadline_ms - l->now_ms;
+			timeout = wait < 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
+		}
+		if (l->draining && !forced) {
+			int64_t wait = l->drain_deadline_ms - l->now_ms;
+			if (timeout < 0 || wait < timeout)
+				timeout = wait < 0 ? 0 : (int)wait;
+		}
+		int n = epoll_wait(l->epfd, events, LOOP_EVENTS, timeout);
+		l->now_ms = monotonic_ms();
+		if (n < 0 && errno != EINTR) {
+			log_error("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct loop_handler *h = events[i].data.ptr;
+			h->on_event(h, events[i].events);
+		}
+		fire_timers(l);
+		if (l->draining && !forced && l->now_ms >= l->drain_deadline_ms) {
+			forced = true;
+			force_close_all(l);
+		}
+		bury(l);
+	}
+	bury(l);
+	return NULL;
+}
+
+struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd,
+                      struct server_state *st, struct tls_server *tls)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->env = env;
+	l->index = index;
+	l->listen_fd = listen_fd;
+	l->listen_handler.on_event = on_listen;
+	l->event_handler.on_event = on_mailbox;
+	list_init(&l->conns);
+	list_init(&l->streams);
+	pthread_mutex_init(&l->lock, NULL);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (l->epfd < 0 || l->event_fd < 0)
+		goto fail;
+	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &l->listen_handler};
+	struct epoll_event eev = {.events = EPOLLIN, .data.ptr = &l->event_handler};
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, listen_fd, &lev) != 0 ||
+	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->event_fd, &eev) != 0)
+		goto fail;
+	server_state_retain(st);
+	tls_server_retain(tls);
+	l->state = st;
+	l->tls = tls;
+	return l;
+fail:
+	l->listen_fd = -1; /* the caller still owns it */
+	loop_free(l);
+	return NULL;
+}
+
+int loop_start(struct loop *l)
+{
+	if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
+		return -1;
+	l->started = true;
+	return 0;
+}
+
+void loop_join(struct loop *l)
+{
+	if (l->started)
+		pthread_join(l->thread, NULL);
+	l->started = false;
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	if (l->listen_fd >= 0)
+		close(l->listen_fd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->event_fd >= 0)
+		close(l->event_fd);
+	if (l->spare_fd >= 0)
+		close(l->spare_fd);
+	if (l->state)
+		server_state_release(l->state);
+	if (l->tls)
+		tls_server_release(l->tls);
+	if (l->new_state)
+		server_state_release(l->new_state);
+	if (l->new_tls)
+		tls_server_release(l->new_tls);
+	pthread_mutex_destroy(&l->lock);
+	free(l->heap);
+	free(l);
+}

@@ -1,1 +1,422 @@
-/* Placeholder so the build configures; being written now. */
+/* server.c — process lifecycle: start-up, SIGHUP reload, SIGTERM drain (server.h). */
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kesc_version.h"
+#include "keystore/secmem.h"
+#include "policy/identity.h"
+#include "server/log.h"
+#include "server/loop.h"
+#include "server/metrics.h"
+#include "server/state.h"
+#include "server/tls.h"
+#include "server/transport_limits.h"
+#include "server/worker.h"
+
+#define ERR_LEN 1024
+#define MAX_LOOPS 256
+
+struct server {
+	const struct server_options *opt;
+	struct server_state *state; /* current generation (the main thread's reference) */
+	struct tls_server *tls;
+	unsigned nloops;
+	struct loop *loops[MAX_LOOPS];
+	int listen_fds[MAX_LOOPS];
+	struct loop_env env;
+	char bound[300];
+};
+
+static void warn_to_log(void *arg, const char *message)
+{
+	(void)arg;
+	log_warn("%s", message);
+}
+
+int server_parse_address(const char *addr, char *host, unsigned long hostlen, unsigned *port)
+{
+	const char *colon;
+	const char *h = addr;
+	size_t hl;
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (!end || end[1] != ':')
+			return -1;
+		h = addr + 1;
+		hl = (size_t)(end - h);
+		colon = end + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - addr);
+	}
+	if (hl >= hostlen)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p > 65535)
+		return -1;
+	*port = (unsigned)p;
+	return 0;
+}
+
+/* Binds one listening socket; port 0 picks one (the others then reuse it). */
+static int bind_listener(const char *host, unsigned port, struct sockaddr_storage *bound,
+                         char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t len;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	if (!host[0] || !strcmp(host, "0.0.0.0")) {
+		v4->sin_family = AF_INET;
+		v4->sin_addr.s_addr = htonl(INADDR_ANY);
+		v4->sin_port = htons((uint16_t)port);
+		len = sizeof(*v4);
+	} else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		len = sizeof(*v6);
+	} else if (!strcmp(host, "localhost")) {
+		v4->sin_family = AF_INET;
+		v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		v4->sin_port = htons((uint16_t)port);
+		len = sizeof(*v4);
+	} else {
+		snprintf(err, errlen, "invalid listen address '%s': not an IP address", host);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0) {
+		snprintf(err, errlen, "failed to listen on %s:%u: %s", host, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	socklen_t blen = sizeof(*bound);
+	if (getsockname(fd, (struct sockaddr *)bound, &blen) != 0) {
+		snprintf(err, errlen, "getsockname: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static unsigned bound_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static int bind_all(struct server *s, const char *address, char *err, size_t errlen)
+{
+	char host[128];
+	unsigned port;
+	if (server_parse_address(address, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "invalid listen address '%s'", address);
+		return -1;
+	}
+	for (unsigned i = 0; i < s->nloops; i++) {
+		struct sockaddr_storage bound;
+		int fd = bind_listener(host, port, &bound, err, errlen);
+		if (fd < 0)
+			return -1;
+		s->listen_fds[i] = fd;
+		port = bound_port(&bound);
+	}
+	snprintf(s->bound, sizeof(s->bound), "%s%s%s:%u", strchr(host, ':') ? "[" : "",
+	         host[0] ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", port);
+	return 0;
+}
+
+static int load_config(const struct server_options *opt, struct config **out, char *err,
+                       size_t errlen)
+{
+	if (config_load(opt->config_path, out, err, errlen, warn_to_log, NULL) < 0)
+		return -1;
+	if (opt->addr) {
+		char *a = strdup(opt->addr);
+		if (!a) {
+			config_free(*out);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free((*out)->address);
+		(*out)->address = a;
+	}
+	return 0;
+}
+
+/* A generation: the state (owning cfg) and its TLS settings. On failure cfg is freed. */
+static int build_generation(struct config *cfg, unsigned nloops, struct server_state **st_out,
+                            struct tls_server **tls_out, char *err, size_t errlen)
+{
+	/* TLS first: it is cheap and its errors (a certificate without SAN) need no keystore. */
+	bool any_skip = false;
+	for (size_t i = 0; i < cfg->api_count; i++)
+		any_skip |= cfg->api[i].skip_auth;
+	struct tls_server *tls = tls_server_new(cfg, any_skip, nloops, err, errlen);
+	if (!tls) {
+		config_free(cfg);
+		return -1;
+	}
+	struct server_state *st = server_state_new(cfg, err, errlen);
+	if (!st) {
+		tls_server_release(tls);
+		config_free(cfg);
+		return -1;
+	}
+	*st_out = st;
+	*tls_out = tls;
+	return 0;
+}
+
+static const char *keystore_description(const struct config *cfg, char *out, size_t n)
+{
+	switch (cfg->keystore) {
+	case CONFIG_KEYSTORE_FS:
+		snprintf(out, n, "filesystem (%s)", cfg->fs_path ? cfg->fs_path : "");
+		break;
+	case CONFIG_KEYSTORE_VAULT:
+		snprintf(out, n, "Hashicorp Vault (%s)", cfg->vault.endpoint ? cfg->vault.endpoint : "");
+		break;
+	case CONFIG_KEYSTORE_MEM:
+		snprintf(out, n, "in-memory (keys are lost on exit)");
+		break;
+	default:
+		snprintf(out, n, "none");
+	}
+	return out;
+}
+
+static void print_banner(const struct server *s, const char *hardening)
+{
+	const struct config *cfg = server_state_config(s->state);
+	char ks[512];
+	const char *admin = cfg->admin_identity && identity_is_valid(cfg->admin_identity)
+	                            ? cfg->admin_identity
+	                            : "<disabled>";
+	fprintf(stderr,
+	        "kesc %s\n"
+	        "Address:  https://%s\n"
+	        "Keystore: %s\n"
+	        "Admin:    %s\n"
+	        "TLS:      %s\n"
+	        "Memory:   %s\n"
+	        "Loops:    %u event loops, %u workers\n"
+	        "listening on %s\n",
+	        KESC_VERSION, s->bound, keystore_description(cfg, ks, sizeof(ks)), admin,
+	        tls_server_summary(s->tls), hardening, s->nloops,
+	        s->nloops * LIMIT_WORKERS_PER_CORE < 4 ? 4 : s->nloops * LIMIT_WORKERS_PER_CORE,
+	        s->bound);
+	fflush(stderr);
+}
+
+static void reload(struct server *s)
+{
+	char err[ERR_LEN];
+	struct config *cfg = NULL;
+	struct server_state *st;
+	struct tls_server *tls;
+	log_info("SIGHUP: reloading '%s'", s->opt->config_path);
+	if (load_config(s->opt, &cfg, err, sizeof(err)) < 0 ||
+	    build_generation(cfg, s->nloops, &st, &tls, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	const struct config *old = server_state_config(s->state);
+	if (strcmp(old->address ? old->address : "", cfg->address ? cfg->address : ""))
+		log_warn("reload: a new listen address needs a restart; still on %s", s->bound);
+	if (log_configure(cfg, err, sizeof(err)) < 0)
+		log_error("reload: %s", err);
+	for (unsigned i = 0; i < s->nloops; i++)
+		loop_update(s->loops[i], st, tls);
+	server_state_release(s->state);
+	tls_server_release(s->tls);
+	s->state = st;
+	s->tls = tls;
+	log_info("configuration reloaded");
+}
+
+static unsigned loop_count(const struct config *cfg)
+{
+	long n = cfg->server.threads ? (long)cfg->server.threads : sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > MAX_LOOPS)
+		n = MAX_LOOPS;
+	return (unsigned)n;
+}
+
+static int start_loops(struct server *s, char *err, size_t errlen)
+{
+	const struct config *cfg = server_state_config(s->state);
+	unsigned workers = s->nloops * LIMIT_WORKERS_PER_CORE;
+	s->env.workers = worker_pool_new(workers < 4 ? 4 : workers, LIMIT_WORKER_QUEUE);
+	if (!s->env.workers) {
+		snprintf(err, errlen, "failed to start the worker threads");
+		return -1;
+	}
+	atomic_init(&s->env.connections, 0);
+	s->env.max_connections = cfg->server.max_connections ? cfg->server.max_connections
+	                                                     : LIMIT_DEFAULT_MAX_CONNECTIONS;
+	s->env.handshake_timeout_ms = cfg->server.handshake_timeout_ms > 0
+	                                      ? cfg->server.handshake_timeout_ms
+	                                      : LIMIT_HANDSHAKE_TIMEOUT_MS;
+	s->env.header_timeout_ms = cfg->server.header_timeout_ms > 0 ? cfg->server.header_timeout_ms
+	                                                             : LIMIT_HEADER_TIMEOUT_MS;
+	s->env.idle_timeout_ms = cfg->server.idle_timeout_ms > 0 ? cfg->server.idle_timeout_ms
+	                                                         : LIMIT_IDLE_TIMEOUT_MS;
+	s->env.drain_ms = LIMIT_DRAIN_MS;
+	for (unsigned i = 0; i < s->nloops; i++) {
+		s->loops[i] = loop_new(&s->env, i, s->listen_fds[i], s->state, s->tls);
+		if (!s->loops[i]) {
+			snprintf(err, errlen, "failed to create event loop %u", i);
+			return -1;
+		}
+		s->listen_fds[i] = -1; /* the loop owns it now */
+		if (loop_start(s->loops[i]) < 0) {
+			loop_free(s->loops[i]);
+			s->loops[i] = NULL;
+			snprintf(err, errlen, "failed to start event loop %u", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The main thread waits for signals here; it also flushes the audit log once a second. */
+static void wait_for_signals(struct server *s, int sfd)
+{
+	for (;;) {
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		int n = poll(&p, 1, 1000);
+		log_flush();
+		if (n <= 0)
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGHUP) {
+			reload(s);
+			continue;
+		}
+		log_info("%s: stopping, finishing requests in flight",
+		         si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+		return;
+	}
+}
+
+static void stop_all(struct server *s)
+{
+	for (unsigned i = 0; i < s->nloops; i++)
+		if (s->loops[i])
+			loop_drain(s->loops[i]);
+	for (unsigned i = 0; i < s->nloops; i++) {
+		if (s->loops[i]) {
+			loop_join(s->loops[i]);
+			loop_free(s->loops[i]);
+			s->loops[i] = NULL;
+		}
+	}
+	worker_pool_free(s->env.workers);
+	s->env.workers = NULL;
+	for (unsigned i = 0; i < s->nloops; i++)
+		if (s->listen_fds[i] >= 0)
+			close(s->listen_fds[i]);
+}
+
+static int block_signals(sigset_t *set)
+{
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	/* Only the main thread's signalfd sees these. */
+	if (pthread_sigmask(SIG_BLOCK, set, NULL) != 0)
+		return -1;
+	return signalfd(-1, set, SFD_CLOEXEC);
+}
+
+int server_run(const struct server_options *opt)
+{
+	char err[ERR_LEN];
+	char hardening[256] = "";
+	struct config *cfg = NULL;
+	struct server s = {.opt = opt};
+	int rc = 1, sfd = -1;
+	for (unsigned i = 0; i < MAX_LOOPS; i++)
+		s.listen_fds[i] = -1;
+	metrics_init();
+	sigset_t set;
+	/* Before anything starts a thread (the keystore may): all threads inherit the mask. */
+	if (!opt->check_only && (sfd = block_signals(&set)) < 0) {
+		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
+		goto fail;
+	}
+
+	if (load_config(opt, &cfg, err, sizeof(err)) < 0)
+		goto fail;
+	if (log_configure(cfg, err, sizeof(err)) < 0) {
+		config_free(cfg);
+		goto fail;
+	}
+	s.nloops = loop_count(cfg);
+	if (!opt->check_only)
+		secmem_harden_process(hardening, sizeof(hardening));
+	if (build_generation(cfg, s.nloops, &s.state, &s.tls, err, sizeof(err)) < 0)
+		goto fail;
+	if (opt->check_only) {
+		printf("OK\n");
+		rc = 0;
+		goto out;
+	}
+	if (bind_all(&s, server_state_config(s.state)->address, err, sizeof(err)) < 0 ||
+	    start_loops(&s, err, sizeof(err)) < 0)
+		goto fail;
+	print_banner(&s, hardening);
+	if (opt->on_listening)
+		opt->on_listening(s.bound, opt->on_listening_arg);
+	wait_for_signals(&s, sfd);
+	stop_all(&s);
+	log_info("stopped");
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "Error: %s\n", err);
+	stop_all(&s);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	server_state_release(s.state);
+	if (s.tls)
+		tls_server_release(s.tls);
+	log_flush();
+	tls_cleanup();
+	return rc;
+}

@@ -1,1 +1,102 @@
-/* Placeholder so the build configures; being written now. */
+/* worker.c — a fixed pool of threads over one bounded FIFO (worker.h). */
+#include "server/worker.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "server/loop.h"
+
+struct worker_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct worker_job *head, *tail;
+	size_t queued, queue_max;
+	bool stopping;
+	unsigned nthreads;
+	pthread_t *threads;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_pool *p = arg;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->head && !p->stopping)
+			pthread_cond_wait(&p->wake, &p->lock);
+		struct worker_job *job = p->head;
+		if (!job)
+			break; /* stopping and nothing left */
+		p->head = job->next;
+		if (!p->head)
+			p->tail = NULL;
+		p->queued--;
+		pthread_mutex_unlock(&p->lock);
+		job->next = NULL;
+		job->run(job);
+		loop_post_job(job->loop, job);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+struct worker_pool *worker_pool_new(unsigned threads, size_t queue_max)
+{
+	struct worker_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->threads = calloc(threads ? threads : 1, sizeof(*p->threads));
+	if (!p->threads || pthread_mutex_init(&p->lock, NULL) != 0) {
+		free(p->threads);
+		free(p);
+		return NULL;
+	}
+	pthread_cond_init(&p->wake, NULL);
+	p->queue_max = queue_max;
+	for (unsigned i = 0; i < threads; i++) {
+		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
+			break;
+		p->nthreads++;
+	}
+	if (!p->nthreads) {
+		worker_pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+int worker_pool_submit(struct worker_pool *p, struct worker_job *job)
+{
+	int rc = -1;
+	pthread_mutex_lock(&p->lock);
+	if (!p->stopping && p->queued < p->queue_max) {
+		job->next = NULL;
+		if (p->tail)
+			p->tail->next = job;
+		else
+			p->head = job;
+		p->tail = job;
+		p->queued++;
+		pthread_cond_signal(&p->wake);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void worker_pool_free(struct worker_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_cond_destroy(&p->wake);
+	pthread_mutex_destroy(&p->lock);
+	free(p->threads);
+	free(p);
+}

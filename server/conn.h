@@ -1,0 +1,26 @@
+/*
+ * conn.h — one client connection: TLS handshake, request parsing under the limits, the call
+ * into the API (on the loop, or through the worker pool), the response, keep-alive,
+ * pipelining, log streams, and the timeouts of each phase.
+ */
+#ifndef KESC_SERVER_CONN_H
+#define KESC_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct loop;
+struct loop_link;
+
+/* Takes over fd (accepted, non-blocking); closes it on failure. Loop thread. */
+void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t addrlen);
+/* Shutdown: close the connection if idle, otherwise close after the request in flight; with
+ * force, close it now (a request waiting for a worker is dropped when its job returns).
+ * link is the one given to loop_conn_add. */
+void conn_drain(struct loop_link *link, bool force);
+/* A log line may be waiting for this streaming connection (link from loop_stream_add). */
+void conn_stream_pump(struct loop_link *link);
+/* Releases a closed connection (link from loop_defer_free). */
+void conn_free(struct loop_link *link);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * loop.h — one event loop thread per core: its own SO_REUSEPORT listening socket, an epoll
+ * set, a timer heap, and a mailbox through which other threads hand it finished worker jobs,
+ * configuration updates (SIGHUP) and the drain order (SIGTERM).
+ *
+ * Everything a loop owns (its connections, their TLS contexts and buffers) is touched only by
+ * the loop's own thread. The functions marked "any thread" are the only way in from outside.
+ */
+#ifndef KESC_SERVER_LOOP_H
+#define KESC_SERVER_LOOP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server_state;
+struct tls_server;
+struct worker_job;
+struct worker_pool;
+
+/* Settings and counters shared by all loops; owned by server.c, outlives the loops. */
+struct loop_env {
+	struct worker_pool *workers;
+	atomic_uint connections;
+	unsigned max_connections;
+	int64_t handshake_timeout_ms;
+	int64_t header_timeout_ms;
+	int64_t idle_timeout_ms;
+	int64_t drain_ms;
+};
+
+/* Something registered with epoll: its callback gets the event mask. */
+struct loop_handler {
+	void (*on_event)(struct loop_handler *h, uint32_t events);
+};
+
+/* A deadline in the loop's heap; fire runs on the loop thread when it passes. */
+struct loop_timer {
+	int64_t deadline_ms;
+	size_t heap_index; /* SIZE_MAX when not armed */
+	void (*fire)(struct loop_timer *t);
+};
+
+/* Intrusive list link for the loop's connection lists. */
+struct loop_link {
+	struct loop_link *prev, *next;
+};
+
+struct loop;
+
+/* Creates a loop for listen_fd (non-blocking, listening). It takes one reference to st and
+ * tls of its own. NULL on failure. */
+struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd,
+                      struct server_state *st, struct tls_server *tls);
+int loop_start(struct loop *l);
+/* Any thread: use st/tls for new requests/handshakes (the loop takes its own references). */
+void loop_update(struct loop *l, struct server_state *st, struct tls_server *tls);
+/* Any thread: stop accepting, finish in-flight requests, close idle connections; the thread
+ * ends when no connection is left or env->drain_ms passed. */
+void loop_drain(struct loop *l);
+void loop_join(struct loop *l);
+void loop_free(struct loop *l);
+/* Any thread: hand a finished job back; job->done runs on the loop thread. */
+void loop_post_job(struct loop *l, struct worker_job *job);
+/* Any thread: run the stream pumps of this loop soon (a log line is waiting). */
+void loop_wake(struct loop *l);
+
+/* Loop thread only. */
+int64_t loop_now_ms(const struct loop *l);
+unsigned loop_index(const struct loop *l);
+struct loop_env *loop_env(struct loop *l);
+struct server_state *loop_state(struct loop *l);
+struct tls_server *loop_tls(struct loop *l);
+bool loop_draining(const struct loop *l);
+int loop_watch(struct loop *l, int fd, struct loop_handler *h);
+void loop_unwatch(struct loop *l, int fd);
+void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t deadline_ms);
+void loop_timer_clear(struct loop *l, struct loop_timer *t);
+/* All connections (for draining) and those streaming a log (for loop_wake). */
+void loop_conn_add(struct loop *l, struct loop_link *link);
+void loop_conn_remove(struct loop *l, struct loop_link *link);
+void loop_stream_add(struct loop *l, struct loop_link *link);
+void loop_stream_remove(struct loop *l, struct loop_link *link);
+/* Frees a connection after the current batch of events (it may still have one queued). */
+void loop_defer_free(struct loop *l, struct loop_link *link);
+
+#endif

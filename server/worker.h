@@ -1,0 +1,31 @@
+/*
+ * worker.h — the pool of threads that do blocking work (keystore I/O) for the event loops.
+ *
+ * A loop submits a job; a worker runs job->run and hands the job back to its loop
+ * (loop_post_job), which calls job->done on the loop thread. The queue is bounded: a full
+ * queue refuses new jobs instead of growing, so overload shows up as 503s, not as memory.
+ */
+#ifndef KESC_SERVER_WORKER_H
+#define KESC_SERVER_WORKER_H
+
+#include <stddef.h>
+
+struct loop;
+
+struct worker_job {
+	void (*run)(struct worker_job *job);  /* on a worker thread */
+	void (*done)(struct worker_job *job); /* on the owning loop's thread */
+	struct loop *loop;
+	struct worker_job *next; /* queue link, owned by whoever holds the job */
+};
+
+struct worker_pool;
+
+/* Starts threads workers with at most queue_max waiting jobs. NULL on failure. */
+struct worker_pool *worker_pool_new(unsigned threads, size_t queue_max);
+/* 0, or -1 when the queue is full or the pool is stopping (the job was not taken). */
+int worker_pool_submit(struct worker_pool *p, struct worker_job *job);
+/* Runs the jobs still queued, then joins the threads and frees the pool. */
+void worker_pool_free(struct worker_pool *p);
+
+#endif
