@@ -31,10 +31,10 @@ static const char METRIC_USAGE[] =
 	"On a terminal a summary is printed; otherwise the Prometheus text.\n\n"
 	"Examples:\n    $ kesc metric\n";
 
-static void print_duration(const char *label, uint64_t seconds)
+static void print_duration(int width, const char *label, uint64_t seconds)
 {
 	uint64_t d = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, s = seconds % 60;
-	printf("%-15s ", label);
+	printf("%-*s ", width, label);
 	if (d)
 		printf("%" PRIu64 "d ", d);
 	printf("%" PRIu64 "h %" PRIu64 "m %" PRIu64 "s\n", h, m, s);
@@ -58,7 +58,7 @@ static int status_print(const struct client *c, const struct client_reply *reply
 	const char *version = json_string(json_get(v, "version"), &n);
 	printf("%-15s %s\n", "Endpoint", client_server(c));
 	printf("%-15s %.*s\n", "Version", (int)n, version ? version : "");
-	print_duration("Uptime", (uint64_t)number(v, "uptime"));
+	print_duration(15, "Uptime", (uint64_t)number(v, "uptime"));
 	printf("%-15s %.0f / %.0f\n", "CPUs used", number(v, "num_cpu_used"), number(v, "num_cpu"));
 	printf("%-15s %.1f MiB heap, %.1f KiB stack\n", "Memory",
 	       number(v, "mem_heap_used") / (1024 * 1024), number(v, "mem_stack_used") / 1024);
@@ -163,7 +163,7 @@ static void metric_summary(const char *text)
 	printf("%-22s %.3f ms\n", "Mean response time", count > 0 ? sum / count * 1000 : 0.0);
 	printf("%-22s %.0f\n", "Audit events", metric_sum(text, "kes_log_audit_events"));
 	printf("%-22s %.0f\n", "Error events", metric_sum(text, "kes_log_error_events"));
-	print_duration("Uptime", (uint64_t)metric_sum(text, "kes_system_up_time"));
+	print_duration(22, "Uptime", (uint64_t)metric_sum(text, "kes_system_up_time"));
 }
 
 int cmd_metric(int argc, char **argv)
