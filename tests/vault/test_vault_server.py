@@ -329,6 +329,13 @@ class HealthSealTest(SimCase):
         self.assertEqual(self.v.req("GET", "/v1/kv/a")[3]["data"], {"x": "1"})
         self.assertEqual(self.v.req("GET", "/v1/auth/token/lookup-self", token=tok)[0], 200)
 
+    def test_sys_seal_needs_sudo(self):
+        tok = self.v.token(policies=["default"])
+        self.assertError(self.v.req("PUT", "/v1/sys/seal", token=tok), 403, [DENIED])
+        self.assertEqual(self.v.req("PUT", "/v1/sys/seal")[0], 204)
+        self.assertTrue(self.v.req("GET", "/v1/sys/seal-status", token=None)[3]["sealed"])
+        self.assertError(self.v.req("PUT", "/v1/sys/seal"), 503, ["Vault is sealed"])
+
 
 # --------------------------------------------------------------------------------------
 class MountsPoliciesTest(SimCase):

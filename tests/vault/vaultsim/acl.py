@@ -43,7 +43,6 @@ def _tokenize(text):
             line = text.count("\n", 0, pos) + 1
             raise bad_request("failed to parse policy: At %d: illegal char" % line)
         pos = m.end()
-        kind = m.lastgroup if m.lastgroup != "tag" else "heredoc"
         if m.group("ws") is not None:
             continue
         if m.group("str") is not None:
@@ -57,7 +56,6 @@ def _tokenize(text):
             toks.append(("ident", m.group("ident")))
         else:
             toks.append(("punct", m.group("punct")))
-        del kind
     return toks
 
 

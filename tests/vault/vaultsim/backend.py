@@ -1,5 +1,5 @@
 """Base class of every mounted backend."""
-from .util import VaultError, unsupported_operation, unsupported_path
+from .util import unsupported_operation, unsupported_path
 
 
 class Backend:
@@ -30,5 +30,3 @@ class Backend:
         if req.op not in allowed:
             raise unsupported_operation()
 
-
-__all__ = ["Backend", "VaultError"]

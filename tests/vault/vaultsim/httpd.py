@@ -136,11 +136,8 @@ class Handler(BaseHTTPRequestHandler):
             if f["retry_after"]:
                 hdr["Retry-After"] = str(f["retry_after"])
             return self.send(f["status"], hdr, go_json({"errors": [msg]}))
-        headers = {k: v for k, v in self.headers.items()}
-        norm = {}
-        for k, v in headers.items():
-            norm[_canon(k)] = v
-        status, hdr, out = core.handle(self.command, self.path, norm, body, self.client_address[0])
+        headers = {_canon(k): v for k, v in self.headers.items()}
+        status, hdr, out = core.handle(self.command, self.path, headers, body, self.client_address[0])
         return self.send(status, hdr, out)
 
     def test_control(self, path, body):

@@ -6,8 +6,8 @@ import urllib.parse
 
 from . import acl as aclmod
 from .tokens import Token, TokenStore
-from .util import (INVALID_TOKEN, PERMISSION_DENIED, SEALED, Resp, VaultError, bad_request,
-                   go_json, new_uuid, parse_bool)
+from .util import (INVALID_TOKEN, PERMISSION_DENIED, SEALED, VaultError, bad_request, go_json,
+                   new_uuid, parse_bool)
 
 _OPS = {"GET": "read", "POST": "update", "PUT": "update", "DELETE": "delete",
         "LIST": "list", "PATCH": "patch", "HEAD": "read"}
@@ -196,7 +196,7 @@ class Core:
             return data
         return dict(query)
 
-    def authenticate(self, req, mount):
+    def authenticate(self, req):
         tok_str = req.headers.get("X-Vault-Token")
         if not tok_str:
             auth = req.headers.get("Authorization") or ""
@@ -213,9 +213,6 @@ class Core:
         req.token = tok
         req.acl = self.acl_for(tok, req.ns)
 
-    def acl_path(self, req):
-        return req.ns.path[len(req.token.ns):] + req.path
-
     def check(self, req, cap, path=None, sudo=False):
         """Raises 403 unless the token's ACL grants cap on path (relative to its namespace)."""
         full = req.ns.path[len(req.token.ns):] + (req.path if path is None else path)
@@ -230,7 +227,7 @@ class Core:
             req.sub = req.path[len(mount.path):]
             if mount.backend.unauthenticated(req):
                 return mount.backend.handle(req)
-        self.authenticate(req, mount)
+        self.authenticate(req)
         cap = req.op
         if req.op == "update" and mount is not None:
             exists = mount.backend.existence(req)

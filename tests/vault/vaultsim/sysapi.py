@@ -4,7 +4,7 @@ import time
 from . import acl as aclmod
 from .backend import Backend
 from .router import Mount
-from .util import (Resp, VaultError, bad_request, parse_bool, parse_int, unsupported_operation)
+from .util import Resp, VaultError, bad_request, parse_bool, unsupported_operation
 
 VERSION = "1.15.0"
 
@@ -93,7 +93,7 @@ class SysBackend(Backend):
         return req.sub.startswith("internal/ui/mounts/") and req.op == "read"
 
     def needs_sudo(self, req):
-        return req.sub.startswith("auth/") and req.op in ("update", "create", "delete")
+        return (req.sub.startswith("auth/") and req.op in ("update", "create", "delete")) or req.sub == "seal"
 
     def handle(self, req):
         sub = req.sub
@@ -128,6 +128,11 @@ class SysBackend(Backend):
             return self.ui_mount(req, sub[len("internal/ui/mounts/"):])
         if sub == "capabilities-self":
             return self.capabilities_self(req)
+        if sub == "seal" and not self.ns.path:
+            # Real Vault API (sudo); unsealing needs keys, so it is only available as /_test/unseal.
+            self.ops(req, ("update",))
+            self.core.sealed = True
+            return None
         raise VaultError(404, "1 error occurred:\n\t* unsupported path\n\n")
 
     # ---- mounts ----------------------------------------------------------------------
@@ -306,5 +311,3 @@ class SysBackend(Backend):
             out["capabilities"] = out[paths[0]]
         return Resp(data=out, inject=True)
 
-
-__all__ = ["SysBackend", "raw_sys", "parse_int"]

@@ -309,5 +309,3 @@ class _SubRequest:
         self.cap = "update"
         self.op = req.op
 
-
-__all__ = ["Transit", "VaultError"]
