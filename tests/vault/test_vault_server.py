@@ -601,6 +601,17 @@ class KVv2Test(SimCase):
         self.assertEqual(self.v.req("GET", "/v1/kv/data/k")[3]["data"]["metadata"]["custom_metadata"],
                          {"owner": "me"})
 
+    def test_delete_version_after(self):
+        self.assertEqual(self.v.req("POST", "/v1/kv/config", {"delete_version_after": "1s"})[0], 204)
+        self.write("k", {"a": 1})
+        st, _, _, js = self.v.req("GET", "/v1/kv/data/k")
+        self.assertEqual(st, 200)  # a deletion_time in the future does not hide the data
+        self.assertNotEqual(js["data"]["metadata"]["deletion_time"], "")
+        time.sleep(1.2)
+        st, _, _, js = self.v.req("GET", "/v1/kv/data/k")
+        self.assertEqual((st, js["data"]["data"]), (404, None))
+        self.assertEqual(self.v.req("GET", "/v1/kv/config")[3]["data"]["delete_version_after"], "1s")
+
     def test_invalid_v2_paths_have_warnings(self):
         self.write("k", {"a": 1})
         st, _, _, js = self.v.req("GET", "/v1/kv/k")
@@ -796,6 +807,12 @@ class TokenTest(SimCase):
         self.assertEqual(self.v.req("POST", "/v1/auth/token/revoke-self", token=parent)[0], 204)
         self.assertError(self.v.req("GET", "/v1/auth/token/lookup-self", token=parent), 403, [INVALID_TOKEN])
         self.assertError(self.v.req("GET", "/v1/auth/token/lookup-self", token=child), 403, [INVALID_TOKEN])
+
+    def test_num_uses(self):
+        tok = self.v.token(policies=["default"], num_uses=2)
+        self.assertEqual(self.v.req("GET", "/v1/auth/token/lookup-self", token=tok)[0], 200)
+        self.assertEqual(self.v.req("GET", "/v1/auth/token/lookup-self", token=tok)[0], 200)
+        self.assertError(self.v.req("GET", "/v1/auth/token/lookup-self", token=tok), 403, [INVALID_TOKEN])
 
     def test_default_policy_limits(self):
         tok = self.v.token(policies=["default"])
@@ -1061,6 +1078,42 @@ class FaultTest(SimCase):
         self.assertEqual(js, {"requests": 3, "by_path": {"GET /v1/kv/a": 2, "PUT /v1/kv/b": 1}})
         self.v.control("stats/reset")
         self.assertEqual(self.v.req("GET", "/_test/stats")[3], {"requests": 0, "by_path": {}})
+
+
+# --------------------------------------------------------------------------------------
+class PolicyParserRobustnessTest(unittest.TestCase):
+    """The HCL/JSON policy parser must reject any garbage with a 400, never crash (in-process)."""
+
+    def test_mutated_policies(self):
+        import random
+        sys.path.insert(0, HERE)
+        from vaultsim.acl import parse_policy
+        from vaultsim.util import VaultError
+        seeds = ['path "kv/*" { capabilities = ["read", "list"] }',
+                 'path "a/+/b" {\n capabilities = ["deny"]\n}\n# c\n// d\n/* e */',
+                 '{"path": {"kv/*": {"capabilities": ["read"]}}}',
+                 'path "x" { policy = "write" }\npath "y" { capabilities = [] }',
+                 'path "h" { policy = <<EOT\nread\nEOT\n}']
+        for s in seeds:
+            self.assertIsInstance(parse_policy(s), dict)
+        rng = random.Random(1234)
+        alphabet = '{}[]=,:"\\#/*+\n ab<-EOT0.'
+        for _ in range(20000):
+            s = list(rng.choice(seeds))
+            for _ in range(rng.randint(1, 4)):
+                i = rng.randrange(len(s) + 1)
+                op = rng.randrange(3)
+                if op == 0 and s:
+                    del s[min(i, len(s) - 1)]
+                elif op == 1:
+                    s.insert(i, rng.choice(alphabet))
+                elif s:
+                    s[min(i, len(s) - 1)] = rng.choice(alphabet)
+            try:
+                parse_policy("".join(s))
+            except VaultError as e:
+                self.assertEqual(e.status, 400)
+                self.assertTrue(e.errors[0].startswith("failed to parse policy"), e.errors)
 
 
 # --------------------------------------------------------------------------------------

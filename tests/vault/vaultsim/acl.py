@@ -46,7 +46,10 @@ def _tokenize(text):
         if m.group("ws") is not None:
             continue
         if m.group("str") is not None:
-            toks.append(("str", json.loads(m.group("str"))))
+            try:
+                toks.append(("str", json.loads(m.group("str"))))
+            except ValueError:
+                raise bad_request("failed to parse policy: invalid string %s" % m.group("str"))
         elif m.group("heredoc") is not None:
             body = m.group("heredoc").split("\n", 1)[1].rsplit("\n", 1)[0]
             toks.append(("str", body))
