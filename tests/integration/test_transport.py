@@ -1,0 +1,407 @@
+"""Transport tests: the real `kesc server` over mTLS — TLS client-certificate policy, HTTP/1.1
+parsing under hostile input, limits and timeouts, keep-alive and pipelining, reload and drain.
+"""
+
+import base64
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kesctest  # noqa: E402
+
+NOT_AUTHORIZED = "not authorized: insufficient permissions"
+
+
+def closed_by_peer(sock, timeout=10):
+    """True once the server has closed sock (EOF or reset) within timeout."""
+    sock.settimeout(timeout)
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True
+    except (ConnectionError, ssl.SSLError, OSError) as e:
+        return not isinstance(e, socket.timeout)
+
+
+class TransportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = kesctest.Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.srv.stop()
+        report = cls.srv.sanitizer_report()
+        cls.srv.cleanup()
+        if report:
+            raise AssertionError("sanitizer findings:\n" + report)
+        if code != 0:
+            raise AssertionError("server exit code %r" % code)
+
+    def test_client_certificate_required(self):
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            s = self.srv.tls_socket(cert=None)
+            # TLS 1.2: a refused client certificate fails the handshake itself.
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(100)
+
+    def test_unknown_identity_forbidden(self):
+        r = self.srv.request("GET", "/v1/key/list/*", cert="unknown")
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.message, NOT_AUTHORIZED)
+        self.assertEqual(r.headers["content-type"], "application/json")
+        r = self.srv.request("GET", "/v1/key/list/*", cert="admin")
+        self.assertEqual(r.status, 200, r)
+
+    def test_policy_applies_to_identity(self):
+        r = self.srv.request("POST", "/v1/key/create/limited-a", cert="limited")
+        self.assertEqual(r.status, 200, r)
+        r = self.srv.request("POST", "/v1/key/create/other-a", cert="limited")
+        self.assertEqual((r.status, r.message), (403, NOT_AUTHORIZED))
+
+    def test_keep_alive_reuses_connection(self):
+        conn = self.srv.connection()
+        try:
+            conn.request("GET", "/version")
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+            sock = conn.sock
+            for _ in range(20):
+                conn.request("GET", "/v1/status")
+                r = conn.getresponse()
+                self.assertEqual(r.status, 200)
+                r.read()
+            self.assertIs(conn.sock, sock, "the connection was not kept alive")
+        finally:
+            conn.close()
+
+    def test_connection_close_honoured(self):
+        s = self.srv.tls_socket()
+        try:
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reader = kesctest.ResponseReader(s)
+            r = reader.read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers.get("connection"), "close")
+            self.assertTrue(closed_by_peer(s))
+        finally:
+            s.close()
+
+    def test_http10_closes_unless_keep_alive(self):
+        out = self.srv.raw(b"GET /version HTTP/1.0\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
+        s = self.srv.tls_socket()
+        try:
+            s.sendall(b"GET /version HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            reader = kesctest.ResponseReader(s)
+            self.assertEqual(reader.read().status, 200)
+            s.sendall(b"GET /version HTTP/1.0\r\n\r\n")
+            self.assertEqual(reader.read().status, 200)
+            self.assertTrue(closed_by_peer(s))
+        finally:
+            s.close()
+
+    def test_pipelined_requests_answered_in_order(self):
+        s = self.srv.tls_socket()
+        try:
+            self.srv.request("POST", "/v1/key/create/pipe-key")
+            reqs = [b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /v1/key/describe/pipe-key HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /v1/key/describe/missing-key HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n"]
+            s.sendall(b"".join(reqs))
+            reader = kesctest.ResponseReader(s)
+            r1, r2, r3, r4 = (reader.read() for _ in reqs)
+            self.assertIn("version", r1.json())
+            self.assertEqual(r2.json()["name"], "pipe-key")
+            self.assertEqual((r3.status, r3.message), (404, "key does not exist"))
+            self.assertIn("uptime", r4.json())
+        finally:
+            s.close()
+
+    def test_malformed_request_line_gets_400_and_others_still_served(self):
+        s = self.srv.tls_socket()
+        try:
+            s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+            r = kesctest.ResponseReader(s).read()
+            self.assertEqual(r.status, 400)
+            self.assertTrue(r.message)
+            self.assertTrue(closed_by_peer(s))
+        finally:
+            s.close()
+        for bad in (b"GET /v1/status HTTP/1.1\r\nBad Header\r\n\r\n",
+                    b"GET /v1/status HTTP/1.1\nHost: x\n\n\r\n\r\n",
+                    b"GET /v1/../v1/status HTTP/1.1\r\n\r\n",
+                    b"GET /v1//status HTTP/1.1\r\n\r\n",
+                    b"GET /v1/key/describe/%zz HTTP/1.1\r\n\r\n",
+                    b"GET /v1/status HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                    b"GET /v1/status HTTP/1.1\r\nA: \x01\r\n\r\n"):
+            out = self.srv.raw(bad)
+            self.assertTrue(out.startswith(b"HTTP/1.1 400 "), (bad, out))
+            self.assertIn(b'{"message":', out)
+        self.assertEqual(self.srv.request("GET", "/version").status, 200)
+
+    def test_dot_segments_never_reach_another_route(self):
+        # /v1/key/create/../../status would be /v1/status after normalisation.
+        out = self.srv.raw(b"GET /v1/key/create/%2e%2e/%2e%2e/status HTTP/1.1\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+
+    def test_oversized_headers_refused(self):
+        big = b"GET /version HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+        out = self.srv.raw(big)
+        self.assertTrue(out.startswith(b"HTTP/1.1 431 "), out[:100])
+        self.assertEqual(self.srv.request("GET", "/version").status, 200)
+
+    def test_body_over_limit_refused_and_closed(self):
+        self.srv.request("POST", "/v1/key/create/big-key")
+        s = self.srv.tls_socket()
+        try:
+            body = b"x" * 1000001
+            s.sendall(b"PUT /v1/key/encrypt/big-key HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            try:
+                s.sendall(body)
+            except (ConnectionError, ssl.SSLError):
+                pass
+            r = kesctest.ResponseReader(s).read()
+            self.assertEqual((r.status, r.message), (400, "invalid request body"))
+            self.assertEqual(r.headers.get("connection"), "close")
+            self.assertTrue(closed_by_peer(s))
+        finally:
+            s.close()
+        # Exactly at the limit the body is read (and here is not valid JSON).
+        r = self.srv.request("PUT", "/v1/key/encrypt/big-key", body=b" " * 1000000)
+        self.assertEqual((r.status, r.message), (400, "invalid request body"))
+
+    def test_chunked_body(self):
+        self.srv.request("POST", "/v1/key/create/chunk-key")
+        plain = base64.b64encode(b"hello chunked").decode()
+        body = ('{"plaintext":"%s"}' % plain).encode()
+        parts = [body[:7], body[7:20], body[20:]]
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        s = self.srv.tls_socket()
+        try:
+            s.sendall(b"PUT /v1/key/encrypt/chunk-key HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+            r = kesctest.ResponseReader(s).read()
+            self.assertEqual(r.status, 200, r)
+            ct = r.json()["ciphertext"]
+        finally:
+            s.close()
+        r = self.srv.request("PUT", "/v1/key/decrypt/chunk-key", body={"ciphertext": ct})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["plaintext"], plain)
+        # Chunks larger than the limit in total: refused without reading them.
+        out = self.srv.raw(b"PUT /v1/key/encrypt/chunk-key HTTP/1.1\r\nHost: x\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\nF4241\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+        self.assertIn(b"invalid request body", out)
+        out = self.srv.raw(b"PUT /v1/key/encrypt/chunk-key HTTP/1.1\r\nHost: x\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+
+    def test_expect_100_continue(self):
+        self.srv.request("POST", "/v1/key/create/cont-key")
+        body = b'{"plaintext":"aGVsbG8="}'
+        s = self.srv.tls_socket()
+        try:
+            s.sendall(b"PUT /v1/key/encrypt/cont-key HTTP/1.1\r\nHost: x\r\n"
+                      b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+            reader = kesctest.ResponseReader(s)
+            interim = reader.read(skip_continue=False)
+            self.assertEqual(interim.status, 100)
+            s.sendall(body)
+            self.assertEqual(reader.read().status, 200)
+        finally:
+            s.close()
+
+    def test_slow_header_client_dropped_while_others_served(self):
+        s = self.srv.tls_socket()
+        try:
+            s.sendall(b"GET /version HTTP/1.1\r\n")
+            start = time.monotonic()
+            dropped = False
+            while time.monotonic() - start < 12:
+                try:
+                    s.sendall(b"X: y\r\n")
+                except (ConnectionError, ssl.SSLError, OSError):
+                    dropped = True
+                    break
+                # Everyone else is served while the slow client dribbles.
+                self.assertEqual(self.srv.request("GET", "/version").status, 200)
+                time.sleep(0.5)
+            if not dropped:
+                dropped = closed_by_peer(s, timeout=1)
+            elapsed = time.monotonic() - start
+            self.assertTrue(dropped, "slow client was not dropped")
+            self.assertGreaterEqual(elapsed, 4.0)
+        finally:
+            s.close()
+
+    def test_many_concurrent_connections(self):
+        n = 200
+        socks = []
+        try:
+            for _ in range(n):
+                socks.append(self.srv.tls_socket(timeout=30))
+            errors = []
+
+            def one(s):
+                try:
+                    s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+                    r = kesctest.ResponseReader(s).read()
+                    if r.status != 200:
+                        errors.append(r)
+                except Exception as e:  # noqa: BLE001 — collected and reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=one, args=(s,)) for s in socks]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_audit_line_per_request(self):
+        self.srv.request("GET", "/v1/key/describe/audit-missing")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            lines = [l for l in self.srv.audit_lines()
+                     if l["request"]["path"] == "/v1/key/describe/audit-missing"]
+            if lines:
+                break
+            time.sleep(0.2)
+        self.assertTrue(lines)
+        self.assertEqual(lines[0]["response"]["code"], 404)
+        self.assertEqual(lines[0]["request"]["identity"], self.srv.identity("admin"))
+        self.assertEqual(lines[0]["request"]["method"], "GET")
+        self.assertEqual(lines[0]["request"]["ip"], "127.0.0.1")
+
+
+class LifecycleTest(unittest.TestCase):
+    def assert_clean(self, srv, code=0):
+        self.assertEqual(srv.stop(), code)
+        self.assertEqual(srv.sanitizer_report(), "")
+
+    def test_sighup_reload_applies_new_policy_and_keeps_connections(self):
+        with kesctest.Server() as srv:
+            conn = srv.connection(cert="limited")
+            conn.request("POST", "/v1/key/create/limited-before")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            r = srv.request("POST", "/v1/key/create/reload-x", cert="limited")
+            self.assertEqual((r.status, r.message), (403, NOT_AUTHORIZED))
+            policy = srv.default_policies()
+            policy["limited"]["allow"].append("/v1/key/create/reload-*")
+            srv.policies = policy
+            self.assertTrue(srv.reload())
+            r = srv.request("POST", "/v1/key/create/reload-x", cert="limited")
+            self.assertEqual(r.status, 200, r)
+            # The keep-alive connection opened before the reload still works.
+            conn.request("POST", "/v1/key/create/limited-after")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            conn.close()
+            # A broken config is refused and the running one kept.
+            srv.raw_config = "admin: [\n"
+            self.assertFalse(srv.reload())
+            self.assertEqual(srv.request("GET", "/version").status, 200)
+            self.assert_clean(srv)
+
+    def test_sigterm_drains_in_flight_request(self):
+        with kesctest.Server() as srv:
+            srv.request("POST", "/v1/key/create/drain-key")
+            idle = srv.tls_socket()
+            s = srv.tls_socket()
+            body = b'{"plaintext":"aGVsbG8="}'
+            s.sendall(b"PUT /v1/key/encrypt/drain-key HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+            time.sleep(0.3)
+            srv.signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertTrue(closed_by_peer(idle, timeout=5), "idle connection not closed")
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+            s.sendall(body[5:])
+            r = kesctest.ResponseReader(s).read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers.get("connection"), "close")
+            s.close()
+            idle.close()
+            srv.proc.wait(20)
+            self.assert_clean(srv)
+
+    def test_skip_auth_requests_client_certificate(self):
+        cfg = {"api": {"/v1/status": {"skip_auth": True}}}
+        with kesctest.Server(config=cfg) as srv:
+            r = srv.request("GET", "/v1/status", cert=None)
+            self.assertEqual(r.status, 200, r)
+            r = srv.request("GET", "/v1/key/list/*", cert=None)
+            self.assertEqual((r.status, r.message), (400, "tls: client certificate is required"))
+            self.assertEqual(srv.request("GET", "/v1/key/list/*").status, 200)
+            self.assert_clean(srv)
+
+    def test_server_certificate_without_san_refused(self):
+        srv = kesctest.Server(start=False, server_cert_san=False)
+        try:
+            r = kesctest.run_kesc("server", "--config", srv.config_path, "--addr", "127.0.0.1:0")
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(b"invalid TLS certificate: certificate does not contain any DNS or "
+                          b"IP address as SAN", r.stderr)
+        finally:
+            srv.cleanup()
+
+    def test_check_config(self):
+        srv = kesctest.Server(start=False)
+        try:
+            r = kesctest.run_kesc("server", "--check-config", "--config", srv.config_path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.strip(), b"OK")
+            with open(srv.config_path, "a") as f:
+                f.write("cache:\n  expiry:\n    any: -5m\n")
+            r = kesctest.run_kesc("server", "--check-config", "--config", srv.config_path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(b"Error:", r.stderr)
+            r = kesctest.run_kesc("server", "--check-config", "--config",
+                                  os.path.join(srv.dir, "missing.yml"))
+            self.assertEqual(r.returncode, 1)
+        finally:
+            srv.cleanup()
+
+    def test_max_connections(self):
+        with kesctest.Server(config={"server": {"max_connections": 3}}) as srv:
+            held = [srv.tls_socket() for _ in range(3)]
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                extra = srv.tls_socket(timeout=5)
+                extra.sendall(b"GET /version HTTP/1.1\r\n\r\n")
+                if not extra.recv(10):
+                    raise ConnectionError("closed")
+            for s in held:
+                s.close()
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    self.assertEqual(srv.request("GET", "/version").status, 200)
+                    break
+                except (ssl.SSLError, ConnectionError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            self.assert_clean(srv)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
