@@ -1116,6 +1116,63 @@ class PolicyParserRobustnessTest(unittest.TestCase):
                 self.assertTrue(e.errors[0].startswith("failed to parse policy"), e.errors)
 
 
+class RequestRobustnessTest(unittest.TestCase):
+    """Random methods, paths and bodies against the request core: never a 500 (in-process)."""
+
+    def test_random_requests_never_500(self):
+        import random
+        sys.path.insert(0, HERE)
+        from vaultsim.router import Core
+        core = Core("root")
+        crashes = []
+        core.log = crashes.append
+        hdr = {"X-Vault-Token": "root", "Content-Type": "application/json"}
+
+        def call(method, path, body, headers=hdr):
+            return core.handle(method, path, dict(headers), json.dumps(body).encode(), "127.0.0.1")
+        for path, body in (("sys/mounts/kv1", {"type": "kv"}), ("sys/mounts/kv2", {"type": "kv-v2"}),
+                           ("sys/mounts/transit", {"type": "transit"}), ("sys/auth/approle", {"type": "approle"}),
+                           ("sys/auth/kubernetes", {"type": "kubernetes"}), ("sys/namespaces/ns1", {})):
+            self.assertEqual(call("POST", "/v1/" + path, body)[0], 204 if "namespaces" not in path else 200)
+        limited = call("POST", "/v1/auth/token/create", {"policies": ["default"]})[2]
+        limited = json.loads(limited)["auth"]["client_token"]
+        paths = ["kv1/a", "kv1/", "kv2/data/a", "kv2/metadata/a", "kv2/metadata/", "kv2/delete/a", "kv2/undelete/a",
+                 "kv2/destroy/a", "kv2/config", "kv2/subkeys/a", "kv2/a", "transit/keys/k", "transit/keys/k/config",
+                 "transit/keys/k/rotate", "transit/encrypt/k", "transit/decrypt/k", "transit/rewrap/k",
+                 "transit/datakey/plaintext/k", "transit/keys", "auth/approle/role/r", "auth/approle/role/r/role-id",
+                 "auth/approle/role/r/secret-id", "auth/approle/login", "auth/approle/role/r/secret-id/lookup",
+                 "auth/kubernetes/config", "auth/kubernetes/role/r", "auth/kubernetes/login", "auth/token/create",
+                 "auth/token/renew-self", "auth/token/lookup-self", "auth/token/lookup", "sys/policy/p",
+                 "sys/policies/acl/p", "sys/mounts/x", "sys/auth/y", "sys/namespaces/n", "sys/capabilities-self",
+                 "sys/internal/ui/mounts/kv2", "sys/health?standbyok=x", "ns1/sys/mounts", "sys/seal-status"]
+        values = [None, 0, 1, -1, 2 ** 70, 1.5, "", "x", "1h", "-5s", True, [], [1, "a"], {}, {"a": None},
+                  "dGVzdA==", "vault:v1:AAAA", "vault:v0:" + "A" * 40, 'path "kv1/*" { capabilities = ["read"] }']
+        keys = ["data", "options", "cas", "versions", "plaintext", "ciphertext", "context", "key_version",
+                "batch_input", "min_decryption_version", "min_encryption_version", "type", "policy", "rules",
+                "role_id", "secret_id", "token_ttl", "token_max_ttl", "secret_id_ttl", "secret_id_num_uses",
+                "bind_secret_id", "ttl", "num_uses", "metadata", "role", "jwt", "bound_service_account_names",
+                "bound_service_account_namespaces", "kubernetes_host", "policies", "increment", "explicit_max_ttl",
+                "renewable", "period", "meta", "paths", "max_versions", "cas_required", "delete_version_after",
+                "custom_metadata", "token", "bits", "deletion_allowed", "description", "no_parent", "id",
+                "associated_data", "partial_failure_response_code", "secret_id_accessor"]
+        rng = random.Random(7)
+        for _ in range(15000):
+            method = rng.choice(["GET", "POST", "PUT", "DELETE", "LIST", "PATCH"])
+            body = {rng.choice(keys): rng.choice(values) for _ in range(rng.randint(0, 4))}
+            if rng.random() < 0.2:
+                body = {"options": {"cas": rng.choice(values)}, "data": rng.choice(values)}
+            if rng.random() < 0.1:
+                body = {"batch_input": [{rng.choice(keys): rng.choice(values)}]}
+            headers = dict(hdr)
+            if rng.random() < 0.3:
+                headers["X-Vault-Token"] = limited
+            if method == "PATCH":
+                headers["Content-Type"] = "application/merge-patch+json"
+            status = call(method, "/v1/" + rng.choice(paths), body, headers)[0]
+            self.assertLess(status, 500, crashes[-1:] or body)
+        self.assertEqual(crashes, [])
+
+
 # --------------------------------------------------------------------------------------
 def _openssl(*args, cwd):
     subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True, timeout=60)

@@ -24,7 +24,8 @@ class TokenBackend(Backend):
             return Resp(data=tok.lookup())
         if sub == "lookup":
             self.ops(req, ("update", "read"))
-            other = self.core.tokens.get(req.data.get("token") or "")
+            want = req.data.get("token")
+            other = self.core.tokens.get(want) if isinstance(want, str) and want else None
             if other is None or other.ns != self.ns.path:
                 raise VaultError(403, "bad token")
             return Resp(data=other.lookup())
@@ -44,6 +45,10 @@ class TokenBackend(Backend):
 
     def create(self, req, orphan):
         d, parent = req.data, req.token
+        if d.get("id") is not None and not isinstance(d.get("id"), str):
+            raise bad_request("error converting input for field \"id\": expected a string")
+        if d.get("id") and d["id"] in self.core.tokens.by_id:
+            raise bad_request("cannot create a token with a duplicate ID")
         policies = parse_str_list(d.get("policies"), "policies") or list(parent.policies)
         if not parent.is_root() and not set(policies) <= set(parent.policies) | {"default"}:
             raise bad_request("child policies must be subset of parent")

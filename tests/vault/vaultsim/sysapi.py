@@ -295,7 +295,7 @@ class SysBackend(Backend):
         paths = req.data.get("paths", req.data.get("path"))
         if isinstance(paths, str):
             paths = [paths]
-        if not isinstance(paths, list) or not paths:
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
             raise bad_request("paths must be supplied")
         out = {}
         for p in paths:
