@@ -26,6 +26,8 @@ static const char *const ENV_CERT[] = {"MINIO_KES_CERT_FILE", "KES_CLIENT_CERT",
                                        "MINIO_KES_CLIENT_CERT", NULL};
 static const char *const ENV_KEY[] = {"MINIO_KES_KEY_FILE", "KES_CLIENT_KEY",
                                       "MINIO_KES_CLIENT_KEY", NULL};
+/* kesc extension: a CA file for the server certificate, as --ca. */
+static const char *const ENV_CA[] = {"KESC_CA", NULL};
 static const char *const ENV_API_KEY[] = {"MINIO_KES_API_KEY", "KES_API_KEY",
                                           "MINIO_KMS_KES_API_KEY", NULL};
 
@@ -132,7 +134,7 @@ struct client *client_open(const struct client_options *opt, char *err, size_t e
 	    credentials_load(c, err, errlen) < 0)
 		goto fail;
 	c->insecure = opt && opt->insecure;
-	c->ca = opt ? opt->ca : NULL;
+	c->ca = opt && opt->ca ? opt->ca : env_first(ENV_CA);
 	c->curl = curl_easy_init();
 	if (!c->curl) {
 		snprintf(err, errlen, "cannot initialise libcurl");

@@ -7,6 +7,7 @@
  *                is stripped and "https://" added; default 127.0.0.1:7373), or -s/--server
  *   certificate: MINIO_KES_CERT_FILE, KES_CLIENT_CERT, MINIO_KES_CLIENT_CERT
  *   private key: MINIO_KES_KEY_FILE, KES_CLIENT_KEY, MINIO_KES_CLIENT_KEY
+ *   CA file:     KESC_CA (kesc extension; --ca wins), else the system trust store
  * KES API keys (MINIO_KES_API_KEY, KES_API_KEY, MINIO_KMS_KES_API_KEY) need Ed25519, which
  * kesc's TLS stack cannot do: they are refused with a clear message.
  *

@@ -1,0 +1,612 @@
+#!/usr/bin/env python3
+"""The kesc command line against a real kesc server over mTLS: every client verb, its output
+shapes (kes.md §8), its exit codes and error texts, and `kesc migrate` between filesystem and
+Vault keystores (the Vault test server in tests/vault/). Standard library only; every process
+started here is stopped again, also when a test fails.
+
+Environment: KESC_BIN (the kesc binary), KESC_SOURCE_ROOT (the source tree).
+"""
+import base64
+import hashlib
+import json
+import os
+import select
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kesctest  # noqa: E402
+
+KESC = os.environ.get("KESC_BIN", "kesc")
+SOURCE_ROOT = os.environ.get("KESC_SOURCE_ROOT",
+                             os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+VAULT_SERVER = os.path.join(SOURCE_ROOT, "tests", "vault", "vault_server.py")
+NOT_ALLOWED = "not authorized: insufficient permissions"
+
+# Variables that would change where the CLI connects or which credentials it uses.
+CLIENT_ENV = ["MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT",
+              "MINIO_KES_CERT_FILE", "KES_CLIENT_CERT", "MINIO_KES_CLIENT_CERT",
+              "MINIO_KES_KEY_FILE", "KES_CLIENT_KEY", "MINIO_KES_CLIENT_KEY",
+              "MINIO_KES_API_KEY", "KES_API_KEY", "MINIO_KMS_KES_API_KEY", "KESC_CA",
+              "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    env.update(extra)
+    return env
+
+
+def run(args, env=None, cwd=None, timeout=60):
+    """Runs kesc; stdout is a pipe, so the CLI prints its non-terminal (program) output."""
+    p = subprocess.run([KESC] + list(args), env=env if env is not None else clean_env(), cwd=cwd,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def spki_identity(cert_path):
+    """Identity as KES computes it, independently of kesc: SHA-256 of the DER SPKI (openssl)."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert_path, "-noout", "-pubkey"],
+                         stdout=subprocess.PIPE, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         stdout=subprocess.PIPE, check=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def new_identity(directory, name, *extra):
+    key, cert = os.path.join(directory, name + ".key"), os.path.join(directory, name + ".crt")
+    rc, out, err = run(["identity", "new", "--key", key, "--cert", cert] + list(extra) + [name])
+    assert rc == 0, err
+    return key, cert, out
+
+
+def start_server(**kwargs):
+    """A kesctest.Server (openssl-made server and client certificates, ephemeral port)."""
+    return kesctest.Server(**kwargs)
+
+
+class CLITestCase(unittest.TestCase):
+    """One server per class. Identities: "admin" (openssl-made, the admin), "app" (made by
+    `kesc identity new`, bound to app-policy) and "unknown" (a certificate the server does
+    not know)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="kesc-cli-")
+        cls.app_key, cls.app_crt, cls.app_id = new_identity(cls.dir, "app")
+        policies = {
+            "app-policy": {
+                "allow": ["/v1/key/generate/app-*", "/v1/key/decrypt/app-*",
+                          "/v1/key/describe/app-*"],
+                "deny": ["/v1/key/decrypt/app-secret"],
+                "identities": [cls.app_id],
+            },
+            "readonly": {"allow": ["/v1/status"], "deny": [], "identities": []},
+        }
+        cls.server = start_server(policies=policies)
+        cls.ca = cls.server.certs.cert("server")
+        cls.admin_id = cls.server.identity("admin")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        report = cls.server.sanitizer_report()
+        cls.server.cleanup()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert report == "", report
+
+    def env(self, who="admin", **extra):
+        if who == "app":
+            env = clean_env(KES_SERVER=self.server.addr, KES_CLIENT_CERT=self.app_crt,
+                            KES_CLIENT_KEY=self.app_key)
+        else:
+            env = clean_env(KES_SERVER=self.server.addr, KES_CLIENT_CERT=self.server.certs.cert(who),
+                            KES_CLIENT_KEY=self.server.certs.key(who))
+        env.update(extra)
+        return env
+
+    def kesc(self, *args, who="admin", ok=True, **extra):
+        rc, out, err = run(list(args) + ["--ca", self.ca], env=self.env(who, **extra))
+        if ok:
+            self.assertEqual(rc, 0, "kesc %s: %s" % (" ".join(args), err))
+        return rc, out, err
+
+
+class VersionAndHelpTest(unittest.TestCase):
+    def test_version(self):
+        rc, out, _ = run(["--version"])
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"^kesc version \d+\.\d+\.\d+")
+
+    def test_help_for_every_verb(self):
+        for verb in (["key"], ["key", "create"], ["key", "dek"], ["identity"], ["identity", "new"],
+                     ["policy", "show"], ["status"], ["metric"], ["log"], ["migrate"]):
+            rc, out, _ = run(["help"] + verb)
+            self.assertEqual(rc, 0, verb)
+            self.assertIn("Usage:", out, verb)
+            rc2, out2, _ = run(verb + ["--help"])
+            self.assertEqual((rc2, out2), (0, out), verb)
+
+    def test_usage_errors_exit_2(self):
+        self.assertEqual(run(["no-such-verb"])[0], 2)
+        self.assertEqual(run([])[0], 2)
+        rc, _, err = run(["key", "create"])
+        self.assertEqual(rc, 2)
+        self.assertIn("no key name specified", err)
+        self.assertEqual(run(["key", "frobnicate"])[0], 2)
+        self.assertEqual(run(["key", "ls", "--no-such-option"])[0], 2)
+        self.assertEqual(run(["key", "decrypt", "k", "not base64!"])[0], 2)
+        self.assertEqual(run(["migrate", "--from", "a.yml"])[0], 2)
+
+
+class ConnectionErrorsTest(unittest.TestCase):
+    def test_unknown_server(self):
+        # A port nobody listens on: bind one, close it, use it.
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        rc, out, err = run(["key", "create", "k"], env=clean_env(KES_SERVER="127.0.0.1:%d" % port))
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, "")
+        self.assertIn("cannot connect to https://127.0.0.1:%d" % port, err)
+
+    def test_api_key_is_refused_clearly(self):
+        rc, _, err = run(["key", "ls"], env=clean_env(
+            KES_API_KEY="kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs"))
+        self.assertEqual(rc, 1)
+        self.assertIn("API keys (kes:v1:…) are not supported by kesc; use a client certificate", err)
+
+
+class KeyTest(CLITestCase):
+    def test_create_info_ls_rm(self):
+        self.kesc("key", "create", "k-one", "k-two")
+        rc, _, err = self.kesc("key", "create", "k-one", ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("key already exists", err)
+
+        _, out, _ = self.kesc("key", "info", "k-one", "--json")
+        info = json.loads(out)
+        self.assertEqual(info["name"], "k-one")
+        self.assertIn(info["algorithm"], ("AES256", "ChaCha20"))
+        self.assertEqual(info["created_by"], self.admin_id)
+        _, out, _ = self.kesc("key", "info", "k-one")
+        self.assertRegex(out, r"Name\s+k-one\n")
+        self.assertRegex(out, r"Owner\s+%s" % self.admin_id)
+
+        _, out, _ = self.kesc("key", "ls", "--json")
+        self.assertTrue({"k-one", "k-two"} <= set(json.loads(out)))
+        _, out, _ = self.kesc("key", "ls", "k-t*")
+        self.assertEqual(out, "k-two\n")
+
+        self.kesc("key", "rm", "k-two")
+        rc, _, err = self.kesc("key", "info", "k-two", ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("key does not exist", err)
+        self.assertEqual(self.kesc("key", "rm", "k-two", ok=False)[0], 1)
+
+    def test_dek_and_decrypt_round_trip(self):
+        self.kesc("key", "create", "k-dek")
+        _, out, _ = self.kesc("key", "dek", "k-dek")
+        # Non-terminal output: one JSON object, keys in KES's order, no trailing newline.
+        self.assertRegex(out, r'^\{"plaintext":"[A-Za-z0-9+/=]+","ciphertext":"[A-Za-z0-9+/=]+"\}$')
+        dek = json.loads(out)
+        self.assertEqual(len(base64.b64decode(dek["plaintext"])), 32)
+        _, out, _ = self.kesc("key", "decrypt", "k-dek", dek["ciphertext"])
+        self.assertEqual(out, '{"plaintext":"%s"}' % dek["plaintext"])
+
+        context = base64.b64encode(b'{"bucket":"bucket/object"}').decode()
+        _, out, _ = self.kesc("key", "dek", "k-dek", context)
+        dek = json.loads(out)
+        _, out, _ = self.kesc("key", "decrypt", "k-dek", dek["ciphertext"], context)
+        self.assertEqual(json.loads(out)["plaintext"], dek["plaintext"])
+        rc, _, err = self.kesc("key", "decrypt", "k-dek", dek["ciphertext"], ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("decryption failed: ciphertext is not authentic", err)
+
+    def test_encrypt_decrypt_and_import(self):
+        raw = bytes(range(32))
+        self.kesc("key", "import", "k-imported", base64.b64encode(raw).decode())
+        _, out, _ = self.kesc("key", "encrypt", "k-imported", "hello, world")
+        self.assertRegex(out, r'^\{"ciphertext":"[A-Za-z0-9+/=]+"\}$')
+        ct = json.loads(out)["ciphertext"]
+        _, out, _ = self.kesc("key", "decrypt", "k-imported", ct)
+        self.assertEqual(base64.b64decode(json.loads(out)["plaintext"]), b"hello, world")
+        _, out, _ = self.kesc("key", "info", "k-imported", "--json")
+        self.assertEqual(json.loads(out)["algorithm"], "AES256")
+        rc, _, err = self.kesc("key", "import", "k-imported", base64.b64encode(raw).decode(), ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("key already exists", err)
+        rc, _, err = self.kesc("key", "import", "k-short", base64.b64encode(b"short").decode(), ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("invalid key size", err)
+
+    def test_json_flag_forces_json(self):
+        self.kesc("key", "create", "k-json")
+        _, out, _ = self.kesc("key", "dek", "--json", "k-json")
+        self.assertEqual(set(json.loads(out)), {"plaintext", "ciphertext"})
+
+
+class AuthorizationTest(CLITestCase):
+    def test_policy_allows_and_denies(self):
+        self.kesc("key", "create", "app-data", "app-secret", "other")
+        _, out, _ = self.kesc("key", "dek", "app-data", who="app")
+        dek = json.loads(out)
+        _, out, _ = self.kesc("key", "decrypt", "app-data", dek["ciphertext"], who="app")
+        self.assertEqual(json.loads(out)["plaintext"], dek["plaintext"])
+
+        for args in (["key", "create", "app-new"], ["key", "dek", "other"], ["key", "ls"],
+                     ["policy", "ls"], ["status"]):
+            rc, out, err = self.kesc(*args, who="app", ok=False)
+            self.assertEqual((rc, out), (1, ""), args)
+            self.assertIn(NOT_ALLOWED, err, args)
+        _, out, _ = self.kesc("key", "dek", "app-secret", who="app")
+        ct = json.loads(out)["ciphertext"]
+        rc, _, err = self.kesc("key", "decrypt", "app-secret", ct, who="app", ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn(NOT_ALLOWED, err)
+
+    def test_unknown_certificate_is_refused(self):
+        rc, out, err = self.kesc("key", "create", "x", who="unknown", ok=False)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn(NOT_ALLOWED, err)
+
+    def test_untrusted_server_certificate(self):
+        rc, _, err = run(["key", "ls"], env=self.env())
+        self.assertEqual(rc, 1)
+        self.assertIn("server certificate is not trusted", err)
+        rc, out, _ = run(["key", "ls", "-k"], env=self.env())  # --insecure
+        self.assertEqual(rc, 0)
+        rc, out, _ = run(["key", "ls"], env=self.env(KESC_CA=self.ca))
+        self.assertEqual(rc, 0)
+
+
+class IdentityTest(CLITestCase):
+    def test_new_defaults_and_refuses_overwrite(self):
+        work = tempfile.mkdtemp(dir=self.dir)
+        rc, out, err = run(["identity", "new"], cwd=work)
+        self.assertEqual(rc, 0, err)
+        key, crt = os.path.join(work, "private.key"), os.path.join(work, "public.crt")
+        self.assertEqual(stat.S_IMODE(os.stat(key).st_mode), 0o600)
+        self.assertEqual(out, spki_identity(crt))  # non-terminal: the bare identity
+        text = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-text"],
+                              stdout=subprocess.PIPE, check=True).stdout.decode()
+        self.assertIn("DNS:localhost", text)
+        self.assertIn("IP Address:127.0.0.1", text)
+        self.assertIn("TLS Web Server Authentication", text)
+        self.assertIn("TLS Web Client Authentication", text)
+        self.assertIn("ASN1 OID: prime256v1", text)
+
+        with open(key, "rb") as f:
+            before = f.read()
+        rc, _, err = run(["identity", "new"], cwd=work)
+        self.assertEqual(rc, 1)
+        self.assertIn("already exists", err)
+        with open(key, "rb") as f:
+            self.assertEqual(f.read(), before)
+        rc, out2, _ = run(["identity", "new", "--force"], cwd=work)
+        self.assertEqual(rc, 0)
+        self.assertNotEqual(out2, out)
+        self.assertEqual(out2, spki_identity(crt))
+
+    def test_new_with_sans_and_expiry(self):
+        key, crt, out = new_identity(self.dir, "kes.example.net", "--ip", "10.1.2.3", "--dns", "alt.example",
+                                     "--expiry", "48h")
+        text = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-text", "-dates"],
+                              stdout=subprocess.PIPE, check=True).stdout.decode()
+        self.assertIn("DNS:alt.example, DNS:kes.example.net, IP Address:10.1.2.3", text)
+        self.assertIn("CN = kes.example.net", text)
+        self.assertNotIn("localhost", text)
+        self.assertEqual(run(["identity", "new", "--expiry", "soon"])[0], 2)
+
+    def test_of(self):
+        rc, out, _ = run(["identity", "of", self.app_crt])
+        self.assertEqual((rc, out), (0, spki_identity(self.app_crt)))
+        self.assertEqual(out, self.app_id)
+        # A certificate made by openssl (kesctest): the same identity the server computes.
+        rc, out, _ = run(["identity", self.server.certs.cert("admin")])
+        self.assertEqual((rc, out), (0, self.admin_id))
+        rc, out, _ = run(["identity", "of", self.app_crt, self.server.certs.cert("admin")])
+        self.assertEqual(out, "%s  %s\n%s  %s\n" % (self.app_id, self.app_crt, self.admin_id,
+                                                     self.server.certs.cert("admin")))
+        # API keys: the identity is computable without Ed25519 signing (kes.md §2.2 vector).
+        rc, out, _ = run(["identity", "of", "kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs"])
+        self.assertEqual((rc, out), (0, "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"))
+        rc, _, err = run(["identity", "of", os.path.join(self.dir, "missing.crt")])
+        self.assertEqual(rc, 1)
+
+    def test_info_and_ls(self):
+        _, out, _ = self.kesc("identity", "info", "--json")
+        self_info = json.loads(out)
+        self.assertEqual(self_info["identity"], self.admin_id)
+        self.assertTrue(self_info["admin"])
+        _, out, _ = self.kesc("identity", "info", self.app_id, "--json")
+        self.assertEqual(json.loads(out)["policy"], "app-policy")
+        _, out, _ = self.kesc("identity", "info", self.app_id)
+        self.assertRegex(out, r"Policy\s+app-policy")
+        rc, _, err = self.kesc("identity", "info", "0" * 64, ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("identity does not exist", err)
+        _, out, _ = self.kesc("identity", "ls", "--json")
+        self.assertTrue({self.admin_id, self.app_id} <= set(json.loads(out)))
+        _, out, _ = self.kesc("identity", "ls", self.app_id[:6] + "*")
+        self.assertIn(self.app_id + "\n", out)
+
+
+class PolicyTest(CLITestCase):
+    def test_ls_info_show(self):
+        _, out, _ = self.kesc("policy", "ls")
+        self.assertEqual(out, "app-policy\nreadonly\n")
+        _, out, _ = self.kesc("policy", "ls", "--json", "app*")
+        self.assertEqual(json.loads(out), ["app-policy"])
+        _, out, _ = self.kesc("policy", "info", "app-policy", "--json")
+        info = json.loads(out)
+        self.assertEqual(info["name"], "app-policy")
+        self.assertIn("created_at", info)
+        _, out, _ = self.kesc("policy", "show", "app-policy")
+        self.assertEqual(out, "Allow:\n  - /v1/key/decrypt/app-*\n  - /v1/key/describe/app-*\n"
+                              "  - /v1/key/generate/app-*\nDeny:\n  - /v1/key/decrypt/app-secret\n")
+        _, out, _ = self.kesc("policy", "show", "app-policy", "--json")
+        self.assertIn("/v1/key/describe/app-*", json.loads(out)["allow"])
+        rc, _, err = self.kesc("policy", "info", "nope", ok=False)
+        self.assertEqual(rc, 1)
+        self.assertIn("policy does not exist", err)
+
+
+class StatusTest(CLITestCase):
+    def test_status(self):
+        _, out, _ = self.kesc("status", "--json")
+        st = json.loads(out)
+        self.assertIn("version", st)
+        self.assertGreaterEqual(st["uptime"], 0)
+        self.assertNotIn("keystore_unreachable", st)
+        _, out, _ = self.kesc("status")
+        self.assertIn("Endpoint        https://" + self.server.addr, out)
+        self.assertRegex(out, r"Keystore\s+reachable")
+        _, out, _ = self.kesc("status", "--short")
+        self.assertEqual(out, "https://%s online\n" % self.server.addr)
+        _, out, _ = self.kesc("status", "--api", "--json")
+        paths = {(r["method"], r["path"]) for r in json.loads(out)}
+        self.assertIn(("PUT", "/v1/key/create/"), paths)
+        self.assertIn(("GET", "/v1/log/audit"), paths)
+        _, out, _ = self.kesc("status", "--api")
+        self.assertRegex(out, r"GET\s+/v1/status\s+0\s+15s")
+
+    def test_metric(self):
+        self.kesc("key", "create", "m-key")
+        _, out, _ = self.kesc("metric")
+        self.assertIn("# TYPE kes_http_request_success counter", out)
+        self.assertRegex(out, r'kes_http_request_success\{code="200"\} [1-9]')
+
+
+class LogTest(CLITestCase):
+    def test_audit_log_receives_a_line(self):
+        args = [KESC, "log", "--audit", "--json", "--ca", self.ca]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        try:
+            line = b""
+            deadline = time.time() + 20
+            # The subscription starts when the server has the request; keep making requests
+            # until one of them shows up in the stream.
+            n = 0
+            while not line.endswith(b"\n") and time.time() < deadline:
+                n += 1
+                self.kesc("key", "create", "log-key-%d" % n)
+                ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+                if ready:
+                    line += os.read(proc.stdout.fileno(), 65536)
+                self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+            self.assertTrue(line.endswith(b"\n"), "no audit event within 20s")
+            event = json.loads(line.split(b"\n")[0])
+            self.assertTrue(event["request"]["path"].startswith("/v1/key/create/log-key-"))
+            self.assertEqual(event["request"]["identity"], self.admin_id)
+            self.assertEqual(event["response"]["code"], 200)
+        finally:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+    def test_error_log_is_reachable(self):
+        # The stream answers (200) and stays open until the client goes away.
+        args = [KESC, "log", "--error", "--ca", self.ca]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        try:
+            time.sleep(1)
+            self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+        finally:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+    def test_log_denied_for_policy_without_it(self):
+        rc, out, err = self.kesc("log", "--audit", who="app", ok=False)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn(NOT_ALLOWED, err)
+        rc, out, err = self.kesc("log", "--audit", who="unknown", ok=False)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn(NOT_ALLOWED, err)
+
+
+def files_of(directory):
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+class MigrateCase(unittest.TestCase):
+    """Two servers prepared by kesctest with fs keystores in dirs of this test (src, dst):
+    their config files are what `kesc migrate` reads; they run only when a test needs them."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="kesc-migrate-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.src = os.path.join(self.dir, "src")
+        self.dst = os.path.join(self.dir, "dst")
+        os.mkdir(self.src)
+        os.mkdir(self.dst)
+        self.src_srv = start_server(keystore={"fs": {"path": self.src}}, start=False)
+        self.addCleanup(self.src_srv.cleanup)
+        self.dst_srv = start_server(keystore={"fs": {"path": self.dst}}, start=False)
+        self.addCleanup(self.dst_srv.cleanup)
+        self.src_cfg = self.src_srv.config_path
+        self.dst_cfg = self.dst_srv.config_path
+
+    def client(self, server, *args):
+        env = clean_env(**server.cli_env("admin"))
+        rc, out, err = run(list(args), env=env)
+        self.assertEqual(rc, 0, err)
+        return out
+
+    def config_for(self, server, keystore):
+        """A config like server's, with another keystore section."""
+        cfg = server.config_dict()
+        cfg["keystore"] = keystore
+        path = os.path.join(self.dir, "other.yml")
+        with open(path, "w") as f:
+            f.write(kesctest.to_yaml(cfg) + "\n")
+        return path
+
+
+class MigrateFsTest(MigrateCase):
+    def test_fs_to_fs(self):
+        # Keys made by a real server, so the records are what kesc writes.
+        src = self.src_srv.start()
+        try:
+            self.client(src, "key", "create", "minio-1", "minio-2", "other")
+            self.client(src, "key", "import", "minio-3", base64.b64encode(b"\x07" * 32).decode())
+            dek = json.loads(self.client(src, "key", "dek", "minio-1"))
+        finally:
+            src.stop()
+
+        rc, out, err = run(["migrate", "--from", self.src_cfg, "--to", self.dst_cfg, "minio-*"])
+        self.assertEqual((rc, out), (0, "copied 3, skipped 0, failed 0\n"), err)
+        self.assertEqual(sorted(os.listdir(self.dst)), ["minio-1", "minio-2", "minio-3"])
+        src_files = files_of(self.src)
+        for name, data in files_of(self.dst).items():
+            self.assertEqual(data, src_files[name], name)
+
+        # Never overwrite: the same migration again fails for every key and changes nothing.
+        before = files_of(self.dst)
+        rc, out, err = run(["migrate", "--from", self.src_cfg, "--to", self.dst_cfg])
+        self.assertEqual((rc, out), (1, "copied 1, skipped 0, failed 3\n"))
+        self.assertIn("key 'minio-1' already exists at the target", err)
+        self.assertEqual(files_of(self.dst), dict(before, other=src_files["other"]))
+        # --merge skips what is there: idempotent.
+        rc, out, err = run(["migrate", "--from", self.src_cfg, "--to", self.dst_cfg, "--merge"])
+        self.assertEqual((rc, out), (0, "copied 0, skipped 4, failed 0\n"), err)
+        rc, _, err = run(["migrate", "--from", self.src_cfg, "--to", self.dst_cfg, "--force"])
+        self.assertEqual(rc, 2)
+
+        # The migrated key decrypts what the source server encrypted.
+        dst = self.dst_srv.start()
+        try:
+            out = self.client(dst, "key", "decrypt", "minio-1", dek["ciphertext"])
+            self.assertEqual(json.loads(out)["plaintext"], dek["plaintext"])
+        finally:
+            dst.stop()
+
+    def test_bad_config_is_reported(self):
+        with open(os.path.join(self.dir, "broken.yml"), "w") as f:
+            f.write("admin:\n  identity: x\n")
+        rc, out, err = run(["migrate", "--from", os.path.join(self.dir, "broken.yml"), "--to", self.dst_cfg])
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("broken.yml", err)
+
+
+class Vault:
+    """tests/vault/vault_server.py with K/V v1, transit and an AppRole for kesc."""
+
+    def __init__(self, directory):
+        self.ready = os.path.join(directory, "vault.ready")
+        self.proc = subprocess.Popen([sys.executable, VAULT_SERVER, "--listen", "127.0.0.1:0",
+                                      "--ready-file", self.ready],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 30
+        while not os.path.exists(self.ready):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("vault_server.py did not start")
+            time.sleep(0.02)
+        with open(self.ready) as f:
+            self.url, self.root = f.read().split("\n")[:2]
+        self.req("POST", "/v1/sys/mounts/kv", {"type": "kv", "options": {"version": "1"}})
+        self.req("POST", "/v1/sys/mounts/transit", {"type": "transit"})
+        self.req("POST", "/v1/transit/keys/kesc", {})
+        self.req("POST", "/v1/sys/auth/approle", {"type": "approle"})
+        policy = ('path "kv/*" { capabilities = ["create", "read", "delete", "list"] }\n'
+                  'path "transit/encrypt/kesc" { capabilities = ["update"] }\n'
+                  'path "transit/decrypt/kesc" { capabilities = ["update"] }\n')
+        self.req("PUT", "/v1/sys/policies/acl/kesc", {"policy": policy})
+        self.req("POST", "/v1/auth/approle/role/kesc", {"token_policies": "kesc", "token_ttl": "1h"})
+        self.role_id = self.req("GET", "/v1/auth/approle/role/kesc/role-id")["data"]["role_id"]
+        self.secret_id = self.req("POST", "/v1/auth/approle/role/kesc/secret-id", {})["data"]["secret_id"]
+
+    def req(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(self.url + path, data=data, method=method,
+                                   headers={"X-Vault-Token": self.root, "Content-Type": "application/json"})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(r, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw.strip() else None
+
+    def list_kv(self):
+        try:
+            return sorted(self.req("GET", "/v1/kv?list=true")["data"]["keys"])
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return []
+            raise
+
+    def keystore(self, transit):
+        vault = {"endpoint": self.url, "engine": "kv", "version": "v1",
+                 "approle": {"id": self.role_id, "secret": self.secret_id}}
+        if transit:
+            vault["transit"] = {"engine": "transit", "key": "kesc"}
+        return {"vault": vault}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=10)
+
+
+class MigrateVaultTest(MigrateCase):
+    def test_fs_to_vault_to_fs(self):
+        vault = Vault(self.dir)
+        self.addCleanup(vault.stop)
+        src = self.src_srv.start()
+        try:
+            self.client(src, "key", "create", "v-1", "v-2", "v-3")
+        finally:
+            src.stop()
+        vault_cfg = self.config_for(self.src_srv, vault.keystore(transit=True))
+
+        rc, out, err = run(["migrate", "--from", self.src_cfg, "--to", vault_cfg])
+        self.assertEqual((rc, out), (0, "copied 3, skipped 0, failed 0\n"), err)
+        self.assertEqual(vault.list_kv(), ["v-1", "v-2", "v-3"])
+        # Transit-wrapped in Vault: the stored value is not the record.
+        stored = vault.req("GET", "/v1/kv/v-1")["data"]["v-1"]
+        self.assertTrue(stored.startswith("vault:v1:"), stored)
+
+        rc, out, err = run(["migrate", "--from", self.src_cfg, "--to", vault_cfg])
+        self.assertEqual((rc, out), (1, "copied 0, skipped 0, failed 3\n"))
+        self.assertIn("already exists at the target", err)
+        rc, out, err = run(["migrate", "--from", self.src_cfg, "--to", vault_cfg, "--merge"])
+        self.assertEqual((rc, out), (0, "copied 0, skipped 3, failed 0\n"), err)
+
+        # And back: byte-equal records, so nothing was decrypted or re-encoded on the way.
+        rc, out, err = run(["migrate", "--from", vault_cfg, "--to", self.dst_cfg])
+        self.assertEqual((rc, out), (0, "copied 3, skipped 0, failed 0\n"), err)
+        self.assertEqual(files_of(self.dst), files_of(self.src))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
