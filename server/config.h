@@ -8,9 +8,44 @@
  * keys produce a warning with their line (KES ignores them silently). The old `root:` spelling
  * of the admin identity is accepted with a warning.
  *
+ * ${ENV} applies to every value except `version`, `policy.*.allow`, `policy.*.deny` and the
+ * `api` path keys. Spaces around the scalar and inside the braces are ignored; "x-${A}" is
+ * literal; a variable that is set but empty counts as an empty value (for optional fields,
+ * as if absent). Durations use Go syntax ("1h30m", "300ms", "0"); a bare number such as "30"
+ * is refused. Booleans: true/false/on/off/yes/no, any case. YAML aliases (*x) are refused;
+ * duplicate keys are errors.
+ *
+ * Keystore selection. Exactly one keystore section may be specified. KES's own template
+ * (server-config.yaml) lists every keystore with empty values, so a section counts as
+ * specified only when some value below it is non-empty; the timer fields the template fills
+ * in (vault.status.ping, gemalto.keysecure.credentials.retry) do not count. The same rule
+ * picks vault's approle / kubernetes / transit subsections. fs and vault are supported; a
+ * specified aws, gcp, azure, gemalto, fortanix, entrust, kes (or old encryptedfs, generic)
+ * section fails with "keystore.aws: not supported by kesc (supported: fs, vault)". No
+ * keystore at all is "keystore: no keystore specified" unless CONFIG_ALLOW_NO_KEYSTORE.
+ *
+ * Defaults (struct config after loading a minimal config):
+ *   address "0.0.0.0:7373"; tls.auth OFF; tls.proxy_cert_header "X-Tls-Client-Cert";
+ *   cache any 5m, unused 30s, offline 0 (off) — a configured 0 for any/unused also means the
+ *   default, as KES intends (kesc does not copy KES's configureCache bug, kes.md §10);
+ *   cache.status_interval_ms 0 (the cache's own default);
+ *   log levels INFO, files NULL (stderr / stdout);
+ *   vault: engine "kv", kv_version 1, transit engine "transit", auth engine "approle" /
+ *   "kubernetes", ping_ms 15000, connect/request timeouts 0 (vault.c defaults),
+ *   max_retries -1 (vault.c default);
+ *   server: max_connections 10240, handshake 10 s, header 5 s, idle 90 s, threads 0.
+ * Optional strings that are absent or empty are NULL (tls.password, tls.ca, vault namespace,
+ * prefix, auth_namespace, k8s_role, vault tls_*, log files); required ones are never NULL.
+ * Policy identities that are empty after ${ENV} substitution are dropped with a warning.
+ *
  * kesc extensions (all optional, ignored by nothing because KES never sees kesc configs):
- *   log.audit / log.error may name a file path instead of a level word: events go there.
+ *   log.audit / log.error may name a file path instead of a level word (any value containing
+ *     '/'): events go there at level INFO.
  *   server: { max_connections, handshake_timeout, header_timeout, idle_timeout, threads }
+ *     max_connections >= 1; timeouts > 0; threads 0..1024 (0 = one per core).
+ *
+ * Secrets (tls.password, approle secret, inline Kubernetes JWT) are zeroed by config_free, as
+ * are the file text and the YAML tree; libyaml's own internal copies are freed unzeroed.
  */
 #ifndef KESC_SERVER_CONFIG_H
 #define KESC_SERVER_CONFIG_H
