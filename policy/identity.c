@@ -70,49 +70,103 @@ out:
 	return rc;
 }
 
-/* Parses the first CERTIFICATE block of PEM text, skipping keys and other blocks as KES's
- * FilterPEM does; or, when there is no PEM header at all, the whole input as DER. */
-static int parse_first_cert(mbedtls_x509_crt *crt, const struct bytes *file)
+/* The DER of the first CERTIFICATE block of PEM text, skipping keys and other blocks as
+ * KES's FilterPEM does; or, when there is no PEM header at all, the whole input. */
+static int first_cert_der(const struct bytes *file, struct bytes *der)
 {
 	const char *text = (const char *)file->data;
 	const char *begin = memmem(text, file->len, PEM_BEGIN, sizeof PEM_BEGIN - 1);
 	if (!begin)
-		return mbedtls_x509_crt_parse_der(crt, file->data, file->len);
+		return bytes_set(der, file->data, file->len);
+	begin += sizeof PEM_BEGIN - 1;
 	size_t rest = file->len - (size_t)(begin - text);
 	const char *end = memmem(begin, rest, PEM_END, sizeof PEM_END - 1);
 	if (!end)
 		return -1;
-	size_t block = (size_t)(end - begin) + sizeof PEM_END - 1;
-	unsigned char *pem = malloc(block + 1);
-	if (!pem)
+	while (begin < end && (*begin == '\r' || *begin == '\n'))
+		begin++;
+	return base64_decode(der, begin, (size_t)(end - begin));
+}
+
+struct der {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* Reads one DER TLV with the expected tag from d; its whole encoding goes to tlv. */
+static int der_take(struct der *d, uint8_t tag, struct der *tlv, struct der *content)
+{
+	if (d->n < 2 || d->p[0] != tag)
 		return -1;
-	memcpy(pem, begin, block);
-	pem[block] = '\0'; /* mbedTLS wants PEM NUL-terminated and counted */
-	int rc = mbedtls_x509_crt_parse(crt, pem, block + 1);
-	free(pem);
-	return rc;
+	size_t len = d->p[1], hdr = 2;
+	if (len & 0x80) {
+		size_t k = len & 0x7f;
+		if (k == 0 || k > 4 || d->n < 2 + k)
+			return -1;
+		len = 0;
+		for (size_t i = 0; i < k; i++)
+			len = len << 8 | d->p[2 + i];
+		hdr = 2 + k;
+	}
+	if (len > d->n - hdr)
+		return -1;
+	if (tlv)
+		*tlv = (struct der){d->p, hdr + len};
+	if (content)
+		*content = (struct der){d->p + hdr, len};
+	d->p += hdr + len;
+	d->n -= hdr + len;
+	return 0;
+}
+
+/*
+ * The SubjectPublicKeyInfo of a DER certificate found by walking the TBSCertificate, for keys
+ * mbedTLS 2.28 cannot parse (Ed25519, which KES and MinIO use for API-key certificates):
+ * Certificate { TBSCertificate { [0] version?, serial, signature, issuer, validity, subject,
+ * subjectPublicKeyInfo, ... }, ... }.
+ */
+static int spki_of_der(const struct bytes *der, struct der *spki)
+{
+	struct der all = {der->data, der->len}, cert, tbs;
+	if (der_take(&all, 0x30, NULL, &cert) < 0 || der_take(&cert, 0x30, NULL, &tbs) < 0)
+		return -1;
+	if (tbs.n > 0 && tbs.p[0] == 0xa0 && der_take(&tbs, 0xa0, NULL, NULL) < 0)
+		return -1;
+	if (der_take(&tbs, 0x02, NULL, NULL) < 0)
+		return -1;
+	for (int i = 0; i < 4; i++) /* signature, issuer, validity, subject */
+		if (der_take(&tbs, 0x30, NULL, NULL) < 0)
+			return -1;
+	return der_take(&tbs, 0x30, spki, NULL);
 }
 
 int identity_of_cert_file(const char *path, char out[IDENTITY_HEX_LEN + 1], char *err,
                           size_t errlen)
 {
-	struct bytes file = {0};
+	struct bytes file = {0}, der = {0};
 	if (read_small_file(path, &file, err, errlen) < 0)
 		return -1;
 	mbedtls_x509_crt crt;
 	mbedtls_x509_crt_init(&crt);
+	struct der spki;
 	int rc = -1;
-	if (parse_first_cert(&crt, &file) != 0) {
+	if (first_cert_der(&file, &der) < 0) {
 		snprintf(err, errlen, "'%s' contains no valid X.509 certificate", path);
 		goto out;
 	}
-	if (identity_of_crt(&crt, out) < 0) {
-		snprintf(err, errlen, "cannot compute the identity of '%s'", path);
+	if (mbedtls_x509_crt_parse_der(&crt, der.data, der.len) == 0) {
+		rc = identity_of_crt(&crt, out);
+	} else if (spki_of_der(&der, &spki) == 0) {
+		rc = identity_of_spki(spki.p, spki.n, out);
+	} else {
+		snprintf(err, errlen, "'%s' contains no valid X.509 certificate", path);
 		goto out;
 	}
-	rc = 0;
+	if (rc < 0)
+		snprintf(err, errlen, "cannot compute the identity of '%s'", path);
 out:
 	mbedtls_x509_crt_free(&crt);
+	bytes_free(&der);
 	bytes_free(&file);
 	return rc;
 }
