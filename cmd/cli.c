@@ -271,3 +271,22 @@ int cli_print_names(const char *body, size_t body_len, const char *member, const
 	return 0;
 }
 
+
+/* Sums the samples of one metric family in Prometheus text ("name{…} value" lines). */
+double cli_metric_sum(const char *text, const char *name)
+{
+	double sum = 0;
+	size_t len = strlen(name);
+	for (const char *line = text; line && *line;) {
+		const char *next = strchr(line, '\n');
+		if (!strncmp(line, name, len) && (line[len] == ' ' || line[len] == '{')) {
+			const char *value = line + len;
+			if (*value == '{')
+				value = strchr(value, '}');
+			if (value && (!next || value < next))
+				sum += strtod(value + 1, NULL);
+		}
+		line = next ? next + 1 : NULL;
+	}
+	return sum;
+}

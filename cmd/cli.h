@@ -80,6 +80,10 @@ bool cli_stdout_is_terminal(void);
 int cli_print_names(const char *body, size_t body_len, const char *member, const char *header,
                     bool json);
 
+/* The sum of all samples of metric family name in Prometheus text ("name{…} value" or
+ * "name value" lines); 0 if there are none. */
+double cli_metric_sum(const char *text, const char *name);
+
 /* The texts users see for client-side failures, from one table. */
 enum cli_msg {
 	CLI_MSG_API_KEY_UNSUPPORTED,

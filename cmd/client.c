@@ -274,7 +274,7 @@ static int options_apply(struct client *c, const char *url, const char *method,
 
 /* Reads {"message"} (or {"error"}, which wins when set, as kms-go does) out of an error
  * reply; any other body is shown as text. */
-static void reply_message(struct client_reply *r, const char *content_type)
+void client_reply_message(struct client_reply *r, const char *content_type)
 {
 	const char *body = r->body.len ? r->body.data : "";
 	if (content_type && !strncmp(content_type, "application/json", 16)) {
@@ -383,7 +383,7 @@ static int transfer_run(struct client *c, const char *method, const char *path,
 		} else {
 			char *ct = NULL;
 			curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
-			reply_message(r, ct);
+			client_reply_message(r, ct);
 		}
 		goto out;
 	}

@@ -44,6 +44,9 @@ void client_close(struct client *c);
 int client_call(struct client *c, const char *method, const char *path, const char *body,
                 size_t body_len, struct client_reply *reply);
 void client_reply_free(struct client_reply *reply);
+/* Sets reply->message from an error reply's body and Content-Type: {"error"} (when set) or
+ * {"message"} of a JSON body as kms-go reads them, else the body text, else the status. */
+void client_reply_message(struct client_reply *reply, const char *content_type);
 
 /* A streaming GET (the log routes): on_line gets each '\n'-terminated line without the
  * newline; returning non-zero from it stops the stream. Returns 0 when the server ends the

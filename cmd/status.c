@@ -130,40 +130,21 @@ out:
 	return rc;
 }
 
-/* Sums the samples of one metric family in Prometheus text ("name{…} value" lines). */
-static double metric_sum(const char *text, const char *name)
-{
-	double sum = 0;
-	size_t len = strlen(name);
-	for (const char *line = text; line && *line;) {
-		const char *next = strchr(line, '\n');
-		if (!strncmp(line, name, len) && (line[len] == ' ' || line[len] == '{')) {
-			const char *value = line + len;
-			if (*value == '{')
-				value = strchr(value, '}');
-			if (value && (!next || value < next))
-				sum += strtod(value + 1, NULL);
-		}
-		line = next ? next + 1 : NULL;
-	}
-	return sum;
-}
-
 static void metric_summary(const char *text)
 {
-	double ok = metric_sum(text, "kes_http_request_success");
-	double bad = metric_sum(text, "kes_http_request_error");
-	double fail = metric_sum(text, "kes_http_request_failure");
-	double count = metric_sum(text, "kes_http_response_time_count");
-	double sum = metric_sum(text, "kes_http_response_time_sum");
+	double ok = cli_metric_sum(text, "kes_http_request_success");
+	double bad = cli_metric_sum(text, "kes_http_request_error");
+	double fail = cli_metric_sum(text, "kes_http_request_failure");
+	double count = cli_metric_sum(text, "kes_http_response_time_count");
+	double sum = cli_metric_sum(text, "kes_http_response_time_sum");
 	printf("%-22s %.0f\n", "Requests OK (2xx)", ok);
 	printf("%-22s %.0f\n", "Requests denied (4xx)", bad);
 	printf("%-22s %.0f\n", "Requests failed (5xx)", fail);
-	printf("%-22s %.0f\n", "Requests active", metric_sum(text, "kes_http_request_active"));
+	printf("%-22s %.0f\n", "Requests active", cli_metric_sum(text, "kes_http_request_active"));
 	printf("%-22s %.3f ms\n", "Mean response time", count > 0 ? sum / count * 1000 : 0.0);
-	printf("%-22s %.0f\n", "Audit events", metric_sum(text, "kes_log_audit_events"));
-	printf("%-22s %.0f\n", "Error events", metric_sum(text, "kes_log_error_events"));
-	print_duration(22, "Uptime", (uint64_t)metric_sum(text, "kes_system_up_time"));
+	printf("%-22s %.0f\n", "Audit events", cli_metric_sum(text, "kes_log_audit_events"));
+	printf("%-22s %.0f\n", "Error events", cli_metric_sum(text, "kes_log_error_events"));
+	print_duration(22, "Uptime", (uint64_t)cli_metric_sum(text, "kes_system_up_time"));
 }
 
 int cmd_metric(int argc, char **argv)

@@ -75,7 +75,8 @@ static void clear_env(void)
 	const char *vars[] = {"MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT",
 	                      "MINIO_KES_CERT_FILE", "KES_CLIENT_CERT", "MINIO_KES_CLIENT_CERT",
 	                      "MINIO_KES_KEY_FILE", "KES_CLIENT_KEY", "MINIO_KES_CLIENT_KEY",
-	                      "MINIO_KES_API_KEY", "KES_API_KEY", "MINIO_KMS_KES_API_KEY"};
+	                      "MINIO_KES_API_KEY", "KES_API_KEY", "MINIO_KMS_KES_API_KEY",
+	                      "KESC_CA"};
 	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
 		unsetenv(vars[i]);
 }
@@ -160,6 +161,53 @@ static void test_unreachable_server(void)
 	client_close(c);
 }
 
+static void message_of(const char *body, const char *content_type, long status, char *out,
+                       size_t outlen)
+{
+	struct client_reply r = {.status = status};
+	buf_init(&r.body, 0);
+	buf_append_str(&r.body, body);
+	client_reply_message(&r, content_type);
+	snprintf(out, outlen, "%s", r.message);
+	client_reply_free(&r);
+}
+
+static void test_error_messages(void)
+{
+	char m[512];
+	/* KES HEAD's error body: the JSON string followed by a newline inside the braces. */
+	message_of("{\"message\":\"key does not exist\"\n}", "application/json", 404, m, sizeof m);
+	CHECK_EQ_STR(m, "key does not exist");
+	/* kms-go: a non-empty "error" wins over "message". */
+	message_of("{\"message\":\"a\",\"error\":\"b\"}", "application/json; charset=utf-8", 400, m,
+	           sizeof m);
+	CHECK_EQ_STR(m, "b");
+	message_of("{\"message\":\"a\",\"error\":\"\"}", "application/json", 400, m, sizeof m);
+	CHECK_EQ_STR(m, "a");
+	/* Anything else is shown as text, trimmed; an empty body names the status. */
+	message_of("404 page not found\n", "text/plain; charset=utf-8", 404, m, sizeof m);
+	CHECK_EQ_STR(m, "404 page not found");
+	message_of("{not json", "application/json", 502, m, sizeof m);
+	CHECK_EQ_STR(m, "{not json");
+	message_of("", NULL, 503, m, sizeof m);
+	CHECK_EQ_STR(m, "the server replied with HTTP status 503");
+}
+
+static void test_metric_sum(void)
+{
+	const char *text = "# HELP kes_http_request_success Number of requests.\n"
+	                   "# TYPE kes_http_request_success counter\n"
+	                   "kes_http_request_success{code=\"200\"} 20\n"
+	                   "kes_http_request_success{code=\"201\"} 2\n"
+	                   "kes_http_request_success_other 100\n"
+	                   "kes_http_response_time_sum 0.25\n"
+	                   "kes_http_response_time_count 5";
+	CHECK(cli_metric_sum(text, "kes_http_request_success") == 22.0);
+	CHECK(cli_metric_sum(text, "kes_http_response_time_sum") == 0.25);
+	CHECK(cli_metric_sum(text, "kes_http_response_time_count") == 5.0);
+	CHECK(cli_metric_sum(text, "kes_missing") == 0.0);
+}
+
 int main(void)
 {
 	RUN(test_parse_mixed_options);
@@ -168,5 +216,7 @@ int main(void)
 	RUN(test_server_from_environment);
 	RUN(test_credentials_from_environment);
 	RUN(test_unreachable_server);
+	RUN(test_error_messages);
+	RUN(test_metric_sum);
 	return CHECK_DONE();
 }
