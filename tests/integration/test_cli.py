@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import pty
 import select
 import shutil
 import socket
@@ -17,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -50,6 +52,37 @@ def run(args, env=None, cwd=None, timeout=60):
     p = subprocess.run([KESC] + list(args), env=env if env is not None else clean_env(), cwd=cwd,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def run_tty(args, env, until=None, timeout=20):
+    """Runs kesc with standard output on a pseudo-terminal, so it prints for people. Reads
+    until the process ends, or until `until` (bytes) was seen and then stops it."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([KESC] + list(args), env=env, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and not (until and until in out):
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stderr.close()
+        os.close(master)
+    return proc.returncode, out.replace(b"\r\n", b"\n").decode()
 
 
 def spki_identity(cert_path):
@@ -228,6 +261,24 @@ class KeyTest(CLITestCase):
         rc, _, err = self.kesc("key", "import", "k-short", base64.b64encode(b"short").decode(), ok=False)
         self.assertEqual(rc, 1)
         self.assertIn("invalid key size", err)
+
+    def test_next_server_when_one_is_down(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        dead = "127.0.0.1:%d" % sock.getsockname()[1]
+        sock.close()
+        rc, out, err = self.kesc("key", "create", "k-failover",
+                                 KES_SERVER="http://%s,%s" % (dead, self.server.addr))
+        self.assertEqual(rc, 0, err)
+        self.kesc("key", "info", "k-failover")
+
+    def test_terminal_output(self):
+        self.kesc("key", "create", "k-tty")
+        rc, out = run_tty(["key", "dek", "k-tty", "--ca", self.ca], self.env())
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"^\nplaintext:  [A-Za-z0-9+/=]{44}\nciphertext: [A-Za-z0-9+/=]+\n$")
+        rc, out = run_tty(["key", "ls", "k-tt*", "--ca", self.ca], self.env())
+        self.assertEqual((rc, out), (0, "Key\nk-tty\n"))
 
     def test_json_flag_forces_json(self):
         self.kesc("key", "create", "k-json")
@@ -412,6 +463,26 @@ class LogTest(CLITestCase):
         finally:
             proc.kill()
             proc.communicate(timeout=10)
+
+    def test_audit_table_on_a_terminal(self):
+        header = "Time      Status  Identity          IP               API"
+        result = {}
+
+        def follow():
+            result["out"] = run_tty(["log", "--ca", self.ca], self.env(), until=b"/v1/key/create/tty-log",
+                                    timeout=20)
+
+        t = threading.Thread(target=follow)
+        t.start()
+        deadline = time.time() + 20
+        while t.is_alive() and time.time() < deadline:
+            self.kesc("key", "create", "tty-log-%d" % int(time.time() * 1000))
+            t.join(0.5)
+        t.join()
+        _, out = result["out"]
+        self.assertIn(header, out)
+        self.assertRegex(out, r"\d\d:\d\d:\d\d  200     %s  127\.0\.0\.1\s+/v1/key/create/tty-log-\d+\s+\S+"
+                         % self.admin_id[:16])
 
     def test_error_log_is_reachable(self):
         # The stream answers (200) and stays open until the client goes away.
