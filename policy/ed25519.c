@@ -24,13 +24,13 @@ struct point {
 static const fe fe_d2 = {0x69b9426b2f159ULL, 0x35050762add7aULL, 0x3cf44c0038052ULL,
                          0x6738cc7407977ULL, 0x2406d9dc56dffULL};
 static const struct point base = {
-	{0x62d608f25d51aULL, 0x412a4b4f6592aULL, 0x75b7171a4b31dULL, 0x1ff60527118feULL,
-	 0x216936d3cd6e5ULL},
-	{0x6666666666658ULL, 0x4ccccccccccccULL, 0x1999999999999ULL, 0x3333333333333ULL,
-	 0x6666666666666ULL},
-	{1, 0, 0, 0, 0},
-	{0x68ab3a5b7dda3ULL, 0x00eea2a5eadbbULL, 0x2af8df483c27eULL, 0x332b375274732ULL,
-	 0x67875f0fd78b7ULL},
+    {0x62d608f25d51aULL, 0x412a4b4f6592aULL, 0x75b7171a4b31dULL, 0x1ff60527118feULL,
+     0x216936d3cd6e5ULL},
+    {0x6666666666658ULL, 0x4ccccccccccccULL, 0x1999999999999ULL, 0x3333333333333ULL,
+     0x6666666666666ULL},
+    {1, 0, 0, 0, 0},
+    {0x68ab3a5b7dda3ULL, 0x00eea2a5eadbbULL, 0x2af8df483c27eULL, 0x332b375274732ULL,
+     0x67875f0fd78b7ULL},
 };
 
 static void fe_carry(fe h)
@@ -64,12 +64,12 @@ static void fe_sub(fe h, const fe f, const fe g)
 static void fe_mul(fe h, const fe f, const fe g)
 {
 	uint64_t g1_19 = 19 * g[1], g2_19 = 19 * g[2], g3_19 = 19 * g[3], g4_19 = 19 * g[4];
-	u128 r0 = (u128)f[0] * g[0] + (u128)f[1] * g4_19 + (u128)f[2] * g3_19 +
-	          (u128)f[3] * g2_19 + (u128)f[4] * g1_19;
-	u128 r1 = (u128)f[0] * g[1] + (u128)f[1] * g[0] + (u128)f[2] * g4_19 +
-	          (u128)f[3] * g3_19 + (u128)f[4] * g2_19;
-	u128 r2 = (u128)f[0] * g[2] + (u128)f[1] * g[1] + (u128)f[2] * g[0] +
-	          (u128)f[3] * g4_19 + (u128)f[4] * g3_19;
+	u128 r0 = (u128)f[0] * g[0] + (u128)f[1] * g4_19 + (u128)f[2] * g3_19 + (u128)f[3] * g2_19 +
+	          (u128)f[4] * g1_19;
+	u128 r1 = (u128)f[0] * g[1] + (u128)f[1] * g[0] + (u128)f[2] * g4_19 + (u128)f[3] * g3_19 +
+	          (u128)f[4] * g2_19;
+	u128 r2 = (u128)f[0] * g[2] + (u128)f[1] * g[1] + (u128)f[2] * g[0] + (u128)f[3] * g4_19 +
+	          (u128)f[4] * g3_19;
 	u128 r3 = (u128)f[0] * g[3] + (u128)f[1] * g[2] + (u128)f[2] * g[1] + (u128)f[3] * g[0] +
 	          (u128)f[4] * g4_19;
 	u128 r4 = (u128)f[0] * g[4] + (u128)f[1] * g[3] + (u128)f[2] * g[2] + (u128)f[3] * g[1] +

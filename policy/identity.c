@@ -17,15 +17,14 @@
 #include "keystore/secmem.h"
 #include "policy/ed25519.h"
 
-#define CERT_FILE_MAX (1024 * 1024)
+#define CERT_FILE_MAX  (1024 * 1024)
 #define API_KEY_PREFIX "kes:v1:"
-#define API_KEY_LEN 33 /* type byte + 32-byte Ed25519 seed */
+#define API_KEY_LEN    33 /* type byte + 32-byte Ed25519 seed */
 
 static const char PEM_BEGIN[] = "-----BEGIN CERTIFICATE-----";
 static const char PEM_END[] = "-----END CERTIFICATE-----";
 
-static int identity_of_spki(const unsigned char *der, size_t len,
-                            char out[IDENTITY_HEX_LEN + 1])
+static int identity_of_spki(const unsigned char *der, size_t len, char out[IDENTITY_HEX_LEN + 1])
 {
 	unsigned char sum[32];
 	if (mbedtls_sha256_ret(der, len, sum, 0) != 0)
@@ -174,7 +173,7 @@ out:
 /* DER SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410): SEQ { SEQ { OID 1.3.101.112 },
  * BIT STRING { 0 unused bits, 32 bytes } }. */
 static const uint8_t ED25519_SPKI_PREFIX[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
-                                                 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+                                                0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
 
 int identity_of_api_key(const char *api_key, char out[IDENTITY_HEX_LEN + 1], char *err,
                         size_t errlen)

@@ -27,7 +27,7 @@ struct policy_set {
 	size_t policy_count;
 	struct assignment *assigned;
 	size_t assigned_count;
-	const char **sorted_names;      /* built on demand, freed with the set */
+	const char **sorted_names; /* built on demand, freed with the set */
 	const char **sorted_identities;
 };
 
@@ -43,8 +43,8 @@ bool policy_name_is_valid(const char *s)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		          c == '_' || c == '-';
+		bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		          (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
 		if (!ok)
 			return false;
 	}
@@ -126,7 +126,8 @@ static int check_new_policy(const struct policy_set *s, const char *name,
                             size_t errlen)
 {
 	if (!policy_name_is_valid(name)) {
-		snprintf(err, errlen, "policy name '%s' is empty, too long or contains invalid characters",
+		snprintf(err, errlen,
+		         "policy name '%s' is empty, too long or contains invalid characters",
 		         name);
 		return -1;
 	}
@@ -138,7 +139,8 @@ static int check_new_policy(const struct policy_set *s, const char *name,
 		const char *id = identities[i];
 		if (!policy_name_is_valid(id)) {
 			snprintf(err, errlen,
-			         "identity '%s' is empty, too long or contains invalid characters", id);
+			         "identity '%s' is empty, too long or contains invalid characters",
+			         id);
 			return -1;
 		}
 		if (policy_set_is_admin(s, id)) {
@@ -151,8 +153,8 @@ static int check_new_policy(const struct policy_set *s, const char *name,
 			dup_here |= strcmp(identities[j], id) == 0;
 		if (dup_here || assignment_find(s, id) != SIZE_MAX) {
 			snprintf(err, errlen,
-			         "cannot assign policy '%s' to '%s': identity already has a policy", name,
-			         id);
+			         "cannot assign policy '%s' to '%s': identity already has a policy",
+			         name, id);
 			return -1;
 		}
 	}
@@ -165,7 +167,7 @@ static int append_assignments(struct policy_set *s, size_t policy, const char *c
 	if (identity_count == 0)
 		return 0;
 	struct assignment *a =
-		realloc(s->assigned, (s->assigned_count + identity_count) * sizeof *a);
+	    realloc(s->assigned, (s->assigned_count + identity_count) * sizeof *a);
 	if (!a)
 		return -1;
 	s->assigned = a;
@@ -211,8 +213,7 @@ static int rebuild_sorted(struct policy_set *s)
 
 int policy_set_add(struct policy_set *s, const char *name, const char *const *allow,
                    size_t allow_count, const char *const *deny, size_t deny_count,
-                   const char *const *identities, size_t identity_count, char *err,
-                   size_t errlen)
+                   const char *const *identities, size_t identity_count, char *err, size_t errlen)
 {
 	if (check_new_policy(s, name, identities, identity_count, err, errlen) < 0)
 		return -1;

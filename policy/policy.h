@@ -30,8 +30,7 @@ void policy_set_free(struct policy_set *s);
  * an identity already assigned to another policy (KES's messages). */
 int policy_set_add(struct policy_set *s, const char *name, const char *const *allow,
                    size_t allow_count, const char *const *deny, size_t deny_count,
-                   const char *const *identities, size_t identity_count, char *err,
-                   size_t errlen);
+                   const char *const *identities, size_t identity_count, char *err, size_t errlen);
 
 /* The admin identity as configured ("disabled" etc. included). */
 const char *policy_set_admin(const struct policy_set *s);

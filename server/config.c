@@ -121,8 +121,8 @@ static int env_lookup(struct cfg_ctx *x, const struct ynode *n, const char *fiel
 	return 1;
 }
 
-int cfg_scalar_text(struct cfg_ctx *x, const struct ynode *n, const char *field,
-                    enum cfg_env env, const char **text)
+int cfg_scalar_text(struct cfg_ctx *x, const struct ynode *n, const char *field, enum cfg_env env,
+                    const char **text)
 {
 	if (n->kind != YNODE_SCALAR)
 		return cfg_fail(x, n->line, field, "expected a single value, not a %s",
@@ -142,8 +142,8 @@ static const struct ynode *value_of(const struct ynode *map, const char *key)
 	return ynode_is_null(v) ? NULL : v;
 }
 
-int cfg_get_string(struct cfg_ctx *x, const struct ynode *map, const char *key,
-                   const char *field, enum cfg_env env, char **out)
+int cfg_get_string(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                   enum cfg_env env, char **out)
 {
 	const struct ynode *v = value_of(map, key);
 	const char *text;
@@ -166,8 +166,8 @@ static bool all_digits(const char *s)
 	return true;
 }
 
-int cfg_get_duration(struct cfg_ctx *x, const struct ynode *map, const char *key,
-                     const char *field, int64_t *ms_out)
+int cfg_get_duration(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                     int64_t *ms_out)
 {
 	const struct ynode *v = value_of(map, key);
 	const char *text;
@@ -181,7 +181,8 @@ int cfg_get_duration(struct cfg_ctx *x, const struct ynode *map, const char *key
 		return 1;
 	if (all_digits(text))
 		return cfg_fail(x, v->line, field,
-		                "invalid duration '%s': missing unit (for example '%ss')", text, text);
+		                "invalid duration '%s': missing unit (for example '%ss')", text,
+		                text);
 	return cfg_fail(x, v->line, field,
 	                "invalid duration '%s' (use Go syntax such as '30s', '5m', '1h30m')", text);
 }
@@ -260,14 +261,14 @@ static const struct {
 	const char *name;
 	uint64_t ns;
 } duration_units[] = {
-	{"ns", 1},
-	{"us", 1000},
-	{"\xc2\xb5s", 1000}, /* U+00B5 micro sign */
-	{"\xce\xbcs", 1000}, /* U+03BC Greek mu */
-	{"ms", 1000000},
-	{"s", 1000000000ull},
-	{"m", 60ull * 1000000000ull},
-	{"h", 3600ull * 1000000000ull},
+    {"ns", 1},
+    {"us", 1000},
+    {"\xc2\xb5s", 1000}, /* U+00B5 micro sign */
+    {"\xce\xbcs", 1000}, /* U+03BC Greek mu */
+    {"ms", 1000000},
+    {"s", 1000000000ull},
+    {"m", 60ull * 1000000000ull},
+    {"h", 3600ull * 1000000000ull},
 };
 
 /* One "<number><unit>" term; adds its nanoseconds to *total. Returns the rest or NULL. */
@@ -284,7 +285,8 @@ static const char *duration_term(const char *s, uint64_t *total)
 	}
 	if (*s == '.') {
 		for (s++; isdigit((unsigned char)*s); s++, post = true) {
-			if (frac <= (limit - 9) / 10) { /* extra digits only lose precision, as Go */
+			if (frac <=
+			    (limit - 9) / 10) { /* extra digits only lose precision, as Go */
 				frac = frac * 10 + (uint64_t)(*s - '0');
 				scale *= 10;
 			}
@@ -497,7 +499,8 @@ static int read_config_file(const char *path, struct buf *b, char *err, size_t e
 		return -1;
 	}
 	if (buf_failed(b)) {
-		snprintf(err, errlen, "%s: file too large (limit %zu bytes)", path, CONFIG_FILE_MAX);
+		snprintf(err, errlen, "%s: file too large (limit %zu bytes)", path,
+		         CONFIG_FILE_MAX);
 		return -1;
 	}
 	return 0;

@@ -58,15 +58,19 @@
 #include "keystore/vault.h"
 
 enum config_tls_auth { CONFIG_TLS_AUTH_OFF = 0, CONFIG_TLS_AUTH_ON = 1 };
-enum config_keystore { CONFIG_KEYSTORE_NONE = 0, CONFIG_KEYSTORE_FS, CONFIG_KEYSTORE_VAULT,
-                       CONFIG_KEYSTORE_MEM };
+enum config_keystore {
+	CONFIG_KEYSTORE_NONE = 0,
+	CONFIG_KEYSTORE_FS,
+	CONFIG_KEYSTORE_VAULT,
+	CONFIG_KEYSTORE_MEM
+};
 
 /* slog-compatible levels: DEBUG -4, INFO 0, WARN 4, ERROR 8; "off" = LOG_LEVEL_OFF. */
 #define LOG_LEVEL_DEBUG (-4)
-#define LOG_LEVEL_INFO 0
-#define LOG_LEVEL_WARN 4
+#define LOG_LEVEL_INFO  0
+#define LOG_LEVEL_WARN  4
 #define LOG_LEVEL_ERROR 8
-#define LOG_LEVEL_OFF 9
+#define LOG_LEVEL_OFF   9
 
 struct config_policy {
 	char *name;
@@ -80,15 +84,15 @@ struct config_policy {
 };
 
 struct config_api {
-	char *path;        /* route key as written, e.g. "/v1/status" or "/v1/key/create/" */
+	char *path; /* route key as written, e.g. "/v1/status" or "/v1/key/create/" */
 	bool skip_auth;
 	int64_t timeout_ms; /* 0 = route default */
 	unsigned line;
 };
 
 struct config {
-	char *file;          /* path as given */
-	char *address;       /* default "0.0.0.0:7373" */
+	char *file;    /* path as given */
+	char *address; /* default "0.0.0.0:7373" */
 	char *admin_identity;
 
 	struct {
@@ -108,10 +112,10 @@ struct config {
 	struct ks_cache_config cache; /* defaults 5m / 30s / 0 (not KES's 30 s bug) */
 
 	struct {
-		int error_level;   /* default INFO */
-		int audit_level;   /* default INFO (KES HEAD: empty = on) */
-		char *error_file;  /* NULL = stderr */
-		char *audit_file;  /* NULL = stdout */
+		int error_level;  /* default INFO */
+		int audit_level;  /* default INFO (KES HEAD: empty = on) */
+		char *error_file; /* NULL = stderr */
+		char *audit_file; /* NULL = stdout */
 	} log;
 
 	struct config_api *api;
@@ -125,11 +129,11 @@ struct config {
 	struct vault_config vault;
 
 	struct {
-		unsigned max_connections;   /* default 10240 */
+		unsigned max_connections;     /* default 10240 */
 		int64_t handshake_timeout_ms; /* default 10000 */
 		int64_t header_timeout_ms;    /* default 5000 (KES ReadHeaderTimeout) */
 		int64_t idle_timeout_ms;      /* default 90000 */
-		unsigned threads;           /* event loops; 0 = one per core */
+		unsigned threads;             /* event loops; 0 = one per core */
 	} server;
 };
 

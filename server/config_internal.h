@@ -29,20 +29,20 @@ enum cfg_env { CFG_LITERAL = 0, CFG_ENV = 1 };
 
 /* Formats "name:line: field: reason" into the error buffer and returns -1. */
 int cfg_fail(struct cfg_ctx *x, unsigned line, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Sends "name:line: text" to the warning callback, if any. */
 void cfg_warn(struct cfg_ctx *x, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Typed getters for map[key]. They return 1 when the key is present (and not a YAML null),
  * 0 when absent (outputs untouched), -1 on error (message set). field is the dotted path
  * used in messages. Strings are returned as fresh heap copies.
  */
-int cfg_get_string(struct cfg_ctx *x, const struct ynode *map, const char *key,
-                   const char *field, enum cfg_env env, char **out);
-int cfg_get_duration(struct cfg_ctx *x, const struct ynode *map, const char *key,
-                     const char *field, int64_t *ms_out);
+int cfg_get_string(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                   enum cfg_env env, char **out);
+int cfg_get_duration(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                     int64_t *ms_out);
 int cfg_get_bool(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
                  bool *out);
 int cfg_get_uint(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
@@ -56,8 +56,8 @@ int cfg_get_seq(struct cfg_ctx *x, const struct ynode *map, const char *key, con
 /* The text of a scalar node after ${ENV} substitution (points into the node or the
  * environment; not owned). -1 with a message if the node is not a scalar or the variable is
  * unset. */
-int cfg_scalar_text(struct cfg_ctx *x, const struct ynode *n, const char *field,
-                    enum cfg_env env, const char **text);
+int cfg_scalar_text(struct cfg_ctx *x, const struct ynode *n, const char *field, enum cfg_env env,
+                    const char **text);
 /* Line of key in map, or the map's own line when the key is absent. */
 unsigned cfg_line_of(const struct ynode *map, const char *key);
 /* Line for a problem with parent[section][key]: the key's line if it is there, else the

@@ -16,7 +16,7 @@
 #include "server/config_internal.h"
 
 static const char *const unsupported_keystores[] = {
-	"aws", "gcp", "azure", "gemalto", "fortanix", "entrust", "kes", "encryptedfs", "generic",
+    "aws", "gcp", "azure", "gemalto", "fortanix", "entrust", "kes", "encryptedfs", "generic",
 };
 
 static bool has_value(const struct ynode *n)
@@ -44,9 +44,9 @@ static bool has_value(const struct ynode *n)
 	return false;
 }
 
-static int required(struct cfg_ctx *x, const struct ynode *map, const char *key,
-                    const char *field, enum cfg_env env, char **slot, unsigned line,
-                    const char *section, const char *reason)
+static int required(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                    enum cfg_env env, char **slot, unsigned line, const char *section,
+                    const char *reason)
 {
 	if (cfg_get_string(x, map, key, field, env, slot) < 0)
 		return -1;
@@ -55,8 +55,8 @@ static int required(struct cfg_ctx *x, const struct ynode *map, const char *key,
 	return 0;
 }
 
-static int optional(struct cfg_ctx *x, const struct ynode *map, const char *key,
-                    const char *field, char **slot, const char *fallback)
+static int optional(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
+                    char **slot, const char *fallback)
 {
 	if (cfg_get_string(x, map, key, field, CFG_ENV, slot) < 0)
 		return -1;
@@ -91,9 +91,9 @@ static int check_jwt_file(struct cfg_ctx *x, const char *path, unsigned line)
 	int failed = ferror(f) || n == 0;
 	fclose(f);
 	if (failed)
-		return cfg_fail(x, line, "keystore.vault.kubernetes.jwt",
-		                "failed to read vault kubernetes JWT from '%s': empty or unreadable",
-		                path);
+		return cfg_fail(
+		    x, line, "keystore.vault.kubernetes.jwt",
+		    "failed to read vault kubernetes JWT from '%s': empty or unreadable", path);
 	return 0;
 #endif
 }
@@ -104,7 +104,7 @@ static int load_approle(struct cfg_ctx *x, const struct ynode *a, unsigned line)
 	v->auth = VAULT_AUTH_APPROLE;
 	const char *s = "keystore.vault.approle";
 	if (optional(x, a, "engine", "keystore.vault.approle.engine", &v->auth_engine, "approle") <
-	            0 ||
+	        0 ||
 	    optional(x, a, "namespace", "keystore.vault.approle.namespace", &v->auth_namespace,
 	             NULL) < 0 ||
 	    required(x, a, "id", "keystore.vault.approle.id", CFG_ENV, &v->approle_id, line, s,
@@ -165,8 +165,8 @@ static int load_vault_extras(struct cfg_ctx *x, const struct ynode *vault)
 		if (optional(x, transit, "engine", "keystore.vault.transit.engine",
 		             &v->transit_engine, "transit") < 0 ||
 		    required(x, transit, "key", "keystore.vault.transit.key", CFG_ENV,
-		             &v->transit_key, cfg_line_of(vault, "transit"), "keystore.vault.transit",
-		             "no key name specified") < 0)
+		             &v->transit_key, cfg_line_of(vault, "transit"),
+		             "keystore.vault.transit", "no key name specified") < 0)
 			return -1;
 	}
 	if (optional(x, tls, "key", "keystore.vault.tls.key", &v->tls_key, NULL) < 0 ||

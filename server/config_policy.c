@@ -32,9 +32,10 @@ static int load_patterns(struct cfg_ctx *x, const struct ynode *pol, const char 
 		if (!text[0])
 			cfg_warn(x, n->line, "%s: an empty pattern never matches", field);
 		else if (!policy_pattern_is_useful(text))
-			cfg_warn(x, n->line,
-			         "%s: pattern '%s' can never match ('*' is only a wildcard at the end)",
-			         field, text);
+			cfg_warn(
+			    x, n->line,
+			    "%s: pattern '%s' can never match ('*' is only a wildcard at the end)",
+			    field, text);
 	}
 	return 0;
 }
@@ -46,20 +47,23 @@ static int check_identity(struct cfg_ctx *x, const struct ynode *n, const char *
 	const struct config *c = x->c;
 	if (!policy_name_is_valid(id))
 		return cfg_fail(x, n->line, field,
-		                "identity '%s' is empty, too long or contains invalid characters", id);
+		                "identity '%s' is empty, too long or contains invalid characters",
+		                id);
 	if (strcmp(id, c->admin_identity) == 0)
 		return cfg_fail(x, n->line, field, "identity '%s' is already admin", id);
 	for (size_t i = 0; i < c->tls.proxy_identity_count; i++)
 		if (strcmp(id, c->tls.proxy_identities[i]) == 0)
-			return cfg_fail(x, n->line, field, "identity '%s' is already a TLS proxy", id);
+			return cfg_fail(x, n->line, field, "identity '%s' is already a TLS proxy",
+			                id);
 	for (size_t p = 0; p < c->policy_count; p++) {
 		const struct config_policy *other = &c->policies[p];
 		for (size_t i = 0; i < other->identity_count; i++)
 			if (strcmp(id, other->identities[i]) == 0)
-				return cfg_fail(x, n->line, field,
-				                "cannot assign policy '%s' to '%s': identity already "
-				                "has a policy ('%s')",
-				                policy, id, other->name);
+				return cfg_fail(
+				    x, n->line, field,
+				    "cannot assign policy '%s' to '%s': identity already "
+				    "has a policy ('%s')",
+				    policy, id, other->name);
 	}
 	return 0;
 }
@@ -89,8 +93,8 @@ static int load_identities(struct cfg_ctx *x, const struct ynode *pol, const cha
 			return -1;
 		for (size_t j = 0; j < p->identity_count; j++)
 			if (strcmp(p->identities[j], text) == 0)
-				return cfg_fail(x, n->line, field,
-				                "identity '%s' is listed twice", text);
+				return cfg_fail(x, n->line, field, "identity '%s' is listed twice",
+				                text);
 		if (cfg_set_string(x, &p->identities[p->identity_count], text) < 0)
 			return -1;
 		p->identity_count++;
@@ -103,9 +107,10 @@ static int load_policy(struct cfg_ctx *x, const struct ynode *key, const struct 
 	struct config *c = x->c;
 	char field[160];
 	if (!policy_name_is_valid(key->value))
-		return cfg_fail(x, key->line, "policy",
-		                "policy name '%s' is empty, too long or contains invalid characters",
-		                key->value);
+		return cfg_fail(
+		    x, key->line, "policy",
+		    "policy name '%s' is empty, too long or contains invalid characters",
+		    key->value);
 	struct config_policy *p = &c->policies[c->policy_count];
 	p->line = key->line;
 	if (cfg_set_string(x, &p->name, key->value) < 0)

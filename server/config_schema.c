@@ -23,13 +23,18 @@ struct schema {
 	const struct schema *fields; /* terminated by a NULL key */
 };
 
-#define LEAF(k) {k, SCHEMA_LEAF, NULL}
-#define END {NULL, SCHEMA_LEAF, NULL}
+#define LEAF(k)                      \
+	{                            \
+		k, SCHEMA_LEAF, NULL \
+	}
+#define END                             \
+	{                               \
+		NULL, SCHEMA_LEAF, NULL \
+	}
 
 static const struct schema s_admin[] = {LEAF("identity"), END};
 static const struct schema s_header[] = {LEAF("cert"), END};
-static const struct schema s_proxy[] = {LEAF("identities"), {"header", SCHEMA_MAP, s_header},
-                                        END};
+static const struct schema s_proxy[] = {LEAF("identities"), {"header", SCHEMA_MAP, s_header}, END};
 static const struct schema s_tls[] = {LEAF("key"),  LEAF("cert"), LEAF("password"),
                                       LEAF("auth"), LEAF("ca"),   {"proxy", SCHEMA_MAP, s_proxy},
                                       END};
@@ -43,38 +48,44 @@ static const struct schema s_fs[] = {LEAF("path"), END};
 static const struct schema s_transit[] = {LEAF("engine"), LEAF("key"), END};
 static const struct schema s_approle[] = {LEAF("engine"), LEAF("namespace"), LEAF("id"),
                                           LEAF("secret"), END};
-static const struct schema s_k8s[] = {LEAF("engine"), LEAF("namespace"), LEAF("role"),
-                                      LEAF("jwt"), END};
+static const struct schema s_k8s[] = {LEAF("engine"), LEAF("namespace"), LEAF("role"), LEAF("jwt"),
+                                      END};
 static const struct schema s_vault_tls[] = {LEAF("key"), LEAF("cert"), LEAF("ca"), END};
 static const struct schema s_status[] = {LEAF("ping"), END};
-static const struct schema s_vault[] = {
-	LEAF("endpoint"), LEAF("engine"), LEAF("version"), LEAF("namespace"), LEAF("prefix"),
-	{"transit", SCHEMA_MAP, s_transit}, {"approle", SCHEMA_MAP, s_approle},
-	{"kubernetes", SCHEMA_MAP, s_k8s}, {"tls", SCHEMA_MAP, s_vault_tls},
-	{"status", SCHEMA_MAP, s_status}, END};
+static const struct schema s_vault[] = {LEAF("endpoint"),
+                                        LEAF("engine"),
+                                        LEAF("version"),
+                                        LEAF("namespace"),
+                                        LEAF("prefix"),
+                                        {"transit", SCHEMA_MAP, s_transit},
+                                        {"approle", SCHEMA_MAP, s_approle},
+                                        {"kubernetes", SCHEMA_MAP, s_k8s},
+                                        {"tls", SCHEMA_MAP, s_vault_tls},
+                                        {"status", SCHEMA_MAP, s_status},
+                                        END};
 static const struct schema s_keystore[] = {
-	{"fs", SCHEMA_MAP, s_fs},
-	{"vault", SCHEMA_MAP, s_vault},
-	{"aws", SCHEMA_OPAQUE, NULL},
-	{"gcp", SCHEMA_OPAQUE, NULL},
-	{"azure", SCHEMA_OPAQUE, NULL},
-	{"gemalto", SCHEMA_OPAQUE, NULL},
-	{"fortanix", SCHEMA_OPAQUE, NULL},
-	{"entrust", SCHEMA_OPAQUE, NULL},
-	{"kes", SCHEMA_OPAQUE, NULL},
-	{"encryptedfs", SCHEMA_OPAQUE, NULL},
-	{"generic", SCHEMA_OPAQUE, NULL},
-	END};
+    {"fs", SCHEMA_MAP, s_fs},          {"vault", SCHEMA_MAP, s_vault},
+    {"aws", SCHEMA_OPAQUE, NULL},      {"gcp", SCHEMA_OPAQUE, NULL},
+    {"azure", SCHEMA_OPAQUE, NULL},    {"gemalto", SCHEMA_OPAQUE, NULL},
+    {"fortanix", SCHEMA_OPAQUE, NULL}, {"entrust", SCHEMA_OPAQUE, NULL},
+    {"kes", SCHEMA_OPAQUE, NULL},      {"encryptedfs", SCHEMA_OPAQUE, NULL},
+    {"generic", SCHEMA_OPAQUE, NULL},  END};
 static const struct schema s_server[] = {LEAF("max_connections"), LEAF("handshake_timeout"),
-                                         LEAF("header_timeout"), LEAF("idle_timeout"),
-                                         LEAF("threads"), END};
-static const struct schema s_root[] = {
-	LEAF("version"), LEAF("address"), LEAF("root"),
-	{"admin", SCHEMA_MAP, s_admin}, {"tls", SCHEMA_MAP, s_tls},
-	{"policy", SCHEMA_MAP_OF, s_policy}, {"cache", SCHEMA_MAP, s_cache},
-	{"log", SCHEMA_MAP, s_log}, {"api", SCHEMA_MAP_OF, s_api},
-	{"keys", SCHEMA_SEQ_OF, s_key}, {"keystore", SCHEMA_MAP, s_keystore},
-	{"server", SCHEMA_MAP, s_server}, END};
+                                         LEAF("header_timeout"),  LEAF("idle_timeout"),
+                                         LEAF("threads"),         END};
+static const struct schema s_root[] = {LEAF("version"),
+                                       LEAF("address"),
+                                       LEAF("root"),
+                                       {"admin", SCHEMA_MAP, s_admin},
+                                       {"tls", SCHEMA_MAP, s_tls},
+                                       {"policy", SCHEMA_MAP_OF, s_policy},
+                                       {"cache", SCHEMA_MAP, s_cache},
+                                       {"log", SCHEMA_MAP, s_log},
+                                       {"api", SCHEMA_MAP_OF, s_api},
+                                       {"keys", SCHEMA_SEQ_OF, s_key},
+                                       {"keystore", SCHEMA_MAP, s_keystore},
+                                       {"server", SCHEMA_MAP, s_server},
+                                       END};
 
 /* Levenshtein distance, capped: only small distances matter for a suggestion. */
 static size_t edit_distance(const char *a, const char *b)
@@ -122,8 +133,7 @@ static void check_node(struct cfg_ctx *x, const struct ynode *n, const struct sc
 #define PATH_MAX_LEN 512
 
 /* path + sep + key into out; an over-long path is cut, which only shortens a warning. */
-static void join_path(char out[PATH_MAX_LEN], const char *path, const char *sep,
-                      const char *key)
+static void join_path(char out[PATH_MAX_LEN], const char *path, const char *sep, const char *key)
 {
 	int n = snprintf(out, PATH_MAX_LEN, "%s%s%s", path, path[0] ? sep : "", key);
 	if (n < 0)
@@ -146,8 +156,8 @@ static void check_map(struct cfg_ctx *x, const struct ynode *map, const struct s
 		}
 		const char *hint = suggest(fields, k->value);
 		if (hint)
-			cfg_warn(x, k->line, "unknown field '%s' (ignored; did you mean '%s'?)", sub,
-			         hint);
+			cfg_warn(x, k->line, "unknown field '%s' (ignored; did you mean '%s'?)",
+			         sub, hint);
 		else
 			cfg_warn(x, k->line, "unknown field '%s' (ignored)", sub);
 	}

@@ -136,9 +136,9 @@ static int load_cache(struct cfg_ctx *x, const struct ynode *root)
 	static const struct {
 		const char *key, *field, *reason;
 	} expiries[] = {
-		{"any", "cache.expiry.any", "invalid cache expiry"},
-		{"unused", "cache.expiry.unused", "invalid cache unused expiry"},
-		{"offline", "cache.expiry.offline", "invalid offline cache expiry"},
+	    {"any", "cache.expiry.any", "invalid cache expiry"},
+	    {"unused", "cache.expiry.unused", "invalid cache unused expiry"},
+	    {"offline", "cache.expiry.offline", "invalid offline cache expiry"},
 	};
 	struct ks_cache_config *cc = &x->c->cache;
 	int64_t *slots[] = {&cc->expiry_any_ms, &cc->expiry_unused_ms, &cc->expiry_offline_ms};
@@ -155,8 +155,8 @@ static int load_cache(struct cfg_ctx *x, const struct ynode *root)
 			continue;
 		if (ms < 0) {
 			const struct ynode *v = ynode_get(expiry, expiries[i].key, NULL);
-			return cfg_fail(x, v->line, expiries[i].field, "%s '%s'", expiries[i].reason,
-			                v->value);
+			return cfg_fail(x, v->line, expiries[i].field, "%s '%s'",
+			                expiries[i].reason, v->value);
 		}
 		/* KES treats 0 as "not set" for any/unused (then its defaults apply); for offline
 		 * 0 means off, which is also its default. */
@@ -191,10 +191,10 @@ static int load_log(struct cfg_ctx *x, const struct ynode *root)
 	struct config *c = x->c;
 	const struct ynode *log;
 	if (cfg_get_map(x, root, "log", "log", &log) < 0 ||
-	    load_log_target(x, log, "error", "log.error", &c->log.error_level,
-	                    &c->log.error_file) < 0 ||
-	    load_log_target(x, log, "audit", "log.audit", &c->log.audit_level,
-	                    &c->log.audit_file) < 0)
+	    load_log_target(x, log, "error", "log.error", &c->log.error_level, &c->log.error_file) <
+	        0 ||
+	    load_log_target(x, log, "audit", "log.audit", &c->log.audit_level, &c->log.audit_file) <
+	        0)
 		return -1;
 	return 0;
 }
@@ -241,7 +241,8 @@ static int load_api(struct cfg_ctx *x, const struct ynode *root)
 		const struct ynode *k = api->items[2 * i];
 		if (k->value[0] != '/')
 			return cfg_fail(x, k->line, "api",
-			                "'%s' is not an API path (for example /v1/status)", k->value);
+			                "'%s' is not an API path (for example /v1/status)",
+			                k->value);
 		c->api_count++;
 		if (load_api_route(x, k, api->items[2 * i + 1], &c->api[i]) < 0)
 			return -1;

@@ -154,16 +154,18 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 			b->depth--;
 		return 0;
 	case YAML_ALIAS_EVENT:
-		snprintf(b->err, b->errlen, "%s:%u: YAML aliases (*%s) are not supported; write the "
-		         "value out", b->name, line, (const char *)ev->data.alias.anchor);
+		snprintf(b->err, b->errlen,
+		         "%s:%u: YAML aliases (*%s) are not supported; write the "
+		         "value out",
+		         b->name, line, (const char *)ev->data.alias.anchor);
 		return -1;
 	default:
 		return 0;
 	}
 }
 
-int yaml_tree_parse(const char *name, const char *text, size_t len, struct ynode **out,
-                    char *err, size_t errlen)
+int yaml_tree_parse(const char *name, const char *text, size_t len, struct ynode **out, char *err,
+                    size_t errlen)
 {
 	struct builder b = {.name = name, .err = err, .errlen = errlen};
 	yaml_parser_t parser;
@@ -178,7 +180,8 @@ int yaml_tree_parse(const char *name, const char *text, size_t len, struct ynode
 		yaml_event_t ev;
 		if (!yaml_parser_parse(&parser, &ev)) {
 			snprintf(err, errlen, "%s:%zu: invalid YAML: %s%s%s", name,
-			         parser.problem_mark.line + 1, parser.problem ? parser.problem : "error",
+			         parser.problem_mark.line + 1,
+			         parser.problem ? parser.problem : "error",
 			         parser.context ? " " : "", parser.context ? parser.context : "");
 			goto out;
 		}

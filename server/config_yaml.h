@@ -17,9 +17,9 @@ enum ynode_kind { YNODE_SCALAR, YNODE_MAP, YNODE_SEQ };
 
 struct ynode {
 	enum ynode_kind kind;
-	unsigned line;   /* 1-based line where the node starts */
-	bool plain;      /* scalar written without quotes */
-	char *value;     /* scalar text, NUL-terminated (may contain NULs: len is the truth) */
+	unsigned line; /* 1-based line where the node starts */
+	bool plain;    /* scalar written without quotes */
+	char *value;   /* scalar text, NUL-terminated (may contain NULs: len is the truth) */
 	size_t len;
 	struct ynode **items; /* SEQ: the items; MAP: key0, value0, key1, value1, ... */
 	size_t count;         /* SEQ: items; MAP: number of pairs */
@@ -31,8 +31,8 @@ struct ynode {
 
 /* Parses exactly one document. An empty document gives *out == NULL and 0. On failure -1 with
  * "name:line: reason" in err. */
-int yaml_tree_parse(const char *name, const char *text, size_t len, struct ynode **out,
-                    char *err, size_t errlen);
+int yaml_tree_parse(const char *name, const char *text, size_t len, struct ynode **out, char *err,
+                    size_t errlen);
 void yaml_tree_free(struct ynode *n);
 
 /* The value stored under key in map (NULL if map is not a mapping or lacks key). If key_out is

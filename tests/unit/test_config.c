@@ -15,18 +15,18 @@
 #include "tests/unit/check.h"
 
 #define ADMIN "c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945d"
-#define ID_A "df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"
-#define ID_B "c0ecd5962eaf937422268b80a93dde4786dc9783fb2480ddea0f3e5fe471a731"
+#define ID_A  "df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"
+#define ID_B  "c0ecd5962eaf937422268b80a93dde4786dc9783fb2480ddea0f3e5fe471a731"
 
 /* A valid config whose lines 1-8 are fixed; the error tests append from line 9 on. */
-#define BASE                                                                                 \
-	"admin:\n"                                                                           \
-	"  identity: " ADMIN "\n"                                                            \
-	"tls:\n"                                                                             \
-	"  key: k.pem\n"                                                                     \
-	"  cert: c.pem\n"                                                                    \
-	"keystore:\n"                                                                        \
-	"  fs:\n"                                                                            \
+#define BASE                      \
+	"admin:\n"                \
+	"  identity: " ADMIN "\n" \
+	"tls:\n"                  \
+	"  key: k.pem\n"          \
+	"  cert: c.pem\n"         \
+	"keystore:\n"             \
+	"  fs:\n"                 \
 	"    path: /tmp/k\n"
 
 static char data_dir[PATH_MAX];
@@ -187,8 +187,8 @@ static void test_example_vault_k8s_file(void)
 	CHECK(getcwd(cwd, sizeof cwd) != NULL);
 	CHECK_EQ_INT(chdir(tmp_dir), 0);
 
-	struct config *c = load_example("vault-k8s-with-service-account-file.yml", 0, err,
-	                                sizeof err, &w);
+	struct config *c =
+	    load_example("vault-k8s-with-service-account-file.yml", 0, err, sizeof err, &w);
 	CHECK(c == NULL);
 	char want[PATH_MAX + 256];
 	snprintf(want, sizeof want,
@@ -202,7 +202,8 @@ static void test_example_vault_k8s_file(void)
 	FILE *f = fopen("testdata/vault-k8s-service-account", "w");
 	CHECK(f != NULL);
 	if (f) {
-		fputs("eyJhbGciOiJSUzI1NiIsImtpZCI6IkJQbGNNeTdBeXdLQmZMaGw2N1dFZkJvUmtsdnVvdkxX", f);
+		fputs("eyJhbGciOiJSUzI1NiIsImtpZCI6IkJQbGNNeTdBeXdLQmZMaGw2N1dFZkJvUmtsdnVvdkxX",
+		      f);
 		fclose(f);
 	}
 	c = load_example("vault-k8s-with-service-account-file.yml", 0, err, sizeof err, &w);
@@ -507,23 +508,28 @@ static void test_errors_sections(void)
 	expect_error(BASE "cache:\n  expiry:\n    any: 5 minutes\n",
 	             "config.yml:11: cache.expiry.any: invalid duration '5 minutes' (use Go syntax "
 	             "such as '30s', '5m', '1h30m')");
-	expect_error(BASE "cache: 5m\n", "config.yml:9: cache: expected a mapping (key: value lines)");
-	expect_error(BASE "log:\n  error: loud\n", "config.yml:10: log.error: invalid log level 'loud'");
+	expect_error(BASE "cache: 5m\n",
+	             "config.yml:9: cache: expected a mapping (key: value lines)");
+	expect_error(BASE "log:\n  error: loud\n",
+	             "config.yml:10: log.error: invalid log level 'loud'");
 	expect_error(BASE "log:\n  audit: INFO-1\n",
 	             "config.yml:10: log.audit: invalid log level 'INFO-1'");
 	expect_error(BASE "api:\n  /v1/status:\n    timeout: -1s\n",
 	             "config.yml:11: api./v1/status.timeout: invalid timeout '-1s'");
-	expect_error(BASE "api:\n  /v1/status:\n    skip_auth: maybe\n",
-	             "config.yml:11: api./v1/status.skip_auth: invalid boolean 'maybe' (use true or "
-	             "false)");
+	expect_error(
+	    BASE "api:\n  /v1/status:\n    skip_auth: maybe\n",
+	    "config.yml:11: api./v1/status.skip_auth: invalid boolean 'maybe' (use true or "
+	    "false)");
 	expect_error(BASE "api:\n  v1/status:\n    skip_auth: true\n",
 	             "config.yml:10: api: 'v1/status' is not an API path (for example /v1/status)");
 	expect_error(BASE "keys:\n  - name: a\n  - name: b\n  - name: a\n",
 	             "config.yml:12: keys: key 'a' is defined multiple times");
-	expect_error(BASE "keys:\n  - name: my.key\n",
-	             "config.yml:10: keys[0].name: key name 'my.key' is empty, too long or contains "
-	             "invalid characters");
-	expect_error(BASE "keys:\n  - a\n", "config.yml:10: keys[0]: expected '- name: <key name>'");
+	expect_error(
+	    BASE "keys:\n  - name: my.key\n",
+	    "config.yml:10: keys[0].name: key name 'my.key' is empty, too long or contains "
+	    "invalid characters");
+	expect_error(BASE "keys:\n  - a\n",
+	             "config.yml:10: keys[0]: expected '- name: <key name>'");
 	expect_error(BASE "keys:\n  fs:\n    path: /x\n",
 	             "config.yml:10: keys: expected a list of '- name: <key name>' entries (the "
 	             "keystore section of old KES configs is now called 'keystore')");
@@ -548,16 +554,16 @@ static void test_errors_policy(void)
 	expect_error(BASE "policy:\n  my.app:\n    allow: [/v1/status]\n",
 	             "config.yml:10: policy: policy name 'my.app' is empty, too long or contains "
 	             "invalid characters");
-	expect_error(BASE "policy:\n  _:\n    allow: [/v1/status]\n",
-	             "config.yml:10: policy: policy name '_' is empty, too long or contains invalid "
-	             "characters");
+	expect_error(
+	    BASE "policy:\n  _:\n    allow: [/v1/status]\n",
+	    "config.yml:10: policy: policy name '_' is empty, too long or contains invalid "
+	    "characters");
 	expect_error(BASE "policy:\n  p:\n    identities: [\"a b\"]\n",
 	             "config.yml:11: policy.p.identities: identity 'a b' is empty, too long or "
 	             "contains invalid characters");
 	expect_error(BASE "policy:\n  p:\n    allow: /v1/status\n",
 	             "config.yml:11: policy.p.allow: expected a list");
-	expect_error(BASE "tls2:\ntls:\n",
-	             "config.yml:10: duplicate key 'tls' (first at line 3)");
+	expect_error(BASE "tls2:\ntls:\n", "config.yml:10: duplicate key 'tls' (first at line 3)");
 	expect_error("admin:\n  identity: " ADMIN "\ntls:\n  key: k\n  cert: c\n  proxy:\n"
 	             "    identities:\n    - " ADMIN "\n",
 	             "config.yml:8: tls.proxy.identities: identity '" ADMIN "' is already admin");
@@ -567,12 +573,12 @@ static void test_errors_policy(void)
 	             "' is already a TLS proxy");
 }
 
-#define HEAD                                                                                 \
-	"admin:\n"                                                                           \
-	"  identity: " ADMIN "\n"                                                            \
-	"tls:\n"                                                                             \
-	"  key: k.pem\n"                                                                     \
-	"  cert: c.pem\n"                                                                    \
+#define HEAD                      \
+	"admin:\n"                \
+	"  identity: " ADMIN "\n" \
+	"tls:\n"                  \
+	"  key: k.pem\n"          \
+	"  cert: c.pem\n"         \
 	"keystore:\n"
 
 static void test_errors_keystore(void)
@@ -580,7 +586,8 @@ static void test_errors_keystore(void)
 	expect_error(HEAD, "config.yml:6: keystore: no keystore specified");
 	expect_error("admin:\n  identity: x\ntls:\n  key: k\n  cert: c\n",
 	             "config.yml:1: keystore: no keystore specified");
-	expect_error(HEAD "  fs:\n    path: \"\"\n", "config.yml:6: keystore: no keystore specified");
+	expect_error(HEAD "  fs:\n    path: \"\"\n",
+	             "config.yml:6: keystore: no keystore specified");
 	setenv("KESC_TEST_EMPTY", "", 1);
 	expect_error(HEAD "  fs:\n    path: ${KESC_TEST_EMPTY}\n",
 	             "config.yml:7: keystore.fs: no path specified");
@@ -595,9 +602,10 @@ static void test_errors_keystore(void)
 	             "config.yml:7: keystore.vault: no endpoint specified");
 	expect_error(HEAD "  vault:\n    endpoint: https://v\n",
 	             "config.yml:7: keystore.vault: no authentication method specified");
-	expect_error(HEAD "  vault:\n    endpoint: https://v\n    approle:\n      id: a\n"
-	                  "    kubernetes:\n      jwt: j\n",
-	             "config.yml:11: keystore.vault: more than one authentication method specified");
+	expect_error(
+	    HEAD "  vault:\n    endpoint: https://v\n    approle:\n      id: a\n"
+	         "    kubernetes:\n      jwt: j\n",
+	    "config.yml:11: keystore.vault: more than one authentication method specified");
 	expect_error(HEAD "  vault:\n    endpoint: https://v\n    approle:\n      secret: s\n",
 	             "config.yml:9: keystore.vault.approle: no approle ID specified");
 	expect_error(HEAD "  vault:\n    endpoint: https://v\n    approle:\n      id: a\n"
@@ -618,15 +626,18 @@ static void test_errors_keystore(void)
 	                  "    approle: {id: a, secret: b}\n",
 	             "config.yml:9: keystore.vault.version: invalid K/V engine version 'v3' (v1 or "
 	             "v2)");
-	expect_error(HEAD "  vault:\n    endpoint: https://v\n    approle: {id: a, secret: b}\n"
-	                  "    status:\n      ping: -1s\n",
-	             "config.yml:11: keystore.vault.status.ping: invalid status ping interval '-1s'");
-	expect_error(HEAD "  vault:\n    endpoint: https://v\n    kubernetes:\n"
-	                  "      jwt: /nonexistent/kesc/jwt\n",
-	             "config.yml:10: keystore.vault.kubernetes.jwt: failed to read vault kubernetes "
-	             "JWT from '/nonexistent/kesc/jwt': No such file or directory");
-	expect_error(HEAD "  fs: /path\n", "config.yml:7: keystore.fs: expected a mapping (key: value "
-	                                    "lines)");
+	expect_error(
+	    HEAD "  vault:\n    endpoint: https://v\n    approle: {id: a, secret: b}\n"
+	         "    status:\n      ping: -1s\n",
+	    "config.yml:11: keystore.vault.status.ping: invalid status ping interval '-1s'");
+	expect_error(
+	    HEAD "  vault:\n    endpoint: https://v\n    kubernetes:\n"
+	         "      jwt: /nonexistent/kesc/jwt\n",
+	    "config.yml:10: keystore.vault.kubernetes.jwt: failed to read vault kubernetes "
+	    "JWT from '/nonexistent/kesc/jwt': No such file or directory");
+	expect_error(HEAD "  fs: /path\n",
+	             "config.yml:7: keystore.fs: expected a mapping (key: value "
+	             "lines)");
 }
 
 static void test_vault_defaults(void)
@@ -658,10 +669,11 @@ static void test_vault_defaults(void)
 	config_free(c);
 
 	/* template-style empty sections beside the used one do not count */
-	c = parse_w(HEAD "  fs:\n    path: \"\"\n  vault:\n    endpoint: https://v\n"
-	                 "    transit:\n      key: \"\"\n    approle:\n      id: a\n      secret: b\n"
-	                 "    kubernetes:\n      jwt: \"\"\n    status:\n      ping: 10s\n"
-	                 "  gemalto:\n    keysecure:\n      credentials:\n        retry: 15s\n",
+	c = parse_w(HEAD
+	            "  fs:\n    path: \"\"\n  vault:\n    endpoint: https://v\n"
+	            "    transit:\n      key: \"\"\n    approle:\n      id: a\n      secret: b\n"
+	            "    kubernetes:\n      jwt: \"\"\n    status:\n      ping: 10s\n"
+	            "  gemalto:\n    keysecure:\n      credentials:\n        retry: 15s\n",
 	            &w, err, sizeof err);
 	CHECK(c != NULL);
 	if (c) {
@@ -731,16 +743,31 @@ static void test_durations(void)
 		const char *in;
 		int64_t ms;
 	} good[] = {
-		{"0", 0},         {"0s", 0},           {"5m0s", 300000},   {"30s", 30000},
-		{"1h30m", 5400000}, {"1.5h", 5400000}, {"300ms", 300},     {"1m1.5s", 61500},
-		{".5s", 500},     {"1.s", 1000},       {"+2s", 2000},      {"-1s", -1000},
-		{"-0", 0},        {"1ns", 1},          {"999us", 1},       {"1000us", 1},
-		{"2000\xc2\xb5s", 2}, {"2000\xce\xbcs", 2}, {"1h1m1s1ms", 3661001}, {"24h", 86400000},
-		{"2562047h", 9223369200000},
+	    {"0", 0},
+	    {"0s", 0},
+	    {"5m0s", 300000},
+	    {"30s", 30000},
+	    {"1h30m", 5400000},
+	    {"1.5h", 5400000},
+	    {"300ms", 300},
+	    {"1m1.5s", 61500},
+	    {".5s", 500},
+	    {"1.s", 1000},
+	    {"+2s", 2000},
+	    {"-1s", -1000},
+	    {"-0", 0},
+	    {"1ns", 1},
+	    {"999us", 1},
+	    {"1000us", 1},
+	    {"2000\xc2\xb5s", 2},
+	    {"2000\xce\xbcs", 2},
+	    {"1h1m1s1ms", 3661001},
+	    {"24h", 86400000},
+	    {"2562047h", 9223369200000},
 	};
-	static const char *const bad[] = {"", "30", "s", "1", "1x", "1 s", " 1s", "1s ", ".s",
-	                                  "1h-1m", "--1s", "5 minutes", "2562048h", "1e3s", "-",
-	                                  "1.5.5s"};
+	static const char *const bad[] = {"",         "30",   "s",  "1",     "1x",   "1 s",
+	                                  " 1s",      "1s ",  ".s", "1h-1m", "--1s", "5 minutes",
+	                                  "2562048h", "1e3s", "-",  "1.5.5s"};
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
 		int64_t ms = -42;
 		int rc = config_parse_duration(good[i].in, &ms);
@@ -765,15 +792,17 @@ static void test_log_levels(void)
 		const char *in;
 		int level;
 	} good[] = {
-		{"", LOG_LEVEL_INFO},       {"on", LOG_LEVEL_INFO},    {"ON", LOG_LEVEL_INFO},
-		{"off", LOG_LEVEL_OFF},     {"Off", LOG_LEVEL_OFF},    {"debug", LOG_LEVEL_DEBUG},
-		{"INFO", LOG_LEVEL_INFO},   {"warn", LOG_LEVEL_WARN},  {"error", LOG_LEVEL_ERROR},
-		{"INFO+2", 2},              {"error+1", LOG_LEVEL_OFF}, {"DEBUG+-1", -5},
-		{"-4", LOG_LEVEL_DEBUG},    {"8", LOG_LEVEL_ERROR},    {" warn ", LOG_LEVEL_WARN},
-		{"+3", 3},
+	    {"", LOG_LEVEL_INFO},       {"on", LOG_LEVEL_INFO},
+	    {"ON", LOG_LEVEL_INFO},     {"off", LOG_LEVEL_OFF},
+	    {"Off", LOG_LEVEL_OFF},     {"debug", LOG_LEVEL_DEBUG},
+	    {"INFO", LOG_LEVEL_INFO},   {"warn", LOG_LEVEL_WARN},
+	    {"error", LOG_LEVEL_ERROR}, {"INFO+2", 2},
+	    {"error+1", LOG_LEVEL_OFF}, {"DEBUG+-1", -5},
+	    {"-4", LOG_LEVEL_DEBUG},    {"8", LOG_LEVEL_ERROR},
+	    {" warn ", LOG_LEVEL_WARN}, {"+3", 3},
 	};
-	static const char *const bad[] = {"loud", "INFO-1", "INFO+", "INFO+x", "WARNING", "1.5",
-	                                  "INFO +1", "trace"};
+	static const char *const bad[] = {"loud",    "INFO-1", "INFO+",   "INFO+x",
+	                                  "WARNING", "1.5",    "INFO +1", "trace"};
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
 		int level = -99;
 		int rc = config_parse_log_level(good[i].in, &level);
@@ -789,8 +818,8 @@ static void test_log_levels(void)
 	/* file paths (kesc extension) */
 	char err[512];
 	struct warnings w = {0};
-	struct config *c = parse_w(BASE "log:\n  error: /var/log/kesc/error.log\n  audit: \"off\"\n",
-	                           &w, err, sizeof err);
+	struct config *c = parse_w(
+	    BASE "log:\n  error: /var/log/kesc/error.log\n  audit: \"off\"\n", &w, err, sizeof err);
 	CHECK(c != NULL);
 	if (c) {
 		CHECK_EQ_STR(c->log.error_file, "/var/log/kesc/error.log");
@@ -806,8 +835,8 @@ static void test_bools(void)
 	static const struct {
 		const char *word;
 		bool value;
-	} words[] = {{"true", true},   {"True", true}, {"on", true},   {"yes", true},
-	             {"false", false}, {"off", false}, {"NO", false},  {"\"true\"", true}};
+	} words[] = {{"true", true},   {"True", true}, {"on", true},  {"yes", true},
+	             {"false", false}, {"off", false}, {"NO", false}, {"\"true\"", true}};
 	for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
 		char text[512], err[512];
 		struct warnings w = {0};

@@ -97,24 +97,28 @@ static void test_cert_files(void)
 
 static void test_is_valid(void)
 {
-	CHECK(identity_is_valid("c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945d"));
-	CHECK(!identity_is_valid("C84CC9B91AE2399B043DA7ECA616048D4B4200EDF2FF418D8AF3835911DB945D"));
+	CHECK(
+	    identity_is_valid("c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945d"));
+	CHECK(
+	    !identity_is_valid("C84CC9B91AE2399B043DA7ECA616048D4B4200EDF2FF418D8AF3835911DB945D"));
 	CHECK(!identity_is_valid("disabled"));
 	CHECK(!identity_is_valid(""));
-	CHECK(!identity_is_valid("c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945"));
-	CHECK(!identity_is_valid("c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945dd"));
+	CHECK(
+	    !identity_is_valid("c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945"));
+	CHECK(!identity_is_valid(
+	    "c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945dd"));
 }
 
 /* kms-go apikey_test.go: parse failures with KES's texts, and identities of valid keys. */
 static void test_api_keys(void)
 {
 	char out[65], err[256];
-	CHECK_EQ_INT(identity_of_api_key("v1:AM0F5TP43FYEShMzA42f2drFYGnBOiNx7UH4DK0nm08E", out, err,
-	                                 sizeof err),
+	CHECK_EQ_INT(identity_of_api_key("v1:AM0F5TP43FYEShMzA42f2drFYGnBOiNx7UH4DK0nm08E", out,
+	                                 err, sizeof err),
 	             -1);
 	CHECK_EQ_STR(err, "invalid API key: invalid length");
-	CHECK_EQ_INT(identity_of_api_key("kes:AM0F5TP43FYEShMzA42f2drFYGnBOiNx7UH4DK0nm08E", out, err,
-	                                 sizeof err),
+	CHECK_EQ_INT(identity_of_api_key("kes:AM0F5TP43FYEShMzA42f2drFYGnBOiNx7UH4DK0nm08E", out,
+	                                 err, sizeof err),
 	             -1);
 	CHECK_EQ_STR(err, "invalid API key: invalid length");
 	CHECK_EQ_INT(identity_of_api_key("kes:v1:sbDvZFqUPFFwxRS4EkuoEb2nyyInkdKSUEYHXFHeTouW", out,
@@ -125,17 +129,17 @@ static void test_api_keys(void)
 	CHECK_EQ_STR(err, "invalid API key: invalid length");
 
 	static const char *const vectors[][2] = {
-		{"kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
-		 "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"},
-		{"kes:v1:ACQpoGqx3rHHjT938Hfu5hVVQJHZWSqVI2Xp1KlYxFVw",
-		 "0426fa9a04bc2756b92fbe8a97e1a1e07b53ecf04ed33da22c33e5c9faeb8cbb"},
-		{"kes:v1:AMxvd2uV1l5dDSRwuKZxSjuM5BDemlr+685+JAHA1TuJ",
-		 "ab785e3b95d80d72cc9c27cb9fde886a0bf9068a69d40e3bd08a54e68c3f2bf7"},
-		{"kes:v1:AD9E7FSYWrMD+VjhI6q545cYT9YOyFxZb7UnjEepYDRc",
-		 "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"},
-		/* KES trims the prefix only if present: bare base64 works too */
-		{"AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
-		 "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"},
+	    {"kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
+	     "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"},
+	    {"kes:v1:ACQpoGqx3rHHjT938Hfu5hVVQJHZWSqVI2Xp1KlYxFVw",
+	     "0426fa9a04bc2756b92fbe8a97e1a1e07b53ecf04ed33da22c33e5c9faeb8cbb"},
+	    {"kes:v1:AMxvd2uV1l5dDSRwuKZxSjuM5BDemlr+685+JAHA1TuJ",
+	     "ab785e3b95d80d72cc9c27cb9fde886a0bf9068a69d40e3bd08a54e68c3f2bf7"},
+	    {"kes:v1:AD9E7FSYWrMD+VjhI6q545cYT9YOyFxZb7UnjEepYDRc",
+	     "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"},
+	    /* KES trims the prefix only if present: bare base64 works too */
+	    {"AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
+	     "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"},
 	};
 	for (size_t i = 0; i < sizeof vectors / sizeof *vectors; i++) {
 		memset(out, 0, sizeof out);

@@ -5,9 +5,9 @@
 #include "tests/unit/check.h"
 
 #define ADMIN "c84cc9b91ae2399b043da7eca616048d4b4200edf2ff418d8af3835911db945d"
-#define ID_A "df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"
-#define ID_B "c0ecd5962eaf937422268b80a93dde4786dc9783fb2480ddea0f3e5fe471a731"
-#define ID_C "7ec8095a5308a535b72b35c7ccd4ce1d7c14af713acd22e2935a9d6e4fe18127"
+#define ID_A  "df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"
+#define ID_B  "c0ecd5962eaf937422268b80a93dde4786dc9783fb2480ddea0f3e5fe471a731"
+#define ID_C  "7ec8095a5308a535b72b35c7ccd4ce1d7c14af713acd22e2935a9d6e4fe18127"
 
 static void test_match_vectors(void)
 {
@@ -106,8 +106,8 @@ static void test_set(void)
 	/* errors with KES's texts */
 	const char *dup[] = {ID_A};
 	CHECK_EQ_INT(policy_set_add(s, "other", NULL, 0, NULL, 0, dup, 1, err, sizeof err), -1);
-	CHECK_EQ_STR(err, "cannot assign policy 'other' to '" ID_A
-	                  "': identity already has a policy");
+	CHECK_EQ_STR(err,
+	             "cannot assign policy 'other' to '" ID_A "': identity already has a policy");
 	const char *adm[] = {ADMIN};
 	CHECK_EQ_INT(policy_set_add(s, "other", NULL, 0, NULL, 0, adm, 1, err, sizeof err), -1);
 	CHECK_EQ_STR(err, "invalid policy 'other': identity '" ADMIN "' is already admin");
@@ -128,17 +128,25 @@ static void test_set(void)
 static void test_names(void)
 {
 	char err[256];
-	const char *valid[] = {"my-key", "abc123", "0", "123ABC321", "_-___---_", "_0", "0-Z",
-	                       "my_key-0"};
-	const char *invalid[] = {"", "my.key", "key/", "-a", "a-", "_", "hel<lo",
-	                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	                         "aaaaaaaaaaaa"};
+	const char *valid[] = {"my-key",    "abc123", "0",   "123ABC321",
+	                       "_-___---_", "_0",     "0-Z", "my_key-0"};
+	const char *invalid[] = {
+	    "",
+	    "my.key",
+	    "key/",
+	    "-a",
+	    "a-",
+	    "_",
+	    "hel<lo",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaa"};
 	struct policy_set *s = policy_set_new("disabled");
 	for (size_t i = 0; i < sizeof valid / sizeof *valid; i++)
-		CHECK_EQ_INT(policy_set_add(s, valid[i], NULL, 0, NULL, 0, NULL, 0, err, sizeof err), 0);
+		CHECK_EQ_INT(
+		    policy_set_add(s, valid[i], NULL, 0, NULL, 0, NULL, 0, err, sizeof err), 0);
 	for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++)
-		CHECK_EQ_INT(policy_set_add(s, invalid[i], NULL, 0, NULL, 0, NULL, 0, err, sizeof err),
-		             -1);
+		CHECK_EQ_INT(
+		    policy_set_add(s, invalid[i], NULL, 0, NULL, 0, NULL, 0, err, sizeof err), -1);
 	/* a disabled admin never matches anything, not even its own spelling via policies */
 	CHECK(policy_set_is_admin(s, "disabled")); /* plain string compare, as KES */
 	CHECK(!policy_set_allows(s, ID_A, "/v1/status"));
