@@ -53,10 +53,11 @@ static const char NEW_USAGE[] =
 
 static const char OF_USAGE[] =
 	"Usage:\n"
-	"    kesc identity of <cert-file>...\n\n"
+	"    kesc identity of <cert-file|api-key>...\n\n"
 	"Options:\n"
 	"    -h, --help               Print command line options.\n\n"
-	"Prints the identity (hex SHA-256 of the public key) of each certificate.\n\n"
+	"Prints the identity (hex SHA-256 of the public key) of each certificate or KES\n"
+	"API key (kes:v1:...).\n\n"
 	"Examples:\n"
 	"    $ kesc identity of client.crt\n";
 
