@@ -300,8 +300,8 @@ bool policy_pattern_is_useful(const char *pattern)
 	size_t n = strlen(pattern);
 	if (n == 0)
 		return false;
-	/* A '*' before the end is a literal in HEAD; no request path contains one in practice
-	 * because clients percent-encode nothing there and names cannot hold '*'. */
+	/* A '*' before the end is a literal in HEAD. Key, policy and identity names cannot
+	 * contain '*', so such a pattern only matches paths every handler rejects anyway. */
 	const char *star = strchr(pattern, '*');
 	return star == NULL || star == pattern + n - 1;
 }
