@@ -15,8 +15,8 @@
 
 static const char *const MESSAGES[] = {
 	[CLI_MSG_API_KEY_UNSUPPORTED] =
-		"API keys (kes:v1:…) are not supported by kesc; use a client certificate "
-		"(KES_CLIENT_CERT and KES_CLIENT_KEY, e.g. from 'kesc identity new')",
+		("API keys (kes:v1:…) are not supported by kesc; use a client certificate "
+		 "(KES_CLIENT_CERT and KES_CLIENT_KEY, e.g. from 'kesc identity new')"),
 	[CLI_MSG_CERT_WITHOUT_KEY] =
 		"a client certificate is set but no private key (set KES_CLIENT_KEY)",
 	[CLI_MSG_KEY_WITHOUT_CERT] =
