@@ -28,7 +28,7 @@ static const int CIPHERSUITES[] = {
 };
 /* P-256 first: mbedTLS has a fast NIST reduction for it (MBEDTLS_ECP_NIST_OPTIM). */
 static const mbedtls_ecp_group_id CURVES[] = {
-	MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP384R1,
+	MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1,
 	MBEDTLS_ECP_DP_NONE,
 };
 /* KES offers h2 as well; we speak HTTP/1.1 only, which every KES client falls back to. */
@@ -42,6 +42,10 @@ static const char ERR_NO_SAN[] =
 struct tls_loop_conf {
 	mbedtls_ssl_config conf;
 	mbedtls_ctr_drbg_context drbg;
+	/* A private copy of the key per loop: mbedTLS 2.28 caches the EC comb table in the
+	 * key's group on first use (no static tables), so a shared key would be written by
+	 * two loops at once. */
+	mbedtls_pk_context key;
 };
 
 struct tls_server {
@@ -158,11 +162,16 @@ static int load_credentials(struct tls_server *t, const struct config *cfg, char
 	return 0;
 }
 
-static int build_loop_conf(struct tls_server *t, struct tls_loop_conf *lc, char *err,
-                           size_t errlen)
+static int build_loop_conf(struct tls_server *t, const struct config *cfg,
+                           struct tls_loop_conf *lc, char *err, size_t errlen)
 {
 	mbedtls_ssl_config *c = &lc->conf;
 	int rc;
+	const char *pw = cfg->tls.password && cfg->tls.password[0] ? cfg->tls.password : NULL;
+	if ((rc = mbedtls_pk_parse_keyfile(&lc->key, cfg->tls.key, pw)) != 0) {
+		mbed_error(err, errlen, "failed to load TLS private key", cfg->tls.key, rc);
+		return -1;
+	}
 	if ((rc = seed_drbg(&lc->drbg, "kesc tls loop")) != 0 ||
 	    (rc = mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
 	                                      MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
@@ -175,7 +184,7 @@ static int build_loop_conf(struct tls_server *t, struct tls_loop_conf *lc, char 
 	mbedtls_ssl_conf_curves(c, CURVES);
 	mbedtls_ssl_conf_rng(c, mbedtls_ctr_drbg_random, &lc->drbg);
 	mbedtls_ssl_conf_renegotiation(c, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-	if ((rc = mbedtls_ssl_conf_own_cert(c, &t->cert, &t->key)) != 0 ||
+	if ((rc = mbedtls_ssl_conf_own_cert(c, &t->cert, &lc->key)) != 0 ||
 	    (rc = mbedtls_ssl_conf_alpn_protocols(c, ALPN)) != 0) {
 		mbed_error(err, errlen, "TLS setup failed", "", rc);
 		return -1;
@@ -242,8 +251,9 @@ struct tls_server *tls_server_new(const struct config *cfg, bool any_skip_auth, 
 	for (unsigned i = 0; i < nloops; i++) {
 		mbedtls_ssl_config_init(&t->loops[i].conf);
 		mbedtls_ctr_drbg_init(&t->loops[i].drbg);
+		mbedtls_pk_init(&t->loops[i].key);
 		t->nloops = i + 1;
-		if (build_loop_conf(t, &t->loops[i], err, errlen) < 0)
+		if (build_loop_conf(t, cfg, &t->loops[i], err, errlen) < 0)
 			goto fail;
 	}
 	describe(t);
@@ -265,6 +275,7 @@ void tls_server_release(struct tls_server *t)
 	for (unsigned i = 0; i < t->nloops; i++) {
 		mbedtls_ssl_config_free(&t->loops[i].conf);
 		mbedtls_ctr_drbg_free(&t->loops[i].drbg);
+		mbedtls_pk_free(&t->loops[i].key);
 	}
 	free(t->loops);
 	mbedtls_ssl_ticket_free(&t->ticket);
