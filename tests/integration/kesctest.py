@@ -13,7 +13,7 @@ Quick start
         r = srv.request('POST', '/v1/key/create/k1', cert='limited')
         assert (r.status, r.message) == (403, 'not authorized: insufficient permissions')
 
-Certificates (class Certs; srv.certs)
+Certificates (class Certs; srv.certs) — also .ca('ca') and .client_signed('name', ca='ca')
     Made once per Server in its temp dir: a self-signed EC P-256 server certificate with
     SAN IP:127.0.0.1,DNS:localhost ("server"), and self-signed client certificates "admin",
     "limited" and "unknown" (CA:FALSE, clientAuth). More: srv.certs.client('name').
@@ -136,6 +136,27 @@ class Certs:
             return self.cert(name), self.key(name)
         return self._make(name, "/CN=" + name,
                           ["basicConstraints=critical,CA:FALSE", "extendedKeyUsage=clientAuth"])
+
+    def ca(self, name="ca"):
+        """A CA certificate (CA:TRUE) for tls.auth / tls.ca tests."""
+        if not os.path.exists(self.cert(name)):
+            self._make(name, "/CN=" + name, ["basicConstraints=critical,CA:TRUE",
+                                             "keyUsage=critical,keyCertSign"])
+        return self.cert(name), self.key(name)
+
+    def client_signed(self, name, ca="ca"):
+        """A client certificate issued by the CA `ca` (made if needed)."""
+        self.ca(ca)
+        csr = os.path.join(self.dir, name + ".csr")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n")
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-keyout", self.key(name), "-out", csr, "-subj", "/CN=" + name)
+        _openssl("x509", "-req", "-in", csr, "-CA", self.cert(ca), "-CAkey", self.key(ca),
+                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", self.cert(name))
+        self._ids[name] = identity_of_cert(self.cert(name))
+        return self.cert(name), self.key(name)
 
     def identity(self, name):
         if name not in self._ids:

@@ -3,11 +3,17 @@ parsing under hostile input, limits and timeouts, keep-alive and pipelining, rel
 """
 
 import base64
+import http.client
+import json
 import os
+import re
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -401,6 +407,151 @@ class LifecycleTest(unittest.TestCase):
                         raise
                     time.sleep(0.1)
             self.assert_clean(srv)
+
+
+class TlsConfigTest(unittest.TestCase):
+    def test_tls_auth_on_verifies_chain(self):
+        srv = kesctest.Server(start=False)
+        try:
+            srv.certs.client_signed("trusted", ca="ca")
+            srv.certs.ca("other-ca")
+            srv.certs.client_signed("untrusted", ca="other-ca")
+            srv.admin = "trusted"
+            srv.extra = {"tls": {"auth": "on", "ca": srv.certs.cert("ca")}}
+            srv.write_config()
+            srv.start()
+            r = srv.request("GET", "/v1/key/list/*", cert="trusted")
+            self.assertEqual(r.status, 200, r)
+            for cert in ("untrusted", "admin", None):
+                with self.assertRaises((ssl.SSLError, ConnectionError), msg=cert):
+                    srv.request("GET", "/version", cert=cert)
+            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.sanitizer_report(), "")
+        finally:
+            srv.cleanup()
+
+    def test_more_than_one_client_certificate(self):
+        with kesctest.Server() as srv:
+            chain = os.path.join(srv.dir, "two.crt")
+            with open(chain, "w") as out:
+                for name in ("admin", "limited"):
+                    with open(srv.certs.cert(name)) as f:
+                        out.write(f.read())
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(srv.certs.cert("server"))
+            ctx.load_cert_chain(chain, srv.certs.key("admin"))
+            raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            try:
+                s.sendall(b"GET /v1/key/list/* HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = kesctest.ResponseReader(s).read()
+                self.assertEqual((r.status, r.message),
+                                 (400, "tls: received more than one client certificate"))
+            finally:
+                s.close()
+
+    def test_encrypted_private_key_with_password(self):
+        srv = kesctest.Server(start=False)
+        try:
+            enc = os.path.join(srv.dir, "server-enc.key")
+            kesctest._openssl("ec", "-in", srv.certs.key("server"), "-aes256", "-passout",
+                              "pass:s3cret", "-out", enc)
+            with open(enc) as f:
+                self.assertIn("ENCRYPTED", f.read())
+            srv.extra = {"tls": {"key": enc, "password": "s3cret"}}
+            srv.write_config()
+            srv.start()
+            self.assertEqual(srv.request("GET", "/version").status, 200)
+            srv.stop()
+            srv.extra = {"tls": {"key": enc, "password": "wrong"}}
+            srv.write_config()
+            r = kesctest.run_kesc("server", "--check-config", "--config", srv.config_path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(b"private key", r.stderr)
+        finally:
+            srv.cleanup()
+
+
+class LogStreamTest(unittest.TestCase):
+    def test_audit_stream_delivers_ndjson(self):
+        with kesctest.Server() as srv:
+            s = srv.tls_socket(timeout=10)
+            try:
+                s.sendall(b"GET /v1/log/audit HTTP/1.1\r\nHost: x\r\n\r\n")
+                reader = kesctest.ResponseReader(s)
+                head = b""
+                while b"\r\n\r\n" not in reader.buf:
+                    reader._fill()
+                head, reader.buf = reader.buf.split(b"\r\n\r\n", 1)
+                self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+                self.assertIn(b"Transfer-Encoding: chunked", head)
+                self.assertIn(b"application/x-ndjson", head)
+                srv.request("GET", "/v1/key/describe/streamed-key")
+                lines = []
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not any(
+                        l["request"]["path"] == "/v1/key/describe/streamed-key" for l in lines):
+                    size = int(reader._line().split(b";")[0], 16)
+                    data = reader._exact(size)
+                    reader._line()
+                    lines += [json.loads(l) for l in data.decode().splitlines()]
+                hit = [l for l in lines if l["request"]["path"] == "/v1/key/describe/streamed-key"]
+                self.assertEqual(hit[0]["response"]["code"], 404)
+            finally:
+                s.close()
+            # The server notices the subscriber left and keeps serving.
+            self.assertEqual(srv.request("GET", "/version").status, 200)
+            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.sanitizer_report(), "")
+
+
+class DevModeTest(unittest.TestCase):
+    def test_dev_mode_persistent_directory(self):
+        tmp = tempfile.mkdtemp(prefix="kesc-dev-")
+        try:
+            identities = []
+            for _ in range(2):
+                out = open(os.path.join(tmp, "stderr"), "wb")
+                proc = subprocess.Popen([kesctest.KESC_BIN, "server", "--dev", "--dir",
+                                         os.path.join(tmp, "dev"), "--addr", "127.0.0.1:0"],
+                                        stdout=subprocess.DEVNULL, stderr=out)
+                try:
+                    text = ""
+                    deadline = time.monotonic() + 60
+                    while "curl " not in text and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                        with open(os.path.join(tmp, "stderr")) as f:
+                            text = f.read()
+                    port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", text).group(1))
+                    dev = os.path.realpath(os.path.join(tmp, "dev"))
+                    self.assertIn("export KES_SERVER=https://127.0.0.1:%d" % port, text)
+                    self.assertIn("export KES_CLIENT_CERT=%s/client.crt" % dev, text)
+                    self.assertIn("export KES_CLIENT_KEY=%s/client.key" % dev, text)
+                    self.assertIn("curl --cacert %s/server.crt" % dev, text)
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    ctx.load_verify_locations(os.path.join(dev, "server.crt"))
+                    ctx.load_cert_chain(os.path.join(dev, "client.crt"),
+                                        os.path.join(dev, "client.key"))
+                    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+                    conn.request("POST", "/v1/key/create/dev-key")
+                    r = conn.getresponse()
+                    r.read()
+                    self.assertIn(r.status, (200, 400))  # 400: exists from the first run
+                    conn.request("GET", "/v1/key/describe/dev-key")
+                    r = conn.getresponse()
+                    self.assertEqual(r.status, 200)
+                    r.read()
+                    conn.close()
+                    identities.append(kesctest.identity_of_cert(os.path.join(dev, "client.crt")))
+                    self.assertIn(identities[-1], text)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    self.assertEqual(proc.wait(20), 0)
+                    out.close()
+            self.assertEqual(identities[0], identities[1])
+            self.assertTrue(os.listdir(os.path.join(tmp, "dev", "keys")))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
