@@ -144,7 +144,7 @@ static const char *level_name(int level)
 	return "DEBUG";
 }
 
-static void log_event(int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_event(int level, const char *fmt, va_list ap)
 {
 	pthread_mutex_lock(&g_log.lock);
 	bool wanted = level >= g_log.error_level && g_log.error_level != LOG_LEVEL_OFF;

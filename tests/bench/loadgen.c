@@ -299,7 +299,7 @@ static void usage(void)
 
 static void parse_args(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
@@ -336,7 +336,6 @@ static void parse_args(int argc, char **argv)
 			                                   : MODE_KEEPALIVE;
 		else
 			usage();
-		i++;
 	}
 	if (opt.conns < 1)
 		usage();
