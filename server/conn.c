@@ -541,6 +541,15 @@ static void begin_request(struct conn *c)
 
 /* ---- input ---- */
 
+/* Drops n bytes right after the head (a body the route does not read). */
+static void drop_after_head(struct conn *c, size_t n)
+{
+	size_t avail = c->in_len - c->req.head_len;
+	memmove(c->in + c->req.head_len, c->in + c->req.head_len + n, avail - n);
+	secure_zero(c->in + c->in_len - n, n);
+	c->in_len -= n;
+}
+
 enum { READ_GOT = 0, READ_WAIT = 1, READ_CLOSED = -1 };
 
 static int read_some(struct conn *c, size_t room)
@@ -643,9 +652,9 @@ static bool step_read_body(struct conn *c)
 		if (avail) {
 			rc = http_chunked_decode(&c->chunked, c->in + c->req.head_len, avail, &used,
 			                         &c->body, c->body_limit, &message);
-			memmove(c->in + c->req.head_len, c->in + c->req.head_len + used, avail - used);
-			secure_zero(c->in + c->in_len - used, used);
-			c->in_len -= used;
+			drop_after_head(c, used);
+			if (c->discard_body)
+				buf_reset(&c->body); /* nobody reads it: keep memory flat */
 		}
 		if (rc == HTTP_PARSE_DONE || rc == HTTP_PARSE_TOO_LARGE) {
 			c->body_too_large = rc == HTTP_PARSE_TOO_LARGE;
@@ -658,19 +667,29 @@ static bool step_read_body(struct conn *c)
 			fail_request(c, 400, message);
 			return true;
 		}
+	} else if (c->discard_body) {
+		/* Counted and dropped as it arrives, never buffered whole. */
+		size_t avail = c->in_len - c->req.head_len;
+		size_t take = avail < c->body_len ? avail : c->body_len;
+		drop_after_head(c, take);
+		c->body_len -= take;
+		if (!c->body_len) {
+			dispatch(c);
+			return true;
+		}
 	} else if (c->in_len - c->req.head_len >= c->body_len) {
 		dispatch(c);
 		return true;
 	}
 	if (!flush_before_wait(c))
 		return false;
-	size_t need = c->req.chunked ? c->in_len + TLS_RECORD_MAX
-	                             : c->req.head_len + c->body_len;
+	size_t need = c->req.chunked || c->discard_body ? c->in_len + TLS_RECORD_MAX
+	                                                : c->req.head_len + c->body_len;
 	if (in_reserve(c, need) < 0) {
 		close_now(c);
 		return false;
 	}
-	size_t room = c->req.chunked ? c->in_cap - c->in_len : need - c->in_len;
+	size_t room = c->req.chunked || c->discard_body ? c->in_cap - c->in_len : need - c->in_len;
 	switch (read_some(c, room)) {
 	case READ_GOT:
 		return true;

@@ -187,6 +187,21 @@ class TransportTest(unittest.TestCase):
         r = self.srv.request("PUT", "/v1/key/encrypt/big-key", body=b" " * 1000000)
         self.assertEqual((r.status, r.message), (400, "invalid request body"))
 
+    def test_body_on_bodyless_route_discarded_and_connection_kept(self):
+        s = self.srv.tls_socket()
+        try:
+            body = b"z" * 500000
+            reader = kesctest.ResponseReader(s)
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                      % len(body) + body + b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(reader.read().status, 200)
+            self.assertEqual(reader.read().status, 200)
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n0\r\n\r\n")
+            self.assertEqual(reader.read().status, 200)
+        finally:
+            s.close()
+
     def test_chunked_body(self):
         self.srv.request("POST", "/v1/key/create/chunk-key")
         plain = base64.b64encode(b"hello chunked").decode()
