@@ -225,6 +225,15 @@ static int kv_body(const struct vault_store *v, const char *name, const struct b
 	return buf_failed(body) ? -1 : 0;
 }
 
+static bool kv_exists_now(struct vault_store *v, const char *name)
+{
+	struct bytes value = {0};
+	struct ks_err err;
+	int rc = vault_kv_read(v, name, &value, &err);
+	bytes_free(&value);
+	return rc == KS_OK;
+}
+
 int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *value,
                    struct ks_err *err)
 {
@@ -248,6 +257,11 @@ int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *
 		rc = KS_OK;
 	else if (v->kv_version == 2 && rs.status == 400 && vault_http_error_contains(&rs, "check-and-set")) {
 		ks_err_set(err, "vault: '%s' was created concurrently (check-and-set)", path);
+		rc = KS_EXISTS;
+	} else if (rs.status == 403 && kv_exists_now(v, name)) {
+		/* With KES's policy (create but no update) Vault refuses to overwrite: another
+		 * writer created the key between our read and our write. */
+		ks_err_set(err, "vault: '%s' was created concurrently", path);
 		rc = KS_EXISTS;
 	} else
 		rc = kv_status_result(&rs, "failed to create", path, err);

@@ -1,0 +1,746 @@
+/*
+ * test_vault.c — the Vault keystore against the Vault test server (tests/vault/vault_server.py):
+ * the keystore conformance suite on K/V v1 and v2, with and without transit, with a prefix and
+ * with a namespace, each through an AppRole limited to the smallest policy that works; token
+ * renewal and re-login; sealed / failing / slow / dropping Vault; transit key rotation; and
+ * records written by KES.
+ *
+ * The server script path comes from argv[1] or VAULT_SERVER_SCRIPT. The server is killed at
+ * exit (atexit) and, should this process die, by PR_SET_PDEATHSIG.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keystore/bytes.h"
+#include "keystore/json.h"
+#include "keystore/keystore.h"
+#include "keystore/vault.h"
+#include "tests/unit/check.h"
+#include "tests/unit/keystore_conformance.h"
+
+#define ROOT_TOKEN "kesc-test-root"
+
+static pid_t server_pid;
+static char server_url[256];
+static char tmpdir[256];
+
+/* ---- the server ---- */
+
+static void server_stop(void)
+{
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		for (int i = 0; i < 50; i++) {
+			if (waitpid(server_pid, NULL, WNOHANG) == server_pid) {
+				server_pid = 0;
+				break;
+			}
+			usleep(100 * 1000);
+		}
+		if (server_pid > 0) {
+			kill(server_pid, SIGKILL);
+			waitpid(server_pid, NULL, 0);
+			server_pid = 0;
+		}
+	}
+	if (tmpdir[0]) {
+		char cmd[512];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+		tmpdir[0] = 0;
+	}
+}
+
+static int server_start(const char *script)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kesc-vault-test-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		tmpdir[0] = 0;
+		return -1;
+	}
+	char ready[300];
+	snprintf(ready, sizeof(ready), "%s/ready", tmpdir);
+	atexit(server_stop);
+	pid_t parent = getpid();
+	server_pid = fork();
+	if (server_pid < 0)
+		return -1;
+	if (server_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		execlp("python3", "python3", script, "--listen", "127.0.0.1:0", "--ready-file", ready,
+		       "--root-token", ROOT_TOKEN, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 300; i++) {
+		FILE *f = fopen(ready, "r");
+		if (f) {
+			bool ok = fgets(server_url, sizeof(server_url), f) != NULL;
+			fclose(f);
+			server_url[strcspn(server_url, "\r\n")] = 0;
+			if (ok && server_url[0])
+				return 0;
+		}
+		if (waitpid(server_pid, NULL, WNOHANG) == server_pid) {
+			server_pid = 0;
+			return -1;
+		}
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+/* ---- admin calls with the root token ---- */
+
+static size_t on_admin_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	buf_append(userdata, data, size * nmemb);
+	return size * nmemb;
+}
+
+/* Returns the HTTP status (0 on transport failure); the body goes to out if given. */
+static long admin(const char *method, const char *ns, const char *path, const char *body,
+                  struct buf *out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[1024], hdr[512];
+	struct buf sink;
+	long status = 0;
+	buf_init(&sink, 0);
+	snprintf(url, sizeof(url), "%s%s", server_url, path);
+	h = curl_slist_append(h, "X-Vault-Token: " ROOT_TOKEN);
+	h = curl_slist_append(h, "Content-Type: application/json");
+	if (ns) {
+		snprintf(hdr, sizeof(hdr), "X-Vault-Namespace: %s", ns);
+		h = curl_slist_append(h, hdr);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	if (body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_admin_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out ? out : &sink);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	buf_free(&sink);
+	return status;
+}
+
+static bool admin_ok(const char *method, const char *ns, const char *path, const char *body)
+{
+	struct buf out;
+	buf_init(&out, 0);
+	long st = admin(method, ns, path, body, &out);
+	bool ok = st >= 200 && st < 300;
+	if (!ok)
+		fprintf(stderr, "admin %s %s%s%s → %ld %s\n", method, ns ? ns : "", ns ? ":" : "", path,
+		        st, out.data ? out.data : "");
+	buf_free(&out);
+	return ok;
+}
+
+/* A string member of the response's data (admin GET/POST), copied into out. */
+static bool admin_data_string(const char *method, const char *ns, const char *path,
+                              const char *body, const char *key, char *out, size_t n)
+{
+	struct buf resp;
+	char perr[64];
+	buf_init(&resp, 0);
+	bool ok = false;
+	if (admin(method, ns, path, body, &resp) == 200) {
+		struct json_value *j = json_parse(resp.data, resp.len, perr, sizeof(perr));
+		size_t len;
+		const char *s = json_string(json_get(json_get(j, "data"), key), &len);
+		if (s && len < n) {
+			memcpy(out, s, len + 1);
+			ok = true;
+		}
+		json_free(j);
+	}
+	buf_free(&resp);
+	return ok;
+}
+
+/* ---- Vault set-up: mounts, policies, AppRoles ---- */
+
+struct role {
+	char role_id[128];
+	char secret_id[128];
+};
+
+static bool mount(const char *ns, const char *path, const char *type, const char *version)
+{
+	char p[256], body[256];
+	snprintf(p, sizeof(p), "/v1/sys/mounts/%s", path);
+	if (version)
+		snprintf(body, sizeof(body), "{\"type\":\"%s\",\"options\":{\"version\":\"%s\"}}", type, version);
+	else
+		snprintf(body, sizeof(body), "{\"type\":\"%s\"}", type);
+	return admin_ok("POST", ns, p, body);
+}
+
+static bool policy(const char *ns, const char *name, const char *hcl)
+{
+	char p[256];
+	struct buf body;
+	buf_init(&body, 0);
+	snprintf(p, sizeof(p), "/v1/sys/policies/acl/%s", name);
+	struct json_writer w;
+	json_writer_init(&w, &body);
+	json_object_begin(&w);
+	json_key(&w, "policy");
+	json_write_string(&w, hcl);
+	json_object_end(&w);
+	bool ok = admin_ok("PUT", ns, p, body.data);
+	buf_free(&body);
+	return ok;
+}
+
+/* Creates AppRole role `name` (policies, ttl, extra JSON members) and issues a secret ID. */
+static bool approle(const char *ns, const char *name, const char *policies, const char *ttl,
+                    const char *extra, struct role *r)
+{
+	char p[256], body[512];
+	snprintf(p, sizeof(p), "/v1/auth/approle/role/%s", name);
+	snprintf(body, sizeof(body), "{\"token_policies\":[%s],\"token_ttl\":\"%s\"%s%s}", policies, ttl,
+	         extra ? "," : "", extra ? extra : "");
+	if (!admin_ok("POST", ns, p, body))
+		return false;
+	snprintf(p, sizeof(p), "/v1/auth/approle/role/%s/role-id", name);
+	if (!admin_data_string("GET", ns, p, NULL, "role_id", r->role_id, sizeof(r->role_id)))
+		return false;
+	snprintf(p, sizeof(p), "/v1/auth/approle/role/%s/secret-id", name);
+	return admin_data_string("POST", ns, p, "{}", "secret_id", r->secret_id, sizeof(r->secret_id));
+}
+
+/*
+ * The smallest policies that work (documented in deploy/examples/vault-*.yml):
+ *   K/V v1: path "<engine>/…"          { capabilities = ["create", "read", "delete", "list"] }
+ *   K/V v2: path "<engine>/data/…"     { capabilities = ["create", "read"] }
+ *           path "<engine>/metadata/…" { capabilities = ["list", "delete"] }
+ *   transit: path "transit/encrypt/<key>" and "transit/decrypt/<key>" { capabilities = ["update"] }
+ * plus the built-in default policy (lookup-self and renew-self).
+ */
+static const char POLICY_V1[] = "path \"kv/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n";
+static const char POLICY_V2[] = "path \"kv2/data/*\" { capabilities = [\"create\", \"read\"] }\n"
+                                "path \"kv2/metadata/*\" { capabilities = [\"list\", \"delete\"] }\n";
+static const char POLICY_TRANSIT[] =
+	"path \"transit/encrypt/kesc\" { capabilities = [\"update\"] }\n"
+	"path \"transit/decrypt/kesc\" { capabilities = [\"update\"] }\n";
+
+#define NAMESPACE "tenant-1"
+
+static struct role role_v1, role_v2, role_ns, role_short, role_batch;
+
+static bool vault_setup_ns(const char *ns, struct role *r)
+{
+	return mount(ns, "kv", "kv", "1") && mount(ns, "kv2", "kv", "2") && mount(ns, "transit", "transit", NULL) &&
+	       admin_ok("POST", ns, "/v1/transit/keys/kesc", "{}") &&
+	       admin_ok("POST", ns, "/v1/sys/auth/approle", "{\"type\":\"approle\"}") &&
+	       policy(ns, "kes-v1", POLICY_V1) && policy(ns, "kes-v2", POLICY_V2) &&
+	       policy(ns, "kes-transit", POLICY_TRANSIT) &&
+	       approle(ns, "kes-all", "\"kes-v1\",\"kes-v2\",\"kes-transit\"", "1h", NULL, r);
+}
+
+static bool vault_setup(void)
+{
+	return vault_setup_ns(NULL, &role_v1) &&
+	       approle(NULL, "kes-v2", "\"kes-v2\",\"kes-transit\"", "1h", NULL, &role_v2) &&
+	       approle(NULL, "kes-v1", "\"kes-v1\",\"kes-transit\"", "1h", NULL, &role_v1) &&
+	       approle(NULL, "kes-short", "\"kes-v1\"", "3s", "\"token_max_ttl\":\"1h\"", &role_short) &&
+	       approle(NULL, "kes-batch", "\"kes-v1\"", "3s", "\"token_type\":\"batch\"", &role_batch) &&
+	       admin_ok("POST", NULL, "/v1/sys/namespaces/" NAMESPACE, "{}") &&
+	       vault_setup_ns(NAMESPACE, &role_ns);
+}
+
+/* ---- store configurations ---- */
+
+struct store_case {
+	const char *label;
+	const char *engine;
+	int version;
+	const char *prefix;
+	const char *ns;
+	bool transit;
+	const struct role *role;
+};
+
+static void config_fill(struct vault_config *cfg, const struct store_case *sc)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->endpoint = server_url;
+	cfg->engine = (char *)sc->engine;
+	cfg->kv_version = sc->version;
+	cfg->prefix = (char *)sc->prefix;
+	cfg->namespace_ = (char *)sc->ns;
+	cfg->transit = sc->transit;
+	cfg->transit_key = sc->transit ? "kesc" : NULL;
+	cfg->auth = VAULT_AUTH_APPROLE;
+	cfg->approle_id = (char *)sc->role->role_id;
+	cfg->approle_secret = (char *)sc->role->secret_id;
+	cfg->ping_ms = 200;
+	cfg->request_timeout_ms = 10000;
+	cfg->max_retries = -1;
+	cfg->token_switch_delay_ms = 100;
+}
+
+/* Deletes every entry below dir (recursively) with the root token. */
+static void wipe(const char *ns, const char *engine, int version, const char *dir)
+{
+	char p[1024];
+	struct buf resp;
+	char perr[64];
+	buf_init(&resp, 0);
+	snprintf(p, sizeof(p), "/v1/%s%s%s%s/?list=true", engine, version == 2 ? "/metadata" : "",
+	         dir[0] ? "/" : "", dir);
+	if (admin("GET", ns, p, NULL, &resp) == 200) {
+		struct json_value *j = json_parse(resp.data, resp.len, perr, sizeof(perr));
+		const struct json_value *keys = json_get(json_get(j, "data"), "keys");
+		for (size_t i = 0; i < json_count(keys); i++) {
+			const char *k = json_string(json_at(keys, i), NULL);
+			char sub[512];
+			snprintf(sub, sizeof(sub), "%s%s%s", dir, dir[0] ? "/" : "", k);
+			size_t n = strlen(sub);
+			if (n && sub[n - 1] == '/') {
+				sub[n - 1] = 0;
+				wipe(ns, engine, version, sub);
+				continue;
+			}
+			snprintf(p, sizeof(p), "/v1/%s%s/%s", engine, version == 2 ? "/metadata" : "", sub);
+			admin("DELETE", ns, p, NULL, NULL);
+		}
+		json_free(j);
+	}
+	buf_free(&resp);
+}
+
+static struct keystore *open_case(void *arg)
+{
+	const struct store_case *sc = arg;
+	struct vault_config cfg;
+	struct ks_err err = {{0}};
+	wipe(sc->ns, sc->engine, sc->version, "");
+	config_fill(&cfg, sc);
+	struct keystore *ks = vault_keystore_open(&cfg, &err);
+	if (!ks)
+		fprintf(stderr, "%s: open failed: %s\n", sc->label, err.msg);
+	return ks;
+}
+
+static const struct store_case CASES[] = {
+	{"kv-v1", "kv", 1, NULL, NULL, false, &role_v1},
+	{"kv-v2", "kv2", 2, NULL, NULL, false, &role_v2},
+	{"kv-v1+transit", "kv", 1, NULL, NULL, true, &role_v1},
+	{"kv-v2+transit", "kv2", 2, NULL, NULL, true, &role_v2},
+	{"kv-v1/prefix", "kv", 1, "tenant/a", NULL, false, &role_v1},
+	{"kv-v2/prefix+transit", "kv2", 2, "tenant/b", NULL, true, &role_v2},
+	{"kv-v1@namespace", "kv", 1, NULL, NAMESPACE, false, &role_ns},
+	{"kv-v2@namespace+transit", "kv2", 2, "p", NAMESPACE, true, &role_ns},
+};
+
+static void test_conformance(void)
+{
+	for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+		struct keystore_conformance c = {
+			.label = CASES[i].label,
+			.open_store = open_case,
+			.arg = (void *)&CASES[i],
+			.remove_reports_not_found = true,
+		};
+		int failed = keystore_conformance_run(&c);
+		if (failed)
+			fprintf(stderr, "conformance %s: %d failed checks\n", CASES[i].label, failed);
+		CHECK_EQ_INT(failed, 0);
+	}
+}
+
+/* ---- helpers for the other tests ---- */
+
+static struct keystore *open_with(const struct store_case *sc, void (*tweak)(struct vault_config *))
+{
+	struct vault_config cfg;
+	struct ks_err err = {{0}};
+	config_fill(&cfg, sc);
+	if (tweak)
+		tweak(&cfg);
+	struct keystore *ks = vault_keystore_open(&cfg, &err);
+	if (!ks)
+		fprintf(stderr, "open failed: %s\n", err.msg);
+	return ks;
+}
+
+static int put_str(struct keystore *ks, const char *name, const char *rec)
+{
+	struct bytes b = {(uint8_t *)rec, strlen(rec)};
+	struct ks_err err = {{0}};
+	int rc = keystore_create(ks, name, &b, &err);
+	if (rc != KS_OK)
+		fprintf(stderr, "create %s: %s: %s\n", name, ks_result_name(rc), err.msg);
+	return rc;
+}
+
+static int get_is(struct keystore *ks, const char *name, const char *want)
+{
+	struct bytes b = {0};
+	struct ks_err err = {{0}};
+	int rc = keystore_get(ks, name, &b, &err);
+	if (rc == KS_OK && (b.len != strlen(want) || memcmp(b.data, want, b.len) != 0))
+		rc = KS_FAILED;
+	if (rc != KS_OK)
+		fprintf(stderr, "get %s: %s: %s\n", name, ks_result_name(rc), err.msg);
+	bytes_free(&b);
+	return rc;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	usleep((useconds_t)ms * 1000);
+}
+
+/* How often "METHOD /v1/path" was requested, from GET /_test/stats. */
+static long stat_count(const char *key)
+{
+	struct buf resp;
+	char perr[64];
+	long v = -1;
+	buf_init(&resp, 0);
+	if (admin("GET", NULL, "/_test/stats", NULL, &resp) == 200) {
+		struct json_value *j = json_parse(resp.data, resp.len, perr, sizeof(perr));
+		const struct json_value *x = json_get(json_get(j, "by_path"), key);
+		v = 0;
+		if (json_number(x))
+			v = strtol(json_number(x), NULL, 10);
+		json_free(j);
+	}
+	buf_free(&resp);
+	return v;
+}
+
+static const struct store_case V1 = {"kv-v1", "kv", 1, "misc", NULL, false, &role_v1};
+
+/* ---- auth ---- */
+
+static void test_auth_bad_secret(void)
+{
+	struct role bad = role_v1;
+	snprintf(bad.secret_id, sizeof(bad.secret_id), "not-the-secret");
+	struct store_case sc = V1;
+	sc.role = &bad;
+	struct vault_config cfg;
+	struct ks_err err = {{0}};
+	config_fill(&cfg, &sc);
+	int64_t t0 = now_ms();
+	struct keystore *ks = vault_keystore_open(&cfg, &err);
+	CHECK(ks == NULL);
+	CHECK(strstr(err.msg, "vault: approle login failed") != NULL);
+	CHECK(strstr(err.msg, "invalid role or secret ID") != NULL);
+	CHECK(strstr(err.msg, "not-the-secret") == NULL); /* secrets never in messages */
+	CHECK(now_ms() - t0 < 3000);                        /* a 400 is not retried */
+	keystore_close(ks);
+}
+
+/* Short-lived tokens (3 s TTL): renewal keeps requests working for several TTLs. */
+static void test_auth_renewal(void)
+{
+	struct store_case sc = V1;
+	sc.role = &role_short;
+	sc.prefix = "renew";
+	wipe(NULL, "kv", 1, "renew");
+	struct keystore *ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "renewed", "r1"), KS_OK);
+	int failures = 0;
+	for (int64_t end = now_ms() + 10000; now_ms() < end; sleep_ms(250))
+		failures += get_is(ks, "renewed", "r1") != KS_OK;
+	CHECK_EQ_INT(failures, 0);
+	long renews = stat_count("POST /v1/auth/token/renew-self");
+	CHECK(renews >= 2);
+	keystore_close(ks);
+}
+
+/* Batch tokens are not renewable: the thread logs in again instead. */
+static void test_auth_not_renewable(void)
+{
+	struct store_case sc = V1;
+	sc.role = &role_batch;
+	sc.prefix = "batch";
+	wipe(NULL, "kv", 1, "batch");
+	struct keystore *ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "batched", "b1"), KS_OK);
+	int failures = 0;
+	for (int64_t end = now_ms() + 8000; now_ms() < end; sleep_ms(250))
+		failures += get_is(ks, "batched", "b1") != KS_OK;
+	CHECK_EQ_INT(failures, 0);
+	keystore_close(ks);
+}
+
+/* Every token dies at once: the next request is refused, re-logs in and succeeds. */
+static void test_auth_expired_tokens(void)
+{
+	struct keystore *ks = open_with(&V1, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	wipe(NULL, "kv", 1, "misc");
+	CHECK_EQ_INT(put_str(ks, "expiring", "e1"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/expire-tokens", "{}"));
+	CHECK_EQ_INT(get_is(ks, "expiring", "e1"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/expire-tokens", "{}"));
+	CHECK_EQ_INT(put_str(ks, "expiring-2", "e2"), KS_OK);
+	keystore_close(ks);
+}
+
+/* ---- faults ---- */
+
+static void short_timeouts(struct vault_config *cfg)
+{
+	cfg->request_timeout_ms = 1000;
+	cfg->max_retries = 0;
+}
+
+static void three_retries(struct vault_config *cfg)
+{
+	cfg->max_retries = 3;
+}
+
+static bool wait_until_ok(struct keystore *ks, const char *name, const char *want, int ms)
+{
+	for (int64_t end = now_ms() + ms; now_ms() < end; sleep_ms(100)) {
+		struct bytes b = {0};
+		struct ks_err err = {{0}};
+		int rc = keystore_get(ks, name, &b, &err);
+		bool ok = rc == KS_OK && b.len == strlen(want) && memcmp(b.data, want, b.len) == 0;
+		bytes_free(&b);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+static void test_fault_sealed(void)
+{
+	struct keystore *ks = open_with(&V1, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "sealed-key", "s1"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/seal", "{}"));
+	struct bytes b = {0};
+	struct ks_err err = {{0}};
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(keystore_get(ks, "sealed-key", &b, &err), KS_UNREACHABLE);
+	CHECK(strstr(err.msg, "sealed") != NULL);
+	CHECK_EQ_INT(keystore_get(ks, "sealed-key", &b, &err), KS_UNREACHABLE);
+	struct ks_status st;
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_UNREACHABLE);
+	CHECK(now_ms() - t0 < 1500); /* no retries, no timeouts */
+	CHECK(admin_ok("POST", NULL, "/_test/unseal", "{}"));
+	CHECK(wait_until_ok(ks, "sealed-key", "s1", 5000));
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	keystore_close(ks);
+}
+
+static void test_fault_retries(void)
+{
+	struct keystore *ks = open_with(&V1, three_retries);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "retried", "x1"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":3,\"status\":503,\"path_prefix\":\"/v1/kv/\","
+	                             "\"message\":\"overloaded, try again later\"}"));
+	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
+	/* A 4xx is not retried: a failure injected for 1 request is seen by the caller. */
+	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":1,\"status\":400,\"path_prefix\":\"/v1/kv/\"}"));
+	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_FAILED);
+	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
+	/* Dropped connections are retried too. */
+	CHECK(admin_ok("POST", NULL, "/_test/drop", "{\"count\":2}"));
+	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
+	keystore_close(ks);
+}
+
+static void test_fault_latency(void)
+{
+	struct keystore *ks = open_with(&V1, short_timeouts);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "slow", "l1"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/latency", "{\"ms\":300}"));
+	CHECK_EQ_INT(get_is(ks, "slow", "l1"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/latency", "{\"ms\":2500}"));
+	struct bytes b = {0};
+	struct ks_err err = {{0}};
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(keystore_get(ks, "slow", &b, &err), KS_UNREACHABLE);
+	CHECK(now_ms() - t0 < 2500);
+	CHECK(admin_ok("POST", NULL, "/_test/latency", "{\"ms\":0}"));
+	CHECK(wait_until_ok(ks, "slow", "l1", 5000));
+	keystore_close(ks);
+}
+
+/* ---- transit and KES records ---- */
+
+static void test_transit_rotation(void)
+{
+	struct store_case sc = {"kv-v2+transit", "kv2", 2, "rot", NULL, true, &role_v2};
+	wipe(NULL, "kv2", 2, "rot");
+	struct keystore *ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "before", "old-record"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/v1/transit/keys/kesc/rotate", "{}"));
+	CHECK_EQ_INT(put_str(ks, "after", "new-record"), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "before", "old-record"), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "after", "new-record"), KS_OK);
+	struct buf resp;
+	buf_init(&resp, 0);
+	CHECK_EQ_INT(admin("GET", NULL, "/v1/kv2/data/rot/after", NULL, &resp), 200);
+	CHECK(resp.data && strstr(resp.data, "\"after\":\"vault:v2:") != NULL);
+	buf_reset(&resp);
+	CHECK_EQ_INT(admin("GET", NULL, "/v1/kv2/data/rot/before", NULL, &resp), 200);
+	CHECK(resp.data && strstr(resp.data, "\"before\":\"vault:v1:") != NULL);
+	buf_free(&resp);
+	keystore_close(ks);
+}
+
+/* A KES HEAD record: base64 of the KeyVersion protobuf (kes.md §7.1 test vector layout). */
+static void kes_record(struct buf *out)
+{
+	static const char key_b64[] = "yIcbtes33gW7BuUkmivh/t/qtuoCXsPCwtqIijLPQPY=";
+	static const char hmac_b64[] = "nLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20YQZa9Hg=";
+	static const char by[] = "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22";
+	static const uint8_t ts[] = {0x1a, 0x0c, 0x08, 0xd8, 0xad, 0x84, 0xad, 0x06, 0x10, 0x80, 0xfa, 0xee, 0xa6, 0x03};
+	struct bytes k = {0}, h = {0};
+	struct buf pb;
+	buf_init(&pb, 0);
+	if (base64_decode(&k, key_b64, strlen(key_b64)) != 0 || base64_decode(&h, hmac_b64, strlen(hmac_b64)) != 0)
+		return;
+	buf_append(&pb, "\x0a\x24\x0a\x20", 4);
+	buf_append(&pb, k.data, 32);
+	buf_append(&pb, "\x10\x01\x12\x24\x0a\x20", 6);
+	buf_append(&pb, h.data, 32);
+	buf_append(&pb, "\x10\x01", 2);
+	buf_append(&pb, ts, sizeof(ts));
+	buf_append(&pb, "\x22\x40", 2);
+	buf_append(&pb, by, 64);
+	base64_encode(out, (const uint8_t *)pb.data, pb.len);
+	bytes_free(&k);
+	bytes_free(&h);
+	buf_free(&pb);
+}
+
+static void test_kes_records(void)
+{
+	struct buf rec, body;
+	buf_init(&rec, 0);
+	buf_init(&body, 0);
+	kes_record(&rec);
+	CHECK(rec.len > 100);
+	/* K/V v1, plain: exactly what KES writes. */
+	wipe(NULL, "kv", 1, "kes");
+	buf_printf(&body, "{\"kes-key\":\"%s\"}", rec.data);
+	CHECK(admin_ok("PUT", NULL, "/v1/kv/kes/kes-key", body.data));
+	/* K/V v2 with transit: KES encrypts base64(record) and stores the ciphertext. */
+	char ct[4096];
+	buf_reset(&body);
+	buf_printf(&body, "{\"plaintext\":\"");
+	base64_encode(&body, (const uint8_t *)rec.data, rec.len);
+	buf_printf(&body, "\"}");
+	CHECK(admin_data_string("POST", NULL, "/v1/transit/encrypt/kesc", body.data, "ciphertext", ct, sizeof(ct)));
+	buf_reset(&body);
+	buf_printf(&body, "{\"options\":{\"cas\":0},\"data\":{\"kes-key\":\"%s\"}}", ct);
+	wipe(NULL, "kv2", 2, "kes");
+	CHECK(admin_ok("PUT", NULL, "/v1/kv2/data/kes/kes-key", body.data));
+
+	struct store_case v1 = {"kes-v1", "kv", 1, "kes", NULL, false, &role_v1};
+	struct store_case v2 = {"kes-v2", "kv2", 2, "kes", NULL, true, &role_v2};
+	struct keystore *ks = open_with(&v1, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		CHECK_EQ_INT(get_is(ks, "kes-key", rec.data), KS_OK);
+		CHECK_EQ_INT(put_str(ks, "kes-key", "other"), KS_EXISTS);
+		keystore_close(ks);
+	}
+	ks = open_with(&v2, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		CHECK_EQ_INT(get_is(ks, "kes-key", rec.data), KS_OK);
+		keystore_close(ks);
+	}
+	/* And the other way round: what kesc writes is KES's layout. */
+	ks = open_with(&v1, NULL);
+	if (ks) {
+		CHECK_EQ_INT(put_str(ks, "from-kesc", rec.data), KS_OK);
+		struct buf resp;
+		buf_init(&resp, 0);
+		CHECK_EQ_INT(admin("GET", NULL, "/v1/kv/kes/from-kesc", NULL, &resp), 200);
+		buf_reset(&body);
+		buf_printf(&body, "\"data\":{\"from-kesc\":\"%s\"}", rec.data);
+		CHECK(resp.data && strstr(resp.data, body.data) != NULL);
+		buf_free(&resp);
+		keystore_close(ks);
+	}
+	buf_free(&rec);
+	buf_free(&body);
+}
+
+int main(int argc, char **argv)
+{
+	const char *script = argc > 1 ? argv[1] : getenv("VAULT_SERVER_SCRIPT");
+	if (!script) {
+		fprintf(stderr, "usage: test_vault <path to tests/vault/vault_server.py>\n");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (server_start(script) != 0) {
+		fprintf(stderr, "could not start the Vault test server %s\n", script);
+		return 1;
+	}
+	if (!vault_setup()) {
+		fprintf(stderr, "could not set up the Vault test server\n");
+		return 1;
+	}
+	RUN(test_auth_bad_secret);
+	RUN(test_kes_records);
+	RUN(test_transit_rotation);
+	RUN(test_fault_sealed);
+	RUN(test_fault_retries);
+	RUN(test_fault_latency);
+	RUN(test_auth_expired_tokens);
+	RUN(test_auth_renewal);
+	RUN(test_auth_not_renewable);
+	RUN(test_conformance);
+	return CHECK_DONE();
+}
