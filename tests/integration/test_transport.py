@@ -402,6 +402,36 @@ class LifecycleTest(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_timeouts_close_stalled_connections(self):
+        cfg = {"server": {"handshake_timeout": "1s", "idle_timeout": "1s"},
+               "api": {"/v1/key/encrypt/": {"timeout": "1s"}}}
+        with kesctest.Server(config=cfg) as srv:
+            srv.request("POST", "/v1/key/create/slow-key")
+            # No TLS handshake at all.
+            raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            start = time.monotonic()
+            self.assertTrue(closed_by_peer(raw, timeout=8))
+            self.assertLess(time.monotonic() - start, 6)
+            raw.close()
+            # Idle keep-alive connection after a request.
+            s = srv.tls_socket()
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(kesctest.ResponseReader(s).read().status, 200)
+            start = time.monotonic()
+            self.assertTrue(closed_by_peer(s, timeout=8))
+            self.assertLess(time.monotonic() - start, 6)
+            s.close()
+            # A request whose body stalls past the route's timeout.
+            s = srv.tls_socket()
+            s.sendall(b"PUT /v1/key/encrypt/slow-key HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100\r\n\r\n{")
+            start = time.monotonic()
+            self.assertTrue(closed_by_peer(s, timeout=8))
+            self.assertLess(time.monotonic() - start, 6)
+            s.close()
+            self.assertEqual(srv.request("GET", "/version").status, 200)
+            self.assert_clean(srv)
+
     def test_max_connections(self):
         with kesctest.Server(config={"server": {"max_connections": 3}}) as srv:
             held = [srv.tls_socket() for _ in range(3)]
