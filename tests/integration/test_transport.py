@@ -89,6 +89,27 @@ class TransportTest(unittest.TestCase):
         finally:
             conn.close()
 
+    def test_session_ticket_resumption_keeps_identity(self):
+        ctx = self.srv.ssl_context("limited")
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        raw = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        kesctest.ResponseReader(s).read()
+        session = s.session
+        s.close()
+        raw = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+        try:
+            self.assertTrue(s.session_reused)
+            s.sendall(b"GET /v1/key/list/* HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(kesctest.ResponseReader(s).read().status, 200)
+            s.sendall(b"GET /v1/key/describe/x HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = kesctest.ResponseReader(s).read()
+            self.assertEqual((r.status, r.message), (403, NOT_AUTHORIZED))
+        finally:
+            s.close()
+
     def test_connection_close_honoured(self):
         s = self.srv.tls_socket()
         try:
