@@ -203,17 +203,19 @@ static int pb_read_timestamp(const uint8_t *data, size_t len, int64_t *sec, int3
 	return 0;
 }
 
-/* Go's time.Unix(sec, nsec) carries nanoseconds outside [0, 1e9) into the seconds. */
+/* Go's time.Unix(sec, nsec) carries nanoseconds outside [0, 1e9) into the seconds. Go's int64
+ * arithmetic wraps; a record may hold any seconds value, so the carry is done in unsigned
+ * arithmetic (wrapping as Go does) instead of overflowing a signed integer. */
 static void normalise_time(int64_t *sec, int32_t *nsec)
 {
-	int64_t s = *sec, n = *nsec;
-	s += n / 1000000000;
+	int64_t n = *nsec;
+	uint64_t s = (uint64_t)*sec + (uint64_t)(n / 1000000000);
 	n %= 1000000000;
 	if (n < 0) {
 		n += 1000000000;
-		s--;
+		s -= 1;
 	}
-	*sec = s;
+	*sec = (int64_t)s;
 	*nsec = (int32_t)n;
 }
 

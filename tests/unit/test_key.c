@@ -624,6 +624,29 @@ static void test_record_protobuf_strict(void)
 	CHECK_EQ_INT(key_record_decode((const uint8_t *)"CiQK!!==", 8, &k), KEY_ERR_INVALID);
 }
 
+/* A stored Timestamp may hold any int64 seconds: carrying the nanoseconds into them wraps as
+ * Go's time.Unix does, and must not be signed overflow (UBSan halts the test if it is). */
+static void test_record_time_extremes(void)
+{
+	struct secret_key *k;
+	/* seconds INT64_MAX, nanos 1e9: Go carries one second and wraps to INT64_MIN */
+	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1001" "1224" HMAC32 "1001"
+	                           "1a10" "08ffffffffffffffff7f" "108094ebdc03",
+	                           &k),
+	             0);
+	if (k)
+		CHECK(k->created_at_sec == INT64_MIN && k->created_at_nsec == 0);
+	key_free(k);
+	/* seconds INT64_MIN, nanos -1: Go borrows one second and wraps to INT64_MAX */
+	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1001" "1224" HMAC32 "1001"
+	                           "1a16" "0880808080808080808001" "10ffffffffffffffffff01",
+	                           &k),
+	             0);
+	if (k)
+		CHECK(k->created_at_sec == INT64_MAX && k->created_at_nsec == 999999999);
+	key_free(k);
+}
+
 static void test_import_sizes(void)
 {
 	uint8_t raw[33] = {1, 2, 3};
@@ -756,6 +779,7 @@ int main(void)
 	RUN(test_record_round_trip);
 	RUN(test_record_json_vectors);
 	RUN(test_record_protobuf_strict);
+	RUN(test_record_time_extremes);
 	RUN(test_import_sizes);
 	RUN(test_algorithm_names);
 	RUN(test_default_algorithm);
