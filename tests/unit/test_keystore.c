@@ -104,6 +104,22 @@ static void test_mem_conformance(void)
 	CHECK_EQ_INT(keystore_conformance_run(&c), 0);
 }
 
+/* KES's in-memory store reports a fixed status latency of 1 ms (kes.md §6); latency_us is in
+ * microseconds, so the mem store says 1000, which /v1/status and the metrics both show. */
+static void test_mem_status_latency(void)
+{
+	struct keystore *ks = mem_keystore_open();
+	struct ks_status st = {0};
+	struct ks_err err = {{0}};
+
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	CHECK_EQ_INT(st.latency_us, 1000);
+	keystore_close(ks);
+}
+
 static void test_fs_conformance(void)
 {
 	struct fs_case fc;
@@ -460,6 +476,7 @@ int main(void)
 {
 	RUN(test_name_list);
 	RUN(test_mem_conformance);
+	RUN(test_mem_status_latency);
 	RUN(test_fs_conformance);
 	RUN(test_fs_serves_kes_directory);
 	RUN(test_fs_invalid_names);
