@@ -375,7 +375,7 @@ static void stream_notify(void *arg)
 static void start_stream(struct conn *c)
 {
 	enum log_kind kind = c->resp.stream == API_STREAM_AUDIT_LOG ? LOG_KIND_AUDIT : LOG_KIND_ERROR;
-	http_write_head(&c->out, 200, "application/x-ndjson", 0, NULL, true, false);
+	http_write_head(&c->out, 200, "application/x-ndjson", 0, NULL, true, HTTP_CONN_DEFAULT);
 	audit(c, c->req.method, c->req.path, 200);
 	c->sub = log_subscribe(kind, stream_notify, c);
 	end_request(c);
@@ -404,8 +404,11 @@ static void finish_request(struct conn *c)
 		r->status = 500;
 		r->content_type = NULL;
 	}
+	int connection = c->close_after              ? HTTP_CONN_CLOSE
+	                 : c->req.version_minor == 0 ? HTTP_CONN_KEEP_ALIVE
+	                                             : HTTP_CONN_DEFAULT;
 	http_write_head(&c->out, r->status, r->content_type, r->body.len, r->allow, false,
-	                c->close_after);
+	                connection);
 	buf_append(&c->out, r->body.data, r->body.len);
 	int64_t latency = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
 	if (r->metered)

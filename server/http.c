@@ -459,7 +459,7 @@ const char *http_reason(int status)
 }
 
 void http_write_head(struct buf *out, int status, const char *content_type, size_t body_len,
-                     const char *allow, bool chunked, bool close)
+                     const char *allow, bool chunked, int connection)
 {
 	buf_printf(out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
 	if (content_type)
@@ -470,8 +470,10 @@ void http_write_head(struct buf *out, int status, const char *content_type, size
 		buf_append_str(out, "Transfer-Encoding: chunked\r\n");
 	else
 		buf_printf(out, "Content-Length: %zu\r\n", body_len);
-	if (close)
+	if (connection == HTTP_CONN_CLOSE)
 		buf_append_str(out, "Connection: close\r\n");
+	else if (connection == HTTP_CONN_KEEP_ALIVE)
+		buf_append_str(out, "Connection: keep-alive\r\n");
 	buf_append_str(out, "\r\n");
 }
 
@@ -482,7 +484,8 @@ void http_write_error(struct buf *out, int status, const char *message, bool clo
 	buf_append_str(&body, "{\"message\":");
 	json_escape_string(&body, message, strlen(message));
 	buf_append_str(&body, "\n}");
-	http_write_head(out, status, "application/json", body.len, NULL, false, close);
+	http_write_head(out, status, "application/json", body.len, NULL, false,
+	                close ? HTTP_CONN_CLOSE : HTTP_CONN_DEFAULT);
 	buf_append(out, body.data, body.len);
 	buf_free(&body);
 }

@@ -70,13 +70,17 @@ int http_chunked_decode(struct http_chunked *c, const char *in, size_t len, size
 /* Reason phrase for a status code ("OK", "Bad Request", …; "Unknown" if we never send it). */
 const char *http_reason(int status);
 
+/* The Connection header of a response: none (HTTP/1.1 default), close, or keep-alive (what an
+ * HTTP/1.0 client that asked for keep-alive needs to see). */
+enum http_connection { HTTP_CONN_DEFAULT = 0, HTTP_CONN_CLOSE = 1, HTTP_CONN_KEEP_ALIVE = 2 };
+
 /*
  * Appends a response head. content_type may be NULL (omitted); allow is the value of the
  * "Accept" header KES sends with 405 (NULL = none); chunked selects Transfer-Encoding: chunked
- * instead of Content-Length (log streams); close adds "Connection: close".
+ * instead of Content-Length (log streams); connection is an enum http_connection.
  */
 void http_write_head(struct buf *out, int status, const char *content_type, size_t body_len,
-                     const char *allow, bool chunked, bool close);
+                     const char *allow, bool chunked, int connection);
 /* Appends a complete JSON error response {"message":"<text>"\n} with KES's body layout. */
 void http_write_error(struct buf *out, int status, const char *message, bool close);
 

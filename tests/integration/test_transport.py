@@ -129,7 +129,9 @@ class TransportTest(unittest.TestCase):
         try:
             s.sendall(b"GET /version HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             reader = kesctest.ResponseReader(s)
-            self.assertEqual(reader.read().status, 200)
+            r = reader.read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers.get("connection"), "keep-alive")
             s.sendall(b"GET /version HTTP/1.0\r\n\r\n")
             self.assertEqual(reader.read().status, 200)
             self.assertTrue(closed_by_peer(s))

@@ -303,7 +303,7 @@ static void test_response_head(void)
 {
 	struct buf out;
 	buf_init(&out, 0);
-	http_write_head(&out, 405, "application/json", 3, "PUT", false, true);
+	http_write_head(&out, 405, "application/json", 3, "PUT", false, HTTP_CONN_CLOSE);
 	CHECK_EQ_STR(out.data, "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\n"
 	                       "Accept: PUT\r\nContent-Length: 3\r\nConnection: close\r\n\r\n");
 	buf_reset(&out);
