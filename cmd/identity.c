@@ -179,16 +179,22 @@ out:
 }
 
 /* One certificate file (or, for `kes` compatibility, an API key, whose identity needs no
- * Ed25519 signing). */
-static int identity_of_one(const char *arg, bool label)
+ * Ed25519 signing). An API key is a private key: it is never echoed, in errors or labels, so
+ * it cannot end up in a terminal scroll-back, a CI log or a shared screen. index is the
+ * argument's position, which names the API key instead. */
+static int identity_of_one(const char *arg, size_t index, bool label)
 {
-	char identity[IDENTITY_HEX_LEN + 1], err[512];
-	int rc = !strncmp(arg, "kes:v1:", 7) ? identity_of_api_key(arg, identity, err, sizeof err)
-	                                    : identity_of_cert_file(arg, identity, err, sizeof err);
+	char identity[IDENTITY_HEX_LEN + 1], err[512], shown[64] = "";
+	bool api_key = !strncmp(arg, "kes:v1:", 7);
+	int rc = api_key ? identity_of_api_key(arg, identity, err, sizeof err)
+	                 : identity_of_cert_file(arg, identity, err, sizeof err);
+	if (api_key)
+		snprintf(shown, sizeof shown, "API key #%zu", index + 1);
 	if (rc < 0)
-		return cli_fail("failed to compute the identity of '%s': %s", arg, err);
+		return api_key ? cli_fail("failed to compute the identity of %s: %s", shown, err)
+		               : cli_fail("failed to compute the identity of '%s': %s", arg, err);
 	if (label)
-		printf("%s  %s\n", identity, arg);
+		printf("%s  %s\n", identity, api_key ? shown : arg);
 	else if (cli_stdout_is_terminal())
 		printf("%s\n", identity);
 	else
@@ -205,7 +211,7 @@ static int identity_of(int argc, char **argv)
 	if (a.count == 0)
 		rc = cli_usage_error("identity of", "no certificate specified");
 	for (size_t i = 0; i < a.count; i++)
-		if (identity_of_one(a.args[i], a.count > 1) != 0)
+		if (identity_of_one(a.args[i], i, a.count > 1) != 0)
 			rc = 1;
 	cli_args_free(&a);
 	return rc;
@@ -329,7 +335,7 @@ out:
 static int identity_bare(int argc, char **argv)
 {
 	if (argc == 2 && argv[1][0] != '-')
-		return identity_of_one(argv[1], false);
+		return identity_of_one(argv[1], 0, false);
 	return -1;
 }
 

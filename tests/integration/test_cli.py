@@ -373,6 +373,16 @@ class IdentityTest(CLITestCase):
         self.assertEqual((rc, out), (0, "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"))
         rc, _, err = run(["identity", "of", os.path.join(self.dir, "missing.crt")])
         self.assertEqual(rc, 1)
+        # An API key is a private key: neither an error nor a label ever repeats it.
+        bad_key = "kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8N"
+        rc, out, err = run(["identity", "of", bad_key])
+        self.assertEqual(rc, 1)
+        self.assertIn("API key #1", err)
+        self.assertNotIn("AGaV6VXHasF0", out + err)
+        good_key = "kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs"
+        rc, out, err = run(["identity", "of", self.app_crt, good_key])
+        self.assertEqual((rc, out), (0, "%s  %s\nea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6  API key #2\n" % (self.app_id, self.app_crt)))
+        self.assertNotIn("AGaV6VXHasF0", out + err)
 
     def test_info_and_ls(self):
         _, out, _ = self.kesc("identity", "info", "--json")
