@@ -280,14 +280,13 @@ const struct json_value *json_get(const struct json_value *v, const char *key)
 {
 	if (!v || v->type != JSON_OBJECT)
 		return NULL;
-	const struct json_value *exact = NULL, *folded = NULL;
-	for (size_t i = 0; i < v->count; i++) {
-		if (strcmp(v->keys[i], key) == 0)
-			exact = v->items[i];
-		else if (strcasecmp(v->keys[i], key) == 0)
-			folded = v->items[i];
-	}
-	return exact ? exact : folded;
+	/* Go decodes members in document order and every member whose key matches the field,
+	 * exactly or case-insensitively, overwrites it: the last matching member wins. */
+	const struct json_value *found = NULL;
+	for (size_t i = 0; i < v->count; i++)
+		if (strcasecmp(v->keys[i], key) == 0)
+			found = v->items[i];
+	return found;
 }
 
 const char *json_string(const struct json_value *v, size_t *len)

@@ -4,8 +4,8 @@
  * Reading: json_parse builds a small tree with yajl's event parser. Every allocation it makes
  * (yajl's own lexer buffers included) goes through an allocator that zeroes memory on free,
  * because request bodies and Vault responses carry key material. Object member lookup follows
- * Go's encoding/json, which KES uses: an exact key match wins, else a case-insensitive one; a
- * repeated key means its last value.
+ * Go's encoding/json, which KES uses: keys match case-insensitively and, as Go assigns every
+ * matching member in document order, the last matching member wins ({"a":1,"A":2} → 2).
  *
  * Writing: json_writer appends to a struct buf and escapes strings exactly as Go's
  * json.Encoder does (<, >, & as \u003c \u003e \u0026; U+2028/U+2029 escaped; invalid UTF-8 as

@@ -13,10 +13,16 @@ static void test_lookup_rules(void)
 	struct json_value *v = parse("{\"Plaintext\":\"a\",\"plaintext\":\"b\",\"CONTEXT\":\"c\","
 	                             "\"context\":null,\"x\":1,\"x\":2}");
 	CHECK(v != NULL);
-	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "b"); /* exact beats folded */
+	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "b"); /* last match */
 	CHECK(json_type(json_get(v, "Context")) == JSON_NULL && json_get(v, "Context")); /* exact null wins */
 	CHECK_EQ_STR(json_number(json_get(v, "x")), "2");                /* last duplicate */
 	CHECK(json_get(v, "missing") == NULL);
+	json_free(v);
+	/* Go's decoder assigns every matching member in order, so a later case-folded key
+	 * overrides an earlier exact one: KES decrypts with "b" here, and so must kesc. */
+	v = parse("{\"plaintext\":\"a\",\"PLAINTEXT\":\"b\"}");
+	CHECK(v != NULL);
+	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "b");
 	json_free(v);
 }
 
