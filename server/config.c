@@ -487,6 +487,13 @@ static int read_config_file(const char *path, struct buf *b, char *err, size_t e
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Unbuffered: stdio's own buffer would keep a copy of the secrets in the file (TLS
+	 * password, AppRole secret, JWT) that fclose frees without zeroing. */
+	if (setvbuf(f, NULL, _IONBF, 0) != 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		fclose(f);
+		return -1;
+	}
 	char chunk[4096];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)

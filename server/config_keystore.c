@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keystore/secmem.h"
 #include "server/config_internal.h"
 
 static const char *const unsupported_keystores[] = {
@@ -87,8 +88,10 @@ static int check_jwt_file(struct cfg_ctx *x, const char *path, unsigned line)
 		return cfg_fail(x, line, "keystore.vault.kubernetes.jwt",
 		                "failed to read vault kubernetes JWT from '%s': %s", path,
 		                strerror(errno));
-	size_t n = fread(probe, 1, sizeof probe, f);
+	/* Unbuffered, so no stdio buffer holds a piece of the token after fclose. */
+	size_t n = setvbuf(f, NULL, _IONBF, 0) == 0 ? fread(probe, 1, sizeof probe, f) : 0;
 	int failed = ferror(f) || n == 0;
+	secure_zero(probe, sizeof probe);
 	fclose(f);
 	if (failed)
 		return cfg_fail(
