@@ -206,8 +206,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 	struct transfer *t = userdata;
 	size_t len = size * n;
 	long status = 0;
-	if (t->on_line)
-		curl_easy_getinfo(t->client->curl, CURLINFO_RESPONSE_CODE, &status);
+	/* A status libcurl cannot tell is treated as an error reply: the body is kept whole. */
+	if (t->on_line &&
+	    curl_easy_getinfo(t->client->curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 999;
 	if (!t->on_line || status >= 300) {
 		buf_append(&t->reply->body, data, len);
 		return buf_failed(&t->reply->body) ? 0 : len;
@@ -368,7 +370,8 @@ static int transfer_run(struct client *c, const char *method, const char *path,
 		if (!buf_failed(&url) && options_apply(c, url.data, method, body, body_len, headers, t) == 0)
 			cc = curl_easy_perform(c->curl);
 		buf_free(&url);
-		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
+		if (curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)
+			r->status = 0; /* not a 2xx: reported below as a failure */
 		if (cc == CURLE_WRITE_ERROR && t->stopped)
 			cc = CURLE_OK;
 		if (cc != CURLE_OK) {
@@ -382,7 +385,8 @@ static int transfer_run(struct client *c, const char *method, const char *path,
 			rc = 0;
 		} else {
 			char *ct = NULL;
-			curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+			if (curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK)
+				ct = NULL; /* then the body is shown as text */
 			client_reply_message(r, ct);
 		}
 		goto out;
