@@ -79,7 +79,8 @@ static int64_t cache_now_us(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return 0; /* cannot fail for CLOCK_MONOTONIC */
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -633,7 +634,8 @@ static bool cache_sleep_until(struct ks_cache *c, int64_t due_us)
 	struct timespec until;
 	bool stopping;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
+	if (clock_gettime(CLOCK_MONOTONIC, &until) != 0)
+		until = (struct timespec){now / 1000000, now % 1000000 * 1000};
 	if (due_us > now) {
 		int64_t ns = until.tv_nsec + (due_us - now) % 1000000 * 1000;
 

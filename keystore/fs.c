@@ -52,7 +52,8 @@ static int64_t fs_now_us(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return 0; /* cannot fail for CLOCK_MONOTONIC; a 0 latency is harmless */
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -114,7 +115,7 @@ static int fs_write_temp(struct fs_store *fs, const struct bytes *record, char *
 		return KS_FAILED;
 	if (fs_write_all(fd, record->data, record->len) != 0 || fsync(fd) != 0) {
 		ks_err_set(err, "fs: write temp file in %s: %s", fs->path, strerror(errno));
-		close(fd);
+		(void)close(fd); /* already failing; the temp file goes below */
 		goto fail;
 	}
 	if (close(fd) != 0) {
@@ -123,7 +124,8 @@ static int fs_write_temp(struct fs_store *fs, const struct bytes *record, char *
 	}
 	return KS_OK;
 fail:
-	unlinkat(fs->dirfd, tmp, 0);
+	/* Best effort: a leftover temp file is invisible to get/list and removed at open. */
+	(void)unlinkat(fs->dirfd, tmp, 0);
 	return KS_FAILED;
 }
 
@@ -218,11 +220,11 @@ static int fs_get(void *self, const char *name, struct bytes *record_out, struct
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		ks_err_set(err, "fs: key '%s' is not a regular file", name);
-		close(fd);
+		(void)close(fd);
 		return KS_FAILED;
 	}
 	rc = fs_read_record(fd, name, record_out, err);
-	close(fd);
+	(void)close(fd); /* read-only: nothing to lose on close */
 	return rc;
 }
 
@@ -269,7 +271,7 @@ static DIR *fs_open_dir_stream(struct fs_store *fs, struct ks_err *err)
 	d = fdopendir(fd);
 	if (!d) {
 		ks_err_set(err, "fs: open %s: %s", fs->path, strerror(errno));
-		close(fd);
+		(void)close(fd);
 	}
 	return d;
 }
@@ -302,7 +304,7 @@ static int fs_list(void *self, const char *prefix, struct name_list *out, struct
 			break;
 		}
 	}
-	closedir(d);
+	(void)closedir(d); /* read-only */
 	if (rc == KS_OK)
 		name_list_sort(out);
 	return rc;
@@ -334,7 +336,7 @@ static void fs_close(void *self)
 	if (!fs)
 		return;
 	if (fs->dirfd >= 0)
-		close(fs->dirfd);
+		(void)close(fs->dirfd); /* a directory opened read-only */
 	free(fs->path);
 	free(fs);
 }
@@ -397,9 +399,9 @@ static void fs_clean_temps(struct fs_store *fs)
 		if (fstatat(fs->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
 		    !S_ISREG(st.st_mode) || now - st.st_mtime < FS_TEMP_STALE_SEC)
 			continue;
-		unlinkat(fs->dirfd, de->d_name, 0);
+		(void)unlinkat(fs->dirfd, de->d_name, 0); /* best effort; tried again next open */
 	}
-	closedir(d);
+	(void)closedir(d);
 }
 
 struct keystore *fs_keystore_open(const char *dir, struct ks_err *err)
@@ -441,7 +443,7 @@ struct keystore *fs_keystore_open(const char *dir, struct ks_err *err)
 fail:
 	if (fs) {
 		if (fs->dirfd >= 0)
-			close(fs->dirfd);
+			(void)close(fs->dirfd);
 		free(fs->path);
 	}
 	free(fs);

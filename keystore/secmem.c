@@ -107,8 +107,10 @@ void secure_free(void *p, size_t n)
 	if (n > SLOT_SIZE) {
 		size_t len = page_round(n);
 		secure_zero(p, len);
-		munlock(p, len);
-		munmap(p, len);
+		/* Both only fail for a range that was never mapped, which would be a caller bug;
+		 * the contents are already zeroed either way. */
+		(void)munlock(p, len);
+		(void)munmap(p, len);
 		return;
 	}
 	secure_zero(p, SLOT_SIZE);
