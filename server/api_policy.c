@@ -102,8 +102,8 @@ enum api_outcome api_policy_read(struct api_call *c)
 
 /* Writes {"<field>":[sorted matches…],"continue_at":""}; extra (may be NULL) is one more
  * candidate merged in order (the admin identity for identity lists). */
-static void write_name_list(struct api_call *c, const char *field, const char **names,
-                            size_t n, const char *extra)
+static void write_name_list(struct api_call *c, const char *field, const char **names, size_t n,
+                            const char *extra)
 {
 	char prefix[96];
 	api_pattern_prefix(c->arg, prefix, sizeof prefix);

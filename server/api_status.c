@@ -64,8 +64,8 @@ enum api_outcome api_status_ready(struct api_call *c)
 		return API_DONE;
 	}
 	log_warn("key store status: %s: %s", ks_result_name(rc), err.msg);
-	api_error(c->resp, rc == KS_UNREACHABLE ? API_ERR_STORE_UNREACHABLE
-	                                        : API_ERR_STORE_UNAVAILABLE,
+	api_error(c->resp,
+	          rc == KS_UNREACHABLE ? API_ERR_STORE_UNREACHABLE : API_ERR_STORE_UNAVAILABLE,
 	          NULL, NULL);
 	return API_DONE;
 }

@@ -18,15 +18,14 @@
 #include <unistd.h>
 
 #define SHARD_COUNT 16
-#define CODE_MIN 100
-#define CODE_COUNT 500 /* 100..599 */
+#define CODE_MIN    100
+#define CODE_COUNT  500 /* 100..599 */
 
 /* KES's histogram buckets, in seconds (and ns for counting). */
 static const char *const BUCKET_LABELS[] = {"0.01", "0.05", "0.1", "0.25", "0.5",
                                             "1",    "1.5",  "3",   "5",    "10"};
-static const int64_t BUCKET_NS[] = {10000000,  50000000,   100000000,  250000000,
-                                    500000000, 1000000000, 1500000000, 3000000000,
-                                    5000000000, 10000000000};
+static const int64_t BUCKET_NS[] = {10000000,   50000000,   100000000,  250000000,  500000000,
+                                    1000000000, 1500000000, 3000000000, 5000000000, 10000000000};
 #define BUCKET_COUNT (sizeof BUCKET_NS / sizeof BUCKET_NS[0])
 
 struct shard {
@@ -106,19 +105,19 @@ void metrics_connection(int delta)
 }
 
 /* Sum of one field over all shards; offset into struct shard. */
-#define SUM_U(field)                                                                   \
-	({                                                                             \
-		uint64_t sum_ = 0;                                                     \
-		for (size_t i_ = 0; i_ < SHARD_COUNT; i_++)                             \
+#define SUM_U(field)                                                                           \
+	({                                                                                     \
+		uint64_t sum_ = 0;                                                             \
+		for (size_t i_ = 0; i_ < SHARD_COUNT; i_++)                                    \
 			sum_ += atomic_load_explicit(&shards[i_].field, memory_order_relaxed); \
-		sum_;                                                                  \
+		sum_;                                                                          \
 	})
-#define SUM_I(field)                                                                   \
-	({                                                                             \
-		int64_t sum_ = 0;                                                      \
-		for (size_t i_ = 0; i_ < SHARD_COUNT; i_++)                             \
+#define SUM_I(field)                                                                           \
+	({                                                                                     \
+		int64_t sum_ = 0;                                                              \
+		for (size_t i_ = 0; i_ < SHARD_COUNT; i_++)                                    \
 			sum_ += atomic_load_explicit(&shards[i_].field, memory_order_relaxed); \
-		sum_;                                                                  \
+		sum_;                                                                          \
 	})
 
 /* Go prints the shortest text that reads back as the same double; so do we. */
@@ -144,7 +143,8 @@ static void request_counter(struct buf *out, const char *name, const char *help,
 	for (int code = lo; code < lo + 100; code++) {
 		uint64_t n = SUM_U(codes[code - CODE_MIN]);
 		if (n)
-			buf_printf(out, "%s{code=\"%d\"} %llu\n", name, code, (unsigned long long)n);
+			buf_printf(out, "%s{code=\"%d\"} %llu\n", name, code,
+			           (unsigned long long)n);
 	}
 }
 
@@ -261,13 +261,13 @@ void metrics_render(struct buf *out, struct ks_cache *cache)
 	                "Number of request that failed due to some internal failure. (HTTP 5xx "
 	                "status code)",
 	                500);
-	gauge(out, "kes_http_request_active", "Number of active requests that are not finished, yet.",
-	      (double)SUM_I(active));
+	gauge(out, "kes_http_request_active",
+	      "Number of active requests that are not finished, yet.", (double)SUM_I(active));
 	histogram(out);
-	counter(out, "kes_log_error_events", "Number of error log events written to error log targets.",
-	        SUM_U(error_events));
-	counter(out, "kes_log_audit_events", "Number of audit log events written to audit log targets.",
-	        SUM_U(audit_events));
+	counter(out, "kes_log_error_events",
+	        "Number of error log events written to error log targets.", SUM_U(error_events));
+	counter(out, "kes_log_audit_events",
+	        "Number of audit log events written to audit log targets.", SUM_U(audit_events));
 	system_gauges(out);
 	if (cache)
 		cache_metrics(out, cache);

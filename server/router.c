@@ -12,35 +12,37 @@
 #include "server/api_errors.h"
 #include "server/state.h"
 
-#define S(n) ((int64_t)(n) * 1000)
-#define MB API_MAX_BODY
+#define S(n) ((int64_t)(n)*1000)
+#define MB   API_MAX_BODY
 
+/* clang-format off: one route per line reads as the table it is */
 static const struct route ROUTES[] = {
-	{"GET", "/version", false, 0, S(10), ROUTE_AUTH_NONE, api_status_version, false},
-	{"GET", "/v1/ready", false, 0, S(15), ROUTE_AUTH_VERIFY, api_status_ready, false},
-	{"GET", "/v1/status", false, 0, S(15), ROUTE_AUTH_VERIFY, api_status_status, false},
-	{"GET", "/v1/metrics", false, 0, S(15), ROUTE_AUTH_VERIFY, api_status_metrics, false},
-	{"GET", "/v1/api", false, 0, S(10), ROUTE_AUTH_VERIFY, api_status_api, false},
-	{"PUT", "/v1/key/create/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_create, true},
-	{"PUT", "/v1/key/import/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_import, true},
-	{"GET", "/v1/key/describe/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_describe, true},
-	{"GET", "/v1/key/list/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_list, true},
-	{"DELETE", "/v1/key/delete/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_delete, true},
-	{"PUT", "/v1/key/generate/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_generate, true},
-	{"PUT", "/v1/key/encrypt/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_encrypt, true},
-	{"PUT", "/v1/key/decrypt/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_decrypt, true},
-	{"PUT", "/v1/key/hmac/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_hmac, true},
-	{"GET", "/v1/policy/describe/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_describe, true},
-	{"GET", "/v1/policy/read/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_read, true},
-	{"GET", "/v1/policy/list/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_list, true},
-	{"GET", "/v1/identity/describe/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_identity_describe,
-	 true},
-	{"GET", "/v1/identity/list/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_identity_list, true},
-	{"GET", "/v1/identity/self/describe", false, 0, S(15), ROUTE_AUTH_IDENTIFY,
-	 api_identity_self, true},
-	{"GET", "/v1/log/error", false, 0, 0, ROUTE_AUTH_VERIFY, api_log_error, false},
-	{"GET", "/v1/log/audit", false, 0, 0, ROUTE_AUTH_VERIFY, api_log_audit, false},
+    {"GET", "/version", false, 0, S(10), ROUTE_AUTH_NONE, api_status_version, false},
+    {"GET", "/v1/ready", false, 0, S(15), ROUTE_AUTH_VERIFY, api_status_ready, false},
+    {"GET", "/v1/status", false, 0, S(15), ROUTE_AUTH_VERIFY, api_status_status, false},
+    {"GET", "/v1/metrics", false, 0, S(15), ROUTE_AUTH_VERIFY, api_status_metrics, false},
+    {"GET", "/v1/api", false, 0, S(10), ROUTE_AUTH_VERIFY, api_status_api, false},
+    {"PUT", "/v1/key/create/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_create, true},
+    {"PUT", "/v1/key/import/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_import, true},
+    {"GET", "/v1/key/describe/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_describe, true},
+    {"GET", "/v1/key/list/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_list, true},
+    {"DELETE", "/v1/key/delete/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_delete, true},
+    {"PUT", "/v1/key/generate/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_generate, true},
+    {"PUT", "/v1/key/encrypt/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_encrypt, true},
+    {"PUT", "/v1/key/decrypt/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_decrypt, true},
+    {"PUT", "/v1/key/hmac/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_hmac, true},
+    {"GET", "/v1/policy/describe/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_describe, true},
+    {"GET", "/v1/policy/read/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_read, true},
+    {"GET", "/v1/policy/list/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_list, true},
+    {"GET", "/v1/identity/describe/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_identity_describe,
+     true},
+    {"GET", "/v1/identity/list/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_identity_list, true},
+    {"GET", "/v1/identity/self/describe", false, 0, S(15), ROUTE_AUTH_IDENTIFY, api_identity_self,
+     true},
+    {"GET", "/v1/log/error", false, 0, 0, ROUTE_AUTH_VERIFY, api_log_error, false},
+    {"GET", "/v1/log/audit", false, 0, 0, ROUTE_AUTH_VERIFY, api_log_audit, false},
 };
+/* clang-format on */
 
 #define ROUTE_COUNT (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -91,8 +93,7 @@ int router_match(const char *path, const char **arg)
 	return -1;
 }
 
-void api_route_limits(const struct server_state *st, const char *path,
-                      struct api_route_limits *out)
+void api_route_limits(const struct server_state *st, const char *path, struct api_route_limits *out)
 {
 	const char *arg;
 	int i = router_match(path, &arg);
@@ -161,13 +162,13 @@ enum api_outcome api_handle(struct server_state *st, const struct api_request *r
 	}
 	const struct route *r = &ROUTES[i];
 	struct api_call call = {
-		.st = st,
-		.req = req,
-		.resp = resp,
-		.arg = arg,
-		.identity = "",
-		.may_block = may_block,
-		.route_index = (size_t)i,
+	    .st = st,
+	    .req = req,
+	    .resp = resp,
+	    .arg = arg,
+	    .identity = "",
+	    .may_block = may_block,
+	    .route_index = (size_t)i,
 	};
 	enum api_outcome out = API_DONE;
 	if (!method_ok(r, req->method)) {

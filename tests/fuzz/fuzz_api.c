@@ -14,7 +14,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #define ADMIN "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"
-#define USER "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"
+#define USER  "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"
 
 static struct server_state *state;
 
@@ -86,15 +86,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	*body++ = '\0';
 	static const char *const ids[] = {ADMIN, USER, "", "00"};
 	struct api_request req = {
-		.method = method,
-		.path = path,
-		.query = "",
-		.body = (const uint8_t *)body,
-		.body_len = (size_t)(text + size - 1 - body),
-		.body_too_large = (flags & 0x10) != 0,
-		.identity = ids[flags & 3],
-		.cert_problem = (flags & 3) == 2 ? API_CERT_NONE : API_CERT_OK,
-		.remote_ip = "127.0.0.1",
+	    .method = method,
+	    .path = path,
+	    .query = "",
+	    .body = (const uint8_t *)body,
+	    .body_len = (size_t)(text + size - 1 - body),
+	    .body_too_large = (flags & 0x10) != 0,
+	    .identity = ids[flags & 3],
+	    .cert_problem = (flags & 3) == 2 ? API_CERT_NONE : API_CERT_OK,
+	    .remote_ip = "127.0.0.1",
 	};
 	struct api_response resp = {.status = -1};
 	buf_init(&resp.body, 0);

@@ -20,13 +20,13 @@
 
 #include "kesc_version.h"
 
-#define ADMIN "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"
-#define MINIO "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"
-#define LIMITED "0426fa9a04bc2756b92fbe8a97e1a1e07b53ecf04ed33da22c33e5c9faeb8cbb"
+#define ADMIN    "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"
+#define MINIO    "ea9826089311fe44d7590408ede9150f7c637b6cab0a91ee6fe1aa5d9fb366f6"
+#define LIMITED  "0426fa9a04bc2756b92fbe8a97e1a1e07b53ecf04ed33da22c33e5c9faeb8cbb"
 #define STRANGER "ab785e3b95d80d72cc9c27cb9fde886a0bf9068a69d40e3bd08a54e68c3f2bf7"
 
 #define ZERO_KEY "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-#define P0 "AAAAAAAAAAAAAAAAAAAAAA=="
+#define P0       "AAAAAAAAAAAAAAAAAAAAAA=="
 
 /* ---- a store that counts calls and fails on demand, around the in-memory store ---- */
 
@@ -92,13 +92,13 @@ static void spy_close(void *self)
 }
 
 static const struct keystore_ops SPY_OPS = {
-	.name = "spy",
-	.create = spy_create,
-	.get = spy_get,
-	.remove = spy_remove,
-	.list = spy_list,
-	.status = spy_status,
-	.close = spy_close,
+    .name = "spy",
+    .create = spy_create,
+    .get = spy_get,
+    .remove = spy_remove,
+    .list = spy_list,
+    .status = spy_status,
+    .close = spy_close,
 };
 
 /* ---- configuration and state ---- */
@@ -111,8 +111,9 @@ static char **strv(const char *const *v, size_t n)
 	return out;
 }
 
-#define STRV(...) strv((const char *const[]){__VA_ARGS__}, \
-                       sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define STRV(...)                                \
+	strv((const char *const[]){__VA_ARGS__}, \
+	     sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 /* MinIO's recommended policy (kes.md §11.6) plus KES's own deny/allow test vector. */
 static struct config *make_config(void)
@@ -189,15 +190,15 @@ static int call_full(struct server_state *st, const char *method, const char *pa
                      const char *body, const struct call_opts *o)
 {
 	struct api_request req = {
-		.method = method,
-		.path = path,
-		.query = "",
-		.body = (const uint8_t *)body,
-		.body_len = body ? strlen(body) : 0,
-		.body_too_large = o->too_large,
-		.identity = o->identity ? o->identity : "",
-		.cert_problem = o->cert,
-		.remote_ip = "127.0.0.1",
+	    .method = method,
+	    .path = path,
+	    .query = "",
+	    .body = (const uint8_t *)body,
+	    .body_len = body ? strlen(body) : 0,
+	    .body_too_large = o->too_large,
+	    .identity = o->identity ? o->identity : "",
+	    .cert_problem = o->cert,
+	    .remote_ip = "127.0.0.1",
 	};
 	struct api_response resp = {.status = -1, .content_type = "untouched"};
 	buf_init(&resp.body, 0);
@@ -234,24 +235,24 @@ static int call(struct server_state *st, const char *method, const char *path, c
 	return call_as(st, ADMIN, method, path, body);
 }
 
-#define CHECK_REPLY(st_, body_)                                                   \
-	do {                                                                      \
-		CHECK_EQ_INT(R.status, (st_));                                    \
-		CHECK_EQ_STR(R.body, (body_));                                    \
+#define CHECK_REPLY(st_, body_)                \
+	do {                                   \
+		CHECK_EQ_INT(R.status, (st_)); \
+		CHECK_EQ_STR(R.body, (body_)); \
 	} while (0)
 
-#define CHECK_ERROR(st_, msg_)                                                    \
-	do {                                                                      \
-		CHECK_REPLY(st_, "{\"message\":\"" msg_ "\"\n}");                    \
-		CHECK_EQ_STR(R.content_type, "application/json");                 \
+#define CHECK_ERROR(st_, msg_)                                    \
+	do {                                                      \
+		CHECK_REPLY(st_, "{\"message\":\"" msg_ "\"\n}"); \
+		CHECK_EQ_STR(R.content_type, "application/json"); \
 	} while (0)
 
 #define STARTS_WITH(s_, lit_) (strncmp((s_), (lit_), strlen(lit_)) == 0)
 
-#define CHECK_EMPTY_OK()                                                          \
-	do {                                                                      \
-		CHECK_REPLY(200, "");                                             \
-		CHECK(R.content_type == NULL);                                    \
+#define CHECK_EMPTY_OK()                       \
+	do {                                   \
+		CHECK_REPLY(200, "");          \
+		CHECK(R.content_type == NULL); \
 	} while (0)
 
 /* Base64 member of the last reply's JSON body. */
@@ -268,10 +269,10 @@ static int reply_field(const char *key, struct bytes *out)
 
 static void test_names(void)
 {
-	static const char *const valid[] = {"my-key", "abc123", "0", "123ABC321", "_-___---_",
-	                                    "_0", "0-Z", "my_key-0"};
-	static const char *const invalid[] = {"", "my.key", "key/", "\xe2\x98\xb0", "hel<lo",
-	                                      "\xce\x95macs", "-a", "a-", "_"};
+	static const char *const valid[] = {"my-key",    "abc123", "0",   "123ABC321",
+	                                    "_-___---_", "_0",     "0-Z", "my_key-0"};
+	static const char *const invalid[] = {
+	    "", "my.key", "key/", "\xe2\x98\xb0", "hel<lo", "\xce\x95macs", "-a", "a-", "_"};
 	for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
 		CHECK(api_valid_name(valid[i]));
 		CHECK(api_valid_pattern(valid[i]));
@@ -317,7 +318,8 @@ static void test_error_table(void)
 {
 	/* The texts kms-go compares (kes.md §1.4). */
 	CHECK_EQ_INT(api_error_status(API_ERR_NOT_ALLOWED), 403);
-	CHECK_EQ_STR(api_error_text(API_ERR_NOT_ALLOWED), "not authorized: insufficient permissions");
+	CHECK_EQ_STR(api_error_text(API_ERR_NOT_ALLOWED),
+	             "not authorized: insufficient permissions");
 	CHECK_EQ_INT(api_error_status(API_ERR_KEY_NOT_FOUND), 404);
 	CHECK_EQ_STR(api_error_text(API_ERR_KEY_NOT_FOUND), "key does not exist");
 	CHECK_EQ_INT(api_error_status(API_ERR_KEY_EXISTS), 400);
@@ -478,8 +480,8 @@ static void test_key_names(void)
 	struct server_state *st = make_state(c);
 	if (!st)
 		return;
-	static const char *const valid[] = {"my-key", "abc123", "0", "123ABC321", "_-___---_",
-	                                    "_0", "0-Z", "my_key-0"};
+	static const char *const valid[] = {"my-key",    "abc123", "0",   "123ABC321",
+	                                    "_-___---_", "_0",     "0-Z", "my_key-0"};
 	char path[256];
 	for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
 		snprintf(path, sizeof path, "/v1/key/create/%s", valid[i]);
@@ -498,13 +500,15 @@ static void test_key_names(void)
 	call(st, "PUT", "/v1/key/create/a/b", NULL);
 	CHECK_ERROR(400, "key name 'a/b' is empty, too long or contains invalid characters");
 	call(st, "PUT", "/v1/key/create/\xe2\x98\xb0", NULL);
-	CHECK_ERROR(400, "key name '\xe2\x98\xb0' is empty, too long or contains invalid characters");
+	CHECK_ERROR(400,
+	            "key name '\xe2\x98\xb0' is empty, too long or contains invalid characters");
 	/* Go's encoder escapes <, > and & even inside error messages. */
 	call(st, "PUT", "/v1/key/create/hel<lo", NULL);
 	CHECK_ERROR(400,
 	            "key name 'hel\\u003clo' is empty, too long or contains invalid characters");
 	call(st, "PUT", "/v1/key/create/\xce\x95macs", NULL);
-	CHECK_ERROR(400, "key name '\xce\x95macs' is empty, too long or contains invalid characters");
+	CHECK_ERROR(400,
+	            "key name '\xce\x95macs' is empty, too long or contains invalid characters");
 	call(st, "PUT", "/v1/key/create/a\"b", NULL);
 	CHECK_ERROR(400, "key name 'a\\\"b' is empty, too long or contains invalid characters");
 	/* Invalid UTF-8 is replaced as Go does. */
@@ -561,13 +565,13 @@ static void test_key_lifecycle(void)
 	         key_algorithm_name(key_default_algorithm()));
 	CHECK(strncmp(R.body, head, strlen(head)) == 0);
 	const char *tail = "Z\",\"created_by\":\"" ADMIN "\"}\n";
-	CHECK(R.body_len > strlen(tail) &&
-	      strcmp(R.body + R.body_len - strlen(tail), tail) == 0);
+	CHECK(R.body_len > strlen(tail) && strcmp(R.body + R.body_len - strlen(tail), tail) == 0);
 	call(st, "GET", "/v1/key/describe/missing", NULL);
 	CHECK_ERROR(404, "key does not exist");
 
 	/* list: "" and "*" are everything; a trailing '*' is a prefix; so is a bare prefix */
-	const char *all = "{\"names\":[\"other\",\"pre\",\"pre-a\",\"pre-b\",\"prefix_1\",\"zz\"]}\n";
+	const char *all =
+	    "{\"names\":[\"other\",\"pre\",\"pre-a\",\"pre-b\",\"prefix_1\",\"zz\"]}\n";
 	call(st, "GET", "/v1/key/list/", NULL);
 	CHECK_REPLY(200, all);
 	call(st, "GET", "/v1/key/list/*", NULL);
@@ -801,7 +805,8 @@ static void test_import(void)
 	CHECK_ERROR(400, "key already exists");
 	call(st, "GET", "/v1/key/describe/zero", NULL);
 	CHECK(STARTS_WITH(R.body, "{\"name\":\"zero\",\"algorithm\":\"AES256\","));
-	call(st, "PUT", "/v1/key/import/cha", "{\"key\":\"" ZERO_KEY "\",\"cipher\":\"XCHACHA20-POLY1305\"}");
+	call(st, "PUT", "/v1/key/import/cha",
+	     "{\"key\":\"" ZERO_KEY "\",\"cipher\":\"XCHACHA20-POLY1305\"}");
 	CHECK_EMPTY_OK();
 	call(st, "GET", "/v1/key/describe/cha", NULL);
 	CHECK(STARTS_WITH(R.body, "{\"name\":\"cha\",\"algorithm\":\"ChaCha20\","));
@@ -830,9 +835,12 @@ static void test_import(void)
 
 	/* KES's own ciphertexts under the all-zero key decrypt (kes.md §7.4 #0, #3, #5) */
 	static const char *const vectors[] = {
-		"eyJhZWFkIjoiQUVTLTI1Ni1HQ00tSE1BQy1TSEEtMjU2IiwiaXYiOiJ4THhJTjN0U0NrZzJ4TWFmdXZ3VXdnPT0iLCJub25jZSI6Imd1MG1Hd1Vrd2N2TUVvaTUiLCJieXRlcyI6IldWZ1JqZUlKbTN3NTBDL2wreTd5Mmk2bWJOZzVOQ0FxTjF6dk9ZV1pLbWM9In0=",
-		"lbFBRVMyNTYtR0NNX1NIQTI1NtkgNjY2ODdhYWRmODYyYmQ3NzZjOGZjMThiOGU5ZjhlMjDEEExv7LAd4oz0SaHZrX5LBufEDEKME1ow1CDfUFrqv8QgJuy7Sw+jVqz99TK1HV851LT3K4mwwDv46TB2ngWkAJQ=",
-		"zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc",
+	    "eyJhZWFkIjoiQUVTLTI1Ni1HQ00tSE1BQy1TSEEtMjU2IiwiaXYiOiJ4THhJTjN0U0NrZzJ4TWFmdXZ3VXdnPT"
+	    "0iLCJub25jZSI6Imd1MG1Hd1Vrd2N2TUVvaTUiLCJieXRlcyI6IldWZ1JqZUlKbTN3NTBDL2wreTd5Mmk2bWJO"
+	    "ZzVOQ0FxTjF6dk9ZV1pLbWM9In0=",
+	    "lbFBRVMyNTYtR0NNX1NIQTI1NtkgNjY2ODdhYWRmODYyYmQ3NzZjOGZjMThiOGU5ZjhlMjDEEExv7LAd4oz0Sa"
+	    "HZrX5LBufEDEKME1ow1CDfUFrqv8QgJuy7Sw+jVqz99TK1HV851LT3K4mwwDv46TB2ngWkAJQ=",
+	    "zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc",
 	};
 	char body[1024];
 	for (size_t i = 0; i < sizeof vectors / sizeof *vectors; i++) {
@@ -854,9 +862,9 @@ static void test_legacy_key(void)
 	struct server_state *st = make_state(c);
 	if (!st)
 		return;
-	const char *rec = "{\"bytes\":\"" ZERO_KEY "\",\"algorithm\":\"AES256-GCM_SHA256\","
-	                  "\"created_at\":\"2024-01-12T10:39:20.886816Z\",\"created_by\":\"" ADMIN
-	                  "\"}";
+	const char *rec =
+	    "{\"bytes\":\"" ZERO_KEY "\",\"algorithm\":\"AES256-GCM_SHA256\","
+	    "\"created_at\":\"2024-01-12T10:39:20.886816Z\",\"created_by\":\"" ADMIN "\"}";
 	struct bytes r = {(uint8_t *)rec, strlen(rec)};
 	struct ks_err err = {{0}};
 	CHECK_EQ_INT(keystore_create(spy_of_state->inner, "legacy", &r, &err), KS_OK);
@@ -867,7 +875,8 @@ static void test_legacy_key(void)
 	call(st, "PUT", "/v1/key/hmac/legacy", "{\"message\":\"aGk=\"}");
 	CHECK_ERROR(409, "key does not support HMAC");
 	call(st, "POST", "/v1/key/decrypt/legacy",
-	     "{\"ciphertext\":\"zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc\"}");
+	     "{\"ciphertext\":\"zwdDgHeRlIFRnJ7+DIhs/"
+	     "ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc\"}");
 	CHECK_REPLY(200, "{\"plaintext\":\"" P0 "\"}\n");
 
 	/* No creator, no time: created_by is omitted, created_at is Go's zero time. */
@@ -888,8 +897,11 @@ static void test_worker_contract(void)
 	if (!st)
 		return;
 	struct spy *s = spy_of_state;
-	struct api_request req = {.method = "PUT", .path = "/v1/key/create/w", .query = "",
-	                          .identity = ADMIN, .remote_ip = "127.0.0.1"};
+	struct api_request req = {.method = "PUT",
+	                          .path = "/v1/key/create/w",
+	                          .query = "",
+	                          .identity = ADMIN,
+	                          .remote_ip = "127.0.0.1"};
 	struct api_response resp = {.status = -1};
 	buf_init(&resp.body, 0);
 
@@ -945,8 +957,8 @@ static void test_worker_contract(void)
 	call_full(st, "DELETE", "/v1/key/delete/cold", NULL, &loop);
 	CHECK(R.first == API_NEEDS_WORKER);
 	CHECK_EQ_INT(atomic_load(&s->removes), removes + 1);
-	call_full(st, "PUT", "/v1/key/import/imp", "{\"key\":\"" ZERO_KEY "\",\"cipher\":\"AES256\"}",
-	          &loop);
+	call_full(st, "PUT", "/v1/key/import/imp",
+	          "{\"key\":\"" ZERO_KEY "\",\"cipher\":\"AES256\"}", &loop);
 	CHECK(R.first == API_NEEDS_WORKER);
 	CHECK_EQ_INT(R.status, 200);
 	call_full(st, "GET", "/v1/ready", NULL, &loop);
@@ -975,7 +987,8 @@ static void test_policy_views(void)
 
 	call(st, "GET", "/v1/policy/describe/minio", NULL);
 	snprintf(want, sizeof want,
-	         "{\"name\":\"minio\",\"created_at\":\"%s\",\"created_by\":\"" ADMIN "\"}\n", started);
+	         "{\"name\":\"minio\",\"created_at\":\"%s\",\"created_by\":\"" ADMIN "\"}\n",
+	         started);
 	CHECK_REPLY(200, want);
 	CHECK(R.metered);
 	call(st, "GET", "/v1/policy/describe/nope", NULL);
@@ -1074,34 +1087,40 @@ static void test_status_routes(void)
 		return;
 
 	call(st, "GET", "/version", NULL);
-	CHECK_REPLY(200, "{\"version\":\"" KESC_VERSION "\",\"commit\":\"\\u003cunknown\\u003e\"}\n");
+	CHECK_REPLY(200,
+	            "{\"version\":\"" KESC_VERSION "\",\"commit\":\"\\u003cunknown\\u003e\"}\n");
 	CHECK_EQ_STR(R.content_type, "application/json");
 	CHECK(!R.metered);
 
 	call(st, "GET", "/v1/api", NULL);
 	const char *api =
-		"[{\"method\":\"GET\",\"path\":\"/version\",\"max_body\":0,\"timeout\":10},"
-		"{\"method\":\"GET\",\"path\":\"/v1/ready\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/status\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/metrics\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/api\",\"max_body\":0,\"timeout\":10},"
-		"{\"method\":\"PUT\",\"path\":\"/v1/key/create/\",\"max_body\":0,\"timeout\":30},"
-		"{\"method\":\"PUT\",\"path\":\"/v1/key/import/\",\"max_body\":1000000,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/key/describe/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/key/list/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"DELETE\",\"path\":\"/v1/key/delete/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"PUT\",\"path\":\"/v1/key/generate/\",\"max_body\":1000000,\"timeout\":15},"
-		"{\"method\":\"PUT\",\"path\":\"/v1/key/encrypt/\",\"max_body\":1000000,\"timeout\":15},"
-		"{\"method\":\"PUT\",\"path\":\"/v1/key/decrypt/\",\"max_body\":1000000,\"timeout\":15},"
-		"{\"method\":\"PUT\",\"path\":\"/v1/key/hmac/\",\"max_body\":1000000,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/policy/describe/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/policy/read/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/policy/list/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/identity/describe/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/identity/list/\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/identity/self/describe\",\"max_body\":0,\"timeout\":15},"
-		"{\"method\":\"GET\",\"path\":\"/v1/log/error\",\"max_body\":0,\"timeout\":0},"
-		"{\"method\":\"GET\",\"path\":\"/v1/log/audit\",\"max_body\":0,\"timeout\":0}]\n";
+	    "[{\"method\":\"GET\",\"path\":\"/version\",\"max_body\":0,\"timeout\":10},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/ready\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/status\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/metrics\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/api\",\"max_body\":0,\"timeout\":10},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/create/\",\"max_body\":0,\"timeout\":30},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/import/\",\"max_body\":1000000,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/key/describe/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/key/list/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"DELETE\",\"path\":\"/v1/key/delete/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/generate/"
+	    "\",\"max_body\":1000000,\"timeout\":15},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/encrypt/"
+	    "\",\"max_body\":1000000,\"timeout\":15},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/decrypt/"
+	    "\",\"max_body\":1000000,\"timeout\":15},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/hmac/\",\"max_body\":1000000,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/policy/describe/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/policy/read/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/policy/list/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/identity/describe/"
+	    "\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/identity/list/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/identity/self/"
+	    "describe\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/log/error\",\"max_body\":0,\"timeout\":0},"
+	    "{\"method\":\"GET\",\"path\":\"/v1/log/audit\",\"max_body\":0,\"timeout\":0}]\n";
 	CHECK_REPLY(200, api);
 
 	/* what the transport asks before reading a body */
@@ -1125,9 +1144,9 @@ static void test_status_routes(void)
 	CHECK_EQ_INT(R.status, 200);
 	const char *head = "{\"version\":\"" KESC_VERSION "\",\"os\":\"linux\",\"arch\":\"";
 	CHECK(strncmp(R.body, head, strlen(head)) == 0);
-	static const char *const fields[] = {"\",\"uptime\":", ",\"num_cpu\":", ",\"num_cpu_used\":",
-	                                     ",\"mem_heap_used\":", ",\"mem_stack_used\":",
-	                                     ",\"keystore_latency\":"};
+	static const char *const fields[] = {
+	    "\",\"uptime\":",      ",\"num_cpu\":",        ",\"num_cpu_used\":",
+	    ",\"mem_heap_used\":", ",\"mem_stack_used\":", ",\"keystore_latency\":"};
 	const char *p = R.body;
 	for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
 		const char *f = strstr(p, fields[i]);
@@ -1155,28 +1174,28 @@ static void test_status_routes(void)
 	CHECK_EQ_INT(R.status, 200);
 	CHECK_EQ_STR(R.content_type, "text/plain; version=0.0.4; charset=utf-8");
 	static const char *const names[] = {
-		"# TYPE kes_http_request_success counter\n",
-		"# TYPE kes_http_request_error counter\n",
-		"# TYPE kes_http_request_failure counter\n",
-		"# TYPE kes_http_request_active gauge\n",
-		"# TYPE kes_http_response_time histogram\n",
-		"kes_http_response_time_bucket{le=\"0.01\"} ",
-		"kes_http_response_time_bucket{le=\"+Inf\"} ",
-		"kes_http_response_time_count ",
-		"# TYPE kes_log_error_events counter\n",
-		"# TYPE kes_log_audit_events counter\n",
-		"\nkes_system_up_time ",
-		"\nkes_system_num_cpu ",
-		"\nkes_system_num_cpu_used ",
-		"\nkes_system_num_threads ",
-		"\nkes_system_mem_heap_used ",
-		"\nkes_system_mem_heap_objects ",
-		"\nkes_system_mem_stack_used ",
-		"\nkesc_keystore_latency_seconds ",
-		"\nkesc_cache_hits_total ",
-		"\nkesc_cache_misses_total ",
-		"\nkesc_keystore_reads_total ",
-		"\nkesc_connections_open ",
+	    "# TYPE kes_http_request_success counter\n",
+	    "# TYPE kes_http_request_error counter\n",
+	    "# TYPE kes_http_request_failure counter\n",
+	    "# TYPE kes_http_request_active gauge\n",
+	    "# TYPE kes_http_response_time histogram\n",
+	    "kes_http_response_time_bucket{le=\"0.01\"} ",
+	    "kes_http_response_time_bucket{le=\"+Inf\"} ",
+	    "kes_http_response_time_count ",
+	    "# TYPE kes_log_error_events counter\n",
+	    "# TYPE kes_log_audit_events counter\n",
+	    "\nkes_system_up_time ",
+	    "\nkes_system_num_cpu ",
+	    "\nkes_system_num_cpu_used ",
+	    "\nkes_system_num_threads ",
+	    "\nkes_system_mem_heap_used ",
+	    "\nkes_system_mem_heap_objects ",
+	    "\nkes_system_mem_stack_used ",
+	    "\nkesc_keystore_latency_seconds ",
+	    "\nkesc_cache_hits_total ",
+	    "\nkesc_cache_misses_total ",
+	    "\nkesc_keystore_reads_total ",
+	    "\nkesc_connections_open ",
 	};
 	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
 		CHECK(strstr(R.body, names[i]) != NULL);
