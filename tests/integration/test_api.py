@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -404,6 +405,69 @@ class ConfigTest(unittest.TestCase):
                 self.assert_clean(srv)
         finally:
             shutil.rmtree(keys, ignore_errors=True)
+
+    def test_store_down_status_and_ready(self):
+        keys = tempfile.mkdtemp(prefix="kesctest-keys-")
+        moved = keys + ".moved"
+        try:
+            with kesctest.Server(keystore={"fs": {"path": keys}}) as srv:
+                self.assertEqual(srv.request("GET", "/v1/ready").status, 200)
+                os.rename(keys, moved)
+                # Always 200, and decodable by kms-go: both flags, no latency.
+                r = srv.request("GET", "/v1/status")
+                self.assertEqual(r.status, 200)
+                st = r.json()
+                self.assertIs(st.get("keystore_unavailable"), True)
+                self.assertIs(st.get("keystore_unreachable"), True)
+                self.assertNotIn("keystore_latency", st)
+                r = srv.request("GET", "/v1/ready")
+                self.assertEqual(r.body, error_bytes("key store is not reachable"))
+                self.assertEqual(r.status, 504)
+                os.rename(moved, keys)
+                deadline = time.monotonic() + 30  # the cache re-probes every 10 s
+                while srv.request("GET", "/v1/ready").status != 200:
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.5)
+                self.assertIn("keystore_latency", srv.request("GET", "/v1/status").json())
+                self.assert_clean(srv)
+        finally:
+            if os.path.isdir(moved):
+                os.rename(moved, keys)
+            shutil.rmtree(keys, ignore_errors=True)
+
+    def test_concurrent_generate_decrypt(self):
+        # MinIO's steady state: many connections generating and decrypting at once, a cache
+        # miss on the worker pool while hits answer on the loop threads.
+        with kesctest.Server(config={"server": {"threads": 2}}) as srv:
+            self.assertEqual(srv.request("PUT", "/v1/key/create/hot").status, 200)
+            errors = []
+
+            def client(n):
+                try:
+                    conn = srv.connection()
+                    for i in range(40):
+                        ctx = b64(minio_context("b%d" % n, "o%d" % i))
+                        conn.request("POST", "/v1/key/generate/hot",
+                                     body=json.dumps({"context": ctx}))
+                        r = conn.getresponse()
+                        gen = json.loads(r.read())
+                        conn.request("POST", "/v1/key/decrypt/hot",
+                                     body=json.dumps({"ciphertext": gen["ciphertext"],
+                                                      "context": ctx}))
+                        r = conn.getresponse()
+                        if json.loads(r.read()) != {"plaintext": gen["plaintext"]}:
+                            errors.append("mismatch in client %d" % n)
+                    conn.close()
+                except Exception as e:  # reported below
+                    errors.append(repr(e))
+
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertEqual(errors, [])
+            self.assert_clean(srv)
 
 
 if __name__ == "__main__":
