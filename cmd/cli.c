@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/client.h"
 #include "cmd/cmd.h"
 #include "keystore/bytes.h"
 #include "keystore/json.h"
@@ -222,6 +223,51 @@ int cli_dispatch(int argc, char **argv, const struct cli_subcommand *subs, const
 		if (!strcmp(s->name, argv[1]))
 			return s->run(argc - 1, argv + 1);
 	return cli_usage_error(command, "'%s' is not a %s command", argv[1], command);
+}
+
+void cli_print_json_body(const char *body, size_t body_len)
+{
+	size_t n = body ? body_len : 0;
+	while (n > 0 && (body[n - 1] == '\n' || body[n - 1] == '\r' || body[n - 1] == ' ' ||
+	                 body[n - 1] == '\t'))
+		n--;
+	printf("%.*s\n", (int)n, n ? body : "");
+}
+
+void cli_print_member(const struct json_value *v, const char *key, const char *label)
+{
+	size_t n = 0;
+	const char *s = json_string(json_get(v, key), &n);
+	size_t klen = strlen(key);
+	if (!s || n == 0)
+		return;
+	if (n >= 19 && s[10] == 'T' && klen > 3 && strcmp(key + klen - 3, "_at") == 0)
+		printf("%-11s %.10s %.8s\n", label, s, s + 11);
+	else
+		printf("%-11s %.*s\n", label, (int)n, s);
+}
+
+int cli_run_list_verb(int argc, char **argv, const struct cli_list_verb *v)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, v->command, v->usage, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count > 1) {
+		rc = cli_usage_error(v->command, "too many arguments");
+	} else {
+		struct client_reply reply;
+		rc = client_get_or_report(&a.client, v->prefix, a.count ? a.args[0] : "*", &reply,
+		                          v->what);
+		if (rc == 0)
+			rc = cli_print_names(reply.body.data, reply.body.len, v->member, v->header,
+			                     json);
+		client_reply_free(&reply);
+	}
+	cli_args_free(&a);
+	return rc;
 }
 
 /* Prints the names of a list reply: a JSON array with --json, else one per line (with a

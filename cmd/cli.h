@@ -80,6 +80,27 @@ bool cli_stdout_is_terminal(void);
 int cli_print_names(const char *body, size_t body_len, const char *member, const char *header,
                     bool json);
 
+/* Prints a JSON reply body as --json output: as the server sent it, with its trailing white
+ * space replaced by one newline. */
+void cli_print_json_body(const char *body, size_t body_len);
+
+/* Prints one string member of a reply as "<label>  <value>" for people; RFC 3339 times of
+ * *_at members as "YYYY-MM-DD hh:mm:ss". Nothing when the member is absent or empty. */
+struct json_value;
+void cli_print_member(const struct json_value *v, const char *key, const char *label);
+
+/* A `<group> ls [--json] [<pattern>]` verb: GET prefix + pattern (default "*") and print the
+ * names in member of the reply (cli_print_names). Returns the exit code. */
+struct cli_list_verb {
+	const char *command; /* "key ls" */
+	const char *usage;
+	const char *prefix; /* "/v1/key/list/" */
+	const char *member; /* "names" */
+	const char *header; /* "Key" */
+	const char *what;   /* "failed to list keys matching" */
+};
+int cli_run_list_verb(int argc, char **argv, const struct cli_list_verb *v);
+
 /* The sum of all samples of metric family name in Prometheus text ("name{…} value" or
  * "name value" lines); 0 if there are none. */
 double cli_metric_sum(const char *text, const char *name);

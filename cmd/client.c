@@ -420,3 +420,26 @@ int client_stream(struct client *c, const char *path,
 	buf_free(&t.line);
 	return rc;
 }
+
+int client_get_or_report(const struct client_options *opt, const char *prefix, const char *name,
+                         struct client_reply *reply, const char *what)
+{
+	memset(reply, 0, sizeof *reply);
+	struct client *c = client_open_or_report(opt);
+	if (!c)
+		return 1;
+	struct buf path;
+	buf_init(&path, 4096);
+	if (name)
+		client_path(&path, prefix, name);
+	else
+		buf_append_str(&path, prefix);
+	int rc = 0;
+	if (buf_failed(&path) || client_call(c, "GET", path.data, NULL, 0, reply) < 0) {
+		const char *why = reply->message[0] ? reply->message : "invalid name";
+		rc = name ? cli_fail("%s '%s': %s", what, name, why) : cli_fail("%s: %s", what, why);
+	}
+	buf_free(&path);
+	client_close(c);
+	return rc;
+}

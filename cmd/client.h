@@ -58,6 +58,15 @@ int client_stream(struct client *c, const char *path,
 /* client_open for a verb: prints "kesc: <reason>" and returns NULL on failure. */
 struct client *client_open_or_report(const struct client_options *opt);
 
+/*
+ * The one-request shape of most verbs: opens a client from opt, GETs prefix followed by the
+ * escaped name (prefix alone when name is NULL) and closes the client. On failure prints
+ * "kesc: <what> '<name>': <reason>" (or "kesc: <what>: <reason>") and returns 1, else 0.
+ * reply is always initialised; free it with client_reply_free.
+ */
+int client_get_or_report(const struct client_options *opt, const char *prefix, const char *name,
+                         struct client_reply *reply, const char *what);
+
 /* The server URL the last successful request went to ("https://127.0.0.1:7373"). */
 const char *client_server(const struct client *c);
 

@@ -217,25 +217,10 @@ static int identity_of(int argc, char **argv)
 	return rc;
 }
 
-static void print_member(const struct json_value *v, const char *key, const char *label)
-{
-	size_t n = 0;
-	const char *s = json_string(json_get(v, key), &n);
-	if (s && n > 0) {
-		if (n >= 19 && s[10] == 'T' && strstr(key, "_at"))
-			printf("%-11s %.10s %.8s\n", label, s, s + 11);
-		else
-			printf("%-11s %.*s\n", label, (int)n, s);
-	}
-}
-
 static int identity_info_print(const struct client_reply *reply, const char *identity, bool json)
 {
 	if (json) {
-		size_t n = reply->body.len;
-		while (n > 0 && reply->body.data[n - 1] == '\n')
-			n--;
-		printf("%.*s\n", (int)n, n ? reply->body.data : "");
+		cli_print_json_body(reply->body.data, reply->body.len);
 		return 0;
 	}
 	char err[64];
@@ -247,16 +232,16 @@ static int identity_info_print(const struct client_reply *reply, const char *ide
 	if (identity)
 		printf("%-11s %s\n", "Identity", identity);
 	else
-		print_member(v, "identity", "Identity");
+		cli_print_member(v, "identity", "Identity");
 	const struct json_value *policy = json_get(v, "policy");
 	if (json_type(policy) == JSON_OBJECT)
-		print_member(policy, "name", "Policy");
+		cli_print_member(policy, "name", "Policy");
 	else
-		print_member(v, "policy", "Policy");
+		cli_print_member(v, "policy", "Policy");
 	if (json_bool(json_get(v, "admin")))
 		printf("%-11s %s\n", "Admin", "yes");
-	print_member(v, "created_at", "Date");
-	print_member(v, "created_by", "Owner");
+	cli_print_member(v, "created_at", "Date");
+	cli_print_member(v, "created_by", "Owner");
 	json_free(v);
 	return 0;
 }
@@ -273,26 +258,14 @@ static int identity_info(int argc, char **argv)
 		rc = cli_usage_error("identity info", "too many arguments");
 		goto out;
 	}
-	struct client *c = client_open_or_report(&a.client);
-	if (!c) {
-		rc = 1;
-		goto out;
-	}
-	struct buf path;
-	buf_init(&path, 4096);
-	if (a.count)
-		client_path(&path, "/v1/identity/describe/", a.args[0]);
-	else
-		buf_append_str(&path, "/v1/identity/self/describe");
 	struct client_reply reply;
-	if (client_call(c, "GET", path.data, NULL, 0, &reply) < 0)
-		rc = cli_fail("failed to describe identity%s%s: %s", a.count ? " " : "",
-		              a.count ? a.args[0] : "", reply.message);
-	else
+	rc = a.count ? client_get_or_report(&a.client, "/v1/identity/describe/", a.args[0], &reply,
+	                                    "failed to describe identity")
+	             : client_get_or_report(&a.client, "/v1/identity/self/describe", NULL, &reply,
+	                                    "failed to describe the identity in use");
+	if (rc == 0)
 		rc = identity_info_print(&reply, a.count ? a.args[0] : NULL, json);
 	client_reply_free(&reply);
-	buf_free(&path);
-	client_close(c);
 out:
 	cli_args_free(&a);
 	return rc;
@@ -300,35 +273,11 @@ out:
 
 static int identity_ls(int argc, char **argv)
 {
-	bool json = false;
-	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
-	struct cli_args a;
-	int rc = cli_parse(argc, argv, flags, 1, true, "identity ls", LS_USAGE, &a);
-	if (rc != CLI_OK)
-		return cli_exit_for(rc);
-	if (a.count > 1) {
-		rc = cli_usage_error("identity ls", "too many arguments");
-		goto out;
-	}
-	struct client *c = client_open_or_report(&a.client);
-	if (!c) {
-		rc = 1;
-		goto out;
-	}
-	struct buf path;
-	buf_init(&path, 4096);
-	client_path(&path, "/v1/identity/list/", a.count ? a.args[0] : "*");
-	struct client_reply reply;
-	if (client_call(c, "GET", path.data, NULL, 0, &reply) < 0)
-		rc = cli_fail("failed to list identities: %s", reply.message);
-	else
-		rc = cli_print_names(reply.body.data, reply.body.len, "identities", "Identity", json);
-	client_reply_free(&reply);
-	buf_free(&path);
-	client_close(c);
-out:
-	cli_args_free(&a);
-	return rc;
+	static const struct cli_list_verb ls = {
+		"identity ls", LS_USAGE, "/v1/identity/list/", "identities", "Identity",
+		"failed to list identities matching",
+	};
+	return cli_run_list_verb(argc, argv, &ls);
 }
 
 /* `kesc identity <file>` without a sub-command, as `kes identity <file>`. */

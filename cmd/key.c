@@ -101,15 +101,17 @@ static int valid_base64(const char *arg)
 	return rc == 0;
 }
 
-static int key_create(int argc, char **argv)
+/* create and rm: one call per name on one connection, stopping at the first failure. */
+static int key_each(int argc, char **argv, const char *command, const char *usage,
+                    const char *method, const char *prefix, const char *what)
 {
 	struct cli_args a;
-	int rc = cli_parse(argc, argv, NULL, 0, true, "key create", CREATE_USAGE, &a);
+	int rc = cli_parse(argc, argv, NULL, 0, true, command, usage, &a);
 	if (rc != CLI_OK)
 		return cli_exit_for(rc);
 	rc = 0;
 	if (a.count == 0) {
-		rc = cli_usage_error("key create", "no key name specified");
+		rc = cli_usage_error(command, "no key name specified");
 		goto out;
 	}
 	struct client *c = client_open_or_report(&a.client);
@@ -119,14 +121,19 @@ static int key_create(int argc, char **argv)
 	}
 	for (size_t i = 0; i < a.count && rc == 0; i++) {
 		struct client_reply reply;
-		rc = key_call(c, "POST", "/v1/key/create/", a.args[i], NULL, &reply,
-		              "failed to create key");
+		rc = key_call(c, method, prefix, a.args[i], NULL, &reply, what);
 		client_reply_free(&reply);
 	}
 	client_close(c);
 out:
 	cli_args_free(&a);
 	return rc;
+}
+
+static int key_create(int argc, char **argv)
+{
+	return key_each(argc, argv, "key create", CREATE_USAGE, "POST", "/v1/key/create/",
+	                "failed to create key");
 }
 
 static int key_import(int argc, char **argv)
@@ -173,28 +180,10 @@ out:
 	return rc;
 }
 
-/* "2024-05-01T10:11:12.123Z" → "2024-05-01 10:11:12". */
-static void print_time(const char *label, const char *t, size_t n)
-{
-	if (n >= 19 && t[10] == 'T')
-		printf("%-11s %.10s %.8s\n", label, t, t + 11);
-	else
-		printf("%-11s %.*s\n", label, (int)n, t);
-}
-
-/* Prints a JSON reply body as --json output: as the server sent it, one trailing newline. */
-static void print_json_body(const struct client_reply *reply)
-{
-	size_t n = reply->body.len;
-	while (n > 0 && (reply->body.data[n - 1] == '\n' || reply->body.data[n - 1] == ' '))
-		n--;
-	printf("%.*s\n", (int)n, n ? reply->body.data : "");
-}
-
 static int key_info_print(const struct client_reply *reply, bool json)
 {
 	if (json) {
-		print_json_body(reply);
+		cli_print_json_body(reply->body.data, reply->body.len);
 		return 0;
 	}
 	char err[64];
@@ -203,18 +192,10 @@ static int key_info_print(const struct client_reply *reply, bool json)
 		json_free(v);
 		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
 	}
-	size_t n = 0;
-	const char *s = json_string(json_get(v, "name"), &n);
-	printf("%-11s %.*s\n", "Name", (int)n, s ? s : "");
-	s = json_string(json_get(v, "algorithm"), &n);
-	if (s)
-		printf("%-11s %.*s\n", "Algorithm", (int)n, s);
-	s = json_string(json_get(v, "created_at"), &n);
-	if (s)
-		print_time("Date", s, n);
-	s = json_string(json_get(v, "created_by"), &n);
-	if (s)
-		printf("%-11s %.*s\n", "Owner", (int)n, s);
+	cli_print_member(v, "name", "Name");
+	cli_print_member(v, "algorithm", "Algorithm");
+	cli_print_member(v, "created_at", "Date");
+	cli_print_member(v, "created_by", "Owner");
 	json_free(v);
 	return 0;
 }
@@ -250,59 +231,16 @@ out:
 
 static int key_ls(int argc, char **argv)
 {
-	bool json = false;
-	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
-	struct cli_args a;
-	int rc = cli_parse(argc, argv, flags, 1, true, "key ls", LS_USAGE, &a);
-	if (rc != CLI_OK)
-		return cli_exit_for(rc);
-	if (a.count > 1) {
-		rc = cli_usage_error("key ls", "too many arguments");
-		goto out;
-	}
-	struct client *c = client_open_or_report(&a.client);
-	if (!c) {
-		rc = 1;
-		goto out;
-	}
-	struct client_reply reply;
-	rc = key_call(c, "GET", "/v1/key/list/", a.count ? a.args[0] : "*", NULL, &reply,
-	              "failed to list keys matching");
-	if (rc == 0)
-		rc = cli_print_names(reply.body.data, reply.body.len, "names", "Key", json);
-	client_reply_free(&reply);
-	client_close(c);
-out:
-	cli_args_free(&a);
-	return rc;
+	static const struct cli_list_verb ls = {
+		"key ls", LS_USAGE, "/v1/key/list/", "names", "Key", "failed to list keys matching",
+	};
+	return cli_run_list_verb(argc, argv, &ls);
 }
 
 static int key_rm(int argc, char **argv)
 {
-	struct cli_args a;
-	int rc = cli_parse(argc, argv, NULL, 0, true, "key rm", RM_USAGE, &a);
-	if (rc != CLI_OK)
-		return cli_exit_for(rc);
-	rc = 0;
-	if (a.count == 0) {
-		rc = cli_usage_error("key rm", "no key name specified");
-		goto out;
-	}
-	struct client *c = client_open_or_report(&a.client);
-	if (!c) {
-		rc = 1;
-		goto out;
-	}
-	for (size_t i = 0; i < a.count && rc == 0; i++) {
-		struct client_reply reply;
-		rc = key_call(c, "DELETE", "/v1/key/delete/", a.args[i], NULL, &reply,
-		              "failed to remove key");
-		client_reply_free(&reply);
-	}
-	client_close(c);
-out:
-	cli_args_free(&a);
-	return rc;
+	return key_each(argc, argv, "key rm", RM_USAGE, "DELETE", "/v1/key/delete/",
+	                "failed to remove key");
 }
 
 /* The crypto verbs' output: on a terminal "\n<label>: <value>" lines, else one JSON object

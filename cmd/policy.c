@@ -40,45 +40,6 @@ static const char SHOW_USAGE[] =
 	"    -h, --help               Print command line options.\n\n"
 	"Examples:\n    $ kesc policy show my-policy\n";
 
-/* GET prefix+name (name may be NULL for "*"), reporting failures as "<what>: <message>". */
-static int policy_get(const struct cli_args *a, const char *prefix, const char *name,
-                      struct client_reply *reply, const char *what)
-{
-	memset(reply, 0, sizeof *reply);
-	struct client *c = client_open_or_report(&a->client);
-	if (!c)
-		return 1;
-	struct buf path;
-	buf_init(&path, 4096);
-	client_path(&path, prefix, name);
-	int rc = 0;
-	if (buf_failed(&path) || client_call(c, "GET", path.data, NULL, 0, reply) < 0)
-		rc = cli_fail("%s '%s': %s", what, name, reply->message);
-	buf_free(&path);
-	client_close(c);
-	return rc;
-}
-
-static void print_json_body(const struct client_reply *reply)
-{
-	size_t n = reply->body.len;
-	while (n > 0 && reply->body.data[n - 1] == '\n')
-		n--;
-	printf("%.*s\n", (int)n, n ? reply->body.data : "");
-}
-
-static void print_string(const struct json_value *v, const char *key, const char *label)
-{
-	size_t n = 0;
-	const char *s = json_string(json_get(v, key), &n);
-	if (!s || n == 0)
-		return;
-	if (n >= 19 && s[10] == 'T')
-		printf("%-11s %.10s %.8s\n", label, s, s + 11);
-	else
-		printf("%-11s %.*s\n", label, (int)n, s);
-}
-
 /* allow/deny are objects {"<pattern>":{}} in KES HEAD and arrays in older servers. */
 static void print_rules(const struct json_value *v, const char *key, const char *label)
 {
@@ -98,7 +59,7 @@ static void print_rules(const struct json_value *v, const char *key, const char 
 static int policy_print(const struct client_reply *reply, bool json, bool rules)
 {
 	if (json) {
-		print_json_body(reply);
+		cli_print_json_body(reply->body.data, reply->body.len);
 		return 0;
 	}
 	char err[64];
@@ -111,9 +72,9 @@ static int policy_print(const struct client_reply *reply, bool json, bool rules)
 		print_rules(v, "allow", "Allow");
 		print_rules(v, "deny", "Deny");
 	} else {
-		print_string(v, "name", "Name");
-		print_string(v, "created_at", "Date");
-		print_string(v, "created_by", "Owner");
+		cli_print_member(v, "name", "Name");
+		cli_print_member(v, "created_at", "Date");
+		cli_print_member(v, "created_by", "Owner");
 	}
 	json_free(v);
 	return 0;
@@ -132,7 +93,8 @@ static int policy_one(int argc, char **argv, const char *command, const char *us
 		rc = cli_usage_error(command, a.count ? "too many arguments" : "no policy name specified");
 	} else {
 		struct client_reply reply;
-		rc = policy_get(&a, prefix, a.args[0], &reply, "failed to read policy");
+		rc = client_get_or_report(&a.client, prefix, a.args[0], &reply,
+		                          "failed to read policy");
 		if (rc == 0)
 			rc = policy_print(&reply, json, rules);
 		client_reply_free(&reply);
@@ -153,24 +115,11 @@ static int policy_show(int argc, char **argv)
 
 static int policy_ls(int argc, char **argv)
 {
-	bool json = false;
-	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
-	struct cli_args a;
-	int rc = cli_parse(argc, argv, flags, 1, true, "policy ls", LS_USAGE, &a);
-	if (rc != CLI_OK)
-		return cli_exit_for(rc);
-	if (a.count > 1) {
-		rc = cli_usage_error("policy ls", "too many arguments");
-	} else {
-		struct client_reply reply;
-		rc = policy_get(&a, "/v1/policy/list/", a.count ? a.args[0] : "*", &reply,
-		                "failed to list policies matching");
-		if (rc == 0)
-			rc = cli_print_names(reply.body.data, reply.body.len, "names", "Policy", json);
-		client_reply_free(&reply);
-	}
-	cli_args_free(&a);
-	return rc;
+	static const struct cli_list_verb ls = {
+		"policy ls", LS_USAGE, "/v1/policy/list/", "names", "Policy",
+		"failed to list policies matching",
+	};
+	return cli_run_list_verb(argc, argv, &ls);
 }
 
 int cmd_policy(int argc, char **argv)

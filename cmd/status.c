@@ -114,10 +114,7 @@ int cmd_status(int argc, char **argv)
 		rc = cli_fail("failed to read the server %s: %s", api ? "APIs" : "status",
 		              reply.message);
 	} else if (json) {
-		size_t n = reply.body.len;
-		while (n > 0 && reply.body.data[n - 1] == '\n')
-			n--;
-		printf("%.*s\n", (int)n, n ? reply.body.data : "");
+		cli_print_json_body(reply.body.data, reply.body.len);
 	} else if (short_out && !api) {
 		printf("%s online\n", client_server(c));
 	} else {
@@ -159,20 +156,14 @@ int cmd_metric(int argc, char **argv)
 		rc = cli_usage_error("metric", "too many arguments");
 		goto out;
 	}
-	struct client *c = client_open_or_report(&a.client);
-	if (!c) {
-		rc = 1;
-		goto out;
-	}
 	struct client_reply reply;
-	if (client_call(c, "GET", "/v1/metrics", NULL, 0, &reply) < 0)
-		rc = cli_fail("failed to read the server metrics: %s", reply.message);
-	else if (raw || !cli_stdout_is_terminal())
+	rc = client_get_or_report(&a.client, "/v1/metrics", NULL, &reply,
+	                          "failed to read the server metrics");
+	if (rc == 0 && (raw || !cli_stdout_is_terminal()))
 		fwrite(reply.body.data ? reply.body.data : "", 1, reply.body.len, stdout);
-	else
+	else if (rc == 0)
 		metric_summary(reply.body.data ? reply.body.data : "");
 	client_reply_free(&reply);
-	client_close(c);
 out:
 	cli_args_free(&a);
 	return rc;
