@@ -234,6 +234,18 @@ void cli_print_json_body(const char *body, size_t body_len)
 	printf("%.*s\n", (int)n, n ? body : "");
 }
 
+struct json_value *cli_parse_reply(const char *body, size_t body_len, enum json_type type)
+{
+	char err[64];
+	struct json_value *v = json_parse(body ? body : "", body_len, err, sizeof err);
+	if (!v || json_type(v) != type) {
+		json_free(v);
+		cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+		return NULL;
+	}
+	return v;
+}
+
 void cli_print_member(const struct json_value *v, const char *key, const char *label)
 {
 	size_t n = 0;

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "keystore/json.h"
+
 enum cli_kind {
 	CLI_BOOL,   /* target: bool * */
 	CLI_STRING, /* target: const char ** (points into argv) */
@@ -84,9 +86,12 @@ int cli_print_names(const char *body, size_t body_len, const char *member, const
  * space replaced by one newline. */
 void cli_print_json_body(const char *body, size_t body_len);
 
+/* Parses a reply body that must be a JSON value of the given type (JSON_OBJECT, JSON_ARRAY).
+ * NULL, after printing "kesc: <bad response>", when it is not. Free with json_free. */
+struct json_value *cli_parse_reply(const char *body, size_t body_len, enum json_type type);
+
 /* Prints one string member of a reply as "<label>  <value>" for people; RFC 3339 times of
  * *_at members as "YYYY-MM-DD hh:mm:ss". Nothing when the member is absent or empty. */
-struct json_value;
 void cli_print_member(const struct json_value *v, const char *key, const char *label);
 
 /* A `<group> ls [--json] [<pattern>]` verb: GET prefix + pattern (default "*") and print the

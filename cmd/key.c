@@ -186,12 +186,9 @@ static int key_info_print(const struct client_reply *reply, bool json)
 		cli_print_json_body(reply->body.data, reply->body.len);
 		return 0;
 	}
-	char err[64];
-	struct json_value *v = json_parse(reply->body.data, reply->body.len, err, sizeof err);
-	if (!v || json_type(v) != JSON_OBJECT) {
-		json_free(v);
-		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
-	}
+	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
+	if (!v)
+		return 1;
 	cli_print_member(v, "name", "Name");
 	cli_print_member(v, "algorithm", "Algorithm");
 	cli_print_member(v, "created_at", "Date");
@@ -248,13 +245,10 @@ static int key_rm(int argc, char **argv)
 static int print_crypto(const struct client_reply *reply, const char *const *fields, size_t n,
                         bool json)
 {
-	char err[64];
-	struct json_value *v = json_parse(reply->body.data, reply->body.len, err, sizeof err);
+	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
 	int rc = 0;
-	if (!v || json_type(v) != JSON_OBJECT) {
-		rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
-		goto out;
-	}
+	if (!v)
+		return 1;
 	for (size_t i = 0; i < n; i++)
 		if (!json_string(json_get(v, fields[i]), NULL)) {
 			rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));

@@ -62,12 +62,9 @@ static int policy_print(const struct client_reply *reply, bool json, bool rules)
 		cli_print_json_body(reply->body.data, reply->body.len);
 		return 0;
 	}
-	char err[64];
-	struct json_value *v = json_parse(reply->body.data, reply->body.len, err, sizeof err);
-	if (!v || json_type(v) != JSON_OBJECT) {
-		json_free(v);
-		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
-	}
+	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
+	if (!v)
+		return 1;
 	if (rules) {
 		print_rules(v, "allow", "Allow");
 		print_rules(v, "deny", "Deny");

@@ -48,12 +48,9 @@ static double number(const struct json_value *v, const char *key)
 
 static int status_print(const struct client *c, const struct client_reply *reply)
 {
-	char err[64];
-	struct json_value *v = json_parse(reply->body.data, reply->body.len, err, sizeof err);
-	if (!v || json_type(v) != JSON_OBJECT) {
-		json_free(v);
-		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
-	}
+	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
+	if (!v)
+		return 1;
 	size_t n = 0;
 	const char *version = json_string(json_get(v, "version"), &n);
 	printf("%-15s %s\n", "Endpoint", client_server(c));
@@ -72,12 +69,9 @@ static int status_print(const struct client *c, const struct client_reply *reply
 
 static int api_print(const struct client_reply *reply)
 {
-	char err[64];
-	struct json_value *v = json_parse(reply->body.data, reply->body.len, err, sizeof err);
-	if (!v || json_type(v) != JSON_ARRAY) {
-		json_free(v);
-		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
-	}
+	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_ARRAY);
+	if (!v)
+		return 1;
 	printf("%-8s %-28s %10s %8s\n", "Method", "API", "Max body", "Timeout");
 	for (size_t i = 0; i < json_count(v); i++) {
 		const struct json_value *e = json_at(v, i);
