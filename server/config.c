@@ -142,16 +142,27 @@ static const struct ynode *value_of(const struct ynode *map, const char *key)
 	return ynode_is_null(v) ? NULL : v;
 }
 
+/* The shared start of every scalar getter: 0 when key is absent or null, -1 (reported) when it
+ * is not a usable scalar, else 1 with its node and text (after the ${ENV} rule). */
+static int get_scalar(struct cfg_ctx *x, const struct ynode *map, const char *key,
+                      const char *field, enum cfg_env env, const struct ynode **node,
+                      const char **text)
+{
+	*node = value_of(map, key);
+	if (!*node)
+		return 0;
+	return cfg_scalar_text(x, *node, field, env, text) < 0 ? -1 : 1;
+}
+
 int cfg_get_string(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
                    enum cfg_env env, char **out)
 {
-	const struct ynode *v = value_of(map, key);
+	const struct ynode *v;
 	const char *text;
-	if (!v)
-		return 0;
-	if (cfg_scalar_text(x, v, field, env, &text) < 0 || cfg_set_string(x, out, text) < 0)
-		return -1;
-	return 1;
+	int r = get_scalar(x, map, key, field, env, &v, &text);
+	if (r <= 0)
+		return r;
+	return cfg_set_string(x, out, text) < 0 ? -1 : 1;
 }
 
 static bool all_digits(const char *s)
@@ -169,12 +180,11 @@ static bool all_digits(const char *s)
 int cfg_get_duration(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
                      int64_t *ms_out)
 {
-	const struct ynode *v = value_of(map, key);
+	const struct ynode *v;
 	const char *text;
-	if (!v)
-		return 0;
-	if (cfg_scalar_text(x, v, field, CFG_ENV, &text) < 0)
-		return -1;
+	int r = get_scalar(x, map, key, field, CFG_ENV, &v, &text);
+	if (r <= 0)
+		return r;
 	if (!text[0])
 		return 0; /* ${VAR} set but empty: as if unset */
 	if (config_parse_duration(text, ms_out) == 0)
@@ -192,12 +202,11 @@ int cfg_get_bool(struct cfg_ctx *x, const struct ynode *map, const char *key, co
 {
 	static const char *const yes[] = {"true", "on", "yes"};
 	static const char *const no[] = {"false", "off", "no"};
-	const struct ynode *v = value_of(map, key);
+	const struct ynode *v;
 	const char *text;
-	if (!v)
-		return 0;
-	if (cfg_scalar_text(x, v, field, CFG_ENV, &text) < 0)
-		return -1;
+	int r = get_scalar(x, map, key, field, CFG_ENV, &v, &text);
+	if (r <= 0)
+		return r;
 	for (size_t i = 0; i < 3; i++) {
 		if (strcasecmp(text, yes[i]) == 0) {
 			*out = true;
@@ -214,12 +223,11 @@ int cfg_get_bool(struct cfg_ctx *x, const struct ynode *map, const char *key, co
 int cfg_get_uint(struct cfg_ctx *x, const struct ynode *map, const char *key, const char *field,
                  unsigned *out)
 {
-	const struct ynode *v = value_of(map, key);
+	const struct ynode *v;
 	const char *text;
-	if (!v)
-		return 0;
-	if (cfg_scalar_text(x, v, field, CFG_ENV, &text) < 0)
-		return -1;
+	int r = get_scalar(x, map, key, field, CFG_ENV, &v, &text);
+	if (r <= 0)
+		return r;
 	char *end;
 	errno = 0;
 	unsigned long n = strtoul(text, &end, 10);
