@@ -480,7 +480,9 @@ static void test_auth_renewal(void)
 	CHECK_EQ_INT(failures, 0);
 	long renews = stat_count("POST /v1/auth/token/renew-self");
 	CHECK(renews >= 2);
+	int64_t t0 = now_ms();
 	keystore_close(ks);
+	CHECK(now_ms() - t0 < 1000); /* the renewal and poll threads stop promptly */
 }
 
 /* Batch tokens are not renewable: the thread logs in again instead. */
@@ -515,6 +517,86 @@ static void test_auth_expired_tokens(void)
 	CHECK_EQ_INT(get_is(ks, "expiring", "e1"), KS_OK);
 	CHECK(admin_ok("POST", NULL, "/_test/expire-tokens", "{}"));
 	CHECK_EQ_INT(put_str(ks, "expiring-2", "e2"), KS_OK);
+	keystore_close(ks);
+}
+
+static bool wait_until_ok(struct keystore *ks, const char *name, const char *want, int ms);
+
+/* An unsigned service-account JWT (the test server reads the claims only). */
+static void k8s_jwt(const char *sa, char *out, size_t n)
+{
+	struct buf claims, b64;
+	buf_init(&claims, 0);
+	buf_init(&b64, 0);
+	buf_printf(&claims, "{\"iss\":\"kubernetes/serviceaccount\","
+	                    "\"kubernetes.io/serviceaccount/service-account.name\":\"%s\","
+	                    "\"kubernetes.io/serviceaccount/namespace\":\"minio\"}", sa);
+	base64_encode(&b64, (const uint8_t *)claims.data, claims.len);
+	for (size_t i = 0; i < b64.len; i++)
+		b64.data[i] = b64.data[i] == '+' ? '-' : b64.data[i] == '/' ? '_' : b64.data[i];
+	while (b64.len && b64.data[b64.len - 1] == '=')
+		b64.data[--b64.len] = 0;
+	snprintf(out, n, "eyJhbGciOiJSUzI1NiJ9.%s.c2lnbmF0dXJl", b64.data);
+	buf_free(&claims);
+	buf_free(&b64);
+}
+
+static bool write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return false;
+	bool ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+static char jwt_path[300];
+
+static void k8s_config(struct vault_config *cfg)
+{
+	cfg->auth = VAULT_AUTH_KUBERNETES;
+	cfg->approle_id = cfg->approle_secret = NULL;
+	cfg->k8s_role = "kesc";
+	cfg->k8s_jwt = jwt_path;
+	cfg->k8s_jwt_is_file = true;
+	cfg->request_timeout_ms = 1500;
+}
+
+/* Kubernetes auth re-reads the JWT file at every login (projected tokens rotate). */
+static void test_auth_kubernetes(void)
+{
+	char jwt[1024], bad[1024];
+	k8s_jwt("kesc", jwt, sizeof(jwt));
+	k8s_jwt("intruder", bad, sizeof(bad));
+	snprintf(jwt_path, sizeof(jwt_path), "%s/sa-token", tmpdir);
+	CHECK(admin_ok("POST", NULL, "/v1/sys/auth/kubernetes", "{\"type\":\"kubernetes\"}"));
+	CHECK(admin_ok("POST", NULL, "/v1/auth/kubernetes/config", "{\"kubernetes_host\":\"https://127.0.0.1:6443\"}"));
+	CHECK(admin_ok("POST", NULL, "/v1/auth/kubernetes/role/kesc",
+	               "{\"bound_service_account_names\":[\"kesc\"],\"bound_service_account_namespaces\":"
+	               "[\"minio\"],\"token_policies\":[\"kes-v1\"],\"token_ttl\":\"1h\"}"));
+	CHECK(write_file(jwt_path, bad));
+	struct vault_config cfg;
+	struct ks_err err = {{0}};
+	config_fill(&cfg, &V1);
+	k8s_config(&cfg);
+	CHECK(vault_keystore_open(&cfg, &err) == NULL);
+	CHECK(strstr(err.msg, "vault: kubernetes login failed") != NULL);
+	CHECK(strstr(err.msg, "not authorized") != NULL);
+
+	CHECK(write_file(jwt_path, jwt));
+	struct keystore *ks = open_with(&V1, k8s_config);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "k8s-key", "k1"), KS_OK);
+	/* The service account token now maps to an unauthorised account: the next login fails. */
+	CHECK(write_file(jwt_path, bad));
+	CHECK(admin_ok("POST", NULL, "/_test/expire-tokens", "{}"));
+	struct bytes b = {0};
+	CHECK_EQ_INT(keystore_get(ks, "k8s-key", &b, &err), KS_UNREACHABLE);
+	/* Rotated back to a good token: the 3 s login retry picks it up. */
+	CHECK(write_file(jwt_path, jwt));
+	CHECK(wait_until_ok(ks, "k8s-key", "k1", 8000));
 	keystore_close(ks);
 }
 
@@ -732,15 +814,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "could not set up the Vault test server\n");
 		return 1;
 	}
-	RUN(test_auth_bad_secret);
-	RUN(test_kes_records);
-	RUN(test_transit_rotation);
-	RUN(test_fault_sealed);
-	RUN(test_fault_retries);
-	RUN(test_fault_latency);
-	RUN(test_auth_expired_tokens);
-	RUN(test_auth_renewal);
-	RUN(test_auth_not_renewable);
-	RUN(test_conformance);
+	/* VAULT_TEST_ONLY=<substring> runs only the matching tests (for development). */
+	const char *only = getenv("VAULT_TEST_ONLY");
+#define RUN_SOME(fn)                                  \
+	do {                                          \
+		if (!only || strstr(#fn, only))       \
+			RUN(fn);                      \
+	} while (0)
+	RUN_SOME(test_auth_bad_secret);
+	RUN_SOME(test_kes_records);
+	RUN_SOME(test_transit_rotation);
+	RUN_SOME(test_fault_sealed);
+	RUN_SOME(test_fault_retries);
+	RUN_SOME(test_fault_latency);
+	RUN_SOME(test_auth_expired_tokens);
+	RUN_SOME(test_auth_renewal);
+	RUN_SOME(test_auth_not_renewable);
+	RUN_SOME(test_auth_kubernetes);
+	RUN_SOME(test_conformance);
 	return CHECK_DONE();
 }
