@@ -124,21 +124,27 @@ static int parse_option(int argc, char **argv, int *i, const struct cli_flag *fl
                         size_t flag_count, bool with_client, const char *command,
                         const char *usage, struct cli_args *out)
 {
+	/* Errors name the option as shown, never an inline value: a mistyped "--secret=…" or
+	 * "-p…" must not put the value on the terminal or into a CI log. */
 	const char *arg = argv[*i], *name = NULL, *inline_value = NULL;
-	char short_name = 0, namebuf[64];
+	char short_name = 0, namebuf[64], shown[72];
 	if (arg[1] == '-') {
 		const char *eq = strchr(arg + 2, '=');
 		size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
 		if (len >= sizeof namebuf)
-			return cli_usage_error(command, "unknown option '%s'", arg), CLI_USAGE;
+			return cli_usage_error(command, "unknown option '--%.16s…'", arg + 2),
+			       CLI_USAGE;
 		memcpy(namebuf, arg + 2, len);
 		namebuf[len] = '\0';
 		name = namebuf;
 		inline_value = eq ? eq + 1 : NULL;
+		snprintf(shown, sizeof shown, "--%s", name);
 	} else {
 		short_name = arg[1];
 		inline_value = arg[2] ? arg + 2 : NULL;
+		snprintf(shown, sizeof shown, "-%c", short_name);
 	}
+	arg = shown;
 	if ((name && !strcmp(name, "help")) || short_name == 'h') {
 		fputs(usage, stdout);
 		return CLI_HELP;

@@ -1,6 +1,7 @@
 /* test_cli.c — the client side of `kesc`: option parsing as KES's pflag command line does it,
  * server and credential selection from KES's environment variables, and path escaping. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cmd/cli.h"
@@ -31,6 +32,55 @@ static void test_parse_mixed_options(void)
 	CHECK_EQ_STR(a.args[1], "--not-an-option");
 	CHECK_EQ_STR(a.args[2], "b");
 	cli_args_free(&a);
+}
+
+/* Runs cli_parse with stderr captured into out (NUL-terminated). */
+static int parse_capturing_stderr(int argc, char **argv, const struct cli_flag *flags,
+                                  size_t flag_count, char *out, size_t outlen)
+{
+	struct cli_args a;
+	FILE *tmp = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	if (!tmp || saved < 0)
+		abort();
+	fflush(stderr);
+	if (dup2(fileno(tmp), STDERR_FILENO) < 0)
+		abort();
+	int rc = cli_parse(argc, argv, flags, flag_count, true, "key info", "usage\n", &a);
+	fflush(stderr);
+	if (dup2(saved, STDERR_FILENO) < 0)
+		abort();
+	close(saved);
+	rewind(tmp);
+	size_t n = fread(out, 1, outlen - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+	if (rc == CLI_OK)
+		cli_args_free(&a);
+	return rc;
+}
+
+/* A mistyped option may carry a secret as its value; the usage error names only the option. */
+static void test_parse_errors_never_echo_values(void)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	char text[1024];
+	char *unknown_long[] = {"info", "--pasword=hunter2-secret"};
+	CHECK_EQ_INT(parse_capturing_stderr(2, unknown_long, flags, 1, text, sizeof text),
+	             CLI_USAGE);
+	CHECK(strstr(text, "--pasword") != NULL);
+	CHECK(strstr(text, "hunter2") == NULL);
+	char *unknown_short[] = {"info", "-phunter2-secret"};
+	CHECK_EQ_INT(parse_capturing_stderr(2, unknown_short, flags, 1, text, sizeof text),
+	             CLI_USAGE);
+	CHECK(strstr(text, "'-p'") != NULL);
+	CHECK(strstr(text, "hunter2") == NULL);
+	char *bool_value[] = {"info", "--json=hunter2-secret"};
+	CHECK_EQ_INT(parse_capturing_stderr(2, bool_value, flags, 1, text, sizeof text),
+	             CLI_USAGE);
+	CHECK(strstr(text, "--json") != NULL);
+	CHECK(strstr(text, "hunter2") == NULL);
 }
 
 static void test_parse_errors_and_help(void)
@@ -212,6 +262,7 @@ int main(void)
 {
 	RUN(test_parse_mixed_options);
 	RUN(test_parse_errors_and_help);
+	RUN(test_parse_errors_never_echo_values);
 	RUN(test_path_escaping);
 	RUN(test_server_from_environment);
 	RUN(test_credentials_from_environment);
