@@ -214,7 +214,8 @@ static int format_time(time_t t, char out[16])
 	return strftime(out, 16, "%Y%m%d%H%M%S", &tm) == 14 ? 0 : -1;
 }
 
-/* "CN=<name>" with ',' escaped, the only character mbedTLS 2.28's name parser needs escaped. */
+/* "CN=<name>" with ',' escaped. mbedTLS 2.28's name parser accepts no other escape, so a
+ * backslash (which it would read as one) is refused here with a clear error. */
 static int subject_string(const char *cn, char *out, size_t outlen)
 {
 	size_t n = 0, cn_len = strlen(cn);
@@ -225,7 +226,7 @@ static int subject_string(const char *cn, char *out, size_t outlen)
 	memcpy(out, "CN=", 3);
 	n = 3;
 	for (size_t i = 0; i < cn_len; i++) {
-		if ((unsigned char)cn[i] < 0x20 || cn[i] == 0x7f)
+		if ((unsigned char)cn[i] < 0x20 || cn[i] == 0x7f || cn[i] == '\\')
 			return -1;
 		if (n + 3 >= outlen)
 			return -1;
@@ -400,7 +401,7 @@ static int certgen_build(struct certgen_state *s, const struct certgen_options *
 	}
 	const char *cn = opt->common_name && opt->common_name[0] ? opt->common_name : identity;
 	if (subject_string(cn, subject, sizeof subject) < 0) {
-		set_err(err, errlen, "invalid subject '%s' (1 to 64 printable characters)", cn);
+		set_err(err, errlen, "invalid subject '%s' (1 to 64 printable characters, no '\\')", cn);
 		return -1;
 	}
 	if (crt_fill(s, opt, subject, err, errlen) < 0)
