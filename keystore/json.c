@@ -59,7 +59,8 @@ struct json_value {
 	size_t len;
 	size_t count, cap;
 	struct json_value **items; /* array elements or object values */
-	char **keys;               /* object keys */
+	char **keys;               /* object keys, NUL-terminated... */
+	size_t *key_lens;          /* ...but may contain NUL: their true lengths */
 };
 
 struct parse_state {
@@ -67,6 +68,7 @@ struct parse_state {
 	struct json_value *stack[JSON_MAX_DEPTH + 1];
 	int depth;
 	char *pending_key;
+	size_t pending_key_len;
 	bool failed;
 	const char *why;
 };
@@ -113,11 +115,16 @@ static int attach(struct parse_state *st, struct json_value *v)
 			if (!keys)
 				goto oom;
 			parent->keys = keys;
+			size_t *lens = zrealloc(NULL, parent->key_lens, cap * sizeof *lens);
+			if (!lens)
+				goto oom;
+			parent->key_lens = lens;
 		}
 		parent->cap = cap;
 	}
 	if (parent->type == JSON_OBJECT) {
 		parent->keys[parent->count] = st->pending_key;
+		parent->key_lens[parent->count] = st->pending_key_len;
 		st->pending_key = NULL;
 	}
 	parent->items[parent->count++] = v;
@@ -188,6 +195,7 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t n)
 	struct parse_state *st = ctx;
 	zfree(NULL, st->pending_key);
 	st->pending_key = zstrndup((const char *)s, n);
+	st->pending_key_len = n;
 	if (!st->pending_key) {
 		st->why = "out of memory";
 		return 0;
@@ -267,6 +275,7 @@ void json_free(struct json_value *v)
 	}
 	zfree(NULL, v->items);
 	zfree(NULL, v->keys);
+	zfree(NULL, v->key_lens);
 	zfree(NULL, v->str);
 	zfree(NULL, v);
 }
@@ -281,10 +290,12 @@ const struct json_value *json_get(const struct json_value *v, const char *key)
 	if (!v || v->type != JSON_OBJECT)
 		return NULL;
 	/* Go decodes members in document order and every member whose key matches the field,
-	 * exactly or case-insensitively, overwrites it: the last matching member wins. */
+	 * exactly or case-insensitively, overwrites it: the last matching member wins. A key
+	 * with an escaped NUL ("a\u0000") is a different key to Go, never a match for "a". */
 	const struct json_value *found = NULL;
+	size_t key_len = strlen(key);
 	for (size_t i = 0; i < v->count; i++)
-		if (strcasecmp(v->keys[i], key) == 0)
+		if (v->key_lens[i] == key_len && strcasecmp(v->keys[i], key) == 0)
 			found = v->items[i];
 	return found;
 }

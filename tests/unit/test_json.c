@@ -24,6 +24,12 @@ static void test_lookup_rules(void)
 	CHECK(v != NULL);
 	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "b");
 	json_free(v);
+	/* "plaintext\u0000x" is another key to Go: it must not stand in for "plaintext". */
+	v = parse("{\"plaintext\":\"a\",\"plaintext\\u0000x\":\"b\",\"Context\\u0000\":\"c\"}");
+	CHECK(v != NULL);
+	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "a");
+	CHECK(json_get(v, "context") == NULL);
+	json_free(v);
 }
 
 static void test_rejects(void)
