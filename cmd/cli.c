@@ -15,21 +15,21 @@
 #include "keystore/json.h"
 
 static const char *const MESSAGES[] = {
-	[CLI_MSG_API_KEY_UNSUPPORTED] =
-		("API keys (kes:v1:…) are not supported by kesc; use a client certificate "
-		 "(KES_CLIENT_CERT and KES_CLIENT_KEY, e.g. from 'kesc identity new')"),
-	[CLI_MSG_CERT_WITHOUT_KEY] =
-		"a client certificate is set but no private key (set KES_CLIENT_KEY)",
-	[CLI_MSG_KEY_WITHOUT_CERT] =
-		"a client private key is set but no certificate (set KES_CLIENT_CERT)",
-	[CLI_MSG_NO_CLIENT_CERT_HINT] =
-		"no client certificate configured (set KES_CLIENT_CERT and KES_CLIENT_KEY)",
-	[CLI_MSG_CONNECT_FAILED] = "cannot connect to",
-	[CLI_MSG_TLS_FAILED] = "TLS handshake with the server failed",
-	[CLI_MSG_SERVER_CERT_UNTRUSTED] =
-		"the server certificate is not trusted (use --ca FILE, or -k to skip verification)",
-	[CLI_MSG_BAD_RESPONSE] = "the server sent a response kesc does not understand",
-	[CLI_MSG_OUT_OF_MEMORY] = "out of memory",
+    [CLI_MSG_API_KEY_UNSUPPORTED] =
+        ("API keys (kes:v1:…) are not supported by kesc; use a client certificate "
+         "(KES_CLIENT_CERT and KES_CLIENT_KEY, e.g. from 'kesc identity new')"),
+    [CLI_MSG_CERT_WITHOUT_KEY] =
+        "a client certificate is set but no private key (set KES_CLIENT_KEY)",
+    [CLI_MSG_KEY_WITHOUT_CERT] =
+        "a client private key is set but no certificate (set KES_CLIENT_CERT)",
+    [CLI_MSG_NO_CLIENT_CERT_HINT] =
+        "no client certificate configured (set KES_CLIENT_CERT and KES_CLIENT_KEY)",
+    [CLI_MSG_CONNECT_FAILED] = "cannot connect to",
+    [CLI_MSG_TLS_FAILED] = "TLS handshake with the server failed",
+    [CLI_MSG_SERVER_CERT_UNTRUSTED] =
+        "the server certificate is not trusted (use --ca FILE, or -k to skip verification)",
+    [CLI_MSG_BAD_RESPONSE] = "the server sent a response kesc does not understand",
+    [CLI_MSG_OUT_OF_MEMORY] = "out of memory",
 };
 
 const char *cli_message(enum cli_msg m)
@@ -121,8 +121,8 @@ static int set_flag(const struct cli_flag *f, const char *value)
 
 /* One option at argv[*i]: "--name", "--name=value", "-x", "-x value", "-xvalue". */
 static int parse_option(int argc, char **argv, int *i, const struct cli_flag *flags,
-                        size_t flag_count, bool with_client, const char *command,
-                        const char *usage, struct cli_args *out)
+                        size_t flag_count, bool with_client, const char *command, const char *usage,
+                        struct cli_args *out)
 {
 	/* Errors name the option as shown, never an inline value: a mistyped "--secret=…" or
 	 * "-p…" must not put the value on the terminal or into a CI log. */
@@ -151,24 +151,28 @@ static int parse_option(int argc, char **argv, int *i, const struct cli_flag *fl
 	}
 	const struct cli_flag *f = find_flag(flags, flag_count, name, short_name);
 	const char *client_value = NULL;
-	int client_kind = (!f && with_client) ? client_flag(out, name, short_name, &client_value) : 0;
+	int client_kind =
+	    (!f && with_client) ? client_flag(out, name, short_name, &client_value) : 0;
 	if (!f && !client_kind)
 		return cli_usage_error(command, "unknown option '%s'", arg), CLI_USAGE;
 	bool wants_value = f ? f->kind != CLI_BOOL : client_kind == 2;
 	if (!wants_value) {
 		if (inline_value)
-			return cli_usage_error(command, "option '%s' takes no value", arg), CLI_USAGE;
+			return cli_usage_error(command, "option '%s' takes no value", arg),
+			       CLI_USAGE;
 		return f ? (set_flag(f, NULL), CLI_OK) : CLI_OK;
 	}
 	const char *value = inline_value;
 	if (!value) {
 		if (*i + 1 >= argc)
-			return cli_usage_error(command, "option '%s' needs a value", arg), CLI_USAGE;
+			return cli_usage_error(command, "option '%s' needs a value", arg),
+			       CLI_USAGE;
 		value = argv[++*i];
 	}
 	if (f) {
 		if (set_flag(f, value) < 0)
-			return cli_usage_error(command, "option '%s' given too often", arg), CLI_USAGE;
+			return cli_usage_error(command, "option '%s' given too often", arg),
+			       CLI_USAGE;
 	} else if (!strcmp(client_value, "ca")) {
 		out->client.ca = value;
 	} else {
@@ -197,8 +201,8 @@ int cli_parse(int argc, char **argv, const struct cli_flag *flags, size_t flag_c
 			out->args[out->count++] = argv[i];
 			continue;
 		}
-		int rc = parse_option(argc, argv, &i, flags, flag_count, with_client, command, usage,
-		                      out);
+		int rc = parse_option(argc, argv, &i, flags, flag_count, with_client, command,
+		                      usage, out);
 		if (rc != CLI_OK) {
 			cli_args_free(out);
 			return rc;
@@ -334,7 +338,6 @@ int cli_print_names(const char *body, size_t body_len, const char *member, const
 	json_free(v);
 	return 0;
 }
-
 
 /* Sums the samples of one metric family in Prometheus text ("name{…} value" lines). */
 double cli_metric_sum(const char *text, const char *name)

@@ -69,7 +69,8 @@ int cli_dispatch(int argc, char **argv, const struct cli_subcommand *subs, const
 int cli_exit_for(int parse_result);
 
 /* Usage error: "kesc: <message>. See 'kesc <command> --help'." and returns EXIT_USAGE. */
-int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Operation error: "kesc: <message>" on stderr; returns 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -13,15 +13,15 @@
 #include "keystore/json.h"
 #include "keystore/secmem.h"
 
-#define CLIENT_DEFAULT_SERVER "127.0.0.1:7373"
-#define CLIENT_BODY_MAX ((size_t)64 * 1024 * 1024)
-#define CLIENT_LINE_MAX ((size_t)1024 * 1024)
+#define CLIENT_DEFAULT_SERVER    "127.0.0.1:7373"
+#define CLIENT_BODY_MAX          ((size_t)64 * 1024 * 1024)
+#define CLIENT_LINE_MAX          ((size_t)1024 * 1024)
 #define CLIENT_CONNECT_TIMEOUT_S 10L
 #define CLIENT_REQUEST_TIMEOUT_S 60L
-#define CLIENT_MAX_SERVERS 64
+#define CLIENT_MAX_SERVERS       64
 
-static const char *const ENV_SERVER[] = {"MINIO_KES_SERVER", "KES_SERVER",
-                                         "MINIO_KMS_KES_ENDPOINT", NULL};
+static const char *const ENV_SERVER[] = {"MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT",
+                                         NULL};
 static const char *const ENV_CERT[] = {"MINIO_KES_CERT_FILE", "KES_CLIENT_CERT",
                                        "MINIO_KES_CLIENT_CERT", NULL};
 static const char *const ENV_KEY[] = {"MINIO_KES_KEY_FILE", "KES_CLIENT_KEY",
@@ -81,7 +81,8 @@ static int servers_parse(struct client *c, const char *list, char *err, size_t e
 		if (url) {
 			if (c->url_count == CLIENT_MAX_SERVERS) {
 				free(url);
-				snprintf(err, errlen, "too many servers (at most %d)", CLIENT_MAX_SERVERS);
+				snprintf(err, errlen, "too many servers (at most %d)",
+				         CLIENT_MAX_SERVERS);
 				return -1;
 			}
 			c->urls[c->url_count++] = url;
@@ -231,9 +232,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 	return len;
 }
 
-static int options_apply(struct client *c, const char *url, const char *method,
-                         const char *body, size_t body_len, struct curl_slist *headers,
-                         struct transfer *t)
+static int options_apply(struct client *c, const char *url, const char *method, const char *body,
+                         size_t body_len, struct curl_slist *headers, struct transfer *t)
 {
 	CURL *h = c->curl;
 	curl_easy_reset(h);
@@ -246,7 +246,8 @@ static int options_apply(struct client *c, const char *url, const char *method,
 	bad |= curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CLIENT_CONNECT_TIMEOUT_S) != CURLE_OK;
-	bad |= curl_easy_setopt(h, CURLOPT_TIMEOUT, t->on_line ? 0L : CLIENT_REQUEST_TIMEOUT_S) != CURLE_OK;
+	bad |= curl_easy_setopt(h, CURLOPT_TIMEOUT, t->on_line ? 0L : CLIENT_REQUEST_TIMEOUT_S) !=
+	       CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, t) != CURLE_OK;
@@ -268,7 +269,8 @@ static int options_apply(struct client *c, const char *url, const char *method,
 	} else {
 		/* POST/PUT with a body that may be empty: always a Content-Length. */
 		bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "") != CURLE_OK;
-		bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0)) != CURLE_OK;
+		bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+		                        (curl_off_t)(body ? body_len : 0)) != CURLE_OK;
 		bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
 	}
 	return bad ? -1 : 0;
@@ -334,8 +336,9 @@ static void transport_message(struct client *c, const char *url, CURLcode rc,
 		         cli_message(CLI_MSG_TLS_FAILED), detail, *hint ? "; " : "", hint);
 		break;
 	case CURLE_SSL_CERTPROBLEM:
-		snprintf(r->message, sizeof r->message, "cannot use the client certificate '%s': %s",
-		         c->cert ? c->cert : "", detail);
+		snprintf(r->message, sizeof r->message,
+		         "cannot use the client certificate '%s': %s", c->cert ? c->cert : "",
+		         detail);
 		break;
 	default:
 		snprintf(r->message, sizeof r->message, "%s: %s", url, detail);
@@ -343,8 +346,8 @@ static void transport_message(struct client *c, const char *url, CURLcode rc,
 	}
 }
 
-static int transfer_run(struct client *c, const char *method, const char *path,
-                        const char *body, size_t body_len, struct transfer *t)
+static int transfer_run(struct client *c, const char *method, const char *path, const char *body,
+                        size_t body_len, struct transfer *t)
 {
 	struct client_reply *r = t->reply;
 	struct curl_slist *headers = NULL, *tmp;
@@ -353,7 +356,8 @@ static int transfer_run(struct client *c, const char *method, const char *path,
 	                                    body ? "Content-Type: application/json" : NULL};
 	for (size_t i = 0; i < 3 && header_lines[i]; i++) {
 		if (!(tmp = curl_slist_append(headers, header_lines[i]))) {
-			snprintf(r->message, sizeof r->message, "%s", cli_message(CLI_MSG_OUT_OF_MEMORY));
+			snprintf(r->message, sizeof r->message, "%s",
+			         cli_message(CLI_MSG_OUT_OF_MEMORY));
 			goto out;
 		}
 		headers = tmp;
@@ -367,7 +371,8 @@ static int transfer_run(struct client *c, const char *method, const char *path,
 		buf_reset(&t->line);
 		r->status = 0;
 		CURLcode cc = CURLE_FAILED_INIT;
-		if (!buf_failed(&url) && options_apply(c, url.data, method, body, body_len, headers, t) == 0)
+		if (!buf_failed(&url) &&
+		    options_apply(c, url.data, method, body, body_len, headers, t) == 0)
 			cc = curl_easy_perform(c->curl);
 		buf_free(&url);
 		if (curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status) != CURLE_OK)
@@ -437,7 +442,8 @@ int client_get_or_report(const struct client_options *opt, const char *prefix, c
 	int rc = 0;
 	if (buf_failed(&path) || client_call(c, "GET", path.data, NULL, 0, reply) < 0) {
 		const char *why = reply->message[0] ? reply->message : "invalid name";
-		rc = name ? cli_fail("%s '%s': %s", what, name, why) : cli_fail("%s: %s", what, why);
+		rc =
+		    name ? cli_fail("%s '%s': %s", what, name, why) : cli_fail("%s: %s", what, why);
 	}
 	buf_free(&path);
 	client_close(c);

@@ -16,76 +16,75 @@
 #include "server/certgen.h"
 #include "server/config.h"
 
-#define IDENTITY_DEFAULT_KEY "private.key"
+#define IDENTITY_DEFAULT_KEY  "private.key"
 #define IDENTITY_DEFAULT_CERT "public.crt"
 
 static const char IDENTITY_USAGE[] =
-	"Usage:\n"
-	"    kesc identity <command>\n"
-	"    kesc identity <cert-file>\n\n"
-	"Commands:\n"
-	"    new                      Create a new identity (private key and certificate).\n"
-	"    of                       Print the identity of a certificate.\n"
-	"    info                     Get information about an identity.\n"
-	"    ls                       List identities.\n\n"
-	"Options:\n"
-	"    -h, --help               Print command line options.\n";
+    "Usage:\n"
+    "    kesc identity <command>\n"
+    "    kesc identity <cert-file>\n\n"
+    "Commands:\n"
+    "    new                      Create a new identity (private key and certificate).\n"
+    "    of                       Print the identity of a certificate.\n"
+    "    info                     Get information about an identity.\n"
+    "    ls                       List identities.\n\n"
+    "Options:\n"
+    "    -h, --help               Print command line options.\n";
 
 static const char NEW_USAGE[] =
-	"Usage:\n"
-	"    kesc identity new [options] [<subject>]\n\n"
-	"Options:\n"
-	"        --key <file>         Private key file (default: ./private.key).\n"
-	"        --cert <file>        Certificate file (default: ./public.crt).\n"
-	"        --ip <ip>            Add an IP address SAN (repeatable).\n"
-	"        --dns <name>         Add a DNS name SAN (repeatable).\n"
-	"        --expiry <duration>  Validity of the certificate (default: 720h).\n"
-	"    -f, --force              Overwrite existing files.\n\n"
-	"    -h, --help               Print command line options.\n\n"
-	"The key is ECDSA P-256 (kesc does not create Ed25519 keys or KES API keys). The\n"
-	"certificate allows client and server authentication. Without --ip and --dns it is\n"
-	"valid for localhost, 127.0.0.1 and ::1; a subject that looks like a host name is\n"
-	"added as a DNS name.\n\n"
-	"Examples:\n"
-	"    $ kesc identity new\n"
-	"    $ kesc identity new --key client.key --cert client.crt my-app\n"
-	"    $ kesc identity new --ip 10.1.2.3 --dns kes.example.net kes.example.net\n";
+    "Usage:\n"
+    "    kesc identity new [options] [<subject>]\n\n"
+    "Options:\n"
+    "        --key <file>         Private key file (default: ./private.key).\n"
+    "        --cert <file>        Certificate file (default: ./public.crt).\n"
+    "        --ip <ip>            Add an IP address SAN (repeatable).\n"
+    "        --dns <name>         Add a DNS name SAN (repeatable).\n"
+    "        --expiry <duration>  Validity of the certificate (default: 720h).\n"
+    "    -f, --force              Overwrite existing files.\n\n"
+    "    -h, --help               Print command line options.\n\n"
+    "The key is ECDSA P-256 (kesc does not create Ed25519 keys or KES API keys). The\n"
+    "certificate allows client and server authentication. Without --ip and --dns it is\n"
+    "valid for localhost, 127.0.0.1 and ::1; a subject that looks like a host name is\n"
+    "added as a DNS name.\n\n"
+    "Examples:\n"
+    "    $ kesc identity new\n"
+    "    $ kesc identity new --key client.key --cert client.crt my-app\n"
+    "    $ kesc identity new --ip 10.1.2.3 --dns kes.example.net kes.example.net\n";
 
 static const char OF_USAGE[] =
-	"Usage:\n"
-	"    kesc identity of <cert-file|api-key>...\n\n"
-	"Options:\n"
-	"    -h, --help               Print command line options.\n\n"
-	"Prints the identity (hex SHA-256 of the public key) of each certificate or KES\n"
-	"API key (kes:v1:...).\n\n"
-	"Examples:\n"
-	"    $ kesc identity of client.crt\n";
+    "Usage:\n"
+    "    kesc identity of <cert-file|api-key>...\n\n"
+    "Options:\n"
+    "    -h, --help               Print command line options.\n\n"
+    "Prints the identity (hex SHA-256 of the public key) of each certificate or KES\n"
+    "API key (kes:v1:...).\n\n"
+    "Examples:\n"
+    "    $ kesc identity of client.crt\n";
 
-#define CLIENT_OPTIONS_USAGE                                                                   \
-	"    -k, --insecure           Skip TLS certificate validation.\n"                        \
-	"        --ca <file>          Trust the CA certificates in <file>.\n"                    \
+#define CLIENT_OPTIONS_USAGE                                                  \
+	"    -k, --insecure           Skip TLS certificate validation.\n"     \
+	"        --ca <file>          Trust the CA certificates in <file>.\n" \
 	"    -s, --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
 
 static const char INFO_USAGE[] =
-	"Usage:\n"
-	"    kesc identity info [options] [<identity>]\n\n"
-	"Options:\n" CLIENT_OPTIONS_USAGE
-	"        --json               Print the identity in JSON format.\n\n"
-	"    -h, --help               Print command line options.\n\n"
-	"Without an identity, describes the identity of the client certificate in use.\n\n"
-	"Examples:\n"
-	"    $ kesc identity info\n"
-	"    $ kesc identity info 3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22\n";
+    "Usage:\n"
+    "    kesc identity info [options] [<identity>]\n\n"
+    "Options:\n" CLIENT_OPTIONS_USAGE
+    "        --json               Print the identity in JSON format.\n\n"
+    "    -h, --help               Print command line options.\n\n"
+    "Without an identity, describes the identity of the client certificate in use.\n\n"
+    "Examples:\n"
+    "    $ kesc identity info\n"
+    "    $ kesc identity info 3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22\n";
 
-static const char LS_USAGE[] =
-	"Usage:\n"
-	"    kesc identity ls [options] [<pattern>]\n\n"
-	"Options:\n" CLIENT_OPTIONS_USAGE
-	"        --json               Print identities in JSON format.\n\n"
-	"    -h, --help               Print command line options.\n\n"
-	"Examples:\n"
-	"    $ kesc identity ls\n"
-	"    $ kesc identity ls 'b0*'\n";
+static const char LS_USAGE[] = "Usage:\n"
+                               "    kesc identity ls [options] [<pattern>]\n\n"
+                               "Options:\n" CLIENT_OPTIONS_USAGE
+                               "        --json               Print identities in JSON format.\n\n"
+                               "    -h, --help               Print command line options.\n\n"
+                               "Examples:\n"
+                               "    $ kesc identity ls\n"
+                               "    $ kesc identity ls 'b0*'\n";
 
 /* A subject goes into the SANs when it reads like a host name: letters, digits, '-', '.'. */
 static bool looks_like_host(const char *s)
@@ -93,8 +92,8 @@ static bool looks_like_host(const char *s)
 	if (!*s || strlen(s) > 253)
 		return false;
 	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '.'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
 			return false;
 	return true;
 }
@@ -115,9 +114,10 @@ static void print_new_identity(const char *key, const char *cert, const char *id
 	}
 	printf("\n  Private key:  %s\n  Certificate:  %s\n  Identity:     %s\n\n", key, cert,
 	       identity);
-	printf("  The private key is ECDSA P-256. Use the identity in a policy or as admin.identity\n"
-	       "  of the server configuration, and the key and certificate as KES_CLIENT_KEY and\n"
-	       "  KES_CLIENT_CERT.\n");
+	printf(
+	    "  The private key is ECDSA P-256. Use the identity in a policy or as admin.identity\n"
+	    "  of the server configuration, and the key and certificate as KES_CLIENT_KEY and\n"
+	    "  KES_CLIENT_CERT.\n");
 }
 
 static int identity_new(int argc, char **argv)
@@ -126,9 +126,9 @@ static int identity_new(int argc, char **argv)
 	bool force = false;
 	struct cli_list ips = {0}, dns = {0};
 	const struct cli_flag flags[] = {
-		{"key", 0, CLI_STRING, &key},       {"cert", 0, CLI_STRING, &cert},
-		{"ip", 0, CLI_LIST, &ips},          {"dns", 0, CLI_LIST, &dns},
-		{"expiry", 0, CLI_STRING, &expiry}, {"force", 'f', CLI_BOOL, &force},
+	    {"key", 0, CLI_STRING, &key},       {"cert", 0, CLI_STRING, &cert},
+	    {"ip", 0, CLI_LIST, &ips},          {"dns", 0, CLI_LIST, &dns},
+	    {"expiry", 0, CLI_STRING, &expiry}, {"force", 'f', CLI_BOOL, &force},
 	};
 	struct cli_args a;
 	int rc = cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], false, "identity new",
@@ -163,9 +163,14 @@ static int identity_new(int argc, char **argv)
 		goto out;
 	}
 	struct certgen_options opt = {
-		.common_name = subject, .dns = dns.items, .dns_count = dns.count,
-		.ips = ips.items, .ip_count = ips.count, .valid_seconds = valid_ms / 1000,
-		.server_auth = true, .client_auth = true,
+	    .common_name = subject,
+	    .dns = dns.items,
+	    .dns_count = dns.count,
+	    .ips = ips.items,
+	    .ip_count = ips.count,
+	    .valid_seconds = valid_ms / 1000,
+	    .server_auth = true,
+	    .client_auth = true,
 	};
 	char identity[IDENTITY_HEX_LEN + 1], err[512];
 	if (certgen_self_signed(&opt, key, cert, force, identity, err, sizeof err) < 0) {
@@ -271,8 +276,8 @@ out:
 static int identity_ls(int argc, char **argv)
 {
 	static const struct cli_list_verb ls = {
-		"identity ls", LS_USAGE, "/v1/identity/list/", "identities", "Identity",
-		"failed to list identities matching",
+	    "identity ls", LS_USAGE,   "/v1/identity/list/",
+	    "identities",  "Identity", "failed to list identities matching",
 	};
 	return cli_run_list_verb(argc, argv, &ls);
 }
@@ -288,8 +293,8 @@ static int identity_bare(int argc, char **argv)
 int cmd_identity(int argc, char **argv)
 {
 	static const struct cli_subcommand subs[] = {
-		{"new", identity_new}, {"of", identity_of}, {"info", identity_info},
-		{"ls", identity_ls},   {NULL, NULL},
+	    {"new", identity_new}, {"of", identity_of}, {"info", identity_info},
+	    {"ls", identity_ls},   {NULL, NULL},
 	};
 	if (argc == 2) {
 		bool is_sub = false;

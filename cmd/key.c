@@ -14,65 +14,67 @@
 #include "keystore/json.h"
 
 static const char KEY_USAGE[] =
-	"Usage:\n"
-	"    kesc key <command>\n\n"
-	"Commands:\n"
-	"    create                   Create a new crypto key.\n"
-	"    import                   Import a crypto key.\n"
-	"    info                     Get information about a crypto key.\n"
-	"    ls                       List crypto keys.\n"
-	"    rm                       Delete a crypto key.\n\n"
-	"    encrypt                  Encrypt a message.\n"
-	"    decrypt                  Decrypt an encrypted message.\n"
-	"    dek                      Generate a new data encryption key.\n\n"
-	"Options:\n"
-	"    -h, --help               Print command line options.\n";
+    "Usage:\n"
+    "    kesc key <command>\n\n"
+    "Commands:\n"
+    "    create                   Create a new crypto key.\n"
+    "    import                   Import a crypto key.\n"
+    "    info                     Get information about a crypto key.\n"
+    "    ls                       List crypto keys.\n"
+    "    rm                       Delete a crypto key.\n\n"
+    "    encrypt                  Encrypt a message.\n"
+    "    decrypt                  Decrypt an encrypted message.\n"
+    "    dek                      Generate a new data encryption key.\n\n"
+    "Options:\n"
+    "    -h, --help               Print command line options.\n";
 
-#define CLIENT_OPTIONS_USAGE                                                                   \
-	"    -k, --insecure           Skip TLS certificate validation.\n"                        \
-	"        --ca <file>          Trust the CA certificates in <file>.\n"                    \
+#define CLIENT_OPTIONS_USAGE                                                  \
+	"    -k, --insecure           Skip TLS certificate validation.\n"     \
+	"        --ca <file>          Trust the CA certificates in <file>.\n" \
 	"    -s, --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
 
 static const char CREATE_USAGE[] =
-	"Usage:\n    kesc key create [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"\n    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc key create my-key\n    $ kesc key create my-key1 my-key2\n";
+    "Usage:\n    kesc key create [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc key create my-key\n    $ kesc key create my-key1 my-key2\n";
 static const char IMPORT_USAGE[] =
-	"Usage:\n    kesc key import [options] <name> <key>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --cipher <alg>       AES256 (default) or ChaCha20.\n"
-	"\n    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc key import my-key-2 Xlnr/nOgAWE5cA7GAsl3L2goCvmfs6KE0gNgB1T93wE=\n";
+    "Usage:\n    kesc key import [options] <name> <key>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "        --cipher <alg>       AES256 (default) or ChaCha20.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc key import my-key-2 Xlnr/nOgAWE5cA7GAsl3L2goCvmfs6KE0gNgB1T93wE=\n";
 static const char INFO_USAGE[] =
-	"Usage:\n    kesc key info [options] <name>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --json               Print the key in JSON format.\n"
-	"\n    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc key info my-key\n";
+    "Usage:\n    kesc key info [options] <name>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "        --json               Print the key in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc key info my-key\n";
 static const char LS_USAGE[] =
-	"Usage:\n    kesc key ls [options] [<pattern>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --json               Print keys in JSON format.\n"
-	"\n    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc key ls\n    $ kesc key ls 'my-key*'\n";
+    "Usage:\n    kesc key ls [options] [<pattern>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "        --json               Print keys in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc key ls\n    $ kesc key ls 'my-key*'\n";
 static const char RM_USAGE[] =
-	"Usage:\n    kesc key rm [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"\n    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc key rm my-key\n    $ kesc key rm my-key1 my-key2\n";
+    "Usage:\n    kesc key rm [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc key rm my-key\n    $ kesc key rm my-key1 my-key2\n";
 static const char ENCRYPT_USAGE[] =
-	"Usage:\n    kesc key encrypt [options] <name> <message> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --json               Print the result in JSON format.\n"
-	"\n    -h, --help               Print command line options.\n\n"
-	"The optional context is base64 and must be given again to decrypt.\n\n"
-	"Examples:\n    $ kesc key encrypt my-key \"Hello World\"\n";
+    "Usage:\n    kesc key encrypt [options] <name> <message> "
+    "[<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "        --json               Print the result in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "The optional context is base64 and must be given again to decrypt.\n\n"
+    "Examples:\n    $ kesc key encrypt my-key \"Hello World\"\n";
 static const char DECRYPT_USAGE[] =
-	"Usage:\n    kesc key decrypt [options] <name> <ciphertext> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --json               Print the result in JSON format.\n"
-	"\n    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ CIPHERTEXT=$(kesc key dek my-key | jq -r .ciphertext)\n"
-	"    $ kesc key decrypt my-key \"$CIPHERTEXT\"\n";
+    "Usage:\n    kesc key decrypt [options] <name> <ciphertext> "
+    "[<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "        --json               Print the result in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ CIPHERTEXT=$(kesc key dek my-key | jq -r .ciphertext)\n"
+    "    $ kesc key decrypt my-key \"$CIPHERTEXT\"\n";
 static const char DEK_USAGE[] =
-	"Usage:\n    kesc key dek [options] <name> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --json               Print the result in JSON format.\n"
-	"\n    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc key dek my-key\n";
+    "Usage:\n    kesc key dek [options] <name> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "        --json               Print the result in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc key dek my-key\n";
 
 /* Runs one call and reports a failure as "kesc: <what> '<name>': <server message>". */
 static int key_call(struct client *c, const char *method, const char *prefix, const char *name,
@@ -86,7 +88,8 @@ static int key_call(struct client *c, const char *method, const char *prefix, co
 	                                         body ? body->len : 0, reply);
 	buf_free(&path);
 	if (rc < 0) {
-		cli_fail("%s '%s': %s", what, name, reply->message[0] ? reply->message : "invalid name");
+		cli_fail("%s '%s': %s", what, name,
+		         reply->message[0] ? reply->message : "invalid name");
 		return 1;
 	}
 	return 0;
@@ -206,7 +209,8 @@ static int key_info(int argc, char **argv)
 	if (rc != CLI_OK)
 		return cli_exit_for(rc);
 	if (a.count != 1) {
-		rc = cli_usage_error("key info", a.count ? "too many arguments" : "no key name specified");
+		rc = cli_usage_error("key info",
+		                     a.count ? "too many arguments" : "no key name specified");
 		goto out;
 	}
 	struct client *c = client_open_or_report(&a.client);
@@ -229,7 +233,7 @@ out:
 static int key_ls(int argc, char **argv)
 {
 	static const struct cli_list_verb ls = {
-		"key ls", LS_USAGE, "/v1/key/list/", "names", "Key", "failed to list keys matching",
+	    "key ls", LS_USAGE, "/v1/key/list/", "names", "Key", "failed to list keys matching",
 	};
 	return cli_run_list_verb(argc, argv, &ls);
 }
@@ -274,7 +278,8 @@ static int print_crypto(const struct client_reply *reply, const char *const *fie
 		for (size_t i = 0; i < n; i++) {
 			size_t len = 0;
 			const char *s = json_string(json_get(v, fields[i]), &len);
-			printf("%s:%*s%.*s\n", fields[i], (int)(11 - strlen(fields[i])), "", (int)len, s);
+			printf("%s:%*s%.*s\n", fields[i], (int)(11 - strlen(fields[i])), "",
+			       (int)len, s);
 		}
 	}
 	fflush(stdout);
@@ -416,9 +421,9 @@ out:
 int cmd_key(int argc, char **argv)
 {
 	static const struct cli_subcommand subs[] = {
-		{"create", key_create},   {"import", key_import},   {"info", key_info},
-		{"ls", key_ls},           {"rm", key_rm},           {"encrypt", key_encrypt},
-		{"decrypt", key_decrypt}, {"dek", key_dek},         {NULL, NULL},
+	    {"create", key_create},   {"import", key_import}, {"info", key_info},
+	    {"ls", key_ls},           {"rm", key_rm},         {"encrypt", key_encrypt},
+	    {"decrypt", key_decrypt}, {"dek", key_dek},       {NULL, NULL},
 	};
 	return cli_dispatch(argc, argv, subs, "key", KEY_USAGE);
 }

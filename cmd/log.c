@@ -14,21 +14,20 @@
 #include "cmd/cmd.h"
 #include "keystore/json.h"
 
-#define CLIENT_OPTIONS_USAGE                                                                   \
-	"    -k, --insecure           Skip TLS certificate validation.\n"                        \
-	"        --ca <file>          Trust the CA certificates in <file>.\n"                    \
+#define CLIENT_OPTIONS_USAGE                                                  \
+	"    -k, --insecure           Skip TLS certificate validation.\n"     \
+	"        --ca <file>          Trust the CA certificates in <file>.\n" \
 	"    -s, --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
 
-static const char LOG_USAGE[] =
-	"Usage:\n    kesc log [options]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --audit              Follow the audit log (default).\n"
-	"        --error              Follow the error log.\n"
-	"        --json               Print events as JSON lines.\n\n"
-	"    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc log\n    $ kesc log --error --json\n";
+static const char LOG_USAGE[] = "Usage:\n    kesc log [options]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+                                "        --audit              Follow the audit log (default).\n"
+                                "        --error              Follow the error log.\n"
+                                "        --json               Print events as JSON lines.\n\n"
+                                "    -h, --help               Print command line options.\n\n"
+                                "Examples:\n    $ kesc log\n    $ kesc log --error --json\n";
 
 struct log_view {
-	bool table;   /* human-readable output */
+	bool table; /* human-readable output */
 	bool audit;
 	bool header_done;
 };

@@ -6,15 +6,15 @@
 #include "kesc_version.h"
 
 static const struct verb VERBS[] = {
-	{"server", cmd_server, "start a kesc server"},
-	{"key", cmd_key, "manage cryptographic keys"},
-	{"identity", cmd_identity, "create and inspect identities (certificates)"},
-	{"policy", cmd_policy, "inspect policies"},
-	{"status", cmd_status, "print the server status"},
-	{"metric", cmd_metric, "print server metrics"},
-	{"log", cmd_log, "follow the server's audit or error log"},
-	{"migrate", cmd_migrate, "copy keys from one keystore to another"},
-	{NULL, NULL, NULL},
+    {"server", cmd_server, "start a kesc server"},
+    {"key", cmd_key, "manage cryptographic keys"},
+    {"identity", cmd_identity, "create and inspect identities (certificates)"},
+    {"policy", cmd_policy, "inspect policies"},
+    {"status", cmd_status, "print the server status"},
+    {"metric", cmd_metric, "print server metrics"},
+    {"log", cmd_log, "follow the server's audit or error log"},
+    {"migrate", cmd_migrate, "copy keys from one keystore to another"},
+    {NULL, NULL, NULL},
 };
 
 static void usage(FILE *out)

@@ -20,19 +20,19 @@
 #include "server/config.h"
 
 static const char MIGRATE_USAGE[] =
-	"Usage:\n"
-	"    kesc migrate [options] --from <config> --to <config> [<pattern>]\n\n"
-	"Options:\n"
-	"        --from <config>      Configuration file of the source keystore.\n"
-	"        --to <config>        Configuration file of the target keystore.\n"
-	"        --merge              Skip keys that already exist at the target.\n"
-	"    -q, --quiet              Do not print progress.\n\n"
-	"    -h, --help               Print command line options.\n\n"
-	"The pattern is a glob (default '*'). Keys are copied as stored, without being\n"
-	"decrypted; an existing key at the target is never replaced.\n\n"
-	"Examples:\n"
-	"    $ kesc migrate --from fs.yml --to vault.yml\n"
-	"    $ kesc migrate --from fs.yml --to vault.yml --merge 'minio-*'\n";
+    "Usage:\n"
+    "    kesc migrate [options] --from <config> --to <config> [<pattern>]\n\n"
+    "Options:\n"
+    "        --from <config>      Configuration file of the source keystore.\n"
+    "        --to <config>        Configuration file of the target keystore.\n"
+    "        --merge              Skip keys that already exist at the target.\n"
+    "    -q, --quiet              Do not print progress.\n\n"
+    "    -h, --help               Print command line options.\n\n"
+    "The pattern is a glob (default '*'). Keys are copied as stored, without being\n"
+    "decrypted; an existing key at the target is never replaced.\n\n"
+    "Examples:\n"
+    "    $ kesc migrate --from fs.yml --to vault.yml\n"
+    "    $ kesc migrate --from fs.yml --to vault.yml --merge 'minio-*'\n";
 
 struct migrate_counts {
 	size_t copied, skipped, failed;
@@ -89,8 +89,8 @@ static void progress(bool show, size_t done, size_t total)
 	}
 }
 
-static void migrate_one(struct keystore *from, struct keystore *to, const char *name,
-                        bool merge, struct migrate_counts *n, bool show)
+static void migrate_one(struct keystore *from, struct keystore *to, const char *name, bool merge,
+                        struct migrate_counts *n, bool show)
 {
 	struct bytes record = {0};
 	struct ks_err err = {{0}};
@@ -113,7 +113,8 @@ static void migrate_one(struct keystore *from, struct keystore *to, const char *
 		n->skipped++;
 	} else if (rc == KS_EXISTS) {
 		n->failed++;
-		fprintf(stderr, "%skesc: key '%s' already exists at the target (use --merge to skip it)\n",
+		fprintf(stderr,
+		        "%skesc: key '%s' already exists at the target (use --merge to skip it)\n",
 		        show ? "\n" : "", name);
 	} else {
 		n->failed++;
@@ -122,8 +123,8 @@ static void migrate_one(struct keystore *from, struct keystore *to, const char *
 	}
 }
 
-static int migrate_run(struct keystore *from, struct keystore *to, const char *pattern,
-                       bool merge, bool quiet)
+static int migrate_run(struct keystore *from, struct keystore *to, const char *pattern, bool merge,
+                       bool quiet)
 {
 	char prefix[256];
 	struct name_list names = {0};
@@ -134,7 +135,8 @@ static int migrate_run(struct keystore *from, struct keystore *to, const char *p
 	glob_prefix(pattern, prefix, sizeof prefix);
 	int rc = keystore_list(from, prefix, &names, &err);
 	if (rc != KS_OK) {
-		cli_fail("failed to list the source keys: %s", err.msg[0] ? err.msg : ks_result_name(rc));
+		cli_fail("failed to list the source keys: %s",
+		         err.msg[0] ? err.msg : ks_result_name(rc));
 		return 1;
 	}
 	size_t total = 0;
@@ -159,9 +161,9 @@ int cmd_migrate(int argc, char **argv)
 	const char *from_path = NULL, *to_path = NULL;
 	bool merge = false, quiet = false, force = false;
 	const struct cli_flag flags[] = {
-		{"from", 0, CLI_STRING, &from_path}, {"to", 0, CLI_STRING, &to_path},
-		{"merge", 0, CLI_BOOL, &merge},      {"quiet", 'q', CLI_BOOL, &quiet},
-		{"force", 'f', CLI_BOOL, &force},
+	    {"from", 0, CLI_STRING, &from_path}, {"to", 0, CLI_STRING, &to_path},
+	    {"merge", 0, CLI_BOOL, &merge},      {"quiet", 'q', CLI_BOOL, &quiet},
+	    {"force", 'f', CLI_BOOL, &force},
 	};
 	struct cli_args a;
 	int rc = cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], false, "migrate",
@@ -171,8 +173,9 @@ int cmd_migrate(int argc, char **argv)
 	struct config *from_cfg = NULL, *to_cfg = NULL;
 	struct keystore *from = NULL, *to = NULL;
 	if (force)
-		rc = cli_usage_error("migrate", "--force (replacing keys at the target) is not "
-		                                "supported: kesc never overwrites keys; use --merge");
+		rc = cli_usage_error("migrate",
+		                     "--force (replacing keys at the target) is not "
+		                     "supported: kesc never overwrites keys; use --merge");
 	else if (!from_path || !to_path)
 		rc = cli_usage_error("migrate", "both --from and --to are required");
 	else if (a.count > 1)

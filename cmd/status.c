@@ -11,29 +11,30 @@
 #include "cmd/cmd.h"
 #include "keystore/json.h"
 
-#define CLIENT_OPTIONS_USAGE                                                                   \
-	"    -k, --insecure           Skip TLS certificate validation.\n"                        \
-	"        --ca <file>          Trust the CA certificates in <file>.\n"                    \
+#define CLIENT_OPTIONS_USAGE                                                  \
+	"    -k, --insecure           Skip TLS certificate validation.\n"     \
+	"        --ca <file>          Trust the CA certificates in <file>.\n" \
 	"        --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
 
 static const char STATUS_USAGE[] =
-	"Usage:\n    kesc status [options]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"    -s, --short              Print only whether the server is reachable.\n"
-	"        --api                List the server's APIs.\n"
-	"        --json               Print the status in JSON format.\n\n"
-	"    -h, --help               Print command line options.\n\n"
-	"Examples:\n    $ kesc status\n    $ kesc status --api\n";
+    "Usage:\n    kesc status [options]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "    -s, --short              Print only whether the server is reachable.\n"
+    "        --api                List the server's APIs.\n"
+    "        --json               Print the status in JSON format.\n\n"
+    "    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc status\n    $ kesc status --api\n";
 
 static const char METRIC_USAGE[] =
-	"Usage:\n    kesc metric [options]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
-	"        --raw                Print the Prometheus exposition text as sent.\n\n"
-	"    -h, --help               Print command line options.\n\n"
-	"On a terminal a summary is printed; otherwise the Prometheus text.\n\n"
-	"Examples:\n    $ kesc metric\n";
+    "Usage:\n    kesc metric [options]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "        --raw                Print the Prometheus exposition text as sent.\n\n"
+    "    -h, --help               Print command line options.\n\n"
+    "On a terminal a summary is printed; otherwise the Prometheus text.\n\n"
+    "Examples:\n    $ kesc metric\n";
 
 static void print_duration(int width, const char *label, uint64_t seconds)
 {
-	uint64_t d = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, s = seconds % 60;
+	uint64_t d = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60,
+	         s = seconds % 60;
 	printf("%-*s ", width, label);
 	if (d)
 		printf("%" PRIu64 "d ", d);
@@ -62,7 +63,8 @@ static int status_print(const struct client *c, const struct client_reply *reply
 	if (json_bool(json_get(v, "keystore_unreachable")))
 		printf("%-15s unreachable\n", "Keystore");
 	else
-		printf("%-15s reachable, latency %.0f ms\n", "Keystore", number(v, "keystore_latency"));
+		printf("%-15s reachable, latency %.0f ms\n", "Keystore",
+		       number(v, "keystore_latency"));
 	json_free(v);
 	return 0;
 }

@@ -21,9 +21,9 @@
 #include "keystore/keystore.h"
 
 struct ks_cache_config {
-	int64_t expiry_any_ms;     /* <= 0: no periodic full drop */
-	int64_t expiry_unused_ms;  /* <= 0: no unused eviction */
-	int64_t expiry_offline_ms; /* <= 0: offline mode off */
+	int64_t expiry_any_ms;      /* <= 0: no periodic full drop */
+	int64_t expiry_unused_ms;   /* <= 0: no unused eviction */
+	int64_t expiry_offline_ms;  /* <= 0: offline mode off */
 	int64_t status_interval_ms; /* store probe period; 0 → 10000 */
 };
 
@@ -63,12 +63,12 @@ const char *ks_cache_store_name(const struct ks_cache *c);
 struct ks_cache_stats {
 	uint64_t hits;
 	uint64_t misses;
-	uint64_t store_reads;       /* reads that reached the store */
+	uint64_t store_reads; /* reads that reached the store */
 	uint64_t store_errors;
 	uint64_t entries;
 	bool offline;
-	int64_t store_latency_us;   /* last status probe */
-	uint64_t store_ops;         /* store calls made (any op), and their summed latency */
+	int64_t store_latency_us; /* last status probe */
+	uint64_t store_ops;       /* store calls made (any op), and their summed latency */
 	uint64_t store_latency_sum_us;
 };
 void ks_cache_get_stats(struct ks_cache *c, struct ks_cache_stats *out);

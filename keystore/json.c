@@ -216,15 +216,15 @@ static int on_start_array(void *ctx)
 }
 
 static const yajl_callbacks CALLBACKS = {
-	.yajl_null = on_null,
-	.yajl_boolean = on_bool,
-	.yajl_number = on_number,
-	.yajl_string = on_string,
-	.yajl_start_map = on_start_map,
-	.yajl_map_key = on_map_key,
-	.yajl_end_map = on_end_container,
-	.yajl_start_array = on_start_array,
-	.yajl_end_array = on_end_container,
+    .yajl_null = on_null,
+    .yajl_boolean = on_bool,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_map_key,
+    .yajl_end_map = on_end_container,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_end_container,
 };
 
 static yajl_alloc_funcs ZALLOC = {zmalloc, zrealloc, zfree, NULL};

@@ -21,8 +21,8 @@ enum key_algorithm {
 	KEY_ALG_CHACHA20 = 2, /* protobuf Type 2: HChaCha20(key, iv) → ChaCha20-Poly1305 */
 };
 
-#define KEY_SIZE 32
-#define KEY_HMAC_SIZE 32
+#define KEY_SIZE           32
+#define KEY_HMAC_SIZE      32
 #define KEY_CREATED_BY_MAX 128
 
 struct secret_key {
@@ -39,10 +39,11 @@ struct secret_key {
 };
 
 enum key_error {
-	KEY_ERR_INVALID = -1,       /* malformed input (record, key size, algorithm name) */
-	KEY_ERR_NOT_AUTHENTIC = -2, /* decrypt: API 400 "decryption failed: ciphertext is not authentic" */
-	KEY_ERR_NO_HMAC = -3,       /* hmac on a legacy key: API 409 "key does not support HMAC" */
-	KEY_ERR_CRYPTO = -4,        /* RNG or library failure: API 500 */
+	KEY_ERR_INVALID = -1, /* malformed input (record, key size, algorithm name) */
+	KEY_ERR_NOT_AUTHENTIC =
+	    -2, /* decrypt: API 400 "decryption failed: ciphertext is not authentic" */
+	KEY_ERR_NO_HMAC = -3, /* hmac on a legacy key: API 409 "key does not support HMAC" */
+	KEY_ERR_CRYPTO = -4,  /* RNG or library failure: API 500 */
 	KEY_ERR_NOMEM = -5,
 };
 
@@ -79,8 +80,7 @@ int key_encrypt(const struct secret_key *k, const uint8_t *plaintext, size_t pla
 int key_decrypt(const struct secret_key *k, const uint8_t *ciphertext, size_t ciphertext_len,
                 const uint8_t *ad, size_t ad_len, struct bytes *plaintext_out);
 /* HMAC-SHA256 with the key's HMAC key. KEY_ERR_NO_HMAC for legacy keys. */
-int key_hmac(const struct secret_key *k, const uint8_t *msg, size_t msg_len,
-             uint8_t out[32]);
+int key_hmac(const struct secret_key *k, const uint8_t *msg, size_t msg_len, uint8_t out[32]);
 
 /* Fills buf with random bytes from the kernel CSPRNG. 0 or KEY_ERR_CRYPTO. */
 int key_random(void *buf, size_t len);

@@ -79,10 +79,10 @@ static int msgpack_algorithm(const uint8_t *s, size_t n)
 		const char *name;
 		int alg;
 	} names[] = {
-		{"AES256", KEY_ALG_AES256},
-		{"AES256-GCM_SHA256", KEY_ALG_AES256},
-		{"ChaCha20", KEY_ALG_CHACHA20},
-		{"XCHACHA20-POLY1305", KEY_ALG_CHACHA20},
+	    {"AES256", KEY_ALG_AES256},
+	    {"AES256-GCM_SHA256", KEY_ALG_AES256},
+	    {"ChaCha20", KEY_ALG_CHACHA20},
+	    {"XCHACHA20-POLY1305", KEY_ALG_CHACHA20},
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (strlen(names[i].name) == n && memcmp(names[i].name, s, n) == 0)
@@ -117,8 +117,8 @@ static int parse_msgpack(const uint8_t *in, size_t len, struct key_ciphertext *o
 }
 
 /* Copies the base64 member key of v, which must decode to exactly n bytes, into dst. */
-static int json_fixed_bytes(const struct json_value *v, const char *key, uint8_t *dst,
-                            size_t n, bool *ok)
+static int json_fixed_bytes(const struct json_value *v, const char *key, uint8_t *dst, size_t n,
+                            bool *ok)
 {
 	struct bytes b;
 	int r = json_get_base64(v, key, &b);
@@ -132,8 +132,7 @@ static int json_fixed_bytes(const struct json_value *v, const char *key, uint8_t
 }
 
 /* A string member (or absent/null). -1 when present with another type. */
-static int json_opt_string(const struct json_value *v, const char *key, const char **s,
-                           size_t *n)
+static int json_opt_string(const struct json_value *v, const char *key, const char **s, size_t *n)
 {
 	const struct json_value *m = json_get(v, key);
 	*s = "";

@@ -12,9 +12,9 @@
 #include "keystore/bytes.h"
 #include "keystore/key.h"
 
-#define KEY_IV_SIZE 16
+#define KEY_IV_SIZE    16
 #define KEY_NONCE_SIZE 12
-#define KEY_TAG_SIZE 16
+#define KEY_TAG_SIZE   16
 /* iv ‖ nonce appended to every raw ciphertext */
 #define KEY_RANDOM_SIZE (KEY_IV_SIZE + KEY_NONCE_SIZE)
 

@@ -74,8 +74,7 @@ int key_record_encode(const struct secret_key *k, struct bytes *out)
 	out->data = NULL;
 	out->len = 0;
 	/* KES refuses to write a key without its HMAC key (encodeSecretKeyVersionTests). */
-	if (!k->has_hmac ||
-	    (k->algorithm != KEY_ALG_AES256 && k->algorithm != KEY_ALG_CHACHA20))
+	if (!k->has_hmac || (k->algorithm != KEY_ALG_AES256 && k->algorithm != KEY_ALG_CHACHA20))
 		return KEY_ERR_INVALID;
 	size_t by_len = strnlen(k->created_by, sizeof k->created_by);
 	if (by_len > KEY_CREATED_BY_MAX)
@@ -129,8 +128,8 @@ static int pb_get_varint(struct pb_reader *r, uint64_t *out)
 struct pb_field {
 	uint64_t num;
 	unsigned type;
-	uint64_t varint;         /* wire type 0 */
-	const uint8_t *data;     /* wire type 2 */
+	uint64_t varint;     /* wire type 0 */
+	const uint8_t *data; /* wire type 2 */
 	size_t len;
 };
 
@@ -488,7 +487,8 @@ int key_parse_rfc3339(const char *s, size_t n, int64_t *sec, int32_t *nsec)
 	if (n < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
 		return KEY_ERR_INVALID;
 	int year = parse_digits(s, 4), mon = parse_digits(s + 5, 2), day = parse_digits(s + 8, 2);
-	int hh = parse_digits(s + 11, 2), mm = parse_digits(s + 14, 2), ss = parse_digits(s + 17, 2);
+	int hh = parse_digits(s + 11, 2), mm = parse_digits(s + 14, 2),
+	    ss = parse_digits(s + 17, 2);
 	if (year < 0 || mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) ||
 	    hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 59)
 		return KEY_ERR_INVALID;

@@ -32,7 +32,8 @@ enum ks_result {
 	KS_EXISTS = -2,      /* API: 400 key already exists */
 	KS_UNREACHABLE = -3, /* store down, sealed, timed out: API 502/504 with KES's texts */
 	KS_FAILED = -4,      /* anything else: API 502 "failed to …" */
-	KS_WOULD_BLOCK = -5, /* cache only: answer needs store I/O and the caller asked not to wait */
+	KS_WOULD_BLOCK =
+	    -5, /* cache only: answer needs store I/O and the caller asked not to wait */
 };
 
 /* Details of a failure, for the error log only: never shown to API clients, never holds key
@@ -53,7 +54,7 @@ struct name_list {
 };
 
 int name_list_add(struct name_list *l, const char *name); /* 0 or -1 (no memory) */
-void name_list_sort(struct name_list *l);                  /* byte order, duplicates removed */
+void name_list_sort(struct name_list *l);                 /* byte order, duplicates removed */
 void name_list_free(struct name_list *l);
 
 struct ks_status {
@@ -91,7 +92,7 @@ void keystore_close(struct keystore *ks);
 
 /* The stores. Each returns a new store, or NULL with the reason in err. */
 struct keystore *fs_keystore_open(const char *dir, struct ks_err *err); /* fs.c */
-struct keystore *mem_keystore_open(void);                            /* mem.c */
+struct keystore *mem_keystore_open(void);                               /* mem.c */
 /* vault_keystore_open is declared in vault.h. */
 
 /* Largest record any store accepts or returns (KES: 1 MiB). */

@@ -46,7 +46,7 @@ int ct_streq(const char *a, const char *b)
  * far below that); larger requests get their own locked mapping. Slots are reused through a
  * free list; pages are never returned, which bounds the work and is fine for a key cache.
  */
-#define SLOT_SIZE 256
+#define SLOT_SIZE  256
 #define SLAB_PAGES 4
 
 static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -35,11 +35,11 @@
 #include "policy/identity.h"
 
 #define CERTGEN_DEFAULT_VALIDITY ((int64_t)720 * 3600)
-#define CERTGEN_PEM_MAX 8192
-#define CERTGEN_DER_MAX 4096
-#define CERTGEN_SAN_MAX 4096
-#define CERTGEN_MAX_NAMES 64
-#define CERTGEN_CN_MAX 64 /* RFC 5280 ub-common-name */
+#define CERTGEN_PEM_MAX          8192
+#define CERTGEN_DER_MAX          4096
+#define CERTGEN_SAN_MAX          4096
+#define CERTGEN_MAX_NAMES        64
+#define CERTGEN_CN_MAX           64 /* RFC 5280 ub-common-name */
 
 /* Everything one run owns; released by certgen_state_free on every path. */
 struct certgen_state {
@@ -76,8 +76,8 @@ static void certgen_state_free(struct certgen_state *s)
 	secure_zero(s->key_pem, sizeof s->key_pem);
 }
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
 	if (!err || !errlen)
 		return;
@@ -98,7 +98,8 @@ static int san_write_name(unsigned char **p, unsigned char *start, int tag,
 	if ((ret = mbedtls_asn1_write_len(p, start, len)) < 0)
 		return ret;
 	n += ret;
-	if ((ret = mbedtls_asn1_write_tag(p, start, (unsigned char)(MBEDTLS_ASN1_CONTEXT_SPECIFIC | tag))) < 0)
+	if ((ret = mbedtls_asn1_write_tag(
+	         p, start, (unsigned char)(MBEDTLS_ASN1_CONTEXT_SPECIFIC | tag))) < 0)
 		return ret;
 	return n + ret;
 }
@@ -152,7 +153,8 @@ static int san_encode(struct certgen_state *s, const struct certgen_options *opt
 	if ((ret = mbedtls_asn1_write_len(&p, start, total)) < 0)
 		goto too_long;
 	total += (size_t)ret;
-	if ((ret = mbedtls_asn1_write_tag(&p, start, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
+	if ((ret = mbedtls_asn1_write_tag(&p, start,
+	                                  MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
 		goto too_long;
 	total += (size_t)ret;
 	memmove(s->san, p, total);
@@ -184,7 +186,8 @@ static int eku_encode(struct certgen_state *s, const struct certgen_options *opt
 	if ((ret = mbedtls_asn1_write_len(&p, start, total)) < 0)
 		return ret;
 	total += (size_t)ret;
-	if ((ret = mbedtls_asn1_write_tag(&p, start, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
+	if ((ret = mbedtls_asn1_write_tag(&p, start,
+	                                  MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) < 0)
 		return ret;
 	total += (size_t)ret;
 	memmove(s->eku, p, total);
@@ -266,8 +269,8 @@ static int serial_generate(struct certgen_state *s)
 	return mbedtls_mpi_read_binary(&s->serial, raw, sizeof raw);
 }
 
-static int crt_fill(struct certgen_state *s, const struct certgen_options *opt,
-                    const char *subject, char *err, size_t errlen)
+static int crt_fill(struct certgen_state *s, const struct certgen_options *opt, const char *subject,
+                    char *err, size_t errlen)
 {
 	char not_before[16], not_after[16];
 	int64_t valid = opt->valid_seconds > 0 ? opt->valid_seconds : CERTGEN_DEFAULT_VALIDITY;
@@ -298,18 +301,19 @@ static int crt_fill(struct certgen_state *s, const struct certgen_options *opt,
 		}
 		if (san_encode(s, opt, err, errlen) < 0)
 			return -1;
-		if (mbedtls_x509write_crt_set_extension(&s->crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
-		                                        MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME),
-		                                        0, s->san, s->san_len) != 0) {
+		if (mbedtls_x509write_crt_set_extension(
+		        &s->crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
+		        MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, s->san,
+		        s->san_len) != 0) {
 			set_err(err, errlen, "%s", "cannot build certificate");
 			return -1;
 		}
 	}
 	if (opt->server_auth || opt->client_auth) {
-		if (eku_encode(s, opt) < 0 ||
-		    mbedtls_x509write_crt_set_extension(&s->crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
-		                                        MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
-		                                        0, s->eku, s->eku_len) != 0) {
+		if (eku_encode(s, opt) < 0 || mbedtls_x509write_crt_set_extension(
+		                                  &s->crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+		                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+		                                  0, s->eku, s->eku_len) != 0) {
 			set_err(err, errlen, "%s", "cannot build certificate");
 			return -1;
 		}
@@ -328,7 +332,8 @@ static int open_new(const char *path, mode_t mode, bool force, char *err, size_t
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			set_err(err, errlen, "'%s' already exists (use --force to overwrite)", path);
+			set_err(err, errlen, "'%s' already exists (use --force to overwrite)",
+			        path);
 		else
 			set_err(err, errlen, "cannot create '%s'", path);
 		return -1;
@@ -381,7 +386,8 @@ static int crt_identity(const unsigned char *pem, size_t len, char out[IDENTITY_
 	mbedtls_x509_crt parsed;
 	mbedtls_x509_crt_init(&parsed);
 	int rc = -1;
-	if (mbedtls_x509_crt_parse(&parsed, pem, len + 1) == 0 && identity_of_crt(&parsed, out) == 0)
+	if (mbedtls_x509_crt_parse(&parsed, pem, len + 1) == 0 &&
+	    identity_of_crt(&parsed, out) == 0)
 		rc = 0;
 	mbedtls_x509_crt_free(&parsed);
 	return rc;
@@ -401,7 +407,8 @@ static int certgen_build(struct certgen_state *s, const struct certgen_options *
 	}
 	const char *cn = opt->common_name && opt->common_name[0] ? opt->common_name : identity;
 	if (subject_string(cn, subject, sizeof subject) < 0) {
-		set_err(err, errlen, "invalid subject '%s' (1 to 64 printable characters, no '\\')", cn);
+		set_err(err, errlen, "invalid subject '%s' (1 to 64 printable characters, no '\\')",
+		        cn);
 		return -1;
 	}
 	if (crt_fill(s, opt, subject, err, errlen) < 0)

@@ -10,14 +10,14 @@
 #include <stdint.h>
 
 struct certgen_options {
-	const char *common_name;  /* subject CN; NULL → the identity of the new key */
-	const char *const *dns;   /* subjectAltName DNS names */
+	const char *common_name; /* subject CN; NULL → the identity of the new key */
+	const char *const *dns;  /* subjectAltName DNS names */
 	size_t dns_count;
-	const char *const *ips;   /* subjectAltName IP addresses (v4 or v6 text) */
+	const char *const *ips; /* subjectAltName IP addresses (v4 or v6 text) */
 	size_t ip_count;
-	int64_t valid_seconds;    /* 0 → 720h */
-	bool server_auth;         /* extendedKeyUsage serverAuth */
-	bool client_auth;         /* extendedKeyUsage clientAuth */
+	int64_t valid_seconds; /* 0 → 720h */
+	bool server_auth;      /* extendedKeyUsage serverAuth */
+	bool client_auth;      /* extendedKeyUsage clientAuth */
 };
 
 /* Writes a new private key (PEM, mode 0600, refuses to overwrite unless force) and a

@@ -6,9 +6,13 @@
 static void test_base64_round_trip(void)
 {
 	const char *vectors[][2] = {
-		{"", ""},          {"f", "Zg=="},         {"fo", "Zm8="},
-		{"foo", "Zm9v"},   {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
-		{"foobar", "Zm9vYmFy"},
+	    {"", ""},
+	    {"f", "Zg=="},
+	    {"fo", "Zm8="},
+	    {"foo", "Zm9v"},
+	    {"foob", "Zm9vYg=="},
+	    {"fooba", "Zm9vYmE="},
+	    {"foobar", "Zm9vYmFy"},
 	};
 	for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
 		struct buf b;
@@ -42,8 +46,8 @@ static void test_base64_all_bytes(void)
 
 static void test_base64_rejects(void)
 {
-	const char *bad[] = {"Zg", "Zg=", "Z===", "Zm9v=", "Zg==Zg==", "Zm9-", "Zm9_", "Zm 9v",
-	                     "=Zm9", "Zm9vY", "*AAA"};
+	const char *bad[] = {"Zg",   "Zg=",   "Z===", "Zm9v=", "Zg==Zg==", "Zm9-",
+	                     "Zm9_", "Zm 9v", "=Zm9", "Zm9vY", "*AAA"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct bytes d;
 		CHECK_EQ_INT(base64_decode(&d, bad[i], strlen(bad[i])), -1);

@@ -40,11 +40,13 @@ static int find_san(const mbedtls_x509_crt *crt, struct sans *out)
 	size_t len;
 	memset(out, 0, sizeof *out);
 	/* v3_ext starts inside the [3] EXPLICIT wrapper, at the Extensions SEQUENCE. */
-	if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+	if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) !=
+	    0)
 		return -1;
 	while (p < end) {
 		unsigned char *ext_end;
-		if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+		if (mbedtls_asn1_get_tag(&p, end, &len,
+		                         MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
 			return -1;
 		ext_end = p + len;
 		if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OID) != 0)
@@ -60,15 +62,18 @@ static int find_san(const mbedtls_x509_crt *crt, struct sans *out)
 		if (mbedtls_asn1_get_bool(&p, ext_end, &critical) != 0 && critical)
 			return -1;
 		if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0 ||
-		    mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+		    mbedtls_asn1_get_tag(&p, ext_end, &len,
+		                         MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
 			return -1;
 		while (p < ext_end) {
 			unsigned char tag = *p++;
 			if (mbedtls_asn1_get_len(&p, ext_end, &len) != 0)
 				return -1;
-			if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && out->dns_count < 8 && len < 64)
+			if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && out->dns_count < 8 &&
+			    len < 64)
 				memcpy(out->dns[out->dns_count++], p, len);
-			else if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && out->ip_count < 8 && len <= 16) {
+			else if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && out->ip_count < 8 &&
+			         len <= 16) {
 				memcpy(out->ip[out->ip_count], p, len);
 				out->ip_len[out->ip_count++] = len;
 			} else
@@ -97,13 +102,20 @@ static void test_server_and_client_cert(void)
 	const char *dns[] = {"localhost", "kes.example.net"};
 	const char *ips[] = {"127.0.0.1", "::1"};
 	struct certgen_options opt = {
-		.common_name = "my-app, inc", .dns = dns, .dns_count = 2, .ips = ips, .ip_count = 2,
-		.valid_seconds = 3600, .server_auth = true, .client_auth = true,
+	    .common_name = "my-app, inc",
+	    .dns = dns,
+	    .dns_count = 2,
+	    .ips = ips,
+	    .ip_count = 2,
+	    .valid_seconds = 3600,
+	    .server_auth = true,
+	    .client_auth = true,
 	};
 	char identity[65] = "", from_file[65] = "", err[256] = "";
 	paths("both");
 	time_t before = time(NULL);
-	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, identity, err, sizeof err), 0);
+	CHECK_EQ_INT(
+	    certgen_self_signed(&opt, key_path, crt_path, false, identity, err, sizeof err), 0);
 	CHECK_EQ_INT(identity_is_valid(identity), 1);
 	CHECK_EQ_INT(identity_of_cert_file(crt_path, from_file, err, sizeof err), 0);
 	CHECK_EQ_STR(identity, from_file);
@@ -120,10 +132,12 @@ static void test_server_and_client_cert(void)
 	CHECK(crt.ext_types & MBEDTLS_X509_EXT_BASIC_CONSTRAINTS);
 	CHECK(crt.ext_types & MBEDTLS_X509_EXT_KEY_USAGE);
 	CHECK_EQ_INT(crt.key_usage, MBEDTLS_X509_KU_DIGITAL_SIGNATURE);
-	CHECK_EQ_INT(mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_SERVER_AUTH,
-	                                                       MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)), 0);
-	CHECK_EQ_INT(mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_CLIENT_AUTH,
-	                                                       MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)), 0);
+	CHECK_EQ_INT(mbedtls_x509_crt_check_extended_key_usage(
+	                 &crt, MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)),
+	             0);
+	CHECK_EQ_INT(mbedtls_x509_crt_check_extended_key_usage(
+	                 &crt, MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)),
+	             0);
 	CHECK_EQ_INT(mbedtls_pk_get_type(&crt.pk), MBEDTLS_PK_ECKEY);
 	CHECK_EQ_INT(mbedtls_pk_get_bitlen(&crt.pk), 256);
 	CHECK(crt.serial.len >= 8 && crt.serial.len <= 16);
@@ -152,7 +166,8 @@ static void test_server_and_client_cert(void)
 
 	/* Self-signed: the signature verifies with the certificate's own key. */
 	unsigned char hash[32];
-	CHECK_EQ_INT(mbedtls_md(mbedtls_md_info_from_type(crt.sig_md), crt.tbs.p, crt.tbs.len, hash), 0);
+	CHECK_EQ_INT(
+	    mbedtls_md(mbedtls_md_info_from_type(crt.sig_md), crt.tbs.p, crt.tbs.len, hash), 0);
 	CHECK_EQ_INT(mbedtls_pk_verify(&crt.pk, crt.sig_md, hash, 32, crt.sig.p, crt.sig.len), 0);
 
 	/* The private key file belongs to the certificate. */
@@ -169,15 +184,18 @@ static void test_refuses_overwrite(void)
 	struct certgen_options opt = {.client_auth = true};
 	char first[65] = "", second[65] = "", now[65] = "", err[256] = "";
 	paths("overwrite");
-	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, first, err, sizeof err), 0);
-	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, second, err, sizeof err), -1);
+	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, first, err, sizeof err),
+	             0);
+	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, second, err, sizeof err),
+	             -1);
 	CHECK(strstr(err, "already exists") != NULL);
 	CHECK_EQ_INT(identity_of_cert_file(crt_path, now, err, sizeof err), 0);
 	CHECK_EQ_STR(now, first);
 
 	/* Only the certificate present: still refused, and no key appears. */
 	unlink(key_path);
-	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, second, err, sizeof err), -1);
+	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, second, err, sizeof err),
+	             -1);
 	CHECK(access(key_path, F_OK) != 0);
 
 	/* force replaces both, with a new key, and the key file gets 0600 even if it was 0644. */
@@ -186,7 +204,8 @@ static void test_refuses_overwrite(void)
 	if (f)
 		fclose(f);
 	CHECK_EQ_INT(chmod(key_path, 0644), 0);
-	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, true, second, err, sizeof err), 0);
+	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, true, second, err, sizeof err),
+	             0);
 	CHECK(strcmp(first, second) != 0);
 	struct stat st;
 	CHECK_EQ_INT(stat(key_path, &st), 0);
@@ -200,15 +219,16 @@ static void test_default_subject_is_identity(void)
 	struct certgen_options opt = {.client_auth = true};
 	char identity[65] = "", err[256] = "", name[256];
 	paths("default-cn");
-	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, identity, err, sizeof err), 0);
+	CHECK_EQ_INT(
+	    certgen_self_signed(&opt, key_path, crt_path, false, identity, err, sizeof err), 0);
 	mbedtls_x509_crt crt;
 	mbedtls_x509_crt_init(&crt);
 	CHECK_EQ_INT(mbedtls_x509_crt_parse_file(&crt, crt_path), 0);
 	CHECK(mbedtls_x509_dn_gets(name, sizeof name, &crt.subject) > 0);
 	CHECK(strncmp(name, "CN=", 3) == 0 && strcmp(name + 3, identity) == 0);
 	/* Client only: serverAuth not granted; no SAN extension at all. */
-	CHECK(mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_SERVER_AUTH,
-	                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0);
+	CHECK(mbedtls_x509_crt_check_extended_key_usage(
+	          &crt, MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0);
 	CHECK((crt.ext_types & MBEDTLS_X509_EXT_SUBJECT_ALT_NAME) == 0);
 	/* Default validity is 720h. */
 	CHECK_EQ_INT(x509_time_to_epoch(&crt.valid_to) - x509_time_to_epoch(&crt.valid_from),
@@ -223,29 +243,34 @@ static void test_rejects_bad_input(void)
 	char err[256] = "";
 	struct certgen_options opt = {.ips = bad_ip, .ip_count = 1, .server_auth = true};
 	paths("bad");
-	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, NULL, err, sizeof err), -1);
+	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, NULL, err, sizeof err),
+	             -1);
 	CHECK(strstr(err, "invalid IP address '300.1.1.1'") != NULL);
 	CHECK(access(key_path, F_OK) != 0 && access(crt_path, F_OK) != 0);
 
 	struct certgen_options opt2 = {.dns = bad_dns, .dns_count = 1};
-	CHECK_EQ_INT(certgen_self_signed(&opt2, key_path, crt_path, false, NULL, err, sizeof err), -1);
+	CHECK_EQ_INT(certgen_self_signed(&opt2, key_path, crt_path, false, NULL, err, sizeof err),
+	             -1);
 	CHECK(strstr(err, "invalid DNS name") != NULL);
 
 	struct certgen_options opt3 = {.common_name = "a-subject-that-is-far-too-long-for-the-"
 	                                              "common-name-attribute-of-x509"};
-	CHECK_EQ_INT(certgen_self_signed(&opt3, key_path, crt_path, false, NULL, err, sizeof err), -1);
+	CHECK_EQ_INT(certgen_self_signed(&opt3, key_path, crt_path, false, NULL, err, sizeof err),
+	             -1);
 	CHECK(access(key_path, F_OK) != 0 && access(crt_path, F_OK) != 0);
 
 	/* mbedTLS 2.28 can escape only ',' in a name: a backslash is refused up front with the
 	 * subject error, not as an unexplained "cannot build certificate". */
 	struct certgen_options opt4 = {.common_name = "a\\b"};
-	CHECK_EQ_INT(certgen_self_signed(&opt4, key_path, crt_path, false, NULL, err, sizeof err), -1);
+	CHECK_EQ_INT(certgen_self_signed(&opt4, key_path, crt_path, false, NULL, err, sizeof err),
+	             -1);
 	CHECK(strstr(err, "invalid subject") != NULL);
 	CHECK(access(key_path, F_OK) != 0 && access(crt_path, F_OK) != 0);
 
 	/* A directory that does not exist: clear error, nothing left behind. */
 	CHECK_EQ_INT(certgen_self_signed(&opt2, "/nonexistent/dir/k", "/nonexistent/dir/c", false,
-	                                 NULL, err, sizeof err), -1);
+	                                 NULL, err, sizeof err),
+	             -1);
 }
 
 static void cleanup(void)

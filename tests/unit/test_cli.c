@@ -15,8 +15,21 @@ static void test_parse_mixed_options(void)
 	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json},
 	                                 {"cipher", 0, CLI_STRING, &cipher},
 	                                 {"ip", 0, CLI_LIST, &ips}};
-	char *argv[] = {"ls", "a", "--json", "-k", "--cipher=ChaCha20", "--ip", "1.2.3.4",
-	                "--ip=::1", "--ca", "ca.pem", "-s", "h:1", "--", "--not-an-option", "b"};
+	char *argv[] = {"ls",
+	                "a",
+	                "--json",
+	                "-k",
+	                "--cipher=ChaCha20",
+	                "--ip",
+	                "1.2.3.4",
+	                "--ip=::1",
+	                "--ca",
+	                "ca.pem",
+	                "-s",
+	                "h:1",
+	                "--",
+	                "--not-an-option",
+	                "b"};
 	struct cli_args a;
 	CHECK_EQ_INT(cli_parse(15, argv, flags, 3, true, "key ls", "usage\n", &a), CLI_OK);
 	CHECK(json);
@@ -77,8 +90,7 @@ static void test_parse_errors_never_echo_values(void)
 	CHECK(strstr(text, "'-p'") != NULL);
 	CHECK(strstr(text, "hunter2") == NULL);
 	char *bool_value[] = {"info", "--json=hunter2-secret"};
-	CHECK_EQ_INT(parse_capturing_stderr(2, bool_value, flags, 1, text, sizeof text),
-	             CLI_USAGE);
+	CHECK_EQ_INT(parse_capturing_stderr(2, bool_value, flags, 1, text, sizeof text), CLI_USAGE);
 	CHECK(strstr(text, "--json") != NULL);
 	CHECK(strstr(text, "hunter2") == NULL);
 }
@@ -94,7 +106,8 @@ static void test_parse_errors_and_help(void)
 	char *missing[] = {"info", "--ca"};
 	CHECK_EQ_INT(cli_parse(2, missing, flags, 1, true, "key info", "usage\n", &a), CLI_USAGE);
 	char *bool_value[] = {"info", "--json=yes"};
-	CHECK_EQ_INT(cli_parse(2, bool_value, flags, 1, true, "key info", "usage\n", &a), CLI_USAGE);
+	CHECK_EQ_INT(cli_parse(2, bool_value, flags, 1, true, "key info", "usage\n", &a),
+	             CLI_USAGE);
 	/* Client options exist only where the verb talks to a server. */
 	char *client_only[] = {"of", "-k", "x"};
 	CHECK_EQ_INT(cli_parse(3, client_only, NULL, 0, false, "identity of", "usage\n", &a),
@@ -122,10 +135,18 @@ static void test_path_escaping(void)
 
 static void clear_env(void)
 {
-	const char *vars[] = {"MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT",
-	                      "MINIO_KES_CERT_FILE", "KES_CLIENT_CERT", "MINIO_KES_CLIENT_CERT",
-	                      "MINIO_KES_KEY_FILE", "KES_CLIENT_KEY", "MINIO_KES_CLIENT_KEY",
-	                      "MINIO_KES_API_KEY", "KES_API_KEY", "MINIO_KMS_KES_API_KEY",
+	const char *vars[] = {"MINIO_KES_SERVER",
+	                      "KES_SERVER",
+	                      "MINIO_KMS_KES_ENDPOINT",
+	                      "MINIO_KES_CERT_FILE",
+	                      "KES_CLIENT_CERT",
+	                      "MINIO_KES_CLIENT_CERT",
+	                      "MINIO_KES_KEY_FILE",
+	                      "KES_CLIENT_KEY",
+	                      "MINIO_KES_CLIENT_KEY",
+	                      "MINIO_KES_API_KEY",
+	                      "KES_API_KEY",
+	                      "MINIO_KMS_KES_API_KEY",
 	                      "KESC_CA"};
 	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
 		unsetenv(vars[i]);

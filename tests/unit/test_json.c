@@ -14,8 +14,9 @@ static void test_lookup_rules(void)
 	                             "\"context\":null,\"x\":1,\"x\":2}");
 	CHECK(v != NULL);
 	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "b"); /* last match */
-	CHECK(json_type(json_get(v, "Context")) == JSON_NULL && json_get(v, "Context")); /* exact null wins */
-	CHECK_EQ_STR(json_number(json_get(v, "x")), "2");                /* last duplicate */
+	CHECK(json_type(json_get(v, "Context")) == JSON_NULL &&
+	      json_get(v, "Context"));                    /* exact null wins */
+	CHECK_EQ_STR(json_number(json_get(v, "x")), "2"); /* last duplicate */
 	CHECK(json_get(v, "missing") == NULL);
 	json_free(v);
 	/* Go's decoder assigns every matching member in order, so a later case-folded key
@@ -34,8 +35,8 @@ static void test_lookup_rules(void)
 
 static void test_rejects(void)
 {
-	const char *bad[] = {"", "{", "{\"a\":}", "[1,]", "{\"a\":1}x", "nul", "{'a':1}",
-	                     "{\"a\":1}{}", "\"\xff\""};
+	const char *bad[] = {"",    "{",       "{\"a\":}",    "[1,]",    "{\"a\":1}x",
+	                     "nul", "{'a':1}", "{\"a\":1}{}", "\"\xff\""};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK(parse(bad[i]) == NULL);
 	char deep[200];
@@ -81,8 +82,10 @@ static void test_writer_matches_go(void)
 	json_object_begin(&w);
 	json_object_end(&w);
 	json_object_end(&w);
-	CHECK_EQ_STR(out.data, "{\"s\":\"\\u003ca\\u0026b\\u003e\\\"\\\\\\n\\t\\u0001\\u2028\\ufffd\xc3\xa9\","
-	                       "\"n\":-5,\"l\":[true,null,\"aGk=\"],\"e\":{}}");
+	CHECK_EQ_STR(
+	    out.data,
+	    "{\"s\":\"\\u003ca\\u0026b\\u003e\\\"\\\\\\n\\t\\u0001\\u2028\\ufffd\xc3\xa9\","
+	    "\"n\":-5,\"l\":[true,null,\"aGk=\"],\"e\":{}}");
 	buf_free(&out);
 }
 

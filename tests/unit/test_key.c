@@ -54,10 +54,11 @@ static int decrypt_text(const struct secret_key *k, const char *ct, struct bytes
 
 static void test_hchacha20_vector(void)
 {
-	struct bytes key = unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+	struct bytes key =
+	    unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
 	struct bytes in = unhex("000000090000004a0000000031415927");
 	struct bytes want =
-		unhex("82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc");
+	    unhex("82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc");
 	uint8_t out[32];
 	key_hchacha20(out, key.data, in.data);
 	CHECK_MEM(out, want.data, 32);
@@ -70,7 +71,7 @@ static void test_hmac_vector(void)
 {
 	struct secret_key *k = make_key(KEY_ALG_AES256, Z_B64, true);
 	struct bytes want =
-		unhex("50082da69e7e4780c867be198e795b9cd5e94e739ee9485aa95a70f60e36e73f");
+	    unhex("50082da69e7e4780c867be198e795b9cd5e94e739ee9485aa95a70f60e36e73f");
 	uint8_t out[32];
 	CHECK_EQ_INT(key_hmac(k, (const uint8_t *)"Hello World", 11, out), 0);
 	CHECK_MEM(out, want.data, 32);
@@ -85,7 +86,7 @@ static void test_message_key_vector(void)
 {
 	struct bytes iv = unhex("33679f28ecc01dba930b93766394ca36");
 	struct bytes want =
-		unhex("80ebfc99a687d9377850d80a16b2b1d185beb953349212d44638bba321661f6a");
+	    unhex("80ebfc99a687d9377850d80a16b2b1d185beb953349212d44638bba321661f6a");
 	struct bytes z = b64(Z_B64);
 	uint8_t out[32];
 	CHECK_EQ_INT(key_hmac_sha256(z.data, iv.data, iv.len, out), 0);
@@ -96,15 +97,15 @@ static void test_message_key_vector(void)
 }
 
 static const char *DECRYPT_OK[] = {
-	/* 0 JSON */
-	"{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
-	"\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}",
+    /* 0 JSON */
+    "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
+    "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}",
 };
 static const char *MSGP_B64 =
-	"lbFBRVMyNTYtR0NNX1NIQTI1NtkgNjY2ODdhYWRmODYyYmQ3NzZjOGZjMThiOGU5ZjhlMjDEEExv7LAd4oz0SaHZrX5"
-	"LBufEDEKME1ow1CDfUFrqv8QgJuy7Sw+jVqz99TK1HV851LT3K4mwwDv46TB2ngWkAJQ=";
+    "lbFBRVMyNTYtR0NNX1NIQTI1NtkgNjY2ODdhYWRmODYyYmQ3NzZjOGZjMThiOGU5ZjhlMjDEEExv7LAd4oz0SaHZrX5"
+    "LBufEDEKME1ow1CDfUFrqv8QgJuy7Sw+jVqz99TK1HV851LT3K4mwwDv46TB2ngWkAJQ=";
 static const char *RAW_B64 =
-	"zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc";
+    "zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc";
 
 static void check_decrypts_p0(const struct secret_key *k, const uint8_t *ct, size_t n)
 {
@@ -139,27 +140,28 @@ static const struct {
 	enum key_algorithm alg;
 	const char *ct;
 } DECRYPT_FAIL[] = {
-	{KEY_ALG_AES256, /* 8 invalid algorithm */
-	 "{\"aead\":\"AES-256-GCM\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":\"gu0mGwUkwcvMEoi5\","
-	 "\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
-	{KEY_ALG_AES256, /* 9 IV length */
-	 "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"EjOY4JKqjIrPmQ5z1KSR8zlhggY=\",\"nonce\":"
-	 "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
-	{KEY_ALG_CHACHA20, /* 10 nonce length */
-	 "{\"aead\":\"ChaCha20Poly1305\",\"iv\":\"s3fSZ6vk5m+DfQA8yZWeUg==\",\"nonce\":\"SXAbms731/c=\","
-	 "\"bytes\":\"cw22HjLq/4cx8507SW4hhSrYbDiMuRao4b5+GE+XfbE=\"}"},
-	{KEY_ALG_AES256, /* 11 nonce length */
-	 "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
-	 "\"efY+4kYF9n8=\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
-	{KEY_ALG_AES256, /* 12 not authentic */
-	 "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
-	 "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"QTza1g5oX3f9cGJMbY1xJwWPj1F7R2VnNl6XpFKYQy0=\"}"},
-	{KEY_ALG_CHACHA20, /* 13 not authentic */
-	 "{\"aead\":\"ChaCha20Poly1305\",\"iv\":\"s3fSZ6vk5m+DfQA8yZWeUg==\",\"nonce\":"
-	 "\"8/kHMnCMs3h9NZ2a\",\"bytes\":\"TTi8pkO+Jh1JWAHvPxZeUk/iVoBPUCE4ZSVGBy3fW2s=\"}"},
-	{KEY_ALG_AES256, /* 14 invalid JSON */
-	 "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\" \"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
-	 "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
+    {KEY_ALG_AES256, /* 8 invalid algorithm */
+     "{\"aead\":\"AES-256-GCM\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":\"gu0mGwUkwcvMEoi5\","
+     "\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
+    {KEY_ALG_AES256, /* 9 IV length */
+     "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"EjOY4JKqjIrPmQ5z1KSR8zlhggY=\",\"nonce\":"
+     "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
+    {KEY_ALG_CHACHA20, /* 10 nonce length */
+     "{\"aead\":\"ChaCha20Poly1305\",\"iv\":\"s3fSZ6vk5m+DfQA8yZWeUg==\",\"nonce\":\"SXAbms731/"
+     "c=\","
+     "\"bytes\":\"cw22HjLq/4cx8507SW4hhSrYbDiMuRao4b5+GE+XfbE=\"}"},
+    {KEY_ALG_AES256, /* 11 nonce length */
+     "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
+     "\"efY+4kYF9n8=\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
+    {KEY_ALG_AES256, /* 12 not authentic */
+     "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
+     "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"QTza1g5oX3f9cGJMbY1xJwWPj1F7R2VnNl6XpFKYQy0=\"}"},
+    {KEY_ALG_CHACHA20, /* 13 not authentic */
+     "{\"aead\":\"ChaCha20Poly1305\",\"iv\":\"s3fSZ6vk5m+DfQA8yZWeUg==\",\"nonce\":"
+     "\"8/kHMnCMs3h9NZ2a\",\"bytes\":\"TTi8pkO+Jh1JWAHvPxZeUk/iVoBPUCE4ZSVGBy3fW2s=\"}"},
+    {KEY_ALG_AES256, /* 14 invalid JSON */
+     "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\" \"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
+     "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}"},
 };
 
 static void test_decrypt_vectors_fail(void)
@@ -168,7 +170,8 @@ static void test_decrypt_vectors_fail(void)
 		for (int typed = 0; typed < 2; typed++) {
 			struct secret_key *k = make_key(DECRYPT_FAIL[i].alg, Z_B64, typed);
 			struct bytes pt = {(uint8_t *)"x", 1};
-			CHECK_EQ_INT(decrypt_text(k, DECRYPT_FAIL[i].ct, &pt), KEY_ERR_NOT_AUTHENTIC);
+			CHECK_EQ_INT(decrypt_text(k, DECRYPT_FAIL[i].ct, &pt),
+			             KEY_ERR_NOT_AUTHENTIC);
 			CHECK(pt.data == NULL && pt.len == 0);
 			key_free(k);
 		}
@@ -286,19 +289,19 @@ static void test_malformed_inputs(void)
 	CHECK_EQ_INT(key_decrypt(k, big, m.len, NULL, 0, &pt), KEY_ERR_NOT_AUTHENTIC);
 	/* JSON with bad base64, wrong member types, not an object */
 	static const char *bad_json[] = {
-		"{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUw!==\",\"nonce\":"
-		"\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}",
-		"{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
-		"\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc\"}",
-		"{\"aead\":1,\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":\"gu0mGwUkwcvMEoi5\","
-		"\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}",
-		"{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
-		"\"gu0mGwUkwcvMEoi5\"}",
-		"{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
-		"\"gu0mGwUkwcvMEoi5\",\"bytes\":\"AAAA\"}",
-		"{}",
-		"{\"aead\":\"AES-256-GCM-HMAC-SHA-256\"}",
-		"[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]",
+	    "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUw!==\",\"nonce\":"
+	    "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}",
+	    "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
+	    "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc\"}",
+	    "{\"aead\":1,\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":\"gu0mGwUkwcvMEoi5\","
+	    "\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\"}",
+	    "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
+	    "\"gu0mGwUkwcvMEoi5\"}",
+	    "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":"
+	    "\"gu0mGwUkwcvMEoi5\",\"bytes\":\"AAAA\"}",
+	    "{}",
+	    "{\"aead\":\"AES-256-GCM-HMAC-SHA-256\"}",
+	    "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]",
 	};
 	for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++)
 		CHECK_EQ_INT(decrypt_text(k, bad_json[i], &pt), KEY_ERR_NOT_AUTHENTIC);
@@ -357,14 +360,14 @@ static void test_legacy_formats_follow_named_algorithm(void)
 		enum key_algorithm alg;
 		const char *msgp, *aead;
 	} names[] = {
-		{KEY_ALG_AES256, "AES256-GCM_SHA256", "AES-256-GCM-HMAC-SHA-256"},
-		{KEY_ALG_AES256, "AES256", "AES-256-GCM-HMAC-SHA-256"},
-		{KEY_ALG_CHACHA20, "XCHACHA20-POLY1305", "ChaCha20Poly1305"},
-		{KEY_ALG_CHACHA20, "ChaCha20", "ChaCha20Poly1305"},
+	    {KEY_ALG_AES256, "AES256-GCM_SHA256", "AES-256-GCM-HMAC-SHA-256"},
+	    {KEY_ALG_AES256, "AES256", "AES-256-GCM-HMAC-SHA-256"},
+	    {KEY_ALG_CHACHA20, "XCHACHA20-POLY1305", "ChaCha20Poly1305"},
+	    {KEY_ALG_CHACHA20, "ChaCha20", "ChaCha20Poly1305"},
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		enum key_algorithm other =
-			names[i].alg == KEY_ALG_AES256 ? KEY_ALG_CHACHA20 : KEY_ALG_AES256;
+		    names[i].alg == KEY_ALG_AES256 ? KEY_ALG_CHACHA20 : KEY_ALG_AES256;
 		struct secret_key *k = make_key(names[i].alg, K2_B64, true);
 		struct bytes raw, pt;
 		uint8_t mp[512];
@@ -401,9 +404,9 @@ static void test_legacy_formats_follow_named_algorithm(void)
 }
 
 static const char *PB_RECORD =
-	"CiQKIMiHG7XrN94FuwblJJor4f7f6rbqAl7DwsLaiIoyz0D2EAESJAognLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20Y"
-	"QZa9HgQARoMCNithK0GEID67qYDIkAzZWNmY2RmMzhmY2JlMTQxYWUyNmExMDMwZjgxZTk2Yjc1MzM2NWE0Njc2MGFl"
-	"NmI1Nzg2OThhOTdjNTlmZDIy";
+    "CiQKIMiHG7XrN94FuwblJJor4f7f6rbqAl7DwsLaiIoyz0D2EAESJAognLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20Y"
+    "QZa9HgQARoMCNithK0GEID67qYDIkAzZWNmY2RmMzhmY2JlMTQxYWUyNmExMDMwZjgxZTk2Yjc1MzM2NWE0Njc2MGFl"
+    "NmI1Nzg2OThhOTdjNTlmZDIy";
 static const char *PB_BY = "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22";
 
 /* KES's parseKeyVersionTests protobuf vector: the stated fields, and the exact bytes back. */
@@ -430,8 +433,10 @@ static void test_record_protobuf_vector(void)
 	CHECK(pb.len == 2 + 36 + 2 + 36 + 2 + 12 + 2 + 64);
 	CHECK_MEM(pb.data, "\x0a\x24\x0a\x20", 4);
 	CHECK_MEM(pb.data + 36, "\x10\x01\x12\x24\x0a\x20", 6);
-	CHECK_MEM(pb.data + 74, "\x10\x01\x1a\x0c\x08\xd8\xad\x84\xad\x06\x10\x80\xfa\xee\xa6\x03"
-	                        "\x22\x40", 18);
+	CHECK_MEM(pb.data + 74,
+	          "\x10\x01\x1a\x0c\x08\xd8\xad\x84\xad\x06\x10\x80\xfa\xee\xa6\x03"
+	          "\x22\x40",
+	          18);
 	bytes_free(&pb);
 	bytes_free(&enc);
 	/* encodeSecretKeyVersionTests: without an HMAC key encoding fails */
@@ -487,23 +492,26 @@ static void test_record_json_vectors(void)
 		enum key_algorithm alg;
 		bool typed;
 	} ok[] = {
-		{"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", 0, KEY_ALG_AES256, false},
-		{"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=\"}", 1, KEY_ALG_AES256, false},
-		{"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\"}", 0x41, KEY_ALG_AES256,
-		 false},
-		{"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\",\"algorithm\":"
-		 "\"AES256-GCM_SHA256\",\"created_at\":\"2009-11-10T23:00:00Z\",\"created_by\":"
-		 "\"40235905b7b83e0537a002db523cd019d6709b899adc249c957860cd00fa9f78\"}",
-		 0x41, KEY_ALG_AES256, true},
-		{"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\",\"algorithm\":"
-		 "\"XCHACHA20-POLY1305\",\"version\":\"v1\",\"created_at\":null}",
-		 0x41, KEY_ALG_CHACHA20, true},
-		{"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\",\"algorithm\":\"\"}", 0x41,
-		 KEY_ALG_AES256, false},
+	    {"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", 0, KEY_ALG_AES256,
+	     false},
+	    {"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=\"}", 1, KEY_ALG_AES256,
+	     false},
+	    {"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\"}", 0x41, KEY_ALG_AES256,
+	     false},
+	    {"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\",\"algorithm\":"
+	     "\"AES256-GCM_SHA256\",\"created_at\":\"2009-11-10T23:00:00Z\",\"created_by\":"
+	     "\"40235905b7b83e0537a002db523cd019d6709b899adc249c957860cd00fa9f78\"}",
+	     0x41, KEY_ALG_AES256, true},
+	    {"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\",\"algorithm\":"
+	     "\"XCHACHA20-POLY1305\",\"version\":\"v1\",\"created_at\":null}",
+	     0x41, KEY_ALG_CHACHA20, true},
+	    {"{\"bytes\":\"J8qmOyEV2ce2yoAC+5t0Y7CSP/hTMppL7XHpAnyc+0E=\",\"algorithm\":\"\"}",
+	     0x41, KEY_ALG_AES256, false},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		struct secret_key *k;
-		CHECK_EQ_INT(key_record_decode((const uint8_t *)ok[i].rec, strlen(ok[i].rec), &k), 0);
+		CHECK_EQ_INT(key_record_decode((const uint8_t *)ok[i].rec, strlen(ok[i].rec), &k),
+		             0);
 		if (!k)
 			continue;
 		CHECK_EQ_INT(k->key[31], ok[i].last);
@@ -517,29 +525,31 @@ static void test_record_json_vectors(void)
 		if (i == 3) {
 			CHECK_EQ_INT(k->created_at_sec, 1257894000);
 			CHECK_EQ_INT(k->created_at_nsec, 0);
-			CHECK_EQ_STR(k->created_by,
-			             "40235905b7b83e0537a002db523cd019d6709b899adc249c957860cd00fa9f78");
+			CHECK_EQ_STR(
+			    k->created_by,
+			    "40235905b7b83e0537a002db523cd019d6709b899adc249c957860cd00fa9f78");
 		}
 		key_free(k);
 	}
 	static const char *bad[] = {
-		/* KES's must-fail list */
-		"\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
-		"{bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
-		"{\"bytes\"\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
-		"\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"",
-		/* and: short key, unknown algorithm, bad time, wrong types, not an object */
-		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"}",
-		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"algorithm\":\"AES128\"}",
-		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":\"yesterday\"}",
-		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":5}",
-		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":\"\"}",
-		"{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_by\":[]}",
-		"{\"bytes\":5}",
-		"{}",
-		"null",
-		"[]",
-		"",
+	    /* KES's must-fail list */
+	    "\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
+	    "{bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
+	    "{\"bytes\"\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
+	    "\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"",
+	    /* and: short key, unknown algorithm, bad time, wrong types, not an object */
+	    "{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"}",
+	    "{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"algorithm\":\"AES128\"}",
+	    "{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":"
+	    "\"yesterday\"}",
+	    "{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":5}",
+	    "{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_at\":\"\"}",
+	    "{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"created_by\":[]}",
+	    "{\"bytes\":5}",
+	    "{}",
+	    "null",
+	    "[]",
+	    "",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct secret_key *k = (struct secret_key *)1;
@@ -562,14 +572,21 @@ static int decode_pb_hex(const char *hex, struct secret_key **k)
 	return r;
 }
 
-#define KEY32 "0a20" "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-#define HMAC32 "0a20" "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+#define KEY32  \
+	"0a20" \
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define HMAC32 \
+	"0a20" \
+	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
 
 static void test_record_protobuf_strict(void)
 {
 	struct secret_key *k;
 	/* minimal valid: ChaCha20 key + HMAC key, no time, no creator */
-	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1002" "1224" HMAC32 "1001", &k), 0);
+	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1002"
+	                           "1224" HMAC32 "1001",
+	                           &k),
+	             0);
 	if (k) {
 		CHECK_EQ_INT(k->algorithm, KEY_ALG_CHACHA20);
 		CHECK_EQ_INT(k->key[31], 0x1f);
@@ -578,26 +595,47 @@ static void test_record_protobuf_strict(void)
 	}
 	key_free(k);
 	/* unknown fields of every wire type are skipped, at both levels */
-	CHECK_EQ_INT(decode_pb_hex("2801" "0a29" KEY32 "1001" "3d01020304" "1224" HMAC32 "1001"
+	CHECK_EQ_INT(decode_pb_hex("2801"
+	                           "0a29" KEY32 "1001"
+	                           "3d01020304"
+	                           "1224" HMAC32 "1001"
 	                           "4101020304050607082a03616263",
 	                           &k),
 	             0);
 	key_free(k);
 	static const char *bad[] = {
-		"1224" HMAC32 "1001",                               /* no secret key */
-		"0a24" KEY32 "1001",                                /* no HMAC key */
-		"0a24" KEY32 "1003" "1224" HMAC32 "1001",           /* unknown type */
-		"0a24" KEY32 "1000" "1224" HMAC32 "1001",           /* type 0 */
-		"0a24" KEY32 "1001" "1224" HMAC32 "1002",           /* unknown hash */
-		"0a23" "0a1f000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e" "1001"
-		"1224" HMAC32 "1001",                               /* 31-byte key */
-		"0a24" KEY32 "1001" "1224" HMAC32 "1001" "2202c328", /* creator not UTF-8 */
-		"0a24" KEY32 "1001" "1224" HMAC32 "1001" "220161" "2301", /* group */
-		"0a24" KEY32 "1001" "1224" HMAC32 "1001" "08ffffffffffffffffff02", /* varint > 64 bit */
-		"0a24" KEY32 "1001" "1224" HMAC32 "1001" "0a",      /* truncated tag */
-		"0a24" KEY32 "1001" "1224" HMAC32 "1001" "0a05",    /* length past end */
-		"0a24" KEY32 "1001" "1224" HMAC32 "1001" "0aff",    /* truncated varint */
-		"",
+	    "1224" HMAC32 "1001", /* no secret key */
+	    "0a24" KEY32 "1001",  /* no HMAC key */
+	    "0a24" KEY32 "1003"
+	    "1224" HMAC32 "1001", /* unknown type */
+	    "0a24" KEY32 "1000"
+	    "1224" HMAC32 "1001", /* type 0 */
+	    "0a24" KEY32 "1001"
+	    "1224" HMAC32 "1002", /* unknown hash */
+	    "0a23"
+	    "0a1f000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e"
+	    "1001"
+	    "1224" HMAC32 "1001", /* 31-byte key */
+	    "0a24" KEY32 "1001"
+	    "1224" HMAC32 "1001"
+	    "2202c328", /* creator not UTF-8 */
+	    "0a24" KEY32 "1001"
+	    "1224" HMAC32 "1001"
+	    "220161"
+	    "2301", /* group */
+	    "0a24" KEY32 "1001"
+	    "1224" HMAC32 "1001"
+	    "08ffffffffffffffffff02", /* varint > 64 bit */
+	    "0a24" KEY32 "1001"
+	    "1224" HMAC32 "1001"
+	    "0a", /* truncated tag */
+	    "0a24" KEY32 "1001"
+	    "1224" HMAC32 "1001"
+	    "0a05", /* length past end */
+	    "0a24" KEY32 "1001"
+	    "1224" HMAC32 "1001"
+	    "0aff", /* truncated varint */
+	    "",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK_EQ_INT(decode_pb_hex(bad[i], &k), KEY_ERR_INVALID);
@@ -630,16 +668,22 @@ static void test_record_time_extremes(void)
 {
 	struct secret_key *k;
 	/* seconds INT64_MAX, nanos 1e9: Go carries one second and wraps to INT64_MIN */
-	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1001" "1224" HMAC32 "1001"
-	                           "1a10" "08ffffffffffffffff7f" "108094ebdc03",
+	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1001"
+	                           "1224" HMAC32 "1001"
+	                           "1a10"
+	                           "08ffffffffffffffff7f"
+	                           "108094ebdc03",
 	                           &k),
 	             0);
 	if (k)
 		CHECK(k->created_at_sec == INT64_MIN && k->created_at_nsec == 0);
 	key_free(k);
 	/* seconds INT64_MIN, nanos -1: Go borrows one second and wraps to INT64_MAX */
-	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1001" "1224" HMAC32 "1001"
-	                           "1a16" "0880808080808080808001" "10ffffffffffffffffff01",
+	CHECK_EQ_INT(decode_pb_hex("0a24" KEY32 "1001"
+	                           "1224" HMAC32 "1001"
+	                           "1a16"
+	                           "0880808080808080808001"
+	                           "10ffffffffffffffffff01",
 	                           &k),
 	             0);
 	if (k)
@@ -685,8 +729,9 @@ static void test_algorithm_names(void)
 	CHECK_EQ_INT(a, KEY_ALG_CHACHA20);
 	CHECK_EQ_INT(key_algorithm_parse("XCHACHA20-POLY1305", &a), 0);
 	CHECK_EQ_INT(a, KEY_ALG_CHACHA20);
-	static const char *bad[] = {"", "aes256", "CHACHA20", "AES-256-GCM-HMAC-SHA-256",
-	                            "ChaCha20Poly1305", "AES256 ", NULL};
+	static const char *bad[] = {
+	    "",        "aes256", "CHACHA20", "AES-256-GCM-HMAC-SHA-256", "ChaCha20Poly1305",
+	    "AES256 ", NULL};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK_EQ_INT(key_algorithm_parse(bad[i], &a), KEY_ERR_INVALID);
 	CHECK_EQ_STR(key_algorithm_name(KEY_ALG_AES256), "AES256");
@@ -724,12 +769,12 @@ static void test_rfc3339(void)
 		int64_t sec;
 		int32_t nsec;
 	} ok[] = {
-		{"1970-01-01T00:00:00Z", 0, 0},
-		{"2009-11-10T23:00:00Z", 1257894000, 0},
-		{"2024-01-12T11:39:20.886816+01:00", 1705055960, 886816000},
-		{"2024-01-12T10:39:20.1234567891-00:00", 1705055960, 123456789},
-		{"2000-02-29T23:59:59.5-05:30", 951888599, 500000000},
-		{"1969-12-31T23:59:59Z", -1, 0},
+	    {"1970-01-01T00:00:00Z", 0, 0},
+	    {"2009-11-10T23:00:00Z", 1257894000, 0},
+	    {"2024-01-12T11:39:20.886816+01:00", 1705055960, 886816000},
+	    {"2024-01-12T10:39:20.1234567891-00:00", 1705055960, 123456789},
+	    {"2000-02-29T23:59:59.5-05:30", 951888599, 500000000},
+	    {"1969-12-31T23:59:59Z", -1, 0},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		int64_t sec = 7;
@@ -739,17 +784,29 @@ static void test_rfc3339(void)
 		CHECK_EQ_INT(nsec, ok[i].nsec);
 	}
 	static const char *bad[] = {
-		"", "2024-01-12", "2024-01-12T11:39:20", "2024-01-12 11:39:20Z",
-		"2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-12T24:00:00Z",
-		"2024-01-12T11:60:00Z", "2024-01-12T11:00:60Z", "2024-01-12T11:00:00.Z",
-		"2024-01-12T11:00:00+0100", "2024-01-12T11:00:00+24:00", "2024-01-12T11:00:00ZZ",
-		"2024-01-12T11:00:00.5", "+024-01-12T11:00:00Z", "2024-01-12t11:00:00Z",
-		"2024-01-12T11:00:00z",
+	    "",
+	    "2024-01-12",
+	    "2024-01-12T11:39:20",
+	    "2024-01-12 11:39:20Z",
+	    "2023-02-29T00:00:00Z",
+	    "2024-13-01T00:00:00Z",
+	    "2024-01-12T24:00:00Z",
+	    "2024-01-12T11:60:00Z",
+	    "2024-01-12T11:00:60Z",
+	    "2024-01-12T11:00:00.Z",
+	    "2024-01-12T11:00:00+0100",
+	    "2024-01-12T11:00:00+24:00",
+	    "2024-01-12T11:00:00ZZ",
+	    "2024-01-12T11:00:00.5",
+	    "+024-01-12T11:00:00Z",
+	    "2024-01-12t11:00:00Z",
+	    "2024-01-12T11:00:00z",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int64_t sec;
 		int32_t nsec;
-		CHECK_EQ_INT(key_parse_rfc3339(bad[i], strlen(bad[i]), &sec, &nsec), KEY_ERR_INVALID);
+		CHECK_EQ_INT(key_parse_rfc3339(bad[i], strlen(bad[i]), &sec, &nsec),
+		             KEY_ERR_INVALID);
 	}
 }
 
