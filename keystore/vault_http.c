@@ -285,7 +285,7 @@ static CURLcode http_setup(struct vault_http *h, CURL *c, const struct vault_req
 	if (h->tls_ca_file)
 		SET(CURLOPT_CAINFO, h->tls_ca_file);
 	if (h->have_ca_blob) {
-		struct curl_blob blob = {h->ca_blob.data, h->ca_blob.len, CURL_BLOB_COPY};
+		struct curl_blob blob = {h->ca_blob.data, h->ca_blob.len, CURL_BLOB_NOCOPY}; /* h outlives its handles */
 		SET(CURLOPT_CAINFO_BLOB, &blob);
 	}
 	if (h->tls_cert)

@@ -29,29 +29,34 @@
 
 #define ROOT_TOKEN "kesc-test-root"
 
-static pid_t server_pid;
-static char server_url[256];
+/* The servers this test started: [0] plain HTTP for most tests, [1] HTTPS with client certs. */
+static pid_t server_pids[2];
+static char server_url[256]; /* the server admin() and config_fill() talk to */
 static char tmpdir[256];
+static char script_path[1024];
 
-/* ---- the server ---- */
-
-static void server_stop(void)
+static void server_kill(pid_t *pid)
 {
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		for (int i = 0; i < 50; i++) {
-			if (waitpid(server_pid, NULL, WNOHANG) == server_pid) {
-				server_pid = 0;
-				break;
-			}
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	for (int i = 0; i < 50 && *pid > 0; i++) {
+		if (waitpid(*pid, NULL, WNOHANG) == *pid)
+			*pid = 0;
+		else
 			usleep(100 * 1000);
-		}
-		if (server_pid > 0) {
-			kill(server_pid, SIGKILL);
-			waitpid(server_pid, NULL, 0);
-			server_pid = 0;
-		}
 	}
+	if (*pid > 0) {
+		kill(*pid, SIGKILL);
+		waitpid(*pid, NULL, 0);
+		*pid = 0;
+	}
+}
+
+static void servers_stop(void)
+{
+	for (size_t i = 0; i < sizeof(server_pids) / sizeof(server_pids[0]); i++)
+		server_kill(&server_pids[i]);
 	if (tmpdir[0]) {
 		char cmd[512];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
@@ -61,45 +66,49 @@ static void server_stop(void)
 	}
 }
 
-static int server_start(const char *script)
+/* Starts server `slot` with the extra arguments (NULL-terminated, up to 6); its URL → url. */
+static int server_start(int slot, const char *const *extra, char *url, size_t urllen)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kesc-vault-test-XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		tmpdir[0] = 0;
-		return -1;
-	}
 	char ready[300];
-	snprintf(ready, sizeof(ready), "%s/ready", tmpdir);
-	atexit(server_stop);
+	snprintf(ready, sizeof(ready), "%s/ready-%d", tmpdir, slot);
+	const char *argv[16] = {"python3", script_path, "--listen", "127.0.0.1:0", "--ready-file", ready,
+	                        "--root-token", ROOT_TOKEN};
+	size_t n = 8;
+	for (; extra && *extra && n < 15; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
 	pid_t parent = getpid();
-	server_pid = fork();
-	if (server_pid < 0)
+	pid_t pid = fork();
+	if (pid < 0)
 		return -1;
-	if (server_pid == 0) {
+	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(1);
-		execlp("python3", "python3", script, "--listen", "127.0.0.1:0", "--ready-file", ready,
-		       "--root-token", ROOT_TOKEN, (char *)NULL);
+		execvp("python3", (char *const *)argv);
 		_exit(127);
 	}
+	server_pids[slot] = pid;
 	for (int i = 0; i < 300; i++) {
 		FILE *f = fopen(ready, "r");
 		if (f) {
-			bool ok = fgets(server_url, sizeof(server_url), f) != NULL;
+			bool ok = fgets(url, (int)urllen, f) != NULL;
 			fclose(f);
-			server_url[strcspn(server_url, "\r\n")] = 0;
-			if (ok && server_url[0])
+			url[strcspn(url, "\r\n")] = 0;
+			if (ok && url[0])
 				return 0;
 		}
-		if (waitpid(server_pid, NULL, WNOHANG) == server_pid) {
-			server_pid = 0;
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			server_pids[slot] = 0;
 			return -1;
 		}
 		usleep(100 * 1000);
 	}
 	return -1;
 }
+
+/* TLS material for the admin client when server_url is the HTTPS server. */
+static const char *admin_ca, *admin_cert, *admin_key;
 
 /* ---- admin calls with the root token ---- */
 
@@ -130,6 +139,12 @@ static long admin(const char *method, const char *ns, const char *path, const ch
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	if (admin_ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, admin_ca);
+	if (admin_cert) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, admin_cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, admin_key);
+	}
 	if (body)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_admin_body);
@@ -808,6 +823,103 @@ static void test_kes_records(void)
 	buf_free(&body);
 }
 
+/* ---- TLS to Vault: CA file, CA directory, client certificate ---- */
+
+static bool make_tls_material(const char *dir)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+	         "set -e; cd '%s'; mkdir -p cadir; exec 2>openssl.log;"
+	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key"
+	         " -out ca.pem -days 2 -subj /CN=kesc-test-ca >/dev/null;"
+	         "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext;"
+	         "printf 'extendedKeyUsage=clientAuth\\n' > client.ext;"
+	         "for n in server client; do"
+	         " openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $n.key"
+	         "  -out $n.csr -subj /CN=kesc-$n >/dev/null;"
+	         " openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
+	         "  -extfile $n.ext -out $n.pem >/dev/null;"
+	         "done; cp ca.pem cadir/vault-ca.crt; echo not-a-cert > cadir/README",
+	         dir);
+	return system(cmd) == 0;
+}
+
+struct tls_case {
+	const char *ca, *cert, *key;
+};
+
+static const struct tls_case *tls_now;
+
+static void tls_config(struct vault_config *cfg)
+{
+	cfg->tls_ca = (char *)tls_now->ca;
+	cfg->tls_cert = (char *)tls_now->cert;
+	cfg->tls_key = (char *)tls_now->key;
+	cfg->max_retries = 0;
+}
+
+static void test_tls(void)
+{
+	char dir[300], ca[400], cadir[400], cert[400], key[400], url[256], saved[256];
+	snprintf(dir, sizeof(dir), "%s/tls", tmpdir);
+	CHECK(mkdir(dir, 0700) == 0);
+	if (!make_tls_material(dir)) {
+		CHECK(!"openssl could not make test certificates");
+		return;
+	}
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(cadir, sizeof(cadir), "%s/cadir", dir);
+	snprintf(cert, sizeof(cert), "%s/client.pem", dir);
+	snprintf(key, sizeof(key), "%s/client.key", dir);
+	char scert[400], skey[400];
+	snprintf(scert, sizeof(scert), "%s/server.pem", dir);
+	snprintf(skey, sizeof(skey), "%s/server.key", dir);
+	const char *extra[] = {"--tls-cert", scert, "--tls-key", skey, "--client-ca", ca, NULL};
+	if (server_start(1, extra, url, sizeof(url)) != 0) {
+		CHECK(!"could not start the HTTPS Vault test server");
+		return;
+	}
+	CHECK(strncmp(url, "https://", 8) == 0);
+	memcpy(saved, server_url, sizeof(saved));
+	snprintf(server_url, sizeof(server_url), "%s", url);
+	admin_ca = ca, admin_cert = cert, admin_key = key;
+	struct role r;
+	bool ready = mount(NULL, "kv", "kv", "1") &&
+	             admin_ok("POST", NULL, "/v1/sys/auth/approle", "{\"type\":\"approle\"}") &&
+	             policy(NULL, "kes-v1", POLICY_V1) && approle(NULL, "kes", "\"kes-v1\"", "1h", NULL, &r);
+	CHECK(ready);
+	struct store_case sc = {"tls", "kv", 1, NULL, NULL, false, &r};
+	const struct tls_case good[] = {{ca, cert, key}, {cadir, cert, key}};
+	for (size_t i = 0; ready && i < 2; i++) {
+		tls_now = &good[i];
+		struct keystore *ks = open_with(&sc, tls_config);
+		CHECK(ks != NULL);
+		if (!ks)
+			continue;
+		char name[16];
+		snprintf(name, sizeof(name), "tls-%zu", i);
+		CHECK_EQ_INT(put_str(ks, name, "over-tls"), KS_OK);
+		CHECK_EQ_INT(get_is(ks, name, "over-tls"), KS_OK);
+		keystore_close(ks);
+	}
+	/* Without a client certificate, or without our CA, there is no connection. */
+	const struct tls_case bad[] = {{ca, NULL, NULL}, {NULL, cert, key}};
+	for (size_t i = 0; ready && i < 2; i++) {
+		struct vault_config cfg;
+		struct ks_err err = {{0}};
+		tls_now = &bad[i];
+		config_fill(&cfg, &sc);
+		tls_config(&cfg);
+		struct keystore *ks = vault_keystore_open(&cfg, &err);
+		CHECK(ks == NULL);
+		CHECK(strstr(err.msg, "approle login failed") != NULL);
+		keystore_close(ks);
+	}
+	admin_ca = admin_cert = admin_key = NULL;
+	memcpy(server_url, saved, sizeof(saved));
+	server_kill(&server_pids[1]);
+}
+
 int main(int argc, char **argv)
 {
 	const char *script = argc > 1 ? argv[1] : getenv("VAULT_SERVER_SCRIPT");
@@ -817,7 +929,14 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (server_start(script) != 0) {
+	snprintf(script_path, sizeof(script_path), "%s", script);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kesc-vault-test-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	atexit(servers_stop);
+	if (server_start(0, NULL, server_url, sizeof(server_url)) != 0) {
 		fprintf(stderr, "could not start the Vault test server %s\n", script);
 		return 1;
 	}
@@ -833,6 +952,7 @@ int main(int argc, char **argv)
 			RUN(fn);                      \
 	} while (0)
 	RUN_SOME(test_auth_bad_secret);
+	RUN_SOME(test_tls);
 	RUN_SOME(test_kes_records);
 	RUN_SOME(test_transit_rotation);
 	RUN_SOME(test_fault_sealed);
