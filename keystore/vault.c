@@ -47,7 +47,7 @@ static bool token_dead(struct vault_store *v, const struct vault_response *rs, c
 	if (vault_http_error_contains(rs, "invalid token"))
 		return true;
 	struct vault_request rq = {.method = "GET", .path = "auth/token/lookup-self", .token = token,
-	                           .namespace_ = v->namespace_, .no_retry = true};
+	                           .namespace_ = vault_auth_namespace(v->auth), .no_retry = true};
 	struct vault_response probe;
 	struct ks_err err;
 	vault_response_init(&probe);

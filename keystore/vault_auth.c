@@ -33,8 +33,9 @@ struct vault_auth {
 	struct vault_http *http;
 	enum vault_auth_method method;
 	char *engine;
-	char *login_namespace; /* NULL = root */
-	char *store_namespace; /* renew-self goes with the store namespace, as in KES */
+	char *login_namespace; /* NULL = root; also where the token lives, so renew-self and
+	                          lookup-self go there (KES sends the store namespace, which
+	                          fails when the token came from another namespace) */
 	char *role_id;
 	char *secret_id; /* zeroed on free */
 	char *k8s_role;
@@ -236,7 +237,7 @@ static int auth_renew(struct vault_auth *a, struct login_result *r)
 	memcpy(token, a->token, sizeof(token));
 	pthread_mutex_unlock(&a->lock);
 	struct vault_request rq = {.method = "POST", .path = "auth/token/renew-self", .token = token,
-	                           .namespace_ = a->store_namespace, .body = "{}", .body_len = 2,
+	                           .namespace_ = a->login_namespace, .body = "{}", .body_len = 2,
 	                           .no_retry = true};
 	int rc = -1;
 	for (int i = 0; i < RENEW_TRIES && rc != 0 && !atomic_load(a->stop); i++) {
@@ -355,7 +356,6 @@ static void auth_free(struct vault_auth *a)
 		secure_zero(a->k8s_jwt, strlen(a->k8s_jwt));
 	free(a->engine);
 	free(a->login_namespace);
-	free(a->store_namespace);
 	free(a->role_id);
 	free(a->secret_id);
 	free(a->k8s_role);
@@ -407,7 +407,6 @@ static int auth_copy_config(struct vault_auth *a, const struct vault_config *cfg
 	else if (strcmp(ns, "/") == 0)
 		ns = NULL;
 	a->login_namespace = dup_opt(ns, &oom);
-	a->store_namespace = dup_opt(cfg->namespace_, &oom);
 	a->role_id = dup_opt(cfg->approle_id, &oom);
 	a->secret_id = dup_opt(cfg->approle_secret, &oom);
 	a->k8s_role = dup_opt(cfg->k8s_role, &oom);
@@ -505,4 +504,9 @@ void vault_auth_stop(struct vault_auth *a)
 	if (a->started)
 		pthread_join(a->thread, NULL);
 	auth_free(a);
+}
+
+const char *vault_auth_namespace(const struct vault_auth *a)
+{
+	return a->login_namespace;
 }

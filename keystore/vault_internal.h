@@ -112,6 +112,8 @@ int vault_auth_token(struct vault_auth *a, char *out, size_t outlen, uint64_t *g
                      int64_t wait_ms);
 /* Vault refused token `generation` as invalid: log in again now (if it is still current). */
 void vault_auth_reject(struct vault_auth *a, uint64_t generation);
+/* The namespace the token was issued in (NULL = root): token calls go there. */
+const char *vault_auth_namespace(const struct vault_auth *a);
 /* Stops the thread (caller has set *stop), zeroes the token and credentials, frees. */
 void vault_auth_stop(struct vault_auth *a);
 

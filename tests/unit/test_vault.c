@@ -626,6 +626,42 @@ static void test_auth_kubernetes(void)
 	keystore_close(ks);
 }
 
+/* Log in at the root namespace ("/"), keep keys in a child namespace: the token is renewed
+ * where it was issued, and the K/V calls carry the tenant's namespace. */
+static void test_auth_namespace_root(void)
+{
+	static const char hcl[] =
+		"path \"" NAMESPACE "/kv/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n";
+	struct role r;
+	CHECK(policy(NULL, "kes-tenant-from-root", hcl));
+	CHECK(approle(NULL, "kes-tenant-from-root", "\"kes-tenant-from-root\"", "2s", "\"token_max_ttl\":\"1h\"", &r));
+	struct store_case sc = {"ns-root-login", "kv", 1, "from-root", NAMESPACE, false, &r};
+	wipe(NAMESPACE, "kv", 1, "from-root");
+	struct vault_config cfg;
+	struct ks_err err = {{0}};
+	config_fill(&cfg, &sc);
+	cfg.auth_namespace = "/";
+	struct keystore *ks = vault_keystore_open(&cfg, &err);
+	CHECK(ks != NULL);
+	if (!ks) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return;
+	}
+	CHECK(admin_ok("POST", NULL, "/_test/stats/reset", "{}"));
+	CHECK_EQ_INT(put_str(ks, "tenant-key", "t1"), KS_OK);
+	int failures = 0;
+	for (int64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(250))
+		failures += get_is(ks, "tenant-key", "t1") != KS_OK;
+	CHECK_EQ_INT(failures, 0);
+	CHECK(stat_count("POST /v1/auth/token/renew-self") >= 2);
+	CHECK_EQ_INT(stat_count("PUT /v1/auth/approle/login"), 0); /* renewed, never re-logged in */
+	keystore_close(ks);
+	struct buf resp;
+	buf_init(&resp, 0);
+	CHECK_EQ_INT(admin("GET", NAMESPACE, "/v1/kv/from-root/tenant-key", NULL, &resp), 200);
+	buf_free(&resp);
+}
+
 /* ---- faults ---- */
 
 static void short_timeouts(struct vault_config *cfg)
@@ -962,6 +998,7 @@ int main(int argc, char **argv)
 	RUN_SOME(test_auth_renewal);
 	RUN_SOME(test_auth_not_renewable);
 	RUN_SOME(test_auth_kubernetes);
+	RUN_SOME(test_auth_namespace_root);
 	RUN_SOME(test_conformance);
 	return CHECK_DONE();
 }
