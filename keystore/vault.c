@@ -168,70 +168,12 @@ static void *poll_thread(void *arg)
 
 /* ---- operations ---- */
 
-/*
- * Vault stores JSON strings, which cannot carry arbitrary bytes. Records KES writes (base64
- * protobuf, JSON) are plain text and are stored verbatim, so KES and kesc read each other's
- * keys. Anything else — invalid UTF-8, NUL, or text that would be mistaken for a transit
- * ciphertext or for this marker — is stored as RAW_MARKER + base64. KES never writes such
- * records, so the layout stays KES's for every key KES could read.
- */
-#define RAW_MARKER "kesc:base64:"
-
-static bool utf8_plain(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		uint8_t c = p[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-		if (c == 0 || len == 0 || i + len > n)
-			return false;
-		uint32_t cp = len == 1 ? c : (uint32_t)(c & (0x7f >> len));
-		for (size_t k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-		if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
-static bool has_prefix(const struct bytes *b, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	return b->len >= n && memcmp(b->data, prefix, n) == 0;
-}
-
-static int store_encode(const struct bytes *record, struct bytes *value)
-{
-	if (utf8_plain(record->data, record->len) && !has_prefix(record, RAW_MARKER) &&
-	    !vault_transit_is_ciphertext(record))
-		return bytes_set(value, record->data, record->len) == 0 ? KS_OK : KS_FAILED;
-	struct buf b;
-	buf_init(&b, 4 * (size_t)KS_MAX_RECORD);
-	buf_append_str(&b, RAW_MARKER);
-	base64_encode(&b, record->data, record->len);
-	return buf_take(&b, value) == 0 ? KS_OK : KS_FAILED;
-}
-
 /* The record of a stored value: decrypted if it is a transit ciphertext, decoded if marked. */
 static int store_unwrap(struct vault_store *v, struct bytes *value, struct bytes *record,
                         struct ks_err *err)
 {
-	if (has_prefix(value, RAW_MARKER)) {
-		size_t n = strlen(RAW_MARKER);
-		if (base64_decode(record, (const char *)value->data + n, value->len - n) == 0)
-			return KS_OK;
-		ks_err_set(err, "vault: invalid encoded record");
-		return KS_FAILED;
-	}
-	if (!vault_transit_is_ciphertext(value)) {
-		*record = *value;
-		*value = (struct bytes){0};
-		return KS_OK;
-	}
+	if (!vault_transit_is_ciphertext(value))
+		return vault_record_decode(value, record, err);
 	if (!v->transit_key) {
 		ks_err_set(err, "vault: key is encrypted with vault transit key but transit is not configured");
 		return KS_FAILED;
@@ -282,7 +224,7 @@ static int vault_create_locked(struct vault_store *v, const char *name, const st
 		return rc;
 	if (v->transit_key)
 		rc = vault_transit_encrypt(v, record, &value, err);
-	else if ((rc = store_encode(record, &value)) != KS_OK)
+	else if ((rc = vault_record_encode(record, &value)) != KS_OK)
 		ks_err_set(err, "vault: out of memory");
 	if (rc == KS_OK)
 		rc = vault_kv_write(v, name, &value, err);

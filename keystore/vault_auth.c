@@ -173,26 +173,32 @@ static int auth_login_body(const struct vault_auth *a, struct buf *body, struct 
 	return 0;
 }
 
-/* Reads auth.{client_token,lease_duration,renewable} of a login or renew answer. */
-static int auth_parse(const struct vault_response *rs, struct login_result *r)
+int vault_auth_parse(const char *body, size_t len, char *token, size_t token_len, int64_t *ttl_s,
+                     bool *renewable)
 {
 	char perr[64];
-	struct json_value *j = json_parse(rs->body.data, rs->body.len, perr, sizeof(perr));
+	struct json_value *j = json_parse(body, len, perr, sizeof(perr));
 	const struct json_value *auth = json_get(j, "auth");
-	size_t len;
-	const char *tok = json_string(json_get(auth, "client_token"), &len);
+	size_t n;
+	const char *tok = json_string(json_get(auth, "client_token"), &n);
 	const char *ttl = json_number(json_get(auth, "lease_duration"));
 	int rc = -1;
-	if (tok && len > 0 && len < sizeof(r->token) && strlen(tok) == len) {
-		memcpy(r->token, tok, len + 1);
-		r->ttl_s = ttl ? strtoll(ttl, NULL, 10) : 0;
-		if (r->ttl_s < 0)
-			r->ttl_s = 0;
-		r->renewable = json_bool(json_get(auth, "renewable"));
+	if (tok && n > 0 && n < token_len && strlen(tok) == n) {
+		memcpy(token, tok, n + 1);
+		*ttl_s = ttl ? strtoll(ttl, NULL, 10) : 0;
+		if (*ttl_s < 0)
+			*ttl_s = 0;
+		*renewable = json_bool(json_get(auth, "renewable"));
 		rc = 0;
 	}
 	json_free(j);
 	return rc;
+}
+
+static int auth_parse(const struct vault_response *rs, struct login_result *r)
+{
+	return vault_auth_parse(rs->body.data, rs->body.len, r->token, sizeof(r->token), &r->ttl_s,
+	                        &r->renewable);
 }
 
 static int auth_login(struct vault_auth *a, struct login_result *r, struct ks_err *err)

@@ -84,6 +84,13 @@ int vault_kv_read(struct vault_store *v, const char *name, struct bytes *value, 
 int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *value,
                    struct ks_err *err);
 int vault_kv_delete(struct vault_store *v, const char *name, struct ks_err *err);
+/* The value of field name in a K/V read response body (v1 data, v2 data.data). KS_NOT_FOUND
+ * for a deleted v2 version. */
+int vault_kv_parse_read(int kv_version, const char *name, const char *body, size_t len,
+                        struct bytes *value, struct ks_err *err);
+/* The keys (folders skipped) of a list response body, appended to out. */
+int vault_kv_parse_list(const char *body, size_t len, const char *path, struct name_list *out,
+                        struct ks_err *err);
 /* Every entry directly below the prefix (folders skipped), unsorted; 404 → empty. */
 int vault_kv_list(struct vault_store *v, struct name_list *out, struct ks_err *err);
 
@@ -97,6 +104,12 @@ int vault_transit_decrypt(struct vault_store *v, const struct bytes *ciphertext,
                           struct ks_err *err);
 /* Whether a stored value is a transit ciphertext ("vault:v<digits>:"). */
 bool vault_transit_is_ciphertext(const struct bytes *value);
+
+/* Record ↔ K/V string value without transit: verbatim for plain text (every record KES
+ * writes), RAW_MARKER + base64 for anything a JSON string cannot carry or that would be
+ * misread. decode moves value into record when it is verbatim. */
+int vault_record_encode(const struct bytes *record, struct bytes *value);
+int vault_record_decode(struct bytes *value, struct bytes *record, struct ks_err *err);
 
 /* ---- vault_auth.c ---- */
 
@@ -112,6 +125,9 @@ int vault_auth_token(struct vault_auth *a, char *out, size_t outlen, uint64_t *g
                      int64_t wait_ms);
 /* Vault refused token `generation` as invalid: log in again now (if it is still current). */
 void vault_auth_reject(struct vault_auth *a, uint64_t generation);
+/* auth.{client_token, lease_duration, renewable} of a login or renew-self answer. 0 or -1. */
+int vault_auth_parse(const char *body, size_t len, char *token, size_t token_len, int64_t *ttl_s,
+                     bool *renewable);
 /* The namespace the token was issued in (NULL = root): token calls go there. */
 const char *vault_auth_namespace(const struct vault_auth *a);
 /* Stops the thread (caller has set *stop), zeroes the token and credentials, frees. */

@@ -152,6 +152,27 @@ static int kv_field(const struct json_value *data, const char *name, const char 
 	return KS_OK;
 }
 
+int vault_kv_parse_read(int kv_version, const char *name, const char *body, size_t len,
+                        struct bytes *value, struct ks_err *err)
+{
+	char perr[64];
+	struct json_value *j = json_parse(body, len, perr, sizeof(perr));
+	const struct json_value *data = json_get(j, "data");
+	int rc;
+	if (kv_version == 2)
+		data = json_get(data, "data");
+	if (!j || !data) {
+		ks_err_set(err, "vault: invalid response reading '%s'", name);
+		rc = KS_FAILED;
+	} else if (json_type(data) == JSON_NULL) {
+		rc = KS_NOT_FOUND; /* a deleted version */
+	} else {
+		rc = kv_field(data, name, name, value, err);
+	}
+	json_free(j);
+	return rc;
+}
+
 /*
  * KV v2 reads the latest version (no ?version=). KES HEAD reads ?version=1. Keys are written
  * with cas=0, so a key has only version 1 and both agree — until a key is deleted and created
@@ -169,7 +190,6 @@ int vault_kv_read(struct vault_store *v, const char *name, struct bytes *value, 
 	struct vault_response rs;
 	vault_response_init(&rs);
 	struct vault_call call = {.method = "GET", .path = path};
-	struct json_value *j = NULL;
 	if ((rc = vault_store_call(v, &call, &rs, err)) != 0)
 		goto out;
 	if (rs.status == 404) {
@@ -181,23 +201,8 @@ int vault_kv_read(struct vault_store *v, const char *name, struct bytes *value, 
 		rc = kv_status_result(&rs, "failed to read", path, err);
 		goto out;
 	}
-	char perr[64];
-	j = json_parse(rs.body.data, rs.body.len, perr, sizeof(perr));
-	const struct json_value *data = json_get(j, "data");
-	if (v->kv_version == 2)
-		data = json_get(data, "data");
-	if (!j || !data) {
-		ks_err_set(err, "vault: invalid response reading '%s'", path);
-		rc = KS_FAILED;
-		goto out;
-	}
-	if (json_type(data) == JSON_NULL) { /* a deleted version */
-		rc = KS_NOT_FOUND;
-		goto out;
-	}
-	rc = kv_field(data, name, path, value, err);
+	rc = vault_kv_parse_read(v->kv_version, name, rs.body.data, rs.body.len, value, err);
 out:
-	json_free(j);
 	vault_response_free(&rs);
 	return rc;
 }
@@ -290,11 +295,11 @@ int vault_kv_delete(struct vault_store *v, const char *name, struct ks_err *err)
 	return rc;
 }
 
-static int kv_list_parse(const struct vault_response *rs, const char *path, struct name_list *out,
-                         struct ks_err *err)
+int vault_kv_parse_list(const char *body, size_t len, const char *path, struct name_list *out,
+                        struct ks_err *err)
 {
 	char perr[64];
-	struct json_value *j = json_parse(rs->body.data, rs->body.len, perr, sizeof(perr));
+	struct json_value *j = json_parse(body, len, perr, sizeof(perr));
 	const struct json_value *keys = json_get(json_get(j, "data"), "keys");
 	int rc = KS_OK;
 	if (!j || (keys && json_type(keys) != JSON_ARRAY)) {
@@ -302,9 +307,9 @@ static int kv_list_parse(const struct vault_response *rs, const char *path, stru
 		rc = KS_FAILED;
 	}
 	for (size_t i = 0; rc == KS_OK && i < json_count(keys); i++) {
-		size_t len;
-		const char *s = json_string(json_at(keys, i), &len);
-		if (!s || len == 0 || s[len - 1] == '/' || strlen(s) != len)
+		size_t n;
+		const char *s = json_string(json_at(keys, i), &n);
+		if (!s || n == 0 || s[n - 1] == '/' || strlen(s) != n)
 			continue; /* sub-folders and junk are not keys */
 		if (name_list_add(out, s) != 0) {
 			ks_err_set(err, "vault: out of memory");
@@ -332,7 +337,7 @@ int vault_kv_list(struct vault_store *v, struct name_list *out, struct ks_err *e
 		if (rs.status == 404)
 			rc = KS_OK; /* Vault's answer for an empty folder */
 		else if (rs.status == 200)
-			rc = kv_list_parse(&rs, dir, out, err);
+			rc = vault_kv_parse_list(rs.body.data, rs.body.len, dir, out, err);
 		else
 			rc = kv_status_result(&rs, "failed to list", dir, err);
 	}
