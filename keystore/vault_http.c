@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keystore/json.h"
 #include "keystore/secmem.h"
@@ -360,6 +361,23 @@ static void http_sleep(const struct vault_http *h, int64_t ms)
 	}
 }
 
+/* Jitter source: per thread, seeded from the clock and the thread, so several kesc servers
+ * (and threads) that failed together do not retry in lockstep. Not for secrets. */
+static uint32_t jitter_next(void)
+{
+	static __thread uint32_t state;
+	if (state == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		state = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&state ^ (uint32_t)getpid() << 16;
+		state |= 1;
+	}
+	state ^= state << 13;
+	state ^= state >> 17;
+	state ^= state << 5;
+	return state;
+}
+
 static int64_t backoff_ms(int attempt, long retry_after_s)
 {
 	if (retry_after_s > 0)
@@ -367,7 +385,7 @@ static int64_t backoff_ms(int attempt, long retry_after_s)
 	int64_t d = BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
 	if (d > BACKOFF_MAX_MS)
 		d = BACKOFF_MAX_MS;
-	return d / 2 + random() % (d / 2 + 1);
+	return d / 2 + (int64_t)(jitter_next() % (uint32_t)(d / 2 + 1));
 }
 
 /* One attempt: 0 with rs->status set, or -1 with err set (no HTTP answer). */

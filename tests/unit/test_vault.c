@@ -726,6 +726,18 @@ static void test_fault_retries(void)
 	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":1,\"status\":400,\"path_prefix\":\"/v1/kv/\"}"));
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_FAILED);
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
+	/* 429 with Retry-After: honoured, then retried. */
+	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":1,\"status\":429,\"retry_after\":1,\"path_prefix\":\"/v1/kv/\"}"));
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
+	CHECK(now_ms() - t0 >= 900);
+	/* A 503 "Vault is sealed" is not retried: it fails fast until the health poll sees Vault
+	 * unsealed (which it is: only one request was failed). */
+	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":1,\"status\":503,\"path_prefix\":\"/v1/kv/\"}"));
+	t0 = now_ms();
+	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_UNREACHABLE);
+	CHECK(now_ms() - t0 < 500);
+	CHECK(wait_until_ok(ks, "retried", "x1", 3000));
 	/* Dropped connections are retried too. */
 	CHECK(admin_ok("POST", NULL, "/_test/drop", "{\"count\":2}"));
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
