@@ -54,6 +54,13 @@ struct vault_config {
  * the DELETE still returns KS_OK.
  * Sealed or unreachable Vault (seen by a request or by the health poll every ping_ms, faster
  * while down) makes every operation fail fast with KS_UNREACHABLE until a poll succeeds.
+ * create never overwrites: K/V v2 writes with cas=0; K/V v1 reads first, serialises creates of
+ * one name inside the process, and relies on a policy without "update" (as KES documents) to
+ * make Vault refuse an overwrite by another process — a 403 on a name that now exists is
+ * KS_EXISTS.
+ * Records are stored verbatim (KES's layout) when they are plain text, which every record KES
+ * writes is; other bytes, which a JSON string cannot carry, are stored as "kesc:base64:…".
+ * Transit ciphertexts of any key version (vault:vN:) are read and accepted on write.
  */
 
 /* Connects and logs in synchronously (a bad secret is a start-up error, in err), then starts
