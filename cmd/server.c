@@ -8,7 +8,7 @@
 #include "server/devmode.h"
 #include "server/server.h"
 
-#define DEV_DIR_DEFAULT ".kesc-dev"
+#define DEV_DIR_DEFAULT  ".kesc-dev"
 #define DEV_ADDR_DEFAULT "127.0.0.1:7373"
 
 static void usage(FILE *out)
@@ -75,13 +75,16 @@ int cmd_server(int argc, char **argv)
 		} else if ((v = option_value(argc, argv, &i, "--auth", &missing)) ||
 		           (v = option_value(argc, argv, &i, "--key", &missing)) ||
 		           (v = option_value(argc, argv, &i, "--cert", &missing))) {
-			fprintf(stderr, "kesc: warning: '%s' is deprecated and ignored (as in KES); "
-			                "use the config file\n", argv[i - 1]);
+			fprintf(stderr,
+			        "kesc: warning: '%s' is deprecated and ignored (as in KES); "
+			        "use the config file\n",
+			        argv[i - 1]);
 		} else {
 			if (!missing)
 				fprintf(stderr, "kesc server: unknown option '%s'\n", argv[i]);
 			else
-				fprintf(stderr, "kesc server: option '%s' needs a value\n", argv[i]);
+				fprintf(stderr, "kesc server: option '%s' needs a value\n",
+				        argv[i]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}

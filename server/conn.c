@@ -26,7 +26,7 @@
 #include "server/transport_limits.h"
 #include "server/worker.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* The first input buffer; it doubles up to what the request needs. */
 #define IN_INITIAL 2048
@@ -62,7 +62,7 @@ struct conn {
 	bool body_too_large;
 	bool discard_body;
 	bool counted_active;
-	bool idle_timer; /* the armed timer is the keep-alive idle one */
+	bool idle_timer;      /* the armed timer is the keep-alive idle one */
 	size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
 	size_t linger_bytes;
 
@@ -313,13 +313,13 @@ static int write_some(struct conn *c)
 static void audit(struct conn *c, const char *method, const char *path, int status)
 {
 	struct audit_record r = {
-		.time_ns = c->start_real_ns,
-		.ip = c->ip,
-		.method = method,
-		.path = path,
-		.identity = c->identity,
-		.status = status,
-		.latency_ns = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns,
+	    .time_ns = c->start_real_ns,
+	    .ip = c->ip,
+	    .method = method,
+	    .path = path,
+	    .identity = c->identity,
+	    .status = status,
+	    .latency_ns = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns,
 	};
 	log_audit(&r);
 }
@@ -374,7 +374,8 @@ static void stream_notify(void *arg)
 
 static void start_stream(struct conn *c)
 {
-	enum log_kind kind = c->resp.stream == API_STREAM_AUDIT_LOG ? LOG_KIND_AUDIT : LOG_KIND_ERROR;
+	enum log_kind kind =
+	    c->resp.stream == API_STREAM_AUDIT_LOG ? LOG_KIND_AUDIT : LOG_KIND_ERROR;
 	http_write_head(&c->out, 200, "application/x-ndjson", 0, NULL, true, HTTP_CONN_DEFAULT);
 	audit(c, c->req.method, c->req.path, 200);
 	c->sub = log_subscribe(kind, stream_notify, c);
@@ -793,7 +794,8 @@ static void format_ip(const struct sockaddr *addr, char *out, size_t n)
 {
 	out[0] = '\0';
 	if (addr->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, out, (socklen_t)n);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, out,
+		          (socklen_t)n);
 	} else if (addr->sa_family == AF_INET6) {
 		const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
 		if (IN6_IS_ADDR_V4MAPPED(a))

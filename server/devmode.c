@@ -40,20 +40,20 @@ static int make_cert(const char *dir, const char *key_name, const char *cert_nam
 	static const char *const dns[] = {"localhost"};
 	static const char *const ips[] = {"127.0.0.1", "::1"};
 	struct certgen_options o = {
-		.common_name = server ? "localhost" : "kesc-dev-admin",
-		.dns = server ? dns : NULL,
-		.dns_count = server ? 1 : 0,
-		.ips = server ? ips : NULL,
-		.ip_count = server ? 2 : 0,
-		.valid_seconds = DEV_CERT_SECONDS,
-		.server_auth = server,
-		.client_auth = !server,
+	    .common_name = server ? "localhost" : "kesc-dev-admin",
+	    .dns = server ? dns : NULL,
+	    .dns_count = server ? 1 : 0,
+	    .ips = server ? ips : NULL,
+	    .ip_count = server ? 2 : 0,
+	    .valid_seconds = DEV_CERT_SECONDS,
+	    .server_auth = server,
+	    .client_auth = !server,
 	};
 	return certgen_self_signed(&o, key, cert, true, NULL, err, errlen);
 }
 
-static int write_config(const char *path, const char *dir, const char *addr,
-                        const char *admin, char *err, size_t errlen)
+static int write_config(const char *path, const char *dir, const char *addr, const char *admin,
+                        char *err, size_t errlen)
 {
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {

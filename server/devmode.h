@@ -12,8 +12,8 @@
 
 /* Prepares dir for listen address addr; config_path receives <dir>/config.yml. 0, or -1 with
  * err filled. */
-int devmode_prepare(const char *dir, const char *addr, char *config_path, size_t pathlen,
-                    char *err, size_t errlen);
+int devmode_prepare(const char *dir, const char *addr, char *config_path, size_t pathlen, char *err,
+                    size_t errlen);
 /* Prints how to talk to the server at bound ("IP:PORT"): the KES_* exports and a curl line. */
 void devmode_print_usage(const char *dir, const char *bound);
 

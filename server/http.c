@@ -61,7 +61,8 @@ static int hex_value(unsigned char c)
 static size_t find_head_end(const char *buf, size_t len)
 {
 	for (size_t i = 3; i < len; i++)
-		if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+		if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' &&
+		    buf[i - 3] == '\r')
 			return i + 1;
 	return 0;
 }
@@ -266,7 +267,8 @@ int http_parse_head(char *buf, size_t len, struct http_request *req)
 		if (!eol)
 			return fail(req, 400, first ? MSG_BAD_LINE : MSG_BAD_HEADER);
 		*eol = '\0';
-		if (memchr(line, '\r', (size_t)(eol - line)) || memchr(line, '\n', (size_t)(eol - line)))
+		if (memchr(line, '\r', (size_t)(eol - line)) ||
+		    memchr(line, '\n', (size_t)(eol - line)))
 			return fail(req, 400, first ? MSG_BAD_LINE : MSG_BAD_HEADER);
 		int rc;
 		if (first) {
@@ -290,13 +292,13 @@ int http_parse_head(char *buf, size_t len, struct http_request *req)
 
 /* Chunked decoder states. */
 enum {
-	CH_SIZE = 0,  /* hex digits of the chunk size */
-	CH_EXT,       /* chunk extensions up to CR */
-	CH_SIZE_LF,   /* LF after the size line */
-	CH_DATA,      /* remaining data bytes */
-	CH_DATA_CR,   /* CR after the data */
-	CH_DATA_LF,   /* LF after the data */
-	CH_TRAILER,   /* start of a trailer line (or the final empty line) */
+	CH_SIZE = 0, /* hex digits of the chunk size */
+	CH_EXT,      /* chunk extensions up to CR */
+	CH_SIZE_LF,  /* LF after the size line */
+	CH_DATA,     /* remaining data bytes */
+	CH_DATA_CR,  /* CR after the data */
+	CH_DATA_LF,  /* LF after the data */
+	CH_TRAILER,  /* start of a trailer line (or the final empty line) */
 	CH_TRAILER_LINE,
 	CH_TRAILER_LF,
 	CH_FINAL_LF,
@@ -413,8 +415,8 @@ int http_chunked_decode(struct http_chunked *c, const char *in, size_t len, size
 			continue;
 		}
 		if (c->state != CH_DATA_CR && c->state != CH_DATA_LF &&
-		    ++c->line_len > (c->state >= CH_TRAILER ? LIMIT_TRAILER_BYTES
-		                                            : LIMIT_CHUNK_LINE_BYTES)) {
+		    ++c->line_len >
+		        (c->state >= CH_TRAILER ? LIMIT_TRAILER_BYTES : LIMIT_CHUNK_LINE_BYTES)) {
 			rc = chunk_fail(message);
 			goto out;
 		}
@@ -432,29 +434,52 @@ out:
 const char *http_reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Request Entity Too Large";
-	case 417: return "Expectation Failed";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 301:
+		return "Moved Permanently";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Request Entity Too Large";
+	case 417:
+		return "Expectation Failed";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 

@@ -26,9 +26,9 @@ enum http_parse_result {
 
 struct http_request {
 	char *method;
-	char *path;  /* percent-decoded, canonical, NUL-terminated */
-	char *query; /* raw, without '?'; "" when absent */
-	char *accept; /* Accept header value, or NULL */
+	char *path;        /* percent-decoded, canonical, NUL-terminated */
+	char *query;       /* raw, without '?'; "" when absent */
+	char *accept;      /* Accept header value, or NULL */
 	int version_minor; /* 0 or 1 */
 	size_t head_len;   /* bytes of the head, including the final CRLF CRLF */
 	bool has_content_length;

@@ -16,7 +16,7 @@
 
 /* A subscriber that does not drain loses lines beyond this many queued bytes. */
 #define LOG_SUBSCRIBER_MAX_BYTES (1024 * 1024)
-#define LOG_LINE_MAX 8192
+#define LOG_LINE_MAX             8192
 
 struct log_subscriber {
 	enum log_kind kind;
@@ -36,9 +36,9 @@ static struct {
 	struct log_subscriber *subscribers;
 	unsigned error_subscribers, audit_subscribers;
 } g_log = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.error_level = LOG_LEVEL_INFO,
-	.audit_level = LOG_LEVEL_INFO,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .error_level = LOG_LEVEL_INFO,
+    .audit_level = LOG_LEVEL_INFO,
 };
 
 static FILE *error_sink(void)
@@ -180,13 +180,13 @@ __attribute__((format(printf, 2, 0))) static void log_event(int level, const cha
 	buf_free(&sub);
 }
 
-#define LOG_FN(name, level)                      \
-	void name(const char *fmt, ...)          \
-	{                                        \
-		va_list ap;                      \
-		va_start(ap, fmt);               \
-		log_event(level, fmt, ap);       \
-		va_end(ap);                      \
+#define LOG_FN(name, level)                \
+	void name(const char *fmt, ...)    \
+	{                                  \
+		va_list ap;                \
+		va_start(ap, fmt);         \
+		log_event(level, fmt, ap); \
+		va_end(ap);                \
 	}
 LOG_FN(log_debug, LOG_LEVEL_DEBUG)
 LOG_FN(log_info, LOG_LEVEL_INFO)
@@ -201,7 +201,8 @@ static void json_field(struct buf *b, const char *key, const char *value)
 
 static void format_audit(const struct audit_record *r, struct buf *b)
 {
-	struct timespec ts = {.tv_sec = r->time_ns / 1000000000, .tv_nsec = r->time_ns % 1000000000};
+	struct timespec ts = {.tv_sec = r->time_ns / 1000000000,
+	                      .tv_nsec = r->time_ns % 1000000000};
 	char when[48];
 	format_time(when, sizeof(when), &ts, true);
 	buf_printf(b, "{\"time\":\"%s\",\"request\":{", when);

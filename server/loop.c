@@ -18,7 +18,7 @@
 #include "server/tls.h"
 #include "server/worker.h"
 
-#define LOOP_EVENTS 256
+#define LOOP_EVENTS           256
 #define LOOP_ACCEPTS_PER_WAKE 64
 
 struct loop {
@@ -40,8 +40,8 @@ struct loop {
 	struct loop_timer **heap;
 	size_t heap_len, heap_cap;
 
-	struct loop_link conns;   /* sentinel */
-	struct loop_link streams; /* sentinel */
+	struct loop_link conns;      /* sentinel */
+	struct loop_link streams;    /* sentinel */
 	struct loop_link *graveyard; /* singly linked through ->next */
 	bool draining;
 	int64_t drain_deadline_ms;
@@ -54,7 +54,7 @@ struct loop {
 	bool drain_requested;
 };
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static int64_t monotonic_ms(void)
 {
@@ -95,7 +95,8 @@ bool loop_draining(const struct loop *l)
 
 int loop_watch(struct loop *l, int fd, struct loop_handler *h)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = h};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+	                         .data.ptr = h};
 	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
@@ -447,8 +448,8 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
-struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd,
-                      struct server_state *st, struct tls_server *tls)
+struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struct server_state *st,
+                      struct tls_server *tls)
 {
 	struct loop *l = calloc(1, sizeof(*l));
 	if (!l)

@@ -51,8 +51,8 @@ struct loop;
 
 /* Creates a loop for listen_fd (non-blocking, listening). It takes one reference to st and
  * tls of its own. NULL on failure. */
-struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd,
-                      struct server_state *st, struct tls_server *tls);
+struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struct server_state *st,
+                      struct tls_server *tls);
 int loop_start(struct loop *l);
 /* Any thread: use st/tls for new requests/handshakes (the loop takes its own references). */
 void loop_update(struct loop *l, struct server_state *st, struct tls_server *tls);

@@ -25,7 +25,7 @@
 #include "server/transport_limits.h"
 #include "server/worker.h"
 
-#define ERR_LEN 1024
+#define ERR_LEN   1024
 #define MAX_LOOPS 256
 
 struct server {
@@ -77,8 +77,8 @@ int server_parse_address(const char *addr, char *host, unsigned long hostlen, un
 }
 
 /* Binds one listening socket; port 0 picks one (the others then reuse it). */
-static int bind_listener(const char *host, unsigned port, struct sockaddr_storage *bound,
-                         char *err, size_t errlen)
+static int bind_listener(const char *host, unsigned port, struct sockaddr_storage *bound, char *err,
+                         size_t errlen)
 {
 	struct sockaddr_storage ss = {0};
 	socklen_t len;
@@ -202,7 +202,8 @@ static const char *keystore_description(const struct config *cfg, char *out, siz
 		snprintf(out, n, "filesystem (%s)", cfg->fs_path ? cfg->fs_path : "");
 		break;
 	case CONFIG_KEYSTORE_VAULT:
-		snprintf(out, n, "Hashicorp Vault (%s)", cfg->vault.endpoint ? cfg->vault.endpoint : "");
+		snprintf(out, n, "Hashicorp Vault (%s)",
+		         cfg->vault.endpoint ? cfg->vault.endpoint : "");
 		break;
 	case CONFIG_KEYSTORE_MEM:
 		snprintf(out, n, "in-memory (keys are lost on exit)");
@@ -218,8 +219,8 @@ static void print_banner(const struct server *s, const char *hardening)
 	const struct config *cfg = server_state_config(s->state);
 	char ks[512];
 	const char *admin = cfg->admin_identity && identity_is_valid(cfg->admin_identity)
-	                            ? cfg->admin_identity
-	                            : "<disabled>";
+	                        ? cfg->admin_identity
+	                        : "<disabled>";
 	fprintf(stderr,
 	        "kesc %s\n"
 	        "Address:  https://%s\n"
@@ -285,12 +286,12 @@ static int start_loops(struct server *s, char *err, size_t errlen)
 	s->env.max_connections = cfg->server.max_connections ? cfg->server.max_connections
 	                                                     : LIMIT_DEFAULT_MAX_CONNECTIONS;
 	s->env.handshake_timeout_ms = cfg->server.handshake_timeout_ms > 0
-	                                      ? cfg->server.handshake_timeout_ms
-	                                      : LIMIT_HANDSHAKE_TIMEOUT_MS;
+	                                  ? cfg->server.handshake_timeout_ms
+	                                  : LIMIT_HANDSHAKE_TIMEOUT_MS;
 	s->env.header_timeout_ms = cfg->server.header_timeout_ms > 0 ? cfg->server.header_timeout_ms
 	                                                             : LIMIT_HEADER_TIMEOUT_MS;
-	s->env.idle_timeout_ms = cfg->server.idle_timeout_ms > 0 ? cfg->server.idle_timeout_ms
-	                                                         : LIMIT_IDLE_TIMEOUT_MS;
+	s->env.idle_timeout_ms =
+	    cfg->server.idle_timeout_ms > 0 ? cfg->server.idle_timeout_ms : LIMIT_IDLE_TIMEOUT_MS;
 	s->env.drain_ms = LIMIT_DRAIN_MS;
 	for (unsigned i = 0; i < s->nloops; i++) {
 		s->loops[i] = loop_new(&s->env, i, s->listen_fds[i], s->state, s->tls);

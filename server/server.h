@@ -9,8 +9,8 @@
 
 struct server_options {
 	const char *config_path;
-	const char *addr;  /* overrides the config's address when set */
-	bool check_only;   /* load everything, print OK or the error, exit */
+	const char *addr; /* overrides the config's address when set */
+	bool check_only;  /* load everything, print OK or the error, exit */
 	/* Called once the sockets listen, with the bound "IP:PORT" (may be NULL). */
 	void (*on_listening)(const char *bound, void *arg);
 	void *on_listening_arg;

@@ -18,18 +18,20 @@
 
 /* ECDHE with AEAD only, as Go's defaults for TLS 1.2 (minus CBC). */
 static const int CIPHERSUITES[] = {
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	0,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    0,
 };
 /* P-256 first: mbedTLS has a fast NIST reduction for it (MBEDTLS_ECP_NIST_OPTIM). */
 static const mbedtls_ecp_group_id CURVES[] = {
-	MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1,
-	MBEDTLS_ECP_DP_NONE,
+    MBEDTLS_ECP_DP_CURVE25519,
+    MBEDTLS_ECP_DP_SECP256R1,
+    MBEDTLS_ECP_DP_SECP384R1,
+    MBEDTLS_ECP_DP_NONE,
 };
 /* KES offers h2 as well; we speak HTTP/1.1 only, which every KES client falls back to. */
 static const char *ALPN[] = {"http/1.1", NULL};
@@ -37,7 +39,7 @@ static const char *ALPN[] = {"http/1.1", NULL};
 #define TICKET_LIFETIME_S 86400
 
 static const char ERR_NO_SAN[] =
-	"invalid TLS certificate: certificate does not contain any DNS or IP address as SAN";
+    "invalid TLS certificate: certificate does not contain any DNS or IP address as SAN";
 
 struct tls_loop_conf {
 	mbedtls_ssl_config conf;
@@ -135,8 +137,8 @@ static int load_credentials(struct tls_server *t, const struct config *cfg, char
 		return -1;
 	}
 	if ((rc = mbedtls_pk_check_pair(&t->cert.pk, &t->key)) != 0) {
-		mbed_error(err, errlen, "TLS private key does not match the certificate", cfg->tls.key,
-		           rc);
+		mbed_error(err, errlen, "TLS private key does not match the certificate",
+		           cfg->tls.key, rc);
 		return -1;
 	}
 	if (cfg->tls.ca && cfg->tls.ca[0]) {
@@ -162,8 +164,8 @@ static int load_credentials(struct tls_server *t, const struct config *cfg, char
 	return 0;
 }
 
-static int build_loop_conf(struct tls_server *t, const struct config *cfg,
-                           struct tls_loop_conf *lc, char *err, size_t errlen)
+static int build_loop_conf(struct tls_server *t, const struct config *cfg, struct tls_loop_conf *lc,
+                           char *err, size_t errlen)
 {
 	mbedtls_ssl_config *c = &lc->conf;
 	int rc;
@@ -173,8 +175,9 @@ static int build_loop_conf(struct tls_server *t, const struct config *cfg,
 		return -1;
 	}
 	if ((rc = seed_drbg(&lc->drbg, "kesc tls loop")) != 0 ||
-	    (rc = mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-	                                      MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
+	    (rc =
+	         mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                     MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
 		mbed_error(err, errlen, "TLS setup failed", "", rc);
 		return -1;
 	}
@@ -333,9 +336,11 @@ enum tls_step tls_handshake(const struct tls_server *t, mbedtls_ssl_context *ssl
 		if (!*cert_checked && ssl->state > MBEDTLS_SSL_CLIENT_CERTIFICATE) {
 			*cert_checked = true;
 			if (!client_cert_acceptable(t, ssl)) {
-				/* Best effort: the socket may not take the alert, we close anyway. */
-				(void)mbedtls_ssl_send_alert_message(ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-				                                     MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
+				/* Best effort: the socket may not take the alert, we close anyway.
+				 */
+				(void)mbedtls_ssl_send_alert_message(
+				    ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+				    MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
 				return TLS_STEP_FAIL;
 			}
 		}

@@ -1,6 +1,6 @@
 /*
- * transport_limits.h — every hard limit of the transport in one place (DESIGN.md §1: "every limit is
- * explicit and named"). Timeouts that the configuration can change (server: section of the
+ * transport_limits.h — every hard limit of the transport in one place (DESIGN.md §1: "every limit
+ * is explicit and named"). Timeouts that the configuration can change (server: section of the
  * config) have their defaults in config.c; the values here are the fixed ones and fallbacks.
  */
 #ifndef KESC_SERVER_TRANSPORT_LIMITS_H
@@ -12,18 +12,18 @@
 #define LIMIT_HEADER_COUNT 100
 /* A chunk-size line with its extensions, and all trailer lines together. */
 #define LIMIT_CHUNK_LINE_BYTES 1024
-#define LIMIT_TRAILER_BYTES 4096
+#define LIMIT_TRAILER_BYTES    4096
 /* Request bodies: API_MAX_BODY (api.h), 1,000,000 bytes as in KES. */
 
 /* Fallbacks when the configuration says 0. */
 #define LIMIT_DEFAULT_MAX_CONNECTIONS 10240
-#define LIMIT_HANDSHAKE_TIMEOUT_MS 10000
-#define LIMIT_HEADER_TIMEOUT_MS 5000   /* KES ReadHeaderTimeout */
-#define LIMIT_IDLE_TIMEOUT_MS 90000    /* KES IdleTimeout */
+#define LIMIT_HANDSHAKE_TIMEOUT_MS    10000
+#define LIMIT_HEADER_TIMEOUT_MS       5000  /* KES ReadHeaderTimeout */
+#define LIMIT_IDLE_TIMEOUT_MS         90000 /* KES IdleTimeout */
 
 /* After an error that closes the connection, unread input is drained (not answered) for at
  * most this long / this many bytes, so the client can read our answer instead of an RST. */
-#define LIMIT_LINGER_MS 2000
+#define LIMIT_LINGER_MS    2000
 #define LIMIT_LINGER_BYTES (4 * 1000 * 1000)
 
 /* Responses queued for pipelined requests before the connection stops parsing more. */
@@ -33,7 +33,7 @@
 
 /* Worker pool: threads per core and queued jobs before requests are refused with 503. */
 #define LIMIT_WORKERS_PER_CORE 2
-#define LIMIT_WORKER_QUEUE 4096
+#define LIMIT_WORKER_QUEUE     4096
 
 /* SIGTERM: how long in-flight requests may take before the process exits anyway. */
 #define LIMIT_DRAIN_MS 10000

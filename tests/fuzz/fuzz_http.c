@@ -40,8 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t used = 0;
 		buf_init(&out, 0);
 		http_chunked_init(&ch);
-		(void)http_chunked_decode(&ch, copy + req.head_len, size - req.head_len, &used, &out,
-		                          1000000, &msg);
+		(void)http_chunked_decode(&ch, copy + req.head_len, size - req.head_len, &used,
+		                          &out, 1000000, &msg);
 		if (used > size - req.head_len)
 			abort();
 		buf_free(&out);

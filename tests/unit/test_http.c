@@ -29,7 +29,8 @@ static void test_request_line(void)
 {
 	struct http_request req;
 	char *c;
-	CHECK_EQ_INT(parse("GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n", &req, &c), HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse("GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n", &req, &c),
+	             HTTP_PARSE_DONE);
 	CHECK_EQ_STR(req.method, "GET");
 	CHECK_EQ_STR(req.path, "/v1/status");
 	CHECK_EQ_STR(req.query, "");
@@ -170,7 +171,8 @@ static void test_length_and_chunked(void)
 	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: "
 	                          "chunked\r\n\r\n"),
 	             400);
-	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
+	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+	             501);
 	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
 	                          "Transfer-Encoding: chunked\r\n\r\n"),
 	             501);
@@ -180,10 +182,11 @@ static void test_length_and_chunked(void)
 	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n"), 400);
 	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nContent-Length: 9999999999999999999\r\n\r\n"),
 	             400);
-	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
-	             400);
-	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
-	             HTTP_PARSE_DONE);
+	CHECK_EQ_INT(
+	    parse_status("PUT / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), 400);
+	CHECK_EQ_INT(
+	    parse_status("PUT / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
+	    HTTP_PARSE_DONE);
 }
 
 static int decode_all(const char *in, size_t len, uint64_t max, struct buf *out, size_t *used,
@@ -223,15 +226,15 @@ static void test_chunked_body(void)
 		const char *in;
 		int rc;
 	} bad[] = {
-		{"x\r\n", HTTP_PARSE_FAIL},
-		{"\r\n", HTTP_PARSE_FAIL},
-		{"4\nWiki\r\n0\r\n\r\n", HTTP_PARSE_FAIL},
-		{"4\r\nWikiX\r\n0\r\n\r\n", HTTP_PARSE_FAIL},
-		{"-4\r\n", HTTP_PARSE_FAIL},
-		{"4\r\nWiki\r\n0\r\n\r\r", HTTP_PARSE_FAIL},
-		{"fffffffffffffffffff\r\n", HTTP_PARSE_FAIL},
-		{"3e9\r\n", HTTP_PARSE_TOO_LARGE},
-		{"200\r\n", HTTP_PARSE_MORE},
+	    {"x\r\n", HTTP_PARSE_FAIL},
+	    {"\r\n", HTTP_PARSE_FAIL},
+	    {"4\nWiki\r\n0\r\n\r\n", HTTP_PARSE_FAIL},
+	    {"4\r\nWikiX\r\n0\r\n\r\n", HTTP_PARSE_FAIL},
+	    {"-4\r\n", HTTP_PARSE_FAIL},
+	    {"4\r\nWiki\r\n0\r\n\r\r", HTTP_PARSE_FAIL},
+	    {"fffffffffffffffffff\r\n", HTTP_PARSE_FAIL},
+	    {"3e9\r\n", HTTP_PARSE_TOO_LARGE},
+	    {"200\r\n", HTTP_PARSE_MORE},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct buf out;
@@ -264,7 +267,8 @@ static void test_chunked_body(void)
 
 static void test_pipelining(void)
 {
-	char data[] = "GET /a HTTP/1.1\r\n\r\nPUT /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n\r\n";
+	char data[] = "GET /a HTTP/1.1\r\n\r\nPUT /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c "
+	              "HTTP/1.1\r\n\r\n";
 	size_t len = strlen(data), off = 0;
 	struct http_request req;
 	CHECK_EQ_INT(http_parse_head(data, len, &req), HTTP_PARSE_DONE);
@@ -304,8 +308,9 @@ static void test_response_head(void)
 	struct buf out;
 	buf_init(&out, 0);
 	http_write_head(&out, 405, "application/json", 3, "PUT", false, HTTP_CONN_CLOSE);
-	CHECK_EQ_STR(out.data, "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\n"
-	                       "Accept: PUT\r\nContent-Length: 3\r\nConnection: close\r\n\r\n");
+	CHECK_EQ_STR(out.data,
+	             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\n"
+	             "Accept: PUT\r\nContent-Length: 3\r\nConnection: close\r\n\r\n");
 	buf_reset(&out);
 	http_write_error(&out, 400, "a \"b\"", false);
 	CHECK_EQ_STR(out.data, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"

@@ -80,13 +80,13 @@ static void test_audit_line(void)
 {
 	configure(LOG_LEVEL_INFO, LOG_LEVEL_INFO);
 	struct audit_record r = {
-		.time_ns = 1764018000123456789LL,
-		.ip = "127.0.0.1",
-		.method = "PUT",
-		.path = "/v1/key/create/a\"b",
-		.identity = "ab12",
-		.status = 200,
-		.latency_ns = 1500,
+	    .time_ns = 1764018000123456789LL,
+	    .ip = "127.0.0.1",
+	    .method = "PUT",
+	    .path = "/v1/key/create/a\"b",
+	    .identity = "ab12",
+	    .status = 200,
+	    .latency_ns = 1500,
 	};
 	log_audit(&r);
 	log_flush();
@@ -113,8 +113,13 @@ static void test_subscribers(void)
 	struct log_subscriber *a = log_subscribe(LOG_KIND_AUDIT, count_notify, NULL);
 	CHECK(e && a);
 	log_warn("to the stream");
-	struct audit_record r = {.time_ns = 0, .ip = "::1", .method = "GET", .path = "/v1/status",
-	                         .identity = "", .status = 403, .latency_ns = 7};
+	struct audit_record r = {.time_ns = 0,
+	                         .ip = "::1",
+	                         .method = "GET",
+	                         .path = "/v1/status",
+	                         .identity = "",
+	                         .status = 403,
+	                         .latency_ns = 7};
 	log_audit(&r);
 	CHECK_EQ_INT(notified, 2);
 
