@@ -30,6 +30,7 @@ struct loop {
 	int spare_fd; /* kept open so accept can shed a connection when out of descriptors */
 	pthread_t thread;
 	bool started;
+	atomic_bool finished;
 	int64_t now_ms;
 	struct loop_handler listen_handler;
 	struct loop_handler event_handler;
@@ -445,7 +446,13 @@ static void *loop_main(void *arg)
 		bury(l);
 	}
 	bury(l);
+	atomic_store(&l->finished, true);
 	return NULL;
+}
+
+bool loop_finished(struct loop *l)
+{
+	return atomic_load(&l->finished);
 }
 
 struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struct server_state *st,

@@ -59,6 +59,8 @@ void loop_update(struct loop *l, struct server_state *st, struct tls_server *tls
 /* Any thread: stop accepting, finish in-flight requests, close idle connections; the thread
  * ends when no connection is left or env->drain_ms passed. */
 void loop_drain(struct loop *l);
+/* Any thread: whether the loop thread has ended (after loop_drain). */
+bool loop_finished(struct loop *l);
 void loop_join(struct loop *l);
 void loop_free(struct loop *l);
 /* Any thread: hand a finished job back; job->done runs on the loop thread. */

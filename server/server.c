@@ -332,11 +332,31 @@ static void wait_for_signals(struct server *s, int sfd)
 	}
 }
 
-static void stop_all(struct server *s)
+/* While the loops drain, a second SIGTERM/SIGINT ends the process at once. */
+static void wait_for_drain(struct server *s, int sfd)
+{
+	for (unsigned i = 0; i < s->nloops; i++) {
+		while (s->loops[i] && !loop_finished(s->loops[i])) {
+			struct pollfd p = {.fd = sfd, .events = POLLIN};
+			if (sfd < 0 || poll(&p, 1, 100) <= 0)
+				continue;
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+			    si.ssi_signo != SIGHUP) {
+				log_warn("second signal: exiting without waiting for requests");
+				log_flush();
+				_exit(1);
+			}
+		}
+	}
+}
+
+static void stop_all(struct server *s, int sfd)
 {
 	for (unsigned i = 0; i < s->nloops; i++)
 		if (s->loops[i])
 			loop_drain(s->loops[i]);
+	wait_for_drain(s, sfd);
 	for (unsigned i = 0; i < s->nloops; i++) {
 		if (s->loops[i]) {
 			loop_join(s->loops[i]);
@@ -404,13 +424,13 @@ int server_run(const struct server_options *opt)
 	if (opt->on_listening)
 		opt->on_listening(s.bound, opt->on_listening_arg);
 	wait_for_signals(&s, sfd);
-	stop_all(&s);
+	stop_all(&s, sfd);
 	log_info("stopped");
 	rc = 0;
 	goto out;
 fail:
 	fprintf(stderr, "Error: %s\n", err);
-	stop_all(&s);
+	stop_all(&s, sfd);
 out:
 	if (sfd >= 0)
 		close(sfd);

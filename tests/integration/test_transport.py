@@ -388,6 +388,21 @@ class LifecycleTest(unittest.TestCase):
             srv.proc.wait(20)
             self.assert_clean(srv)
 
+    def test_second_sigterm_exits_without_waiting(self):
+        with kesctest.Server() as srv:
+            srv.request("POST", "/v1/key/create/stuck-key")
+            s = srv.tls_socket()
+            s.sendall(b"PUT /v1/key/encrypt/stuck-key HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 50\r\n\r\n{")
+            time.sleep(0.3)
+            srv.signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertIsNone(srv.proc.poll(), "exited with a request in flight")
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(10), 1)
+            self.assertIn("second signal", srv.stderr_text())
+            s.close()
+
     def test_skip_auth_requests_client_certificate(self):
         cfg = {"api": {"/v1/status": {"skip_auth": True}}}
         with kesctest.Server(config=cfg) as srv:
