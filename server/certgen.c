@@ -48,6 +48,7 @@ struct certgen_state {
 	mbedtls_pk_context key;
 	mbedtls_x509write_cert crt;
 	mbedtls_mpi serial;
+	unsigned char key_der[CERTGEN_DER_MAX]; /* secret */
 	unsigned char key_pem[CERTGEN_PEM_MAX]; /* secret */
 	unsigned char crt_pem[CERTGEN_PEM_MAX];
 	unsigned char san[CERTGEN_SAN_MAX];
@@ -73,6 +74,7 @@ static void certgen_state_free(struct certgen_state *s)
 	mbedtls_pk_free(&s->key);
 	mbedtls_ctr_drbg_free(&s->drbg);
 	mbedtls_entropy_free(&s->entropy);
+	secure_zero(s->key_der, sizeof s->key_der);
 	secure_zero(s->key_pem, sizeof s->key_pem);
 }
 
@@ -393,6 +395,36 @@ static int crt_identity(const unsigned char *pem, size_t len, char out[IDENTITY_
 	return rc;
 }
 
+/*
+ * The private key as "EC PRIVATE KEY" PEM, byte for byte what mbedtls_pk_write_key_pem writes.
+ * Done here because mbedTLS 2.28.3's version leaves the key's DER in a stack buffer and
+ * mbedtls_pem_write_buffer leaves its base64 in freed heap, neither zeroed; here both live in
+ * the state (zeroed on free) and in a zeroing struct buf.
+ */
+static int key_pem_write(struct certgen_state *s)
+{
+	static const char begin[] = "-----BEGIN EC PRIVATE KEY-----\n";
+	static const char end[] = "-----END EC PRIVATE KEY-----\n";
+	int len = mbedtls_pk_write_key_der(&s->key, s->key_der, sizeof s->key_der);
+	if (len <= 0)
+		return -1;
+	const unsigned char *der = s->key_der + sizeof s->key_der - (size_t)len;
+	struct buf pem;
+	buf_init(&pem, sizeof s->key_pem - 1);
+	buf_append_str(&pem, begin);
+	for (size_t off = 0; off < (size_t)len; off += 48) { /* 64 base64 characters a line */
+		size_t n = (size_t)len - off < 48 ? (size_t)len - off : 48;
+		base64_encode(&pem, der + off, n);
+		buf_append_char(&pem, '\n');
+	}
+	buf_append_str(&pem, end);
+	int rc = buf_failed(&pem) ? -1 : 0;
+	if (rc == 0)
+		memcpy(s->key_pem, pem.data, pem.len + 1);
+	buf_free(&pem);
+	return rc;
+}
+
 /* Builds key and certificate PEMs in memory. */
 static int certgen_build(struct certgen_state *s, const struct certgen_options *opt,
                          char identity[IDENTITY_HEX_LEN + 1], char *err, size_t errlen)
@@ -415,7 +447,7 @@ static int certgen_build(struct certgen_state *s, const struct certgen_options *
 		return -1;
 	if (mbedtls_x509write_crt_pem(&s->crt, s->crt_pem, sizeof s->crt_pem,
 	                              mbedtls_ctr_drbg_random, &s->drbg) != 0 ||
-	    mbedtls_pk_write_key_pem(&s->key, s->key_pem, sizeof s->key_pem) != 0) {
+	    key_pem_write(s) < 0) {
 		set_err(err, errlen, "%s", "cannot encode the certificate");
 		return -1;
 	}

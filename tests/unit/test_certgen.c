@@ -236,6 +236,30 @@ static void test_default_subject_is_identity(void)
 	mbedtls_x509_crt_free(&crt);
 }
 
+/* The key file is written by kesc's own PEM encoder (which zeroes its buffers): it must be
+ * byte for byte what mbedtls_pk_write_key_pem makes of the same key, so every tool reads it. */
+static void test_key_pem_matches_mbedtls(void)
+{
+	struct certgen_options opt = {.client_auth = true};
+	char err[256] = "";
+	paths("pem");
+	CHECK_EQ_INT(certgen_self_signed(&opt, key_path, crt_path, false, NULL, err, sizeof err),
+	             0);
+	FILE *f = fopen(key_path, "rb");
+	unsigned char file[4096] = {0}, again[4096] = {0};
+	size_t n = f ? fread(file, 1, sizeof file - 1, f) : 0;
+	if (f)
+		fclose(f);
+	mbedtls_pk_context pk;
+	mbedtls_pk_init(&pk);
+	CHECK_EQ_INT(mbedtls_pk_parse_key(&pk, file, n + 1, NULL, 0), 0);
+	CHECK_EQ_INT(mbedtls_pk_write_key_pem(&pk, again, sizeof again), 0);
+	CHECK_EQ_INT(strlen((char *)again), n);
+	CHECK(strcmp((char *)file, (char *)again) == 0);
+	CHECK(strncmp((char *)file, "-----BEGIN EC PRIVATE KEY-----\n", 31) == 0);
+	mbedtls_pk_free(&pk);
+}
+
 static void test_rejects_bad_input(void)
 {
 	const char *bad_ip[] = {"300.1.1.1"};
@@ -275,7 +299,7 @@ static void test_rejects_bad_input(void)
 
 static void cleanup(void)
 {
-	const char *names[] = {"both", "overwrite", "default-cn", "bad"};
+	const char *names[] = {"both", "overwrite", "default-cn", "bad", "pem"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		paths(names[i]);
 		unlink(key_path);
@@ -293,6 +317,7 @@ int main(void)
 	RUN(test_server_and_client_cert);
 	RUN(test_refuses_overwrite);
 	RUN(test_default_subject_is_identity);
+	RUN(test_key_pem_matches_mbedtls);
 	RUN(test_rejects_bad_input);
 	cleanup();
 	return CHECK_DONE();
