@@ -19,14 +19,15 @@ struct tls_server;
 struct worker_job;
 struct worker_pool;
 
-/* Settings and counters shared by all loops; owned by server.c, outlives the loops. */
+/* Settings and counters shared by all loops; owned by server.c, outlives the loops. The
+ * settings are atomics because a SIGHUP changes them while the loops run. */
 struct loop_env {
 	struct worker_pool *workers;
 	atomic_uint connections;
-	unsigned max_connections;
-	int64_t handshake_timeout_ms;
-	int64_t header_timeout_ms;
-	int64_t idle_timeout_ms;
+	_Atomic unsigned max_connections;
+	_Atomic int64_t handshake_timeout_ms;
+	_Atomic int64_t header_timeout_ms;
+	_Atomic int64_t idle_timeout_ms;
 	int64_t drain_ms;
 };
 

@@ -237,6 +237,20 @@ static void print_banner(const struct server *s, const char *hardening)
 	fflush(stderr);
 }
 
+/* The server: section; SIGHUP applies it again (except threads, fixed at start). */
+static void apply_settings(struct loop_env *env, const struct config *cfg)
+{
+	env->max_connections = cfg->server.max_connections ? cfg->server.max_connections
+	                                                   : LIMIT_DEFAULT_MAX_CONNECTIONS;
+	env->handshake_timeout_ms = cfg->server.handshake_timeout_ms > 0
+	                                ? cfg->server.handshake_timeout_ms
+	                                : LIMIT_HANDSHAKE_TIMEOUT_MS;
+	env->header_timeout_ms = cfg->server.header_timeout_ms > 0 ? cfg->server.header_timeout_ms
+	                                                           : LIMIT_HEADER_TIMEOUT_MS;
+	env->idle_timeout_ms =
+	    cfg->server.idle_timeout_ms > 0 ? cfg->server.idle_timeout_ms : LIMIT_IDLE_TIMEOUT_MS;
+}
+
 static void reload(struct server *s)
 {
 	char err[ERR_LEN];
@@ -254,6 +268,9 @@ static void reload(struct server *s)
 		log_warn("reload: a new listen address needs a restart; still on %s", s->bound);
 	if (log_configure(cfg, err, sizeof(err)) < 0)
 		log_error("reload: %s", err);
+	if (cfg->server.threads != old->server.threads)
+		log_warn("reload: server.threads takes effect after a restart");
+	apply_settings(&s->env, cfg);
 	for (unsigned i = 0; i < s->nloops; i++)
 		loop_update(s->loops[i], st, tls);
 	server_state_release(s->state);
@@ -283,15 +300,7 @@ static int start_loops(struct server *s, char *err, size_t errlen)
 		return -1;
 	}
 	atomic_init(&s->env.connections, 0);
-	s->env.max_connections = cfg->server.max_connections ? cfg->server.max_connections
-	                                                     : LIMIT_DEFAULT_MAX_CONNECTIONS;
-	s->env.handshake_timeout_ms = cfg->server.handshake_timeout_ms > 0
-	                                  ? cfg->server.handshake_timeout_ms
-	                                  : LIMIT_HANDSHAKE_TIMEOUT_MS;
-	s->env.header_timeout_ms = cfg->server.header_timeout_ms > 0 ? cfg->server.header_timeout_ms
-	                                                             : LIMIT_HEADER_TIMEOUT_MS;
-	s->env.idle_timeout_ms =
-	    cfg->server.idle_timeout_ms > 0 ? cfg->server.idle_timeout_ms : LIMIT_IDLE_TIMEOUT_MS;
+	apply_settings(&s->env, cfg);
 	s->env.drain_ms = LIMIT_DRAIN_MS;
 	for (unsigned i = 0; i < s->nloops; i++) {
 		s->loops[i] = loop_new(&s->env, i, s->listen_fds[i], s->state, s->tls);

@@ -365,6 +365,18 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(srv.request("GET", "/version").status, 200)
             self.assert_clean(srv)
 
+    def test_sighup_applies_server_settings(self):
+        with kesctest.Server() as srv:
+            self.assertTrue(srv.reload({"server": {"idle_timeout": "1s"}}))
+            s = srv.tls_socket()
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(kesctest.ResponseReader(s).read().status, 200)
+            start = time.monotonic()
+            self.assertTrue(closed_by_peer(s, timeout=8))
+            self.assertLess(time.monotonic() - start, 6)
+            s.close()
+            self.assert_clean(srv)
+
     def test_sigterm_drains_in_flight_request(self):
         with kesctest.Server() as srv:
             srv.request("POST", "/v1/key/create/drain-key")
