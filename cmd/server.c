@@ -58,7 +58,7 @@ int cmd_server(int argc, char **argv)
 	bool dev = false;
 	for (int i = 1; i < argc; i++) {
 		bool missing = false;
-		const char *v;
+		const char *v, *opt_name = argv[i];
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
@@ -78,7 +78,7 @@ int cmd_server(int argc, char **argv)
 			fprintf(stderr,
 			        "kesc: warning: '%s' is deprecated and ignored (as in KES); "
 			        "use the config file\n",
-			        argv[i - 1]);
+			        opt_name);
 		} else {
 			if (!missing)
 				fprintf(stderr, "kesc server: unknown option '%s'\n", argv[i]);
@@ -89,7 +89,7 @@ int cmd_server(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		if (missing) {
-			fprintf(stderr, "kesc server: option '%s' needs a value\n", argv[i]);
+			fprintf(stderr, "kesc server: option '%s' needs a value\n", opt_name);
 			return EXIT_USAGE;
 		}
 	}
