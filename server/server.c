@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kesc_version.h"
@@ -25,8 +27,11 @@
 #include "server/transport_limits.h"
 #include "server/worker.h"
 
-#define ERR_LEN   1024
-#define MAX_LOOPS 256
+#define ERR_LEN 1024
+/* How often the certificate and key files are checked for a change (KES re-reads them every
+ * 15 minutes; a stat every few seconds is cheaper than that and picks rotations up sooner). */
+#define CERT_CHECK_INTERVAL_S 10
+#define MAX_LOOPS             256
 
 struct server {
 	const struct server_options *opt;
@@ -37,6 +42,9 @@ struct server {
 	int listen_fds[MAX_LOOPS];
 	struct loop_env env;
 	char bound[300];
+	/* The TLS files as last loaded: rotated certificates are picked up without SIGHUP. */
+	struct timespec cert_mtime, key_mtime;
+	time_t next_cert_check;
 };
 
 static void warn_to_log(void *arg, const char *message)
@@ -251,6 +259,55 @@ static void apply_settings(struct loop_env *env, const struct config *cfg)
 	    cfg->server.idle_timeout_ms > 0 ? cfg->server.idle_timeout_ms : LIMIT_IDLE_TIMEOUT_MS;
 }
 
+static void file_mtime(const char *path, struct timespec *out)
+{
+	struct stat st;
+	if (path && stat(path, &st) == 0)
+		*out = st.st_mtim;
+	else
+		*out = (struct timespec){0};
+}
+
+static void remember_tls_files(struct server *s)
+{
+	const struct config *cfg = server_state_config(s->state);
+	file_mtime(cfg->tls.cert, &s->cert_mtime);
+	file_mtime(cfg->tls.key, &s->key_mtime);
+	s->next_cert_check = time(NULL) + CERT_CHECK_INTERVAL_S;
+}
+
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* A rotated certificate or key file: new handshakes use it, established ones are unaffected.
+ * A file caught half-written fails to load and is retried once it changes again. */
+static void check_tls_files(struct server *s)
+{
+	if (time(NULL) < s->next_cert_check)
+		return;
+	struct timespec cert_before = s->cert_mtime, key_before = s->key_mtime;
+	remember_tls_files(s);
+	if (same_time(&cert_before, &s->cert_mtime) && same_time(&key_before, &s->key_mtime))
+		return;
+	const struct config *cfg = server_state_config(s->state);
+	char err[ERR_LEN];
+	struct tls_server *tls =
+	    tls_server_new(cfg, server_state_any_skip_auth(s->state), s->nloops, err, sizeof(err));
+	if (!tls) {
+		log_error(
+		    "TLS certificate changed but cannot be loaded, keeping the current one: %s",
+		    err);
+		return;
+	}
+	for (unsigned i = 0; i < s->nloops; i++)
+		loop_update(s->loops[i], s->state, tls);
+	tls_server_release(s->tls);
+	s->tls = tls;
+	log_info("TLS certificate reloaded from '%s'", cfg->tls.cert);
+}
+
 static void reload(struct server *s)
 {
 	char err[ERR_LEN];
@@ -277,6 +334,7 @@ static void reload(struct server *s)
 	tls_server_release(s->tls);
 	s->state = st;
 	s->tls = tls;
+	remember_tls_files(s);
 	log_info("configuration reloaded");
 }
 
@@ -326,6 +384,7 @@ static void wait_for_signals(struct server *s, int sfd)
 		struct pollfd p = {.fd = sfd, .events = POLLIN};
 		int n = poll(&p, 1, 1000);
 		log_flush();
+		check_tls_files(s);
 		if (n <= 0)
 			continue;
 		struct signalfd_siginfo si;
@@ -429,6 +488,7 @@ int server_run(const struct server_options *opt)
 	if (bind_all(&s, server_state_config(s.state)->address, err, sizeof(err)) < 0 ||
 	    start_loops(&s, err, sizeof(err)) < 0)
 		goto fail;
+	remember_tls_files(&s);
 	print_banner(&s, hardening);
 	if (opt->on_listening)
 		opt->on_listening(s.bound, opt->on_listening_arg);

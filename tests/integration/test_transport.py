@@ -377,6 +377,38 @@ class LifecycleTest(unittest.TestCase):
             s.close()
             self.assert_clean(srv)
 
+    def test_rotated_certificate_picked_up_without_sighup(self):
+        with kesctest.Server() as srv:
+            def served_cert():
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                ctx.load_cert_chain(srv.certs.cert("admin"), srv.certs.key("admin"))
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+                    with ctx.wrap_socket(raw) as s:
+                        return s.getpeercert(binary_form=True)
+
+            before = served_cert()
+            conn = srv.connection()
+            conn.request("GET", "/version")
+            conn.getresponse().read()
+            srv.certs.server("server2")
+            for ext in ("key", "crt"):
+                tmp = os.path.join(srv.dir, "rotate." + ext)
+                shutil.copy(os.path.join(srv.dir, "server2." + ext), tmp)
+                os.rename(tmp, os.path.join(srv.dir, "server." + ext))
+            deadline = time.monotonic() + 30
+            while served_cert() == before and time.monotonic() < deadline:
+                time.sleep(0.5)
+            self.assertNotEqual(served_cert(), before)
+            self.assertIn("TLS certificate reloaded", srv.stderr_text())
+            # Established connections keep their session; new ones verify the new certificate.
+            conn.request("GET", "/version")
+            self.assertEqual(conn.getresponse().status, 200)
+            conn.close()
+            self.assertEqual(srv.request("GET", "/version").status, 200)
+            self.assert_clean(srv)
+
     def test_sigterm_drains_in_flight_request(self):
         with kesctest.Server() as srv:
             srv.request("POST", "/v1/key/create/drain-key")
