@@ -552,6 +552,12 @@ class TlsConfigTest(unittest.TestCase):
             for cert in ("untrusted", "admin", None):
                 with self.assertRaises((ssl.SSLError, ConnectionError), msg=cert):
                     srv.request("GET", "/version", cert=cert)
+            # With a skip_auth route: no certificate is fine, an unverifiable one is not.
+            self.assertTrue(srv.reload({"api": {"/v1/status": {"skip_auth": True}}}))
+            self.assertEqual(srv.request("GET", "/v1/status", cert=None).status, 200)
+            with self.assertRaises((ssl.SSLError, ConnectionError)):
+                srv.request("GET", "/v1/status", cert="untrusted")
+            self.assertEqual(srv.request("GET", "/v1/key/list/*", cert="trusted").status, 200)
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
         finally:
