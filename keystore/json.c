@@ -2,6 +2,7 @@
 #include "keystore/json.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,17 +286,48 @@ enum json_type json_type(const struct json_value *v)
 	return v ? v->type : JSON_NULL;
 }
 
+/*
+ * Whether document key k (n bytes, any UTF-8) folds to the same name as the ASCII field name,
+ * as Go's encoding/json foldName decides: ASCII letters ignore case, and the only non-ASCII
+ * runes whose fold set reaches ASCII are U+212A KELVIN SIGN (folds with 'k') and U+017F
+ * LATIN SMALL LETTER LONG S (folds with 's'). Any other byte difference, including a NUL,
+ * makes it another key.
+ */
+static bool key_folds_to(const char *k, size_t n, const char *field)
+{
+	const unsigned char *p = (const unsigned char *)k, *end = p + n;
+	for (; *field; field++) {
+		unsigned char want = (unsigned char)toupper((unsigned char)*field);
+		if (p == end)
+			return false;
+		if (*p < 0x80) {
+			if (toupper(*p) != want)
+				return false;
+			p++;
+		} else if (end - p >= 3 && p[0] == 0xe2 && p[1] == 0x84 && p[2] == 0xaa) {
+			if (want != 'K')
+				return false;
+			p += 3;
+		} else if (end - p >= 2 && p[0] == 0xc5 && p[1] == 0xbf) {
+			if (want != 'S')
+				return false;
+			p += 2;
+		} else {
+			return false;
+		}
+	}
+	return p == end;
+}
+
 const struct json_value *json_get(const struct json_value *v, const char *key)
 {
 	if (!v || v->type != JSON_OBJECT)
 		return NULL;
 	/* Go decodes members in document order and every member whose key matches the field,
-	 * exactly or case-insensitively, overwrites it: the last matching member wins. A key
-	 * with an escaped NUL ("a\u0000") is a different key to Go, never a match for "a". */
+	 * exactly or by folding (key_folds_to), overwrites it: the last matching member wins. */
 	const struct json_value *found = NULL;
-	size_t key_len = strlen(key);
 	for (size_t i = 0; i < v->count; i++)
-		if (v->key_lens[i] == key_len && strcasecmp(v->keys[i], key) == 0)
+		if (key_folds_to(v->keys[i], v->key_lens[i], key))
 			found = v->items[i];
 	return found;
 }

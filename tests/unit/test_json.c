@@ -31,6 +31,17 @@ static void test_lookup_rules(void)
 	CHECK_EQ_STR(json_string(json_get(v, "plaintext"), NULL), "a");
 	CHECK(json_get(v, "context") == NULL);
 	json_free(v);
+	/* Go folds U+212A KELVIN SIGN with 'k' and U+017F LONG S with 's', and nothing else
+	 * non-ASCII with an ASCII letter: KES reads "\u212aey" as "key". */
+	v = parse("{\"\\u212aey\":\"a\",\"CONTEXT\":\"b\",\"\\u017fealed\":true,"
+	          "\"\\u00ecd\":1}");
+	CHECK(v != NULL);
+	CHECK_EQ_STR(json_string(json_get(v, "key"), NULL), "a");
+	CHECK_EQ_STR(json_string(json_get(v, "context"), NULL), "b");
+	CHECK(json_bool(json_get(v, "sealed")));
+	CHECK(json_get(v, "id") == NULL);
+	CHECK(json_get(v, "ke") == NULL && json_get(v, "keys") == NULL);
+	json_free(v);
 }
 
 static void test_rejects(void)
