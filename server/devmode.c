@@ -125,8 +125,10 @@ void devmode_print_usage(const char *dir_in, const char *bound)
 	        "  export KES_SERVER=https://%s\n"
 	        "  export KES_CLIENT_CERT=%s/client.crt\n"
 	        "  export KES_CLIENT_KEY=%s/client.key\n"
+	        "  export KESC_CA=%s/server.crt   # lets the kesc client trust this server\n"
+	        "  kesc key create my-key && kesc key dek my-key\n"
 	        "  curl --cacert %s/server.crt --cert %s/client.crt --key %s/client.key "
 	        "https://%s/v1/status\n\n",
-	        bound, dir, dir, dir, dir, dir, bound);
+	        bound, dir, dir, dir, dir, dir, dir, bound);
 	fflush(stderr);
 }
