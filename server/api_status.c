@@ -16,6 +16,7 @@
 #include "server/router.h"
 #include "server/state.h"
 
+#include "kesc_commit.h"
 #ifndef KESC_COMMIT
 #define KESC_COMMIT "<unknown>" /* KES's text when the build carries no VCS revision */
 #endif
