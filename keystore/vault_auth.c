@@ -125,6 +125,8 @@ static int auth_read_jwt(const struct vault_auth *a, struct buf *out, struct ks_
 		           strerror(errno));
 		return -1;
 	}
+	/* Unbuffered: stdio's buffer would keep a copy of the token in freed memory. */
+	setvbuf(f, NULL, _IONBF, 0);
 	char chunk[4096];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)

@@ -82,7 +82,13 @@ void api_format_time(char *out, size_t outlen, int64_t sec, int32_t nsec)
 		while (n > 1 && frac[n - 1] == '0')
 			frac[--n] = '\0';
 	}
-	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d%sZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	/* Go's encoder refuses years outside 0..9999; show such a timestamp as unknown. */
+	long long year = (long long)tm.tm_year + 1900;
+	if (year < 0 || year > 9999) {
+		snprintf(out, outlen, "0001-01-01T00:00:00Z");
+		return;
+	}
+	snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d%sZ", year, tm.tm_mon + 1,
 	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 

@@ -65,9 +65,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		secure_zero(token, sizeof(token));
 	} else {
-		char *s = strndup(body, len);
-		if (s)
+		/* body is not NUL-terminated: copy it into a string of exactly len bytes. */
+		char *s = malloc(len + 1);
+		if (s) {
+			memcpy(s, body, len);
+			s[len] = '\0';
 			fuzz_path(s);
+		}
 		free(s);
 		fuzz_codec(data + 1, len);
 	}
