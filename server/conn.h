@@ -20,6 +20,8 @@ void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t 
 void conn_drain(struct loop_link *link, bool force);
 /* A log line may be waiting for this streaming connection (link from loop_stream_add). */
 void conn_stream_pump(struct loop_link *link);
+/* Continues a connection that yielded the loop (link from loop_ready_add). */
+void conn_resume(struct loop_link *link);
 /* Releases a closed connection (link from loop_defer_free). */
 void conn_free(struct loop_link *link);
 

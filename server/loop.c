@@ -43,6 +43,7 @@ struct loop {
 
 	struct loop_link conns;      /* sentinel */
 	struct loop_link streams;    /* sentinel */
+	struct loop_link ready;      /* sentinel; connections that yielded, oldest first */
 	struct loop_link *graveyard; /* singly linked through ->next */
 	bool draining;
 	int64_t drain_deadline_ms;
@@ -234,6 +235,37 @@ void loop_stream_remove(struct loop *l, struct loop_link *link)
 	list_remove(link);
 }
 
+void loop_ready_add(struct loop *l, struct loop_link *link)
+{
+	if (!link->next)
+		list_add(l->ready.prev, link); /* at the tail: round robin */
+}
+
+void loop_ready_remove(struct loop *l, struct loop_link *link)
+{
+	(void)l;
+	list_remove(link);
+}
+
+/* Continues the connections that yielded before this round; those that yield again wait for
+ * the next round, after the next look at epoll. */
+static void run_ready(struct loop *l)
+{
+	struct loop_link round;
+	if (l->ready.next == &l->ready)
+		return;
+	round.next = l->ready.next;
+	round.prev = l->ready.prev;
+	round.next->prev = &round;
+	round.prev->next = &round;
+	list_init(&l->ready);
+	while (round.next != &round) {
+		struct loop_link *link = round.next;
+		list_remove(link);
+		conn_resume(link);
+	}
+}
+
 void loop_defer_free(struct loop *l, struct loop_link *link)
 {
 	link->prev = NULL;
@@ -419,7 +451,9 @@ static void *loop_main(void *arg)
 	 * never exits with a job that would post to it. */
 	while (!l->draining || l->conns.next != &l->conns) {
 		int timeout = -1;
-		if (l->heap_len) {
+		if (l->ready.next != &l->ready)
+			timeout = 0; /* connections are waiting for their turn */
+		else if (l->heap_len) {
 			int64_t wait = l->heap[0]->deadline_ms - l->now_ms;
 			timeout = wait < 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
 		}
@@ -438,6 +472,7 @@ static void *loop_main(void *arg)
 			struct loop_handler *h = events[i].data.ptr;
 			h->on_event(h, events[i].events);
 		}
+		run_ready(l);
 		fire_timers(l);
 		if (l->draining && !forced && l->now_ms >= l->drain_deadline_ms) {
 			forced = true;
@@ -468,6 +503,7 @@ struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struc
 	l->event_handler.on_event = on_mailbox;
 	list_init(&l->conns);
 	list_init(&l->streams);
+	list_init(&l->ready);
 	pthread_mutex_init(&l->lock, NULL);
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

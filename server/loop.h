@@ -87,5 +87,10 @@ void loop_stream_add(struct loop *l, struct loop_link *link);
 void loop_stream_remove(struct loop *l, struct loop_link *link);
 /* Frees a connection after the current batch of events (it may still have one queued). */
 void loop_defer_free(struct loop *l, struct loop_link *link);
+/* Fairness: a connection that just answered a request goes to the back of the ready list and
+ * is continued (conn_resume) after the loop has looked at every other connection's events,
+ * so one fast client cannot keep the loop to itself. Removing an unlisted link is a no-op. */
+void loop_ready_add(struct loop *l, struct loop_link *link);
+void loop_ready_remove(struct loop *l, struct loop_link *link);
 
 #endif
