@@ -9,10 +9,20 @@
  * Modes: keepalive sends every request of a worker on one connection; handshake opens a new
  * connection with a full TLS handshake for every request; resume does the same but resumes
  * the first session (session ticket), measuring abbreviated handshakes. --idle N opens N extra
- * connections (handshake done) and holds them idle during the run. --requests N makes each
- * worker stop after N requests (for burst tests) instead of running for the duration.
+ * connections before the run (from IDLE_THREADS threads, resuming one session per thread so
+ * that opening 10,000 takes seconds, not a minute of full handshakes), sends one request on
+ * each so that the server treats it as an idle keep-alive connection (idle timeout, 90 s)
+ * rather than one that never sent a request (header timeout, 5 s), and holds them during the
+ * run. --requests N makes each worker stop after N requests (for burst tests) instead of
+ * running for the duration; its workers connect first and then start together, so that the
+ * first requests of all workers arrive at once (a burst on one key).
  *
- * Prints one line of key=value pairs: requests, errors, seconds, rps, p50_us, p99_us, p999_us.
+ * The client offers X25519 and P-256 only, in that order, as Go's crypto/tls does: the
+ * baseline (OpenSSL honours the client's order) and kesc then do the same key exchange.
+ *
+ * Prints one line of key=value pairs: requests, errors, seconds, rps, p50_us, p99_us, p999_us,
+ * idle_open, idle_alive, and wmin/wmax, the fewest and most requests one worker completed
+ * (a server that serves some connections and starves others shows wmin far below wmax).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -53,11 +63,21 @@ static struct options opt = {
 	.conns = 1, .duration = 5, .warmup = 1, .mode = MODE_KEEPALIVE,
 };
 
+#define IDLE_THREADS 8
+
+static const mbedtls_ecp_group_id CLIENT_CURVES[] = {
+    MBEDTLS_ECP_DP_CURVE25519,
+    MBEDTLS_ECP_DP_SECP256R1,
+    MBEDTLS_ECP_DP_NONE,
+};
+
 static mbedtls_x509_crt client_crt, ca_crt;
 static mbedtls_pk_context client_key;
 static char request[8192];
 static size_t request_len;
 static atomic_bool measuring, stopping;
+/* --requests: every worker connects first, then all send at once (a burst on one key). */
+static pthread_barrier_t burst_start;
 
 struct worker {
 	pthread_t thread;
@@ -214,6 +234,11 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct conn c = {.fd = -1};
 	long done = 0;
+	if (opt.requests) {
+		if (opt.mode == MODE_KEEPALIVE && conn_open(w, &c, false) != 0)
+			c.fd = -1; /* retried (and counted) in the loop */
+		pthread_barrier_wait(&burst_start);
+	}
 	while (!atomic_load(&stopping)) {
 		if (opt.requests && done >= opt.requests)
 			break;
@@ -263,6 +288,7 @@ static void worker_init(struct worker *w)
 		die("ssl config", ret);
 	mbedtls_ssl_conf_rng(&w->conf, mbedtls_ctr_drbg_random, &w->drbg);
 	mbedtls_ssl_conf_min_version(&w->conf, 3, 3);
+	mbedtls_ssl_conf_curves(&w->conf, CLIENT_CURVES);
 	if (opt.ca) {
 		mbedtls_ssl_conf_ca_chain(&w->conf, &ca_crt, NULL);
 		mbedtls_ssl_conf_authmode(&w->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
@@ -281,6 +307,31 @@ static void worker_free(struct worker *w)
 	mbedtls_ssl_config_free(&w->conf);
 	mbedtls_ctr_drbg_free(&w->drbg);
 	mbedtls_entropy_free(&w->entropy);
+}
+
+struct idle_worker {
+	pthread_t thread;
+	struct worker w;
+	struct conn *conns;
+	int from, to, opened;
+};
+
+/* Opens conns[from, to): the first with a full handshake, the rest resuming its session. */
+static void *idle_main(void *arg)
+{
+	struct idle_worker *iw = arg;
+	for (int i = iw->from; i < iw->to; i++) {
+		struct conn *c = &iw->conns[i];
+		c->fd = -1;
+		if (conn_open(&iw->w, c, true) != 0)
+			continue;
+		if (conn_roundtrip(c) != 0) {
+			conn_close(c);
+			continue;
+		}
+		iw->opened++;
+	}
+	return NULL;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -369,28 +420,38 @@ int main(int argc, char **argv)
 		die("request too long", 0);
 	request_len = (size_t)n;
 
-	/* Idle connections: handshaken, then left alone for the whole run. */
-	struct worker idle_worker;
+	/* Idle connections: handshaken, one request answered, then left alone for the run. */
+	struct idle_worker iw[IDLE_THREADS];
 	struct conn *idle = NULL;
 	int idle_open = 0;
 	if (opt.idle > 0) {
-		worker_init(&idle_worker);
 		idle = calloc((size_t)opt.idle, sizeof *idle);
-		for (int i = 0; i < opt.idle; i++) {
-			idle[i].fd = -1;
-			if (conn_open(&idle_worker, &idle[i], true) == 0)
-				idle_open++;
+		if (!idle)
+			die("out of memory", 0);
+		for (int t = 0; t < IDLE_THREADS; t++) {
+			iw[t].conns = idle;
+			iw[t].from = opt.idle * t / IDLE_THREADS;
+			iw[t].to = opt.idle * (t + 1) / IDLE_THREADS;
+			worker_init(&iw[t].w);
+			pthread_create(&iw[t].thread, NULL, idle_main, &iw[t]);
+		}
+		for (int t = 0; t < IDLE_THREADS; t++) {
+			pthread_join(iw[t].thread, NULL);
+			idle_open += iw[t].opened;
 		}
 		fprintf(stderr, "loadgen: holding %d idle connections\n", idle_open);
 	}
 
 	struct worker *workers = calloc((size_t)opt.conns, sizeof *workers);
+	if (opt.requests)
+		pthread_barrier_init(&burst_start, NULL, (unsigned)opt.conns + 1);
 	for (int i = 0; i < opt.conns; i++) {
 		worker_init(&workers[i]);
 		pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
 	}
 	double start;
 	if (opt.requests) {
+		pthread_barrier_wait(&burst_start);
 		start = now_s();
 	} else {
 		usleep((useconds_t)(opt.warmup * 1e6));
@@ -400,10 +461,14 @@ int main(int argc, char **argv)
 		atomic_store(&measuring, false);
 		atomic_store(&stopping, true);
 	}
-	long requests = 0, errors = 0;
+	long requests = 0, errors = 0, wmin = -1, wmax = 0;
 	size_t total = 0;
 	for (int i = 0; i < opt.conns; i++) {
 		pthread_join(workers[i].thread, NULL);
+		if (wmin < 0 || workers[i].requests < wmin)
+			wmin = workers[i].requests;
+		if (workers[i].requests > wmax)
+			wmax = workers[i].requests;
 		requests += workers[i].requests;
 		errors += workers[i].errors;
 		total += workers[i].nlat;
@@ -428,9 +493,9 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("requests=%ld errors=%ld seconds=%.2f rps=%.0f p50_us=%u p99_us=%u p999_us=%u"
-	       " idle_open=%d idle_alive=%d\n",
+	       " idle_open=%d idle_alive=%d wmin=%ld wmax=%ld\n",
 	       requests, errors, elapsed, (double)(requests - errors) / elapsed, PCT(0.50), PCT(0.99),
-	       PCT(0.999), idle_open, idle_alive);
+	       PCT(0.999), idle_open, idle_alive, wmin, wmax);
 	fflush(stdout);
 
 	for (int i = 0; i < opt.idle; i++)
@@ -441,7 +506,8 @@ int main(int argc, char **argv)
 		worker_free(&workers[i]);
 	}
 	if (opt.idle > 0)
-		worker_free(&idle_worker);
+		for (int t = 0; t < IDLE_THREADS; t++)
+			worker_free(&iw[t].w);
 	free(workers);
 	free(all);
 	mbedtls_x509_crt_free(&client_crt);
