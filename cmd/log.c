@@ -43,6 +43,19 @@ static void format_latency(double ns, char *out, size_t len)
 		snprintf(out, len, "%.1fµs", ns / 1e3);
 }
 
+/* Copies a server-supplied string for the terminal: control characters (escape sequences a
+ * hostile server could use to rewrite the screen) become '?'. */
+static const char *term_safe(char *dst, size_t dstlen, const char *src, size_t n)
+{
+	size_t i = 0;
+	for (; src && i < n && i + 1 < dstlen; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	dst[i] = '\0';
+	return dst;
+}
+
 static void audit_row(struct log_view *view, const struct json_value *v)
 {
 	const struct json_value *req = json_get(v, "request"), *res = json_get(v, "response");
@@ -62,9 +75,13 @@ static void audit_row(struct log_view *view, const struct json_value *v)
 		view->header_done = true;
 	}
 	/* Time of day from RFC 3339 ("…T15:04:05…"); identities shortened like git hashes. */
-	printf("%-8.8s  %-6s  %-16.*s  %-15s  %-32s  %s\n", time && tn >= 19 ? time + 11 : "",
-	       code ? code : "", (int)(idn > 16 ? 16 : idn), identity ? identity : "", ip ? ip : "",
-	       path ? path : "", lat);
+	char t_time[16], t_code[16], t_id[24], t_ip[64], t_path[512];
+	printf("%-8.8s  %-6s  %-16s  %-15s  %-32s  %s\n",
+	       term_safe(t_time, sizeof t_time, time && tn >= 19 ? time + 11 : "", 8),
+	       term_safe(t_code, sizeof t_code, code, code ? strlen(code) : 0),
+	       term_safe(t_id, sizeof t_id, identity, idn > 16 ? 16 : idn),
+	       term_safe(t_ip, sizeof t_ip, ip, ip ? strlen(ip) : 0),
+	       term_safe(t_path, sizeof t_path, path, path ? strlen(path) : 0), lat);
 }
 
 static int on_line(void *arg, const char *line, size_t len)
@@ -80,14 +97,15 @@ static int on_line(void *arg, const char *line, size_t len)
 	}
 	char err[64];
 	struct json_value *v = json_parse(line, len, err, sizeof err);
+	char safe[4096];
 	if (!v || json_type(v) != JSON_OBJECT) {
-		printf("%.*s\n", (int)len, line);
+		printf("%s\n", term_safe(safe, sizeof safe, line, len));
 	} else if (view->audit) {
 		audit_row(view, v);
 	} else {
 		size_t n = 0;
 		const char *msg = json_string(json_get(v, "message"), &n);
-		printf("%.*s\n", (int)n, msg ? msg : "");
+		printf("%s\n", term_safe(safe, sizeof safe, msg, msg ? n : 0));
 	}
 	json_free(v);
 	fflush(stdout);
