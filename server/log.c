@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,23 @@ static struct {
 	FILE *audit_fp; /* NULL = stdout */
 	struct log_subscriber *subscribers;
 	unsigned error_subscribers, audit_subscribers;
+	/* audit_level on or an audit subscriber: read without the lock on every request, so
+	 * that with audit off a request neither formats a record nor takes the global lock. */
+	atomic_bool audit_wanted;
 } g_log = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .error_level = LOG_LEVEL_INFO,
     .audit_level = LOG_LEVEL_INFO,
+    .audit_wanted = true,
 };
+
+/* Called with the lock held after audit_level or audit_subscribers changed. */
+static void update_audit_wanted(void)
+{
+	atomic_store_explicit(&g_log.audit_wanted,
+	                      g_log.audit_level != LOG_LEVEL_OFF || g_log.audit_subscribers > 0,
+	                      memory_order_relaxed);
+}
 
 static FILE *error_sink(void)
 {
@@ -80,6 +93,7 @@ int log_configure(const struct config *cfg, char *err, size_t errlen)
 	g_log.audit_fp = afp;
 	g_log.error_level = cfg ? cfg->log.error_level : LOG_LEVEL_INFO;
 	g_log.audit_level = cfg ? cfg->log.audit_level : LOG_LEVEL_INFO;
+	update_audit_wanted();
 	pthread_mutex_unlock(&g_log.lock);
 	return 0;
 }
@@ -219,6 +233,10 @@ static void format_audit(const struct audit_record *r, struct buf *b)
 
 void log_audit(const struct audit_record *r)
 {
+	if (!atomic_load_explicit(&g_log.audit_wanted, memory_order_relaxed)) {
+		metrics_log_event(true); /* counted as before; only the formatting is skipped */
+		return;
+	}
 	struct buf b;
 	buf_init(&b, 64 * 1024);
 	format_audit(r, &b);
@@ -250,6 +268,7 @@ struct log_subscriber *log_subscribe(enum log_kind kind, void (*notify)(void *ar
 		g_log.error_subscribers++;
 	else
 		g_log.audit_subscribers++;
+	update_audit_wanted();
 	pthread_mutex_unlock(&g_log.lock);
 	return s;
 }
@@ -291,6 +310,7 @@ void log_unsubscribe(struct log_subscriber *s)
 		g_log.error_subscribers--;
 	else
 		g_log.audit_subscribers--;
+	update_audit_wanted();
 	pthread_mutex_unlock(&g_log.lock);
 	buf_free(&s->queue);
 	free(s);
