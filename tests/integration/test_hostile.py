@@ -433,6 +433,26 @@ class HostileTest(unittest.TestCase):
             r = self.chunked_put("/v1/key/encrypt/limit-key", chunks)
             self.assert_error(r, 400, BAD_BODY)
 
+    def test_unauthorized_body_refused_before_it_is_read(self):
+        # KES authenticates before its handler reads the body: a client whose certificate
+        # maps to no policy gets its 403 at once and the server never buffers its megabyte.
+        with self.served():
+            for cert in ("unknown", "limited"):
+                s = self.srv.tls_socket(cert=cert, timeout=5)
+                try:
+                    t0 = time.monotonic()
+                    s.sendall(b"PUT /v1/key/encrypt/not-yours HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Length: 1000000\r\n\r\n")
+                    try:
+                        r = kesctest.ResponseReader(s).read()
+                    except (ConnectionError, ssl.SSLError, socket.timeout) as e:
+                        self.fail("%s: no answer before the body (%s after %.1fs)"
+                                  % (cert, e, time.monotonic() - t0))
+                    self.assert_error(r, 403, "not authorized: insufficient permissions")
+                    self.assertLess(time.monotonic() - t0, 3)
+                finally:
+                    s.close()
+
     # ---- names ----
     def test_percent_encoding_abuse_on_every_key_route(self):
         routes = [("POST", "create"), ("POST", "import"), ("GET", "describe"),
