@@ -532,6 +532,40 @@ class HostileTest(unittest.TestCase):
             finally:
                 conn.close()
 
+    def test_json_token_flood_does_not_stall_others(self):
+        # A body just under the limit made of half a million tiny values in a member nobody
+        # reads: whatever the server answers, others must not wait for it.
+        self.new_key("flood-key")
+        body = b'{"x":[' + b"0," * 499970 + b'0],"plaintext":"aGk="}'
+        self.assertLessEqual(len(body), 1000000)
+        stop = threading.Event()
+        statuses = []
+
+        def flood():
+            conn = self.srv.connection(timeout=60)
+            try:
+                while not stop.is_set():
+                    statuses.append(self.put(conn, "/v1/key/encrypt/flood-key", body).status)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=flood, daemon=True) for _ in range(2)]
+        with self.served() as b:
+            for t in threads:
+                t.start()
+            time.sleep(1)
+            b.latencies.clear()
+            time.sleep(4)
+            lat = sorted(b.latencies)
+            stop.set()
+        for t in threads:
+            t.join(60)
+        self.assertTrue(statuses)
+        self.assertTrue(set(statuses) <= {200, 400}, statuses)
+        self.assertGreater(len(lat), 10, "the good client got %d answers in 4 s" % len(lat))
+        p99 = lat[max(0, int(len(lat) * 0.99) - 1)]
+        self.assertLess(p99, 0.2, "p99 %.3fs while another client sends token floods" % p99)
+
     def test_base64_variants(self):
         self.new_key("b64-key")
         path = "/v1/key/encrypt/b64-key"
