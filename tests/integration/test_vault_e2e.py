@@ -168,6 +168,12 @@ class VaultE2E(unittest.TestCase):
     def assertClean(self, srv):
         self.assertEqual(srv.sanitizer_report(), "", srv.stderr_text()[-4000:])
 
+    def assertSingleVersion(self, name):
+        """On Vault's side the key was written once: never overwritten by a second create."""
+        status, js = VAULT.call("GET", "/v1/kv/metadata/" + name)
+        self.assertEqual(status, 200, (name, js))
+        self.assertEqual(js["data"]["current_version"], 1, (name, js["data"]))
+
     def generate(self, srv, name, ctx=b"minio"):
         return srv.request("POST", "/v1/key/generate/" + name, {"context": b64(ctx)})
 
@@ -240,6 +246,7 @@ class VaultE2E(unittest.TestCase):
                 if x != (200, None):
                     self.assertEqual(x, (400, "key already exists"), res)
             self.assertEqual(self.generate(srv, "race-key").status, 200)
+            self.assertSingleVersion("race-key")
 
             faults = [("/_test/fail", {"count": 1, "status": 503, "path_prefix": "/v1/kv/"}),
                       ("/_test/fail", {"count": 3, "status": 503, "path_prefix": "/v1/kv/"}),
@@ -288,6 +295,8 @@ class VaultE2E(unittest.TestCase):
                                 {"ciphertext": d["ciphertext"], "context": b64(b"minio")})
                 self.assertEqual(r.status, 200, (name, r))
                 self.assertEqual(r.json()["plaintext"], d["plaintext"], name)
+            for name in dek:
+                self.assertSingleVersion(name)
             r = srv.request("GET", "/v1/key/list/fault")
             self.assertEqual(sorted(r.json()["names"]),
                              sorted(n for n in dek if n.startswith("fault-key-")))
@@ -319,7 +328,9 @@ class VaultE2E(unittest.TestCase):
         try:
             v.configure()
             self.create_keys(v, "gone-warm", "gone-cold")
-            with kesctest.Server(keystore=v.keystore(), config=dict(CACHE_LONG)) as srv:
+            ks = v.keystore()
+            del ks["vault"]["status"]  # default ping: the cache's 10 s probe must notice
+            with kesctest.Server(keystore=ks, config=dict(CACHE_LONG)) as srv:
                 self.offline_behaviour(srv, v, "gone-warm", "gone-cold", v.stop)
                 self.assertClean(srv)
         finally:
@@ -338,9 +349,15 @@ class VaultE2E(unittest.TestCase):
         dek = g.json()
         self.assertEqual(srv.request("GET", "/v1/ready").status, 200)
         take_down()
+        t_down = time.monotonic()
         ready = self.wait_for(lambda: srv.request("GET", "/v1/ready").status == 504)
         r = srv.request("GET", "/v1/ready")
         self.assertEqual((r.status, r.message), (504, "key store is not reachable"), ready)
+        # Let the cache's own 10 s status probe run at least once with Vault down, so what
+        # follows is the cache's offline mode, not just a failed health check.
+        time.sleep(max(0.0, 11.0 - (time.monotonic() - t_down)))
+        r = srv.request("GET", "/v1/ready")
+        self.assertEqual((r.status, r.message), (504, "key store is not reachable"))
         r = srv.request("GET", "/v1/status")
         self.assertEqual(r.status, 200, r)
         st = r.json()
