@@ -59,8 +59,15 @@ struct options {
 };
 
 static struct options opt = {
-	.host = "127.0.0.1", .port = 7373, .path = "/v1/status", .method = "GET", .body = "",
-	.conns = 1, .duration = 5, .warmup = 1, .mode = MODE_KEEPALIVE,
+    .host = "127.0.0.1",
+    .port = 7373,
+    .path = "/v1/status",
+    .method = "GET",
+    .body = "",
+    .conns = 1,
+    .duration = 5,
+    .warmup = 1,
+    .mode = MODE_KEEPALIVE,
 };
 
 #define IDLE_THREADS 8
@@ -210,7 +217,9 @@ static int conn_roundtrip(struct conn *c)
 		body = strtoul(cl + 17, NULL, 10);
 	while (len - header_len < body) {
 		int n = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf,
-		                         body - (len - header_len) < sizeof buf ? body - (len - header_len) : sizeof buf);
+		                         body - (len - header_len) < sizeof buf
+		                             ? body - (len - header_len)
+		                             : sizeof buf);
 		if (n <= 0)
 			return -1;
 		len += (size_t)n;
@@ -282,8 +291,9 @@ static void worker_init(struct worker *w)
 	if (mbedtls_ctr_drbg_seed(&w->drbg, mbedtls_entropy_func, &w->entropy, NULL, 0) != 0)
 		die("drbg", 0);
 	mbedtls_ssl_config_init(&w->conf);
-	int ret = mbedtls_ssl_config_defaults(&w->conf, MBEDTLS_SSL_IS_CLIENT,
-	                                      MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+	int ret =
+	    mbedtls_ssl_config_defaults(&w->conf, MBEDTLS_SSL_IS_CLIENT,
+	                                MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
 	if (ret)
 		die("ssl config", ret);
 	mbedtls_ssl_conf_rng(&w->conf, mbedtls_ctr_drbg_random, &w->drbg);
@@ -383,7 +393,7 @@ static void parse_args(int argc, char **argv)
 			opt.requests = atol(v);
 		else if (!strcmp(a, "--mode"))
 			opt.mode = !strcmp(v, "handshake") ? MODE_HANDSHAKE
-			         : !strcmp(v, "resume")    ? MODE_RESUME
+			           : !strcmp(v, "resume")  ? MODE_RESUME
 			                                   : MODE_KEEPALIVE;
 		else
 			usage();
@@ -494,8 +504,8 @@ int main(int argc, char **argv)
 	}
 	printf("requests=%ld errors=%ld seconds=%.2f rps=%.0f p50_us=%u p99_us=%u p999_us=%u"
 	       " idle_open=%d idle_alive=%d wmin=%ld wmax=%ld\n",
-	       requests, errors, elapsed, (double)(requests - errors) / elapsed, PCT(0.50), PCT(0.99),
-	       PCT(0.999), idle_open, idle_alive, wmin, wmax);
+	       requests, errors, elapsed, (double)(requests - errors) / elapsed, PCT(0.50),
+	       PCT(0.99), PCT(0.999), idle_open, idle_alive, wmin, wmax);
 	fflush(stdout);
 
 	for (int i = 0; i < opt.idle; i++)
