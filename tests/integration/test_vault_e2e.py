@@ -399,11 +399,14 @@ class VaultE2E(unittest.TestCase):
             self.assertEqual(res, [200] * 100)
             by_path = VAULT.stats()["by_path"]
             self.assertEqual(by_path.get("GET /v1/kv/data/flight-key"), 1, by_path)
+            unwraps = sum(n for k, n in by_path.items() if "/v1/transit/decrypt/" in k)
+            self.assertEqual(unwraps, 1, by_path)
             self.assertClean(srv)
 
     # 5. Auth lifecycle: short token TTL, tokens revoked under it, a bad secret at start-up.
     def test_5_auth_lifecycle(self):
         with kesc(role="kes-short") as srv:
+            VAULT.ok("POST", "/_test/stats/reset")
             end = time.monotonic() + 15
             i = 0
             while time.monotonic() < end:
@@ -417,6 +420,8 @@ class VaultE2E(unittest.TestCase):
                 i += 1
                 time.sleep(0.5)
 
+            auth = {k: n for k, n in VAULT.stats()["by_path"].items() if "/v1/auth/" in k}
+            print("  auth requests in 15 s with a 4 s token: %r" % auth, file=sys.stderr)
             VAULT.ok("POST", "/_test/expire-tokens")
             t0 = time.monotonic()
             seen = []
