@@ -61,6 +61,15 @@ enum api_outcome { API_DONE = 0, API_NEEDS_WORKER = 1 };
 enum api_outcome api_handle(struct server_state *st, const struct api_request *req,
                             struct api_response *resp, bool may_block);
 
+/*
+ * The checks KES makes before a handler reads the body: route, method, authentication and
+ * policy. The transport calls it with the head alone (body NULL) before it reads a body, so a
+ * client that may not call the route gets its 403 at once and never makes the server buffer
+ * a megabyte. Returns true to go on; false with resp filled with KES's answer.
+ */
+bool api_precheck(struct server_state *st, const struct api_request *req,
+                  struct api_response *resp);
+
 /* Per-route limits the transport needs before the body is read. Unknown paths get
  * max_body 0 and the default timeout. */
 struct api_route_limits {

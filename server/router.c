@@ -149,6 +149,33 @@ static bool authenticate(struct api_call *c, const struct route *r)
 	return true;
 }
 
+bool api_precheck(struct server_state *st, const struct api_request *req,
+                  struct api_response *resp)
+{
+	const char *arg = "";
+	int i = router_match(req->path, &arg);
+	if (i < 0) {
+		api_error(resp, API_ERR_PAGE_NOT_FOUND, NULL, NULL);
+		return false;
+	}
+	const struct route *r = &ROUTES[i];
+	struct api_call call = {
+	    .st = st,
+	    .req = req,
+	    .resp = resp,
+	    .arg = arg,
+	    .identity = "",
+	    .route_index = (size_t)i,
+	};
+	resp->metered = r->metered;
+	if (!method_ok(r, req->method)) {
+		api_error(resp, API_ERR_METHOD, req->method, r->method);
+		resp->allow = r->method;
+		return false;
+	}
+	return authenticate(&call, r);
+}
+
 enum api_outcome api_handle(struct server_state *st, const struct api_request *req,
                             struct api_response *resp, bool may_block)
 {
