@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ struct conn {
 	int fd;
 	enum phase phase;
 	bool cert_checked;
+	bool tls_seen; /* the first bytes looked like TLS, not plain HTTP */
 	bool job_pending;
 	bool close_after; /* close once the output is flushed */
 	bool draining;
@@ -503,6 +505,23 @@ static bool is_metered_path(const char *path)
 	       !strncmp(path, "/v1/identity/", 13);
 }
 
+/* Route, method and policy checks on the head alone (api_precheck); on refusal c->resp
+ * holds the answer. */
+static bool precheck_passes(struct conn *c)
+{
+	struct api_request a;
+	memset(&a, 0, sizeof(a));
+	a.method = c->req.method;
+	a.path = c->req.path;
+	a.query = c->req.query;
+	a.accept = c->req.accept;
+	a.identity = c->identity;
+	a.cert_problem = c->cert_problem;
+	a.remote_ip = c->ip;
+	reset_response(c);
+	return api_precheck(c->req_state, &a, &c->resp);
+}
+
 /* A head was parsed: set up limits and the body, or dispatch at once. */
 static void begin_request(struct conn *c)
 {
@@ -528,6 +547,12 @@ static void begin_request(struct conn *c)
 		disarm(c);
 
 	bool has_body = c->req.chunked || c->req.content_length > 0;
+	if (has_body && !c->discard_body && !precheck_passes(c)) {
+		/* Refused before the body: answer and close without reading it. */
+		c->body_too_large = true;
+		finish_request(c);
+		return;
+	}
 	if (c->req.has_content_length && c->req.content_length > c->body_limit)
 		c->body_too_large = true;
 	if (!has_body || c->body_too_large) {
@@ -583,8 +608,43 @@ static bool flush_before_wait(struct conn *c)
 	return true;
 }
 
+/*
+ * Before the first TLS byte is consumed: a client speaking plain HTTP to the TLS port gets
+ * Go's plain-text 400 (what KES answers) instead of a bare reset, so the mistake is obvious.
+ * Returns true once the handshake may go on; false to wait for bytes or after closing.
+ */
+static bool check_plain_http(struct conn *c)
+{
+	static const char ANSWER[] = "HTTP/1.0 400 Bad Request\r\n\r\n"
+	                             "Client sent an HTTP request to an HTTPS server.\n";
+	static const char *const METHODS[] = {"GET /", "HEAD ", "POST ", "PUT /", "OPTIO",
+	                                      "DELET", "PATCH", "CONNE"};
+	char first[5];
+	ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0)
+		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? false : true;
+	if (first[0] == 0x16 || (first[0] & 0x80)) { /* TLS handshake record (or SSLv2 hello) */
+		c->tls_seen = true;
+		return true;
+	}
+	if (n < (ssize_t)sizeof(first))
+		return false; /* wait for five bytes; the handshake timer bounds this */
+	for (size_t i = 0; i < sizeof(METHODS) / sizeof(METHODS[0]); i++) {
+		if (memcmp(first, METHODS[i], sizeof(first)) == 0) {
+			(void)!send(c->fd, ANSWER, sizeof(ANSWER) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			log_debug("tls: %s sent plain HTTP to the TLS port", c->ip);
+			close_now(c);
+			return false;
+		}
+	}
+	c->tls_seen = true; /* not HTTP: let mbedTLS reject it */
+	return true;
+}
+
 static bool step_handshake(struct conn *c)
 {
+	if (!c->tls_seen && !check_plain_http(c))
+		return false;
 	switch (tls_handshake(c->tls, &c->ssl, &c->cert_checked)) {
 	case TLS_STEP_DONE:
 		tls_peer_identity(&c->ssl, c->identity, &c->cert_problem);
