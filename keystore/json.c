@@ -72,6 +72,7 @@ struct parse_state {
 	size_t pending_key_len;
 	bool failed;
 	const char *why;
+	size_t values, max_values; /* max_values 0 = unlimited */
 };
 
 static char *zstrndup(const char *s, size_t n)
@@ -98,6 +99,11 @@ static int attach(struct parse_state *st, struct json_value *v)
 {
 	if (!v) {
 		st->why = "out of memory";
+		return 0;
+	}
+	if (st->max_values && ++st->values > st->max_values) {
+		json_free(v);
+		st->why = "too many values";
 		return 0;
 	}
 	if (st->depth == 0) {
@@ -232,8 +238,15 @@ static yajl_alloc_funcs ZALLOC = {zmalloc, zrealloc, zfree, NULL};
 
 struct json_value *json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
+	return json_parse_limited(text, len, 0, err, errlen);
+}
+
+struct json_value *json_parse_limited(const char *text, size_t len, size_t max_values, char *err,
+                                      size_t errlen)
+{
 	struct parse_state st;
 	memset(&st, 0, sizeof st);
+	st.max_values = max_values;
 	if (err && errlen)
 		err[0] = 0;
 	yajl_handle h = yajl_alloc(&CALLBACKS, &ZALLOC, &st);

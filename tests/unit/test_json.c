@@ -100,8 +100,23 @@ static void test_writer_matches_go(void)
 	buf_free(&out);
 }
 
+static void test_value_limit(void)
+{
+	char err[64];
+	const char *three = "{\"a\":[1,2]}"; /* object, array, 1, 2: four values */
+	struct json_value *v = json_parse_limited(three, strlen(three), 4, err, sizeof err);
+	CHECK(v != NULL);
+	json_free(v);
+	CHECK(json_parse_limited(three, strlen(three), 3, err, sizeof err) == NULL);
+	CHECK_EQ_STR(err, "too many values");
+	v = json_parse_limited(three, strlen(three), 0, err, sizeof err);
+	CHECK(v != NULL);
+	json_free(v);
+}
+
 int main(void)
 {
+	RUN(test_value_limit);
 	RUN(test_lookup_rules);
 	RUN(test_rejects);
 	RUN(test_base64_member);
