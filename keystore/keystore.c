@@ -5,6 +5,7 @@
 #include "keystore/keystore.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,26 @@ void ks_err_set(struct ks_err *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+}
+
+static _Atomic(ks_log_fn) log_hook;
+
+void keystore_set_log(ks_log_fn fn)
+{
+	atomic_store(&log_hook, fn);
+}
+
+void ks_log(const char *fmt, ...)
+{
+	ks_log_fn fn = atomic_load(&log_hook);
+	if (!fn)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fn(msg);
 }
 
 const char *ks_result_name(int result)

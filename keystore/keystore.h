@@ -43,6 +43,15 @@ struct ks_err {
 };
 
 void ks_err_set(struct ks_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Background work inside a store (Vault token renewal and re-login, health polling) has no
+ * caller to return an error to. It reports through this hook, which the server points at its
+ * error log; without a hook the messages go nowhere. Messages never hold secrets.
+ */
+typedef void (*ks_log_fn)(const char *message);
+void keystore_set_log(ks_log_fn fn);
+void ks_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* "ok", "not found", "exists", "unreachable", "failed", "would block". */
 const char *ks_result_name(int result);
 

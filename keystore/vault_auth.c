@@ -175,6 +175,9 @@ static int auth_login_body(const struct vault_auth *a, struct buf *body, struct 
 	return 0;
 }
 
+/* A lease longer than ten years is as good as none, and keeps ms arithmetic safe. */
+#define VAULT_TTL_MAX_S (10LL * 365 * 24 * 3600)
+
 int vault_auth_parse(const char *body, size_t len, char *token, size_t token_len, int64_t *ttl_s,
                      bool *renewable)
 {
@@ -190,6 +193,8 @@ int vault_auth_parse(const char *body, size_t len, char *token, size_t token_len
 		*ttl_s = ttl ? strtoll(ttl, NULL, 10) : 0;
 		if (*ttl_s < 0)
 			*ttl_s = 0;
+		if (*ttl_s > VAULT_TTL_MAX_S)
+			*ttl_s = VAULT_TTL_MAX_S;
 		*renewable = json_bool(json_get(auth, "renewable"));
 		rc = 0;
 	}
@@ -266,12 +271,21 @@ static int auth_renew(struct vault_auth *a, struct login_result *r)
 	return rc;
 }
 
+/* auth_login for the background thread: a failure has no caller, so it goes to the log. */
+static int auth_login_logged(struct vault_auth *a, struct login_result *r, struct ks_err *err)
+{
+	int rc = auth_login(a, r, err);
+	if (rc != 0)
+		ks_log("%s", err->msg);
+	return rc;
+}
+
 /* Logs in after a rejected token (or with no token): switch at once. */
 static bool auth_relogin_now(struct vault_auth *a, int64_t *ttl_s, bool *renewable, int64_t *since)
 {
 	struct login_result r = {0};
 	struct ks_err err;
-	bool ok = auth_login(a, &r, &err) == 0;
+	bool ok = auth_login_logged(a, &r, &err) == 0;
 	if (ok) {
 		auth_set_token(a, r.token);
 		*ttl_s = r.ttl_s;
@@ -300,7 +314,7 @@ static bool auth_cycle(struct vault_auth *a, int64_t *ttl_s, bool *renewable, in
 		*renewable = r.renewable;
 		*since = mono_ms();
 		ok = true;
-	} else if (auth_login(a, &r, &err) == 0) {
+	} else if (auth_login_logged(a, &r, &err) == 0) {
 		int64_t left = *since + *ttl_s * 1000 - mono_ms();
 		int64_t delay = a->switch_delay_ms < left / 2 ? a->switch_delay_ms : left / 2;
 		if (delay > 0)

@@ -381,7 +381,8 @@ static uint32_t jitter_next(void)
 static int64_t backoff_ms(int attempt, long retry_after_s)
 {
 	if (retry_after_s > 0)
-		return retry_after_s * 1000 < RETRY_AFTER_MAX_MS ? retry_after_s * 1000 : RETRY_AFTER_MAX_MS;
+		return retry_after_s < RETRY_AFTER_MAX_MS / 1000 ? retry_after_s * 1000
+		                                                : RETRY_AFTER_MAX_MS;
 	int64_t d = BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
 	if (d > BACKOFF_MAX_MS)
 		d = BACKOFF_MAX_MS;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "kesc_version.h"
+#include "keystore/keystore.h"
 #include "keystore/secmem.h"
 #include "policy/identity.h"
 #include "server/log.h"
@@ -160,6 +161,12 @@ static int bind_all(struct server *s, const char *address, char *err, size_t err
 	snprintf(s->bound, sizeof(s->bound), "%s%s%s:%u", strchr(host, ':') ? "[" : "",
 	         host[0] ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", port);
 	return 0;
+}
+
+/* Background keystore events (Vault re-login failures, …) into the error log. */
+static void log_keystore_event(const char *message)
+{
+	log_error("keystore: %s", message);
 }
 
 static int load_config(const struct server_options *opt, struct config **out, char *err,
@@ -488,6 +495,7 @@ int server_run(const struct server_options *opt)
 		config_free(cfg);
 		goto fail;
 	}
+	keystore_set_log(log_keystore_event);
 	s.nloops = loop_count(cfg);
 	if (!opt->check_only) {
 		secmem_harden_process(hardening, sizeof(hardening));
