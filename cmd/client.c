@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+#include "keystore/curl_loader.h"
 
 #include "keystore/json.h"
 #include "keystore/secmem.h"

@@ -1,7 +1,7 @@
 /* vault_http.c — libcurl transport to Vault: TLS, timeouts, retries, handle pool. */
 #include "keystore/vault_http.h"
 
-#include <curl/curl.h>
+#include "keystore/curl_loader.h"
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>

@@ -8,7 +8,7 @@
  * The server script path comes from argv[1] or VAULT_SERVER_SCRIPT. The server is killed at
  * exit (atexit) and, should this process die, by PR_SET_PDEATHSIG.
  */
-#include <curl/curl.h>
+#include "keystore/curl_loader.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
