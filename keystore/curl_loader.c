@@ -25,13 +25,13 @@ static int load_result = -1;
 static char load_error[256] = "libcurl was not loaded";
 
 /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
-#define RESOLVE(lib, field, name)                                                      \
-	do {                                                                               \
-		*(void **)&api.field = dlsym(lib, name);                                   \
-		if (!api.field) {                                                          \
+#define RESOLVE(lib, field, name)                                                           \
+	do {                                                                                \
+		*(void **)&api.field = dlsym(lib, name);                                    \
+		if (!api.field) {                                                           \
 			snprintf(load_error, sizeof(load_error), "libcurl lacks %s", name); \
-			return;                                                            \
-		}                                                                          \
+			return;                                                             \
+		}                                                                           \
 	} while (0)
 
 static void load(void)

@@ -34,15 +34,15 @@ void kesc_curl_slist_free_all(struct curl_slist *list);
 #ifndef KESC_CURL_LOADER_IMPL
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
-#define curl_global_init kesc_curl_global_init
-#define curl_easy_init kesc_curl_easy_init
-#define curl_easy_setopt kesc_curl_easy_setopt
-#define curl_easy_perform kesc_curl_easy_perform
-#define curl_easy_getinfo kesc_curl_easy_getinfo
-#define curl_easy_reset kesc_curl_easy_reset
-#define curl_easy_cleanup kesc_curl_easy_cleanup
-#define curl_easy_strerror kesc_curl_easy_strerror
-#define curl_slist_append kesc_curl_slist_append
+#define curl_global_init    kesc_curl_global_init
+#define curl_easy_init      kesc_curl_easy_init
+#define curl_easy_setopt    kesc_curl_easy_setopt
+#define curl_easy_perform   kesc_curl_easy_perform
+#define curl_easy_getinfo   kesc_curl_easy_getinfo
+#define curl_easy_reset     kesc_curl_easy_reset
+#define curl_easy_cleanup   kesc_curl_easy_cleanup
+#define curl_easy_strerror  kesc_curl_easy_strerror
+#define curl_slist_append   kesc_curl_slist_append
 #define curl_slist_free_all kesc_curl_slist_free_all
 #endif
 

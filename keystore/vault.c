@@ -13,16 +13,16 @@
 #include "keystore/secmem.h"
 #include "keystore/vault_internal.h"
 
-#define DEFAULT_PING_MS 15000
+#define DEFAULT_PING_MS            15000
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_REQUEST_TIMEOUT_MS 15000
-#define DEFAULT_MAX_RETRIES 2
+#define DEFAULT_MAX_RETRIES        2
 /* While sealed or down, poll at least this often so recovery is noticed quickly. */
 #define DOWN_POLL_MS 1000
 
 /* The SDK's query: every non-active state answers 299 so the body can always be read. */
-#define HEALTH_PATH                                                                          \
-	"sys/health?uninitcode=299&sealedcode=299&standbycode=299&drsecondarycode=299"        \
+#define HEALTH_PATH                                                                    \
+	"sys/health?uninitcode=299&sealedcode=299&standbycode=299&drsecondarycode=299" \
 	"&performancestandbycode=299"
 
 static int64_t mono_us(void)
@@ -46,8 +46,11 @@ static bool token_dead(struct vault_store *v, const struct vault_response *rs, c
 {
 	if (vault_http_error_contains(rs, "invalid token"))
 		return true;
-	struct vault_request rq = {.method = "GET", .path = "auth/token/lookup-self", .token = token,
-	                           .namespace_ = vault_auth_namespace(v->auth), .no_retry = true};
+	struct vault_request rq = {.method = "GET",
+	                           .path = "auth/token/lookup-self",
+	                           .token = token,
+	                           .namespace_ = vault_auth_namespace(v->auth),
+	                           .no_retry = true};
 	struct vault_response probe;
 	struct ks_err err;
 	vault_response_init(&probe);
@@ -78,13 +81,17 @@ int vault_store_call(struct vault_store *v, const struct vault_call *call,
 	char token[VAULT_TOKEN_MAX];
 	for (int attempt = 0; attempt < 2; attempt++) {
 		uint64_t gen;
-		if (vault_auth_token(v->auth, token, sizeof(token), &gen, v->request_timeout_ms) != 0) {
+		if (vault_auth_token(v->auth, token, sizeof(token), &gen, v->request_timeout_ms) !=
+		    0) {
 			ks_err_set(err, "vault: no valid token (login failing)");
 			rc = KS_UNREACHABLE;
 			break;
 		}
-		struct vault_request rq = {.method = call->method, .path = call->path, .token = token,
-		                           .namespace_ = v->namespace_, .body = call->body,
+		struct vault_request rq = {.method = call->method,
+		                           .path = call->path,
+		                           .token = token,
+		                           .namespace_ = v->namespace_,
+		                           .body = call->body,
 		                           .body_len = call->body_len};
 		if (vault_http_do(v->http, &rq, rs, err) != 0) {
 			rc = KS_UNREACHABLE;
@@ -175,7 +182,9 @@ static int store_unwrap(struct vault_store *v, struct bytes *value, struct bytes
 	if (!vault_transit_is_ciphertext(value))
 		return vault_record_decode(value, record, err);
 	if (!v->transit_key) {
-		ks_err_set(err, "vault: key is encrypted with vault transit key but transit is not configured");
+		ks_err_set(
+		    err,
+		    "vault: key is encrypted with vault transit key but transit is not configured");
 		return KS_FAILED;
 	}
 	return vault_transit_decrypt(v, value, record, err);
@@ -242,7 +251,8 @@ static pthread_mutex_t *create_lock(struct vault_store *v, const char *name)
 	return &v->create_locks[h % VAULT_CREATE_LOCKS];
 }
 
-static int vault_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
+static int vault_create(void *self, const char *name, const struct bytes *record,
+                        struct ks_err *err)
 {
 	struct vault_store *v = self;
 	if (v->kv_version == 2) /* cas=0 makes Vault itself the arbiter */
@@ -324,13 +334,13 @@ static void vault_close(void *self)
 }
 
 static const struct keystore_ops vault_ops = {
-	.name = "vault",
-	.create = vault_create,
-	.get = vault_get,
-	.remove = vault_remove,
-	.list = vault_list,
-	.status = vault_status,
-	.close = vault_close,
+    .name = "vault",
+    .create = vault_create,
+    .get = vault_get,
+    .remove = vault_remove,
+    .list = vault_list,
+    .status = vault_status,
+    .close = vault_close,
 };
 
 /* ---- open ---- */
@@ -388,7 +398,8 @@ static struct vault_store *store_new(const struct vault_config *cfg)
 		v->transit_key = dup_default(cfg->transit_key, NULL, &oom);
 	}
 	v->ping_ms = cfg->ping_ms > 0 ? cfg->ping_ms : DEFAULT_PING_MS;
-	v->request_timeout_ms = cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
+	v->request_timeout_ms =
+	    cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
 	if (oom) {
 		store_free(v);
 		return NULL;
@@ -408,14 +419,15 @@ struct keystore *vault_keystore_open(const struct vault_config *cfg, struct ks_e
 		return NULL;
 	}
 	struct vault_http_opts o = {
-		.endpoint = cfg->endpoint,
-		.tls_ca = cfg->tls_ca,
-		.tls_cert = cfg->tls_cert,
-		.tls_key = cfg->tls_key,
-		.connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS,
-		.request_timeout_ms = v->request_timeout_ms,
-		.max_retries = cfg->max_retries < 0 ? DEFAULT_MAX_RETRIES : cfg->max_retries,
-		.cancel = &v->stop,
+	    .endpoint = cfg->endpoint,
+	    .tls_ca = cfg->tls_ca,
+	    .tls_cert = cfg->tls_cert,
+	    .tls_key = cfg->tls_key,
+	    .connect_timeout_ms =
+	        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS,
+	    .request_timeout_ms = v->request_timeout_ms,
+	    .max_retries = cfg->max_retries < 0 ? DEFAULT_MAX_RETRIES : cfg->max_retries,
+	    .cancel = &v->stop,
 	};
 	if (!(v->http = vault_http_new(&o, err)))
 		goto fail;

@@ -15,24 +15,24 @@ enum vault_auth_method { VAULT_AUTH_APPROLE = 1, VAULT_AUTH_KUBERNETES = 2 };
 
 /* All strings are owned by whoever filled the struct (the config loader). NULL = unset. */
 struct vault_config {
-	char *endpoint;    /* required, e.g. https://127.0.0.1:8200 */
-	char *engine;      /* K/V mount, default "kv" */
-	int kv_version;    /* 1 (default) or 2 */
-	char *namespace_;  /* X-Vault-Namespace for K/V, transit and token calls */
-	char *prefix;      /* key "directory" inside the engine */
+	char *endpoint;   /* required, e.g. https://127.0.0.1:8200 */
+	char *engine;     /* K/V mount, default "kv" */
+	int kv_version;   /* 1 (default) or 2 */
+	char *namespace_; /* X-Vault-Namespace for K/V, transit and token calls */
+	char *prefix;     /* key "directory" inside the engine */
 
-	bool transit;          /* transit section present */
-	char *transit_engine;  /* default "transit" */
-	char *transit_key;     /* required when transit */
+	bool transit;         /* transit section present */
+	char *transit_engine; /* default "transit" */
+	char *transit_key;    /* required when transit */
 
 	enum vault_auth_method auth;
-	char *auth_engine;     /* default "approle" / "kubernetes" */
-	char *auth_namespace;  /* "" or NULL = store namespace; "/" = root namespace */
+	char *auth_engine;    /* default "approle" / "kubernetes" */
+	char *auth_namespace; /* "" or NULL = store namespace; "/" = root namespace */
 	char *approle_id;
 	char *approle_secret;
 	char *k8s_role;
-	char *k8s_jwt;         /* the JWT itself, or a path to it when k8s_jwt_is_file */
-	bool k8s_jwt_is_file;  /* KES: the value contains '/' → a file re-read at every login */
+	char *k8s_jwt;        /* the JWT itself, or a path to it when k8s_jwt_is_file */
+	bool k8s_jwt_is_file; /* KES: the value contains '/' → a file re-read at every login */
 
 	char *tls_ca;   /* file or directory; NULL = system store */
 	char *tls_cert; /* client certificate for mTLS to Vault */

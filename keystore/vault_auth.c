@@ -23,11 +23,11 @@
 #include "keystore/secmem.h"
 #include "keystore/vault_internal.h"
 
-#define RENEW_TRIES 3
-#define LOGIN_RETRY_MS 3000
-#define SEALED_PAUSE_MS 1000
+#define RENEW_TRIES             3
+#define LOGIN_RETRY_MS          3000
+#define SEALED_PAUSE_MS         1000
 #define DEFAULT_SWITCH_DELAY_MS 1000
-#define JWT_FILE_MAX (64 * 1024)
+#define JWT_FILE_MAX            (64 * 1024)
 
 struct vault_auth {
 	struct vault_http *http;
@@ -121,8 +121,8 @@ static int auth_read_jwt(const struct vault_auth *a, struct buf *out, struct ks_
 	}
 	FILE *f = fopen(a->k8s_jwt, "rb");
 	if (!f) {
-		ks_err_set(err, "vault: kubernetes login failed: cannot read JWT file '%s': %s", a->k8s_jwt,
-		           strerror(errno));
+		ks_err_set(err, "vault: kubernetes login failed: cannot read JWT file '%s': %s",
+		           a->k8s_jwt, strerror(errno));
 		return -1;
 	}
 	/* Unbuffered: stdio's buffer would keep a copy of the token in freed memory. */
@@ -134,11 +134,13 @@ static int auth_read_jwt(const struct vault_auth *a, struct buf *out, struct ks_
 	secure_zero(chunk, sizeof(chunk));
 	int bad = ferror(f) || buf_failed(out);
 	fclose(f);
-	while (out->len > 0 && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r' ||
-	                        out->data[out->len - 1] == ' '))
+	while (out->len > 0 && (out->data[out->len - 1] == '\n' ||
+	                        out->data[out->len - 1] == '\r' || out->data[out->len - 1] == ' '))
 		out->data[--out->len] = 0;
 	if (bad || out->len == 0) {
-		ks_err_set(err, "vault: kubernetes login failed: JWT file '%s' is unreadable or empty", a->k8s_jwt);
+		ks_err_set(err,
+		           "vault: kubernetes login failed: JWT file '%s' is unreadable or empty",
+		           a->k8s_jwt);
 		return -1;
 	}
 	return 0;
@@ -219,8 +221,11 @@ static int auth_login(struct vault_auth *a, struct login_result *r, struct ks_er
 	int rc = -1;
 	if (vault_path_join(path, sizeof(path), parts) != 0 || auth_login_body(a, &body, err) != 0)
 		goto out;
-	struct vault_request rq = {.method = "PUT", .path = path, .namespace_ = a->login_namespace,
-	                           .body = body.data, .body_len = body.len};
+	struct vault_request rq = {.method = "PUT",
+	                           .path = path,
+	                           .namespace_ = a->login_namespace,
+	                           .body = body.data,
+	                           .body_len = body.len};
 	struct ks_err net;
 	if (vault_http_do(a->http, &rq, &rs, &net) != 0) {
 		ks_err_set(err, "vault: %s login failed: %s", method_name(a), net.msg);
@@ -249,8 +254,12 @@ static int auth_renew(struct vault_auth *a, struct login_result *r)
 	pthread_mutex_lock(&a->lock);
 	memcpy(token, a->token, sizeof(token));
 	pthread_mutex_unlock(&a->lock);
-	struct vault_request rq = {.method = "POST", .path = "auth/token/renew-self", .token = token,
-	                           .namespace_ = a->login_namespace, .body = "{}", .body_len = 2,
+	struct vault_request rq = {.method = "POST",
+	                           .path = "auth/token/renew-self",
+	                           .token = token,
+	                           .namespace_ = a->login_namespace,
+	                           .body = "{}",
+	                           .body_len = 2,
 	                           .no_retry = true};
 	int rc = -1;
 	for (int i = 0; i < RENEW_TRIES && rc != 0 && !atomic_load(a->stop); i++) {
@@ -261,7 +270,8 @@ static int auth_renew(struct vault_auth *a, struct login_result *r)
 			if (rs.status == 200 && auth_parse(&rs, r) == 0)
 				rc = 0;
 			else if (rs.status >= 400 && rs.status < 500)
-				i = RENEW_TRIES; /* refused (not renewable, expired): retrying won't help */
+				i = RENEW_TRIES; /* refused (not renewable, expired): retrying won't
+				                    help */
 		}
 		vault_response_free(&rs);
 		if (rc != 0 && i + 1 < RENEW_TRIES)
@@ -419,8 +429,9 @@ static int auth_copy_config(struct vault_auth *a, const struct vault_config *cfg
 	bool oom = false;
 	bool k8s = cfg->auth == VAULT_AUTH_KUBERNETES;
 	a->method = k8s ? VAULT_AUTH_KUBERNETES : VAULT_AUTH_APPROLE;
-	a->engine = strdup(cfg->auth_engine && *cfg->auth_engine ? cfg->auth_engine
-	                                                           : (k8s ? "kubernetes" : "approle"));
+	a->engine =
+	    strdup(cfg->auth_engine && *cfg->auth_engine ? cfg->auth_engine
+	                                                 : (k8s ? "kubernetes" : "approle"));
 	oom |= a->engine == NULL;
 	/* "/" = the root namespace (no header); unset = the store's namespace. */
 	const char *ns = cfg->auth_namespace;
@@ -434,7 +445,7 @@ static int auth_copy_config(struct vault_auth *a, const struct vault_config *cfg
 	a->k8s_role = dup_opt(cfg->k8s_role, &oom);
 	a->k8s_jwt = dup_opt(cfg->k8s_jwt, &oom);
 	a->k8s_jwt_is_file = cfg->k8s_jwt_is_file;
-	a->switch_delay_ms = cfg->token_switch_delay_ms == 0 ? DEFAULT_SWITCH_DELAY_MS
+	a->switch_delay_ms = cfg->token_switch_delay_ms == 0  ? DEFAULT_SWITCH_DELAY_MS
 	                     : cfg->token_switch_delay_ms < 0 ? 0
 	                                                      : cfg->token_switch_delay_ms;
 	return oom ? -1 : 0;
@@ -466,7 +477,8 @@ struct vault_auth *vault_auth_start(struct vault_http *http, const struct vault_
 		goto fail;
 	}
 	if (!auth_credentials_present(a)) {
-		ks_err_set(err, "vault: %s login failed: no credentials configured", method_name(a));
+		ks_err_set(err, "vault: %s login failed: no credentials configured",
+		           method_name(a));
 		goto fail;
 	}
 	if (auth_login(a, &r, err) != 0)

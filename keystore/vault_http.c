@@ -17,7 +17,7 @@
 
 /* Backoff between attempts: doubling from the base, capped, with jitter in [d/2, d]. */
 #define BACKOFF_BASE_MS 100
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MAX_MS  2000
 /* A Retry-After longer than this is not honoured (the caller has a deadline too). */
 #define RETRY_AFTER_MAX_MS 5000
 /* Largest CA bundle read from a directory. */
@@ -25,7 +25,7 @@
 
 struct vault_http {
 	char *endpoint;
-	char *tls_ca_file; /* set when tls_ca is a file */
+	char *tls_ca_file;  /* set when tls_ca is a file */
 	struct buf ca_blob; /* concatenated *.pem / *.crt when tls_ca is a directory */
 	bool have_ca_blob;
 	char *tls_cert;
@@ -87,7 +87,8 @@ static int http_load_ca_dir(struct vault_http *h, const char *dir, struct ks_err
 	struct dirent *e;
 	int rc = 0;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' || !(has_suffix(e->d_name, ".pem") || has_suffix(e->d_name, ".crt")))
+		if (e->d_name[0] == '.' ||
+		    !(has_suffix(e->d_name, ".pem") || has_suffix(e->d_name, ".crt")))
 			continue;
 		if (name_list_add(&files, e->d_name) != 0) {
 			rc = -1;
@@ -100,7 +101,8 @@ static int http_load_ca_dir(struct vault_http *h, const char *dir, struct ks_err
 	buf_init(&h->ca_blob, CA_BUNDLE_MAX);
 	for (size_t i = 0; rc == 0 && i < files.count; i++) {
 		char path[4096];
-		if (snprintf(path, sizeof(path), "%s/%s", dir, files.names[i]) >= (int)sizeof(path) ||
+		if (snprintf(path, sizeof(path), "%s/%s", dir, files.names[i]) >=
+		        (int)sizeof(path) ||
 		    read_file_into(&h->ca_blob, path) != 0) {
 			ks_err_set(err, "vault: cannot read CA file '%s/%s'", dir, files.names[i]);
 			rc = -1;
@@ -130,7 +132,8 @@ struct vault_http *vault_http_new(const struct vault_http_opts *opts, struct ks_
 {
 	pthread_once(&curl_once, http_global_init);
 	if (curl_init_result != CURLE_OK) {
-		ks_err_set(err, "vault: libcurl init failed: %s", curl_easy_strerror(curl_init_result));
+		ks_err_set(err, "vault: libcurl init failed: %s",
+		           curl_easy_strerror(curl_init_result));
 		return NULL;
 	}
 	struct vault_http *h = calloc(1, sizeof(*h));
@@ -165,7 +168,8 @@ struct vault_http *vault_http_new(const struct vault_http_opts *opts, struct ks_
 	if (opts->tls_ca && *opts->tls_ca) {
 		struct stat st;
 		if (stat(opts->tls_ca, &st) != 0) {
-			ks_err_set(err, "vault: cannot access CA '%s': %s", opts->tls_ca, strerror(errno));
+			ks_err_set(err, "vault: cannot access CA '%s': %s", opts->tls_ca,
+			           strerror(errno));
 			goto fail;
 		}
 		if (S_ISDIR(st.st_mode)) {
@@ -259,10 +263,10 @@ static CURLcode http_setup(struct vault_http *h, CURL *c, const struct vault_req
                            const char *url, struct curl_slist *headers, struct buf *body)
 {
 	CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                                 \
-	do {                                                          \
-		if (rc == CURLE_OK)                                   \
-			rc = curl_easy_setopt(c, opt, val);           \
+#define SET(opt, val)                                       \
+	do {                                                \
+		if (rc == CURLE_OK)                         \
+			rc = curl_easy_setopt(c, opt, val); \
 	} while (0)
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -286,7 +290,8 @@ static CURLcode http_setup(struct vault_http *h, CURL *c, const struct vault_req
 	if (h->tls_ca_file)
 		SET(CURLOPT_CAINFO, h->tls_ca_file);
 	if (h->have_ca_blob) {
-		struct curl_blob blob = {h->ca_blob.data, h->ca_blob.len, CURL_BLOB_NOCOPY}; /* h outlives its handles */
+		struct curl_blob blob = {h->ca_blob.data, h->ca_blob.len,
+		                         CURL_BLOB_NOCOPY}; /* h outlives its handles */
 		SET(CURLOPT_CAINFO_BLOB, &blob);
 	}
 	if (h->tls_cert)
@@ -300,7 +305,8 @@ static CURLcode http_setup(struct vault_http *h, CURL *c, const struct vault_req
 static struct curl_slist *http_headers(const struct vault_request *rq, struct buf *scratch)
 {
 	struct curl_slist *l = NULL, *t;
-	const char *fixed[] = {"Content-Type: application/json", "X-Vault-Request: true", "Expect:"};
+	const char *fixed[] = {"Content-Type: application/json", "X-Vault-Request: true",
+	                       "Expect:"};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		if (!(t = curl_slist_append(l, fixed[i])))
 			goto fail;
@@ -369,7 +375,8 @@ static uint32_t jitter_next(void)
 	if (state == 0) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		state = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&state ^ (uint32_t)getpid() << 16;
+		state =
+		    (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&state ^ (uint32_t)getpid() << 16;
 		state |= 1;
 	}
 	state ^= state << 13;
@@ -382,7 +389,7 @@ static int64_t backoff_ms(int attempt, long retry_after_s)
 {
 	if (retry_after_s > 0)
 		return retry_after_s < RETRY_AFTER_MAX_MS / 1000 ? retry_after_s * 1000
-		                                                : RETRY_AFTER_MAX_MS;
+		                                                 : RETRY_AFTER_MAX_MS;
 	int64_t d = BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
 	if (d > BACKOFF_MAX_MS)
 		d = BACKOFF_MAX_MS;
@@ -409,7 +416,8 @@ static int http_attempt(struct vault_http *h, const struct vault_request *rq, co
 			ks_err_set(err, "vault: %s %s: response larger than %zu bytes", rq->method,
 			           rq->path, VAULT_HTTP_MAX_BODY);
 		else
-			ks_err_set(err, "vault: %s %s: %s", rq->method, rq->path, curl_easy_strerror(rc));
+			ks_err_set(err, "vault: %s %s: %s", rq->method, rq->path,
+			           curl_easy_strerror(rc));
 		buf_reset(&rs->body);
 		pool_give(h, c, false);
 		return -1;

@@ -29,8 +29,9 @@ struct vault_http_opts {
 	const char *tls_key;
 	int64_t connect_timeout_ms;
 	int64_t request_timeout_ms;
-	int max_retries;          /* extra attempts on network errors, 412, 429 and 5xx (not 501) */
-	const atomic_bool *cancel; /* when set, transfers and backoff sleeps end early; may be NULL */
+	int max_retries; /* extra attempts on network errors, 412, 429 and 5xx (not 501) */
+	const atomic_bool
+	    *cancel; /* when set, transfers and backoff sleeps end early; may be NULL */
 };
 
 struct vault_http;
@@ -47,7 +48,7 @@ struct vault_request {
 	const char *namespace_; /* X-Vault-Namespace; NULL or "" = none */
 	const char *body;       /* JSON; NULL = no body */
 	size_t body_len;
-	bool no_retry;          /* a single attempt (the caller retries on its own terms) */
+	bool no_retry; /* a single attempt (the caller retries on its own terms) */
 };
 
 struct vault_response {

@@ -19,7 +19,7 @@
 /* Longest Vault token accepted (tokens are opaque; hvs. tokens are ~100 bytes). */
 #define VAULT_TOKEN_MAX 2048
 /* Longest path below /v1/ we build. */
-#define VAULT_PATH_MAX 2048
+#define VAULT_PATH_MAX     2048
 #define VAULT_CREATE_LOCKS 64
 
 struct vault_auth;
@@ -37,9 +37,9 @@ struct vault_store {
 	int64_t ping_ms;
 	int64_t request_timeout_ms;
 
-	atomic_bool stop;     /* set by close: threads end, transfers are cancelled */
-	atomic_bool sealed;   /* last health poll (or a request) saw Vault sealed */
-	atomic_bool down;     /* last health poll got no answer */
+	atomic_bool stop;   /* set by close: threads end, transfers are cancelled */
+	atomic_bool sealed; /* last health poll (or a request) saw Vault sealed */
+	atomic_bool down;   /* last health poll got no answer */
 	pthread_mutex_t poll_lock;
 	pthread_cond_t poll_wake;
 	pthread_t poll_thread;

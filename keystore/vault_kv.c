@@ -2,7 +2,7 @@
  * vault_kv.c — KES's K/V layout: where a key lives and what its secret looks like.
  *
  *   v1: <engine>/<prefix>/<name>                          {"<name>": "<value>"}
- *   v2: <engine>/data/<prefix>/<name>                     {"options":{"cas":0},"data":{"<name>":"<value>"}}
+ *   v2: <engine>/data/<prefix>/<name> {"options":{"cas":0},"data":{"<name>":"<value>"}}
  *       <engine>/metadata/<prefix>/<name>  (delete, list)
  *
  * The value is the stored record string (or its transit ciphertext). Paths are joined the way
@@ -134,7 +134,10 @@ static int kv_field(const struct json_value *data, const char *name, const char 
 	size_t len;
 	const char *s = json_string(field, &len);
 	if (!field) {
-		ks_err_set(err, "vault: invalid K/V format at '%s': entry exists but no secret key is present", path);
+		ks_err_set(
+		    err,
+		    "vault: invalid K/V format at '%s': entry exists but no secret key is present",
+		    path);
 		return KS_FAILED;
 	}
 	if (!s) {
@@ -255,12 +258,14 @@ int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *
 		rc = KS_FAILED;
 		goto out;
 	}
-	struct vault_call call = {.method = "PUT", .path = path, .body = body.data, .body_len = body.len};
+	struct vault_call call = {
+	    .method = "PUT", .path = path, .body = body.data, .body_len = body.len};
 	if ((rc = vault_store_call(v, &call, &rs, err)) != 0)
 		goto out;
 	if (rs.status == 200 || rs.status == 204)
 		rc = KS_OK;
-	else if (v->kv_version == 2 && rs.status == 400 && vault_http_error_contains(&rs, "check-and-set")) {
+	else if (v->kv_version == 2 && rs.status == 400 &&
+	         vault_http_error_contains(&rs, "check-and-set")) {
 		ks_err_set(err, "vault: '%s' was created concurrently (check-and-set)", path);
 		rc = KS_EXISTS;
 	} else if (rs.status == 403 && kv_exists_now(v, name)) {
@@ -323,7 +328,8 @@ int vault_kv_parse_list(const char *body, size_t len, const char *path, struct n
 int vault_kv_list(struct vault_store *v, struct name_list *out, struct ks_err *err)
 {
 	char dir[VAULT_PATH_MAX], path[VAULT_PATH_MAX + 16];
-	const char *parts[] = {v->engine, v->kv_version == 2 ? "metadata" : "", opt(v->prefix), NULL};
+	const char *parts[] = {v->engine, v->kv_version == 2 ? "metadata" : "", opt(v->prefix),
+	                       NULL};
 	if (vault_path_join(dir, sizeof(dir), parts) != 0) {
 		ks_err_set(err, "vault: list path too long");
 		return KS_FAILED;

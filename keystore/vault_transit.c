@@ -53,7 +53,8 @@ static int transit_call(struct vault_store *v, const char *op, const char *field
 		ks_err_set(err, "vault: cannot encode transit request");
 		goto out;
 	}
-	struct vault_call call = {.method = "POST", .path = path, .body = body.data, .body_len = body.len};
+	struct vault_call call = {
+	    .method = "POST", .path = path, .body = body.data, .body_len = body.len};
 	if ((rc = vault_store_call(v, &call, &rs, err)) != 0)
 		goto out;
 	if (rs.status != 200) {
@@ -95,7 +96,8 @@ int vault_transit_decrypt(struct vault_store *v, const struct bytes *ciphertext,
                           struct ks_err *err)
 {
 	struct bytes b64 = {0};
-	int rc = transit_call(v, "decrypt", "ciphertext", ciphertext, false, "plaintext", &b64, err);
+	int rc =
+	    transit_call(v, "decrypt", "ciphertext", ciphertext, false, "plaintext", &b64, err);
 	if (rc == KS_OK && base64_decode(out, (const char *)b64.data, b64.len) != 0) {
 		ks_err_set(err, "vault: invalid transit plaintext from Vault");
 		rc = KS_FAILED;
@@ -117,7 +119,11 @@ static bool utf8_plain(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n;) {
 		uint8_t c = p[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		size_t len = c < 0x80             ? 1
+		             : (c & 0xe0) == 0xc0 ? 2
+		             : (c & 0xf0) == 0xe0 ? 3
+		             : (c & 0xf8) == 0xf0 ? 4
+		                                  : 0;
 		if (c == 0 || len == 0 || i + len > n)
 			return false;
 		uint32_t cp = len == 1 ? c : (uint32_t)(c & (0x7f >> len));

@@ -26,16 +26,16 @@ enum api_cert_problem {
 };
 
 struct api_request {
-	const char *method;       /* as received: "GET", "PUT", … */
-	const char *path;         /* percent-decoded; the transport has refused //, /./ and /../ */
-	const char *query;        /* raw query string without '?', or "" */
-	const uint8_t *body;      /* may be NULL when body_len is 0 */
+	const char *method;  /* as received: "GET", "PUT", … */
+	const char *path;    /* percent-decoded; the transport has refused //, /./ and /../ */
+	const char *query;   /* raw query string without '?', or "" */
+	const uint8_t *body; /* may be NULL when body_len is 0 */
 	size_t body_len;
-	bool body_too_large;      /* more than API_MAX_BODY bytes were sent; body is empty */
-	const char *identity;     /* lowercase hex identity, or "" when no certificate */
+	bool body_too_large;  /* more than API_MAX_BODY bytes were sent; body is empty */
+	const char *identity; /* lowercase hex identity, or "" when no certificate */
 	enum api_cert_problem cert_problem;
-	const char *remote_ip;    /* textual peer address */
-	const char *accept;       /* Accept header, or NULL */
+	const char *remote_ip; /* textual peer address */
+	const char *accept;    /* Accept header, or NULL */
 };
 
 /* The largest request body any route reads (KES: 1 * mem.MB). */

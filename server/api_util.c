@@ -88,8 +88,8 @@ void api_format_time(char *out, size_t outlen, int64_t sec, int32_t nsec)
 		snprintf(out, outlen, "0001-01-01T00:00:00Z");
 		return;
 	}
-	snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d%sZ", year, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d%sZ", year, tm.tm_mon + 1, tm.tm_mday,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
 void api_format_time_ns(char *out, size_t outlen, int64_t unix_ns)

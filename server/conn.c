@@ -617,8 +617,8 @@ static bool check_plain_http(struct conn *c)
 {
 	static const char ANSWER[] = "HTTP/1.0 400 Bad Request\r\n\r\n"
 	                             "Client sent an HTTP request to an HTTPS server.\n";
-	static const char *const METHODS[] = {"GET /", "HEAD ", "POST ", "PUT /", "OPTIO",
-	                                      "DELET", "PATCH", "CONNE"};
+	static const char *const METHODS[] = {"GET /", "HEAD ", "POST ", "PUT /",
+	                                      "OPTIO", "DELET", "PATCH", "CONNE"};
 	char first[5];
 	ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
 	if (n <= 0)

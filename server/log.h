@@ -30,7 +30,7 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct audit_record {
-	int64_t time_ns;     /* request start, Unix ns */
+	int64_t time_ns; /* request start, Unix ns */
 	const char *ip;
 	const char *method;
 	const char *path;

@@ -149,8 +149,7 @@ static bool authenticate(struct api_call *c, const struct route *r)
 	return true;
 }
 
-bool api_precheck(struct server_state *st, const struct api_request *req,
-                  struct api_response *resp)
+bool api_precheck(struct server_state *st, const struct api_request *req, struct api_response *resp)
 {
 	const char *arg = "";
 	int i = router_match(req->path, &arg);

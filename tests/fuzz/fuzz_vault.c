@@ -17,11 +17,13 @@ static void fuzz_path(const char *s)
 	const char *parts[] = {"kv", s, "name", NULL};
 	if (vault_path_join(out, sizeof(out), parts) != 0)
 		return;
-	if (strstr(out, "//") || out[0] == '/' || strstr(out, "/../") || strncmp(out, "../", 3) == 0)
+	if (strstr(out, "//") || out[0] == '/' || strstr(out, "/../") ||
+	    strncmp(out, "../", 3) == 0)
 		abort();
 	for (const char *p = out; *p; p++)
 		if (!(*p == '/' || *p == '%' || *p == '-' || *p == '_' || *p == '.' || *p == '~' ||
-		      (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+		      (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= 'A' && *p <= 'Z')))
 			abort();
 }
 

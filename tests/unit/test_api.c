@@ -1092,8 +1092,7 @@ static void test_status_routes(void)
 		static const char prefix[] = "{\"version\":\"" KESC_VERSION "\",\"commit\":\"";
 		CHECK_EQ_INT(R.status, 200);
 		CHECK(strncmp(R.body, prefix, sizeof prefix - 1) == 0);
-		CHECK(strlen(R.body) >= 3 &&
-		      strcmp(R.body + strlen(R.body) - 3, "\"}\n") == 0);
+		CHECK(strlen(R.body) >= 3 && strcmp(R.body + strlen(R.body) - 3, "\"}\n") == 0);
 	}
 	CHECK_EQ_STR(R.content_type, "application/json");
 	CHECK(!R.metered);

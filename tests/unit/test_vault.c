@@ -71,8 +71,8 @@ static int server_start(int slot, const char *const *extra, char *url, size_t ur
 {
 	char ready[300];
 	snprintf(ready, sizeof(ready), "%s/ready-%d", tmpdir, slot);
-	const char *argv[16] = {"python3", script_path, "--listen", "127.0.0.1:0", "--ready-file", ready,
-	                        "--root-token", ROOT_TOKEN};
+	const char *argv[16] = {"python3",      script_path, "--listen",     "127.0.0.1:0",
+	                        "--ready-file", ready,       "--root-token", ROOT_TOKEN};
 	size_t n = 8;
 	for (; extra && *extra && n < 15; extra++)
 		argv[n++] = *extra;
@@ -164,8 +164,8 @@ static bool admin_ok(const char *method, const char *ns, const char *path, const
 	long st = admin(method, ns, path, body, &out);
 	bool ok = st >= 200 && st < 300;
 	if (!ok)
-		fprintf(stderr, "admin %s %s%s%s → %ld %s\n", method, ns ? ns : "", ns ? ":" : "", path,
-		        st, out.data ? out.data : "");
+		fprintf(stderr, "admin %s %s%s%s → %ld %s\n", method, ns ? ns : "", ns ? ":" : "",
+		        path, st, out.data ? out.data : "");
 	buf_free(&out);
 	return ok;
 }
@@ -204,7 +204,8 @@ static bool mount(const char *ns, const char *path, const char *type, const char
 	char p[256], body[256];
 	snprintf(p, sizeof(p), "/v1/sys/mounts/%s", path);
 	if (version)
-		snprintf(body, sizeof(body), "{\"type\":\"%s\",\"options\":{\"version\":\"%s\"}}", type, version);
+		snprintf(body, sizeof(body), "{\"type\":\"%s\",\"options\":{\"version\":\"%s\"}}",
+		         type, version);
 	else
 		snprintf(body, sizeof(body), "{\"type\":\"%s\"}", type);
 	return admin_ok("POST", ns, p, body);
@@ -233,15 +234,16 @@ static bool approle(const char *ns, const char *name, const char *policies, cons
 {
 	char p[256], body[512];
 	snprintf(p, sizeof(p), "/v1/auth/approle/role/%s", name);
-	snprintf(body, sizeof(body), "{\"token_policies\":[%s],\"token_ttl\":\"%s\"%s%s}", policies, ttl,
-	         extra ? "," : "", extra ? extra : "");
+	snprintf(body, sizeof(body), "{\"token_policies\":[%s],\"token_ttl\":\"%s\"%s%s}", policies,
+	         ttl, extra ? "," : "", extra ? extra : "");
 	if (!admin_ok("POST", ns, p, body))
 		return false;
 	snprintf(p, sizeof(p), "/v1/auth/approle/role/%s/role-id", name);
 	if (!admin_data_string("GET", ns, p, NULL, "role_id", r->role_id, sizeof(r->role_id)))
 		return false;
 	snprintf(p, sizeof(p), "/v1/auth/approle/role/%s/secret-id", name);
-	return admin_data_string("POST", ns, p, "{}", "secret_id", r->secret_id, sizeof(r->secret_id));
+	return admin_data_string("POST", ns, p, "{}", "secret_id", r->secret_id,
+	                         sizeof(r->secret_id));
 }
 
 /*
@@ -252,26 +254,29 @@ static bool approle(const char *ns, const char *name, const char *policies, cons
  *   transit: path "transit/encrypt/<key>" and "transit/decrypt/<key>" { capabilities = ["update"] }
  * plus the built-in default policy (lookup-self and renew-self).
  */
-static const char POLICY_V1[] = "path \"kv/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n";
-static const char POLICY_V2[] = "path \"kv2/data/*\" { capabilities = [\"create\", \"read\"] }\n"
-                                "path \"kv2/metadata/*\" { capabilities = [\"list\", \"delete\"] }\n";
+static const char POLICY_V1[] =
+    "path \"kv/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n";
+static const char POLICY_V2[] =
+    "path \"kv2/data/*\" { capabilities = [\"create\", \"read\"] }\n"
+    "path \"kv2/metadata/*\" { capabilities = [\"list\", \"delete\"] }\n";
 static const char POLICY_TRANSIT[] =
-	"path \"transit/encrypt/kesc\" { capabilities = [\"update\"] }\n"
-	"path \"transit/decrypt/kesc\" { capabilities = [\"update\"] }\n";
+    "path \"transit/encrypt/kesc\" { capabilities = [\"update\"] }\n"
+    "path \"transit/decrypt/kesc\" { capabilities = [\"update\"] }\n";
 
 #define NAMESPACE "tenant-1"
 
 /* A tenant confined to its prefix (deploy/examples/vault-tenant-prefix.yml). */
 static const char POLICY_PREFIX[] =
-	"path \"kv/tenant/a/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n"
-	"path \"kv2/data/tenant/b/*\" { capabilities = [\"create\", \"read\"] }\n"
-	"path \"kv2/metadata/tenant/b/*\" { capabilities = [\"list\", \"delete\"] }\n";
+    "path \"kv/tenant/a/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n"
+    "path \"kv2/data/tenant/b/*\" { capabilities = [\"create\", \"read\"] }\n"
+    "path \"kv2/metadata/tenant/b/*\" { capabilities = [\"list\", \"delete\"] }\n";
 
 static struct role role_v1, role_v2, role_ns, role_short, role_batch, role_prefix;
 
 static bool vault_setup_ns(const char *ns, struct role *r)
 {
-	return mount(ns, "kv", "kv", "1") && mount(ns, "kv2", "kv", "2") && mount(ns, "transit", "transit", NULL) &&
+	return mount(ns, "kv", "kv", "1") && mount(ns, "kv2", "kv", "2") &&
+	       mount(ns, "transit", "transit", NULL) &&
 	       admin_ok("POST", ns, "/v1/transit/keys/kesc", "{}") &&
 	       admin_ok("POST", ns, "/v1/sys/auth/approle", "{\"type\":\"approle\"}") &&
 	       policy(ns, "kes-v1", POLICY_V1) && policy(ns, "kes-v2", POLICY_V2) &&
@@ -285,9 +290,12 @@ static bool vault_setup(void)
 	       approle(NULL, "kes-v2", "\"kes-v2\",\"kes-transit\"", "1h", NULL, &role_v2) &&
 	       approle(NULL, "kes-v1", "\"kes-v1\",\"kes-transit\"", "1h", NULL, &role_v1) &&
 	       policy(NULL, "kes-prefix", POLICY_PREFIX) &&
-	       approle(NULL, "kes-prefix", "\"kes-prefix\",\"kes-transit\"", "1h", NULL, &role_prefix) &&
-	       approle(NULL, "kes-short", "\"kes-v1\"", "3s", "\"token_max_ttl\":\"1h\"", &role_short) &&
-	       approle(NULL, "kes-batch", "\"kes-v1\"", "3s", "\"token_type\":\"batch\"", &role_batch) &&
+	       approle(NULL, "kes-prefix", "\"kes-prefix\",\"kes-transit\"", "1h", NULL,
+	               &role_prefix) &&
+	       approle(NULL, "kes-short", "\"kes-v1\"", "3s", "\"token_max_ttl\":\"1h\"",
+	               &role_short) &&
+	       approle(NULL, "kes-batch", "\"kes-v1\"", "3s", "\"token_type\":\"batch\"",
+	               &role_batch) &&
 	       admin_ok("POST", NULL, "/v1/sys/namespaces/" NAMESPACE, "{}") &&
 	       vault_setup_ns(NAMESPACE, &role_ns);
 }
@@ -345,7 +353,8 @@ static void wipe(const char *ns, const char *engine, int version, const char *di
 				wipe(ns, engine, version, sub);
 				continue;
 			}
-			snprintf(p, sizeof(p), "/v1/%s%s/%s", engine, version == 2 ? "/metadata" : "", sub);
+			snprintf(p, sizeof(p), "/v1/%s%s/%s", engine,
+			         version == 2 ? "/metadata" : "", sub);
 			admin("DELETE", ns, p, NULL, NULL);
 		}
 		json_free(j);
@@ -367,31 +376,33 @@ static struct keystore *open_case(void *arg)
 }
 
 static const struct store_case CASES[] = {
-	{"kv-v1", "kv", 1, NULL, NULL, false, &role_v1},
-	{"kv-v2", "kv2", 2, NULL, NULL, false, &role_v2},
-	{"kv-v1+transit", "kv", 1, NULL, NULL, true, &role_v1},
-	{"kv-v2+transit", "kv2", 2, NULL, NULL, true, &role_v2},
-	{"kv-v1/prefix", "kv", 1, "tenant/a", NULL, false, &role_prefix},
-	{"kv-v2/prefix+transit", "kv2", 2, "tenant/b", NULL, true, &role_prefix},
-	{"kv-v1@namespace", "kv", 1, NULL, NAMESPACE, false, &role_ns},
-	{"kv-v2@namespace+transit", "kv2", 2, "p", NAMESPACE, true, &role_ns},
+    {"kv-v1", "kv", 1, NULL, NULL, false, &role_v1},
+    {"kv-v2", "kv2", 2, NULL, NULL, false, &role_v2},
+    {"kv-v1+transit", "kv", 1, NULL, NULL, true, &role_v1},
+    {"kv-v2+transit", "kv2", 2, NULL, NULL, true, &role_v2},
+    {"kv-v1/prefix", "kv", 1, "tenant/a", NULL, false, &role_prefix},
+    {"kv-v2/prefix+transit", "kv2", 2, "tenant/b", NULL, true, &role_prefix},
+    {"kv-v1@namespace", "kv", 1, NULL, NAMESPACE, false, &role_ns},
+    {"kv-v2@namespace+transit", "kv2", 2, "p", NAMESPACE, true, &role_ns},
 };
 
 static void test_conformance(void)
 {
-	const char *only = getenv("VAULT_TEST_CASE"); /* a substring of the label, for development */
+	const char *only =
+	    getenv("VAULT_TEST_CASE"); /* a substring of the label, for development */
 	for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
 		if (only && !strstr(CASES[i].label, only))
 			continue;
 		struct keystore_conformance c = {
-			.label = CASES[i].label,
-			.open_store = open_case,
-			.arg = (void *)&CASES[i],
-			.remove_reports_not_found = true,
+		    .label = CASES[i].label,
+		    .open_store = open_case,
+		    .arg = (void *)&CASES[i],
+		    .remove_reports_not_found = true,
 		};
 		int failed = keystore_conformance_run(&c);
 		if (failed)
-			fprintf(stderr, "conformance %s: %d failed checks\n", CASES[i].label, failed);
+			fprintf(stderr, "conformance %s: %d failed checks\n", CASES[i].label,
+			        failed);
 		CHECK_EQ_INT(failed, 0);
 	}
 }
@@ -484,7 +495,7 @@ static void test_auth_bad_secret(void)
 	CHECK(strstr(err.msg, "vault: approle login failed") != NULL);
 	CHECK(strstr(err.msg, "invalid role or secret ID") != NULL);
 	CHECK(strstr(err.msg, "not-the-secret") == NULL); /* secrets never in messages */
-	CHECK(now_ms() - t0 < 3000);                        /* a 400 is not retried */
+	CHECK(now_ms() - t0 < 3000);                      /* a 400 is not retried */
 	keystore_close(ks);
 }
 
@@ -554,9 +565,11 @@ static void k8s_jwt(const char *sa, char *out, size_t n)
 	struct buf claims, b64;
 	buf_init(&claims, 0);
 	buf_init(&b64, 0);
-	buf_printf(&claims, "{\"iss\":\"kubernetes/serviceaccount\","
-	                    "\"kubernetes.io/serviceaccount/service-account.name\":\"%s\","
-	                    "\"kubernetes.io/serviceaccount/namespace\":\"minio\"}", sa);
+	buf_printf(&claims,
+	           "{\"iss\":\"kubernetes/serviceaccount\","
+	           "\"kubernetes.io/serviceaccount/service-account.name\":\"%s\","
+	           "\"kubernetes.io/serviceaccount/namespace\":\"minio\"}",
+	           sa);
 	base64_encode(&b64, (const uint8_t *)claims.data, claims.len);
 	for (size_t i = 0; i < b64.len; i++)
 		b64.data[i] = b64.data[i] == '+' ? '-' : b64.data[i] == '/' ? '_' : b64.data[i];
@@ -596,10 +609,12 @@ static void test_auth_kubernetes(void)
 	k8s_jwt("intruder", bad, sizeof(bad));
 	snprintf(jwt_path, sizeof(jwt_path), "%s/sa-token", tmpdir);
 	CHECK(admin_ok("POST", NULL, "/v1/sys/auth/kubernetes", "{\"type\":\"kubernetes\"}"));
-	CHECK(admin_ok("POST", NULL, "/v1/auth/kubernetes/config", "{\"kubernetes_host\":\"https://127.0.0.1:6443\"}"));
-	CHECK(admin_ok("POST", NULL, "/v1/auth/kubernetes/role/kesc",
-	               "{\"bound_service_account_names\":[\"kesc\"],\"bound_service_account_namespaces\":"
-	               "[\"minio\"],\"token_policies\":[\"kes-v1\"],\"token_ttl\":\"1h\"}"));
+	CHECK(admin_ok("POST", NULL, "/v1/auth/kubernetes/config",
+	               "{\"kubernetes_host\":\"https://127.0.0.1:6443\"}"));
+	CHECK(admin_ok(
+	    "POST", NULL, "/v1/auth/kubernetes/role/kesc",
+	    "{\"bound_service_account_names\":[\"kesc\"],\"bound_service_account_namespaces\":"
+	    "[\"minio\"],\"token_policies\":[\"kes-v1\"],\"token_ttl\":\"1h\"}"));
 	CHECK(write_file(jwt_path, bad));
 	struct vault_config cfg;
 	struct ks_err err = {{0}};
@@ -631,11 +646,13 @@ static void test_auth_kubernetes(void)
 static void test_auth_namespace_root(void)
 {
 	static const char hcl[] =
-		"path \"" NAMESPACE "/kv/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n";
+	    "path \"" NAMESPACE
+	    "/kv/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n";
 	struct role r;
 	CHECK(policy(NULL, "kes-tenant-from-root", hcl));
 	/* 6 s TTL: renewal at 80 % leaves 1.2 s of slack, enough on a loaded CI machine. */
-	CHECK(approle(NULL, "kes-tenant-from-root", "\"kes-tenant-from-root\"", "6s", "\"token_max_ttl\":\"1h\"", &r));
+	CHECK(approle(NULL, "kes-tenant-from-root", "\"kes-tenant-from-root\"", "6s",
+	              "\"token_max_ttl\":\"1h\"", &r));
 	struct store_case sc = {"ns-root-login", "kv", 1, "from-root", NAMESPACE, false, &r};
 	wipe(NAMESPACE, "kv", 1, "from-root");
 	struct vault_config cfg;
@@ -720,21 +737,26 @@ static void test_fault_retries(void)
 	if (!ks)
 		return;
 	CHECK_EQ_INT(put_str(ks, "retried", "x1"), KS_OK);
-	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":3,\"status\":503,\"path_prefix\":\"/v1/kv/\","
-	                             "\"message\":\"overloaded, try again later\"}"));
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":3,\"status\":503,\"path_prefix\":\"/v1/kv/\","
+	               "\"message\":\"overloaded, try again later\"}"));
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
 	/* A 4xx is not retried: a failure injected for 1 request is seen by the caller. */
-	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":1,\"status\":400,\"path_prefix\":\"/v1/kv/\"}"));
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":1,\"status\":400,\"path_prefix\":\"/v1/kv/\"}"));
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_FAILED);
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
 	/* 429 with Retry-After: honoured, then retried. */
-	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":1,\"status\":429,\"retry_after\":1,\"path_prefix\":\"/v1/kv/\"}"));
+	CHECK(
+	    admin_ok("POST", NULL, "/_test/fail",
+	             "{\"count\":1,\"status\":429,\"retry_after\":1,\"path_prefix\":\"/v1/kv/\"}"));
 	int64_t t0 = now_ms();
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_OK);
 	CHECK(now_ms() - t0 >= 900);
 	/* A 503 "Vault is sealed" is not retried: it fails fast until the health poll sees Vault
 	 * unsealed (which it is: only one request was failed). */
-	CHECK(admin_ok("POST", NULL, "/_test/fail", "{\"count\":1,\"status\":503,\"path_prefix\":\"/v1/kv/\"}"));
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":1,\"status\":503,\"path_prefix\":\"/v1/kv/\"}"));
 	t0 = now_ms();
 	CHECK_EQ_INT(get_is(ks, "retried", "x1"), KS_UNREACHABLE);
 	CHECK(now_ms() - t0 < 500);
@@ -797,11 +819,13 @@ static void kes_record(struct buf *out)
 	static const char key_b64[] = "yIcbtes33gW7BuUkmivh/t/qtuoCXsPCwtqIijLPQPY=";
 	static const char hmac_b64[] = "nLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20YQZa9Hg=";
 	static const char by[] = "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22";
-	static const uint8_t ts[] = {0x1a, 0x0c, 0x08, 0xd8, 0xad, 0x84, 0xad, 0x06, 0x10, 0x80, 0xfa, 0xee, 0xa6, 0x03};
+	static const uint8_t ts[] = {0x1a, 0x0c, 0x08, 0xd8, 0xad, 0x84, 0xad,
+	                             0x06, 0x10, 0x80, 0xfa, 0xee, 0xa6, 0x03};
 	struct bytes k = {0}, h = {0};
 	struct buf pb;
 	buf_init(&pb, 0);
-	if (base64_decode(&k, key_b64, strlen(key_b64)) != 0 || base64_decode(&h, hmac_b64, strlen(hmac_b64)) != 0)
+	if (base64_decode(&k, key_b64, strlen(key_b64)) != 0 ||
+	    base64_decode(&h, hmac_b64, strlen(hmac_b64)) != 0)
 		return;
 	buf_append(&pb, "\x0a\x24\x0a\x20", 4);
 	buf_append(&pb, k.data, 32);
@@ -834,7 +858,8 @@ static void test_kes_records(void)
 	buf_printf(&body, "{\"plaintext\":\"");
 	base64_encode(&body, (const uint8_t *)rec.data, rec.len);
 	buf_printf(&body, "\"}");
-	CHECK(admin_data_string("POST", NULL, "/v1/transit/encrypt/kesc", body.data, "ciphertext", ct, sizeof(ct)));
+	CHECK(admin_data_string("POST", NULL, "/v1/transit/encrypt/kesc", body.data, "ciphertext",
+	                        ct, sizeof(ct)));
 	buf_reset(&body);
 	buf_printf(&body, "{\"options\":{\"cas\":0},\"data\":{\"kes-key\":\"%s\"}}", ct);
 	wipe(NULL, "kv2", 2, "kes");
@@ -877,19 +902,20 @@ static void test_kes_records(void)
 static bool make_tls_material(const char *dir)
 {
 	char cmd[4096];
-	snprintf(cmd, sizeof(cmd),
-	         "set -e; cd '%s'; mkdir -p cadir; exec 2>openssl.log;"
-	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key"
-	         " -out ca.pem -days 2 -subj /CN=kesc-test-ca >/dev/null;"
-	         "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext;"
-	         "printf 'extendedKeyUsage=clientAuth\\n' > client.ext;"
-	         "for n in server client; do"
-	         " openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $n.key"
-	         "  -out $n.csr -subj /CN=kesc-$n >/dev/null;"
-	         " openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
-	         "  -extfile $n.ext -out $n.pem >/dev/null;"
-	         "done; cp ca.pem cadir/vault-ca.crt; echo not-a-cert > cadir/README",
-	         dir);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "set -e; cd '%s'; mkdir -p cadir; exec 2>openssl.log;"
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key"
+	    " -out ca.pem -days 2 -subj /CN=kesc-test-ca >/dev/null;"
+	    "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext;"
+	    "printf 'extendedKeyUsage=clientAuth\\n' > client.ext;"
+	    "for n in server client; do"
+	    " openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $n.key"
+	    "  -out $n.csr -subj /CN=kesc-$n >/dev/null;"
+	    " openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
+	    "  -extfile $n.ext -out $n.pem >/dev/null;"
+	    "done; cp ca.pem cadir/vault-ca.crt; echo not-a-cert > cadir/README",
+	    dir);
 	return system(cmd) == 0;
 }
 
@@ -935,7 +961,8 @@ static void test_tls(void)
 	struct role r;
 	bool ready = mount(NULL, "kv", "kv", "1") &&
 	             admin_ok("POST", NULL, "/v1/sys/auth/approle", "{\"type\":\"approle\"}") &&
-	             policy(NULL, "kes-v1", POLICY_V1) && approle(NULL, "kes", "\"kes-v1\"", "1h", NULL, &r);
+	             policy(NULL, "kes-v1", POLICY_V1) &&
+	             approle(NULL, "kes", "\"kes-v1\"", "1h", NULL, &r);
 	CHECK(ready);
 	struct store_case sc = {"tls", "kv", 1, NULL, NULL, false, &r};
 	const struct tls_case good[] = {{ca, cert, key}, {cadir, cert, key}};
@@ -995,10 +1022,10 @@ int main(int argc, char **argv)
 	}
 	/* VAULT_TEST_ONLY=<substring> runs only the matching tests (for development). */
 	const char *only = getenv("VAULT_TEST_ONLY");
-#define RUN_SOME(fn)                                  \
-	do {                                          \
-		if (!only || strstr(#fn, only))       \
-			RUN(fn);                      \
+#define RUN_SOME(fn)                            \
+	do {                                    \
+		if (!only || strstr(#fn, only)) \
+			RUN(fn);                \
 	} while (0)
 	RUN_SOME(test_auth_bad_secret);
 	RUN_SOME(test_tls);
