@@ -149,34 +149,13 @@ static bool authenticate(struct api_call *c, const struct route *r)
 	return true;
 }
 
-bool api_precheck(struct server_state *st, const struct api_request *req, struct api_response *resp)
-{
-	const char *arg = "";
-	int i = router_match(req->path, &arg);
-	if (i < 0) {
-		api_error(resp, API_ERR_PAGE_NOT_FOUND, NULL, NULL);
-		return false;
-	}
-	const struct route *r = &ROUTES[i];
-	struct api_call call = {
-	    .st = st,
-	    .req = req,
-	    .resp = resp,
-	    .arg = arg,
-	    .identity = "",
-	    .route_index = (size_t)i,
-	};
-	resp->metered = r->metered;
-	if (!method_ok(r, req->method)) {
-		api_error(resp, API_ERR_METHOD, req->method, r->method);
-		resp->allow = r->method;
-		return false;
-	}
-	return authenticate(&call, r);
-}
-
-enum api_outcome api_handle(struct server_state *st, const struct api_request *req,
-                            struct api_response *resp, bool may_block)
+/*
+ * What every request goes through before its handler: route lookup, the method check and
+ * authentication, in KES's order. Returns the route, or NULL when resp already holds the
+ * answer (404, 405, 400 or 403). call is filled for the handler.
+ */
+static const struct route *route_admit(struct api_call *call, struct server_state *st,
+                                       const struct api_request *req, struct api_response *resp)
 {
 	const char *arg = "";
 	int i = router_match(req->path, &arg);
@@ -184,27 +163,48 @@ enum api_outcome api_handle(struct server_state *st, const struct api_request *r
 		resp->allow = NULL;
 		resp->metered = false;
 		api_error(resp, API_ERR_PAGE_NOT_FOUND, NULL, NULL);
-		return API_DONE;
+		return NULL;
 	}
 	const struct route *r = &ROUTES[i];
-	struct api_call call = {
+	*call = (struct api_call){
 	    .st = st,
 	    .req = req,
 	    .resp = resp,
 	    .arg = arg,
 	    .identity = "",
-	    .may_block = may_block,
 	    .route_index = (size_t)i,
 	};
-	enum api_outcome out = API_DONE;
+	/* resp stays untouched when the request is admitted: a handler that needs the worker
+	 * must leave no trace (api.h). */
 	if (!method_ok(r, req->method)) {
 		api_error(resp, API_ERR_METHOD, req->method, r->method);
 		resp->allow = r->method;
-	} else if (authenticate(&call, r)) {
-		out = r->handler(&call);
+		resp->metered = r->metered;
+		return NULL;
 	}
-	if (out == API_NEEDS_WORKER)
-		return out; /* resp untouched: the worker answers */
+	if (!authenticate(call, r)) {
+		resp->metered = r->metered;
+		return NULL;
+	}
+	return r;
+}
+
+bool api_precheck(struct server_state *st, const struct api_request *req, struct api_response *resp)
+{
+	struct api_call call;
+	return route_admit(&call, st, req, resp) != NULL;
+}
+
+enum api_outcome api_handle(struct server_state *st, const struct api_request *req,
+                            struct api_response *resp, bool may_block)
+{
+	struct api_call call;
+	const struct route *r = route_admit(&call, st, req, resp);
+	if (!r)
+		return API_DONE;
+	call.may_block = may_block;
+	if (r->handler(&call) == API_NEEDS_WORKER)
+		return API_NEEDS_WORKER; /* resp untouched: the worker answers */
 	resp->metered = r->metered;
 	if (buf_failed(&resp->body))
 		api_error(resp, API_ERR_INTERNAL, NULL, NULL);
