@@ -272,6 +272,19 @@ out:
 	return API_DONE;
 }
 
+/* A reply of one base64 member, {"<name>":"<b64>"}: encrypt, decrypt and hmac answer so. */
+static void reply_base64(struct api_response *resp, const char *name, const uint8_t *data,
+                         size_t len)
+{
+	struct json_writer w;
+	api_reply_json_begin(resp, &w);
+	json_object_begin(&w);
+	json_key(&w, name);
+	json_write_base64(&w, data, len);
+	json_object_end(&w);
+	api_reply_json_end(resp);
+}
+
 enum api_outcome api_key_encrypt(struct api_call *c)
 {
 	static const char *const names[] = {"plaintext", "context"};
@@ -289,13 +302,7 @@ enum api_outcome api_key_encrypt(struct api_call *c)
 	if (key_encrypt(ref.key, f[0].data, f[0].len, f[1].data, f[1].len, &ct) != 0) {
 		api_error(c->resp, API_ERR_ENCRYPT, NULL, NULL);
 	} else {
-		struct json_writer w;
-		api_reply_json_begin(c->resp, &w);
-		json_object_begin(&w);
-		json_key(&w, "ciphertext");
-		json_write_base64(&w, ct.data, ct.len);
-		json_object_end(&w);
-		api_reply_json_end(c->resp);
+		reply_base64(c->resp, "ciphertext", ct.data, ct.len);
 	}
 	bytes_free(&ct);
 	key_ref_release(&ref);
@@ -323,13 +330,7 @@ enum api_outcome api_key_decrypt(struct api_call *c)
 	} else if (rc != 0) {
 		api_error(c->resp, API_ERR_DECRYPT_INTERNAL, NULL, NULL);
 	} else {
-		struct json_writer w;
-		api_reply_json_begin(c->resp, &w);
-		json_object_begin(&w);
-		json_key(&w, "plaintext");
-		json_write_base64(&w, pt.data, pt.len);
-		json_object_end(&w);
-		api_reply_json_end(c->resp);
+		reply_base64(c->resp, "plaintext", pt.data, pt.len);
 	}
 	bytes_free(&pt);
 	key_ref_release(&ref);
@@ -357,13 +358,7 @@ enum api_outcome api_key_hmac(struct api_call *c)
 	} else if (rc != 0) {
 		api_error(c->resp, API_ERR_HMAC_INTERNAL, NULL, NULL);
 	} else {
-		struct json_writer w;
-		api_reply_json_begin(c->resp, &w);
-		json_object_begin(&w);
-		json_key(&w, "hmac");
-		json_write_base64(&w, mac, sizeof mac);
-		json_object_end(&w);
-		api_reply_json_end(c->resp);
+		reply_base64(c->resp, "hmac", mac, sizeof mac);
 	}
 	secure_zero(mac, sizeof mac);
 	key_ref_release(&ref);
