@@ -21,8 +21,8 @@ struct server_state;
 
 enum api_cert_problem {
 	API_CERT_OK = 0,
-	API_CERT_NONE = 1,     /* no (non-CA) client certificate was presented */
-	API_CERT_MULTIPLE = 2, /* more than one non-CA certificate */
+	API_CERT_NONE = 1,     /* no usable first client certificate (none, CA:TRUE or weak) */
+	API_CERT_MULTIPLE = 2, /* a second end-entity certificate follows the first */
 };
 
 struct api_request {

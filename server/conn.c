@@ -645,7 +645,8 @@ static bool step_handshake(struct conn *c)
 {
 	if (!c->tls_seen && !check_plain_http(c))
 		return false;
-	switch (tls_handshake(c->tls, &c->ssl, &c->cert_checked)) {
+	enum tls_failure why;
+	switch (tls_handshake(c->tls, &c->ssl, &c->cert_checked, &why)) {
 	case TLS_STEP_DONE:
 		tls_peer_identity(&c->ssl, c->identity, &c->cert_problem);
 		c->phase = PHASE_READ_HEAD;
@@ -655,7 +656,7 @@ static bool step_handshake(struct conn *c)
 	case TLS_STEP_WANT_WRITE:
 		return false;
 	default:
-		log_debug("tls: handshake with %s failed", c->ip);
+		log_debug("tls: handshake with %s failed: %s", c->ip, tls_failure_text(why));
 		close_now(c);
 		return false;
 	}

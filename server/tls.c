@@ -1,16 +1,20 @@
 /* tls.c — mbedTLS server configuration and the client-certificate policy (tls.h). */
 #include "server/tls.h"
 
+#include "policy/client_chain.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl_ticket.h>
@@ -164,6 +168,51 @@ static int load_credentials(struct tls_server *t, const struct config *cfg, char
 	return 0;
 }
 
+static time_t x509_time_unix(const mbedtls_x509_time *x)
+{
+	struct tm tm = {.tm_year = x->year - 1900,
+	                .tm_mon = x->mon - 1,
+	                .tm_mday = x->day,
+	                .tm_hour = x->hour,
+	                .tm_min = x->min,
+	                .tm_sec = x->sec};
+	return timegm(&tm);
+}
+
+/*
+ * Session tickets must not outlive the certificates they stand for. Go refuses to resume a
+ * session whose client certificate has expired; a ticket carries only the first certificate,
+ * so with tls.auth on a ticket is issued only when every certificate of the chain the client
+ * sent stays valid for the ticket's whole lifetime, and every resumption checks the first
+ * certificate's validity period again.
+ */
+static int ticket_write(void *arg, const mbedtls_ssl_session *session, unsigned char *start,
+                        const unsigned char *end, size_t *tlen, uint32_t *lifetime)
+{
+	struct tls_server *t = arg;
+	if (t->verify_chain) {
+		time_t until = time(NULL) + TICKET_LIFETIME_S;
+		for (const mbedtls_x509_crt *c = session->peer_cert; c && c->raw.p; c = c->next)
+			if (x509_time_unix(&c->valid_to) < until)
+				return MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED; /* send no ticket */
+	}
+	return mbedtls_ssl_ticket_write(&t->ticket, session, start, end, tlen, lifetime);
+}
+
+static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
+{
+	struct tls_server *t = arg;
+	int rc = mbedtls_ssl_ticket_parse(&t->ticket, session, buf, len);
+	if (rc != 0)
+		return rc;
+	const mbedtls_x509_crt *first = session->peer_cert;
+	if (first && first->raw.p &&
+	    (mbedtls_x509_time_is_past(&first->valid_to) ||
+	     mbedtls_x509_time_is_future(&first->valid_from)))
+		return MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED; /* a full handshake instead */
+	return 0;
+}
+
 static int build_loop_conf(struct tls_server *t, const struct config *cfg, struct tls_loop_conf *lc,
                            char *err, size_t errlen)
 {
@@ -193,8 +242,7 @@ static int build_loop_conf(struct tls_server *t, const struct config *cfg, struc
 		return -1;
 	}
 	mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
-	mbedtls_ssl_conf_session_tickets_cb(c, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
-	                                    &t->ticket);
+	mbedtls_ssl_conf_session_tickets_cb(c, ticket_write, ticket_parse, t);
 	if (t->verify_chain) {
 		/* OPTIONAL even when required: the policy is enforced in tls_handshake so that
 		 * "request" (skip_auth) and "require" share one path. */
@@ -307,40 +355,102 @@ static const mbedtls_x509_crt *negotiated_peer(const mbedtls_ssl_context *ssl)
 	return mbedtls_ssl_get_peer_cert(ssl);
 }
 
-/* Applies the client certificate policy once the client's Certificate message was read. */
-static bool client_cert_acceptable(const struct tls_server *t, const mbedtls_ssl_context *ssl)
+/* Whether the first certificate can be an identity (client_chain.h: only its key is
+ * proven, so only it counts). */
+static enum tls_failure first_cert_problem(const mbedtls_x509_crt *first)
 {
-	const mbedtls_x509_crt *peer = negotiated_peer(ssl);
-	bool present = peer && peer->raw.p;
-	if (!present)
-		return !t->require_cert;
+	switch (client_chain_first(first)) {
+	case CLIENT_CHAIN_OK:
+	case CLIENT_CHAIN_SECOND_LEAF:
+		return TLS_FAILURE_NONE;
+	case CLIENT_CHAIN_CA_FIRST:
+		return TLS_FAILURE_CA_CERT;
+	case CLIENT_CHAIN_WEAK_KEY:
+		return TLS_FAILURE_WEAK_KEY;
+	case CLIENT_CHAIN_EMPTY:
+	default:
+		return TLS_FAILURE_NO_CERT;
+	}
+}
+
+static enum tls_failure chain_failure(uint32_t flags)
+{
+	if (flags & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
+		return TLS_FAILURE_EXPIRED;
+	return TLS_FAILURE_UNTRUSTED;
+}
+
+/* Applies the client certificate policy once the client's Certificate message was read (or
+ * the session was restored from a ticket). */
+static enum tls_failure client_cert_problem(const struct tls_server *t,
+                                            const mbedtls_ssl_context *ssl)
+{
+	const mbedtls_x509_crt *first = negotiated_peer(ssl);
+	enum tls_failure problem = first_cert_problem(first);
+	if (problem != TLS_FAILURE_NONE) {
+		/* A certificate that cannot be an identity is no certificate: where requests
+		 * without one are let in (skip_auth), the API answers them as such. */
+		return t->require_cert ? problem : TLS_FAILURE_NONE;
+	}
 	if (t->verify_chain) {
 		uint32_t flags = ssl->session_negotiate ? ssl->session_negotiate->verify_result
 		                                        : mbedtls_ssl_get_verify_result(ssl);
-		return flags == 0;
+		if (flags != 0)
+			return chain_failure(flags);
 	}
-	return true;
+	return TLS_FAILURE_NONE;
+}
+
+/* What a failed mbedtls_ssl_handshake_step says about the peer. */
+static enum tls_failure step_failure(int rc)
+{
+	switch (rc) {
+	case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+	case MBEDTLS_ERR_NET_CONN_RESET:
+	case MBEDTLS_ERR_SSL_CONN_EOF:
+		return TLS_FAILURE_CLOSED;
+	case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE_VERIFY:
+		return TLS_FAILURE_KEY_PROOF;
+	case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE:
+		return TLS_FAILURE_BAD_CERT;
+	case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
+	case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
+	case MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE:
+		return TLS_FAILURE_NO_COMMON_PARAMS;
+	default:
+		return rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE ? TLS_FAILURE_ALERT
+		                                                 : TLS_FAILURE_PROTOCOL;
+	}
 }
 
 enum tls_step tls_handshake(const struct tls_server *t, mbedtls_ssl_context *ssl,
-                            bool *cert_checked)
+                            bool *cert_checked, enum tls_failure *why)
 {
+	*why = TLS_FAILURE_NONE;
 	while (ssl->state != MBEDTLS_SSL_HANDSHAKE_OVER) {
 		int rc = mbedtls_ssl_handshake_step(ssl);
 		if (rc == MBEDTLS_ERR_SSL_WANT_READ)
 			return TLS_STEP_WANT_READ;
 		if (rc == MBEDTLS_ERR_SSL_WANT_WRITE)
 			return TLS_STEP_WANT_WRITE;
-		if (rc != 0)
+		if (rc != 0) {
+			*why = step_failure(rc);
 			return TLS_STEP_FAIL;
+		}
 		if (!*cert_checked && ssl->state > MBEDTLS_SSL_CLIENT_CERTIFICATE) {
 			*cert_checked = true;
-			if (!client_cert_acceptable(t, ssl)) {
+			enum tls_failure problem = client_cert_problem(t, ssl);
+			if (problem != TLS_FAILURE_NONE) {
 				/* Best effort: the socket may not take the alert, we close anyway.
 				 */
 				(void)mbedtls_ssl_send_alert_message(
 				    ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-				    MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
+				    problem == TLS_FAILURE_EXPIRED
+				        ? MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED
+				    : problem == TLS_FAILURE_NO_CERT
+				        ? MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE
+				        : MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
+				*why = problem;
 				return TLS_STEP_FAIL;
 			}
 		}
@@ -348,29 +458,59 @@ enum tls_step tls_handshake(const struct tls_server *t, mbedtls_ssl_context *ssl
 	return TLS_STEP_DONE;
 }
 
+const char *tls_failure_text(enum tls_failure why)
+{
+	switch (why) {
+	case TLS_FAILURE_NONE:
+		return "no failure";
+	case TLS_FAILURE_NO_CERT:
+		return "no client certificate";
+	case TLS_FAILURE_CA_CERT:
+		return "the first client certificate is a CA certificate";
+	case TLS_FAILURE_WEAK_KEY:
+		return "client key too weak (RSA below 2048 bits or EC below 224 bits)";
+	case TLS_FAILURE_UNTRUSTED:
+		return "client certificate not signed by a trusted CA (tls.ca)";
+	case TLS_FAILURE_EXPIRED:
+		return "client certificate expired or not yet valid";
+	case TLS_FAILURE_KEY_PROOF:
+		return "client did not prove the key of its certificate";
+	case TLS_FAILURE_BAD_CERT:
+		return "malformed client certificate";
+	case TLS_FAILURE_NO_COMMON_PARAMS:
+		return "no common TLS version or cipher suite";
+	case TLS_FAILURE_ALERT:
+		return "client sent a fatal alert";
+	case TLS_FAILURE_CLOSED:
+		return "connection closed during the handshake";
+	case TLS_FAILURE_PROTOCOL:
+	default:
+		return "TLS protocol error";
+	}
+}
+
+void tls_peer_subject(const mbedtls_ssl_context *ssl, char *out, size_t outlen)
+{
+	const mbedtls_x509_crt *first = negotiated_peer(ssl);
+	if (!outlen)
+		return;
+	out[0] = '\0';
+	if (first && first->raw.p && mbedtls_x509_dn_gets(out, outlen, &first->subject) < 0)
+		out[0] = '\0';
+}
+
 void tls_peer_identity(mbedtls_ssl_context *ssl, char identity[IDENTITY_HEX_LEN + 1],
                        enum api_cert_problem *problem)
 {
-	identity[0] = '\0';
-	*problem = API_CERT_NONE;
-	const mbedtls_x509_crt *leaf = NULL;
-	unsigned leaves = 0;
-	for (const mbedtls_x509_crt *c = mbedtls_ssl_get_peer_cert(ssl); c && c->raw.p;
-	     c = c->next) {
-		if (c->ca_istrue)
-			continue;
-		if (!leaves++)
-			leaf = c;
-	}
-	if (leaves > 1) {
+	switch (client_chain_identity(mbedtls_ssl_get_peer_cert(ssl), identity)) {
+	case CLIENT_CHAIN_OK:
+		*problem = API_CERT_OK;
+		break;
+	case CLIENT_CHAIN_SECOND_LEAF:
 		*problem = API_CERT_MULTIPLE;
-		return;
+		break;
+	default:
+		*problem = API_CERT_NONE;
+		break;
 	}
-	if (!leaf)
-		return;
-	if (identity_of_crt(leaf, identity) < 0) {
-		identity[0] = '\0';
-		return;
-	}
-	*problem = API_CERT_OK;
 }

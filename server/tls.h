@@ -41,17 +41,43 @@ const char *tls_server_summary(const struct tls_server *t);
 
 enum tls_step { TLS_STEP_DONE = 0, TLS_STEP_WANT_READ, TLS_STEP_WANT_WRITE, TLS_STEP_FAIL };
 
+/* Why a handshake failed (for the log and the metrics; tls_failure_text words it). */
+enum tls_failure {
+	TLS_FAILURE_NONE = 0,
+	TLS_FAILURE_NO_CERT,          /* a certificate is required and none was sent */
+	TLS_FAILURE_CA_CERT,          /* the first certificate is CA:TRUE: not an identity */
+	TLS_FAILURE_WEAK_KEY,         /* RSA < 2048 bits, EC < 224 bits */
+	TLS_FAILURE_UNTRUSTED,        /* tls.auth on: the chain does not verify against tls.ca */
+	TLS_FAILURE_EXPIRED,          /* tls.auth on: expired or not yet valid */
+	TLS_FAILURE_KEY_PROOF,        /* CertificateVerify does not match the first certificate */
+	TLS_FAILURE_BAD_CERT,         /* the Certificate message did not parse */
+	TLS_FAILURE_NO_COMMON_PARAMS, /* no common version, cipher suite or curve */
+	TLS_FAILURE_ALERT,            /* the client aborted with a fatal alert */
+	TLS_FAILURE_CLOSED,           /* the client went away mid-handshake */
+	TLS_FAILURE_PROTOCOL,         /* anything else mbedTLS refused */
+	TLS_FAILURE_COUNT
+};
+const char *tls_failure_text(enum tls_failure why);
+
 /*
  * Advances the handshake of ssl as far as the socket allows. The client certificate policy is
  * enforced inside the handshake, before our Finished is sent, so a client without a required
- * certificate sees the handshake fail (as with Go's RequireAnyClientCert).
+ * certificate sees the handshake fail (as with Go's RequireAnyClientCert). On TLS_STEP_FAIL,
+ * why says what went wrong.
+ *
+ * The identity is the first certificate of the client's chain, the only one whose key the
+ * handshake proves. A first certificate that is CA:TRUE or has a weak key is treated as no
+ * certificate at all; certificates after the first are chain material for tls.auth on only.
  */
 enum tls_step tls_handshake(const struct tls_server *t, mbedtls_ssl_context *ssl,
-                            bool *cert_checked);
+                            bool *cert_checked, enum tls_failure *why);
 
 /* After the handshake: identity (64 hex + NUL; "" when none) and what was wrong, if anything. */
 void tls_peer_identity(mbedtls_ssl_context *ssl, char identity[IDENTITY_HEX_LEN + 1],
                        enum api_cert_problem *problem);
+/* The subject of the client's first certificate, during or after the handshake ("" if
+ * none), for log lines about refused clients. */
+void tls_peer_subject(const mbedtls_ssl_context *ssl, char *out, size_t outlen);
 
 /* Whether a certificate has a DNS or IP subjectAltName (KES refuses to start otherwise). */
 bool tls_cert_has_san(const mbedtls_x509_crt *crt);

@@ -301,9 +301,10 @@ class HostileTest(unittest.TestCase):
                 r = conn.getresponse()
                 body = r.read()
                 conn.close()
-                self.assertEqual((r.status, json.loads(body)["message"]), (400, CERT_REQUIRED))
+                self.fail("a CA certificate was accepted as a client identity: %d %r" %
+                          (r.status, body))
             except (ssl.SSLError, ConnectionError):
-                pass  # refused in the handshake: equally acceptable
+                pass  # refused in the handshake, like a missing certificate
         with kesctest.Server(config={"api": {"/v1/status": {"skip_auth": True}}}) as srv:
             srv.certs.ca("clientca")
             ctx = srv.ssl_context("clientca")
@@ -320,6 +321,27 @@ class HostileTest(unittest.TestCase):
             self.assertEqual(srv.request("GET", "/v1/key/list/*").status, 200)
             srv.stop()
             self.assertEqual(srv.sanitizer_report(), "")
+
+    def test_ca_certificate_cannot_lend_identity_of_the_next(self):
+        # The admin's certificate is public (it crosses the wire in clear in every TLS 1.2
+        # handshake). Sent after a CA certificate whose key the attacker holds, it must not
+        # make the attacker the admin: only the first certificate's key is proven.
+        crt, key = self.srv.certs.ca("borrower")
+        chain = os.path.join(self.srv.dir, "borrow-chain.pem")
+        with open(chain, "w") as out:
+            for path in (crt, self.srv.certs.cert("admin")):
+                with open(path) as f:
+                    out.write(f.read())
+        with self.served():
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                conn = http.client.HTTPSConnection("127.0.0.1", self.srv.port, timeout=10,
+                                                   context=self.ctx_for(chain, key))
+                try:
+                    conn.request("DELETE", "/v1/key/delete/bystander")
+                    r = conn.getresponse()
+                    raise AssertionError("served: %d %r" % (r.status, r.read()))
+                finally:
+                    conn.close()
 
     def test_expired_client_certificate_is_fingerprinted_not_verified(self):
         ctx = self.ctx_for(*self.expired)

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "keystore/bytes.h"
+#include "policy/client_chain.h"
 #include "policy/ed25519.h"
 #include "policy/identity.h"
 #include "tests/unit/check.h"
@@ -179,6 +180,89 @@ static void test_ed25519(void)
 	             "97c655cdfa5829dcbf4d1e791f125ea552f0342cce061bf1d9976c5f7f7cafa7");
 }
 
+/* Parses the PEM files named (in the directory) into one chain, in order. */
+static int load_chain(mbedtls_x509_crt *chain, const char *const *names, size_t n)
+{
+	mbedtls_x509_crt_init(chain);
+	for (size_t i = 0; i < n; i++) {
+		char path[160];
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		if (mbedtls_x509_crt_parse_file(chain, path) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static enum client_chain_verdict chain_verdict(const char *const *names, size_t n,
+                                               char out[IDENTITY_HEX_LEN + 1])
+{
+	mbedtls_x509_crt chain;
+	enum client_chain_verdict v = CLIENT_CHAIN_EMPTY;
+	if (load_chain(&chain, names, n) == 0)
+		v = client_chain_identity(&chain, out);
+	else
+		CHECK(!"a test certificate did not parse");
+	mbedtls_x509_crt_free(&chain);
+	return v;
+}
+
+#define CHAIN(...)        ((const char *const[]){__VA_ARGS__})
+#define NCHAIN(...)       (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define VERDICT(out, ...) chain_verdict(CHAIN(__VA_ARGS__), NCHAIN(__VA_ARGS__), out)
+
+/* The first certificate is the identity (its key is the one the handshake proves); a CA or
+ * a weak key first is none; a second end-entity certificate is KES's "more than one". */
+static void test_client_chain(void)
+{
+	char got[IDENTITY_HEX_LEN + 1], want[IDENTITY_HEX_LEN + 1];
+	/* sh() takes one command of up to 1 KiB: one certificate per call. */
+	static const char *const make[] = {
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+	    "-out ca.pem -days 1 -subj /CN=ca -addext basicConstraints=critical,CA:TRUE",
+	    "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf.key "
+	    "-out leaf.csr -subj /CN=leaf && "
+	    "printf 'basicConstraints=critical,CA:FALSE\\n' > leaf.ext && "
+	    "openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
+	    "-extfile leaf.ext -out leaf.pem",
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
+	    "other.key "
+	    "-out other.pem -days 1 -subj /CN=other -addext basicConstraints=critical,CA:FALSE",
+	    "openssl req -x509 -newkey rsa:1024 -nodes -keyout weak.key -out weak.pem -days 1 "
+	    "-subj /CN=weak -addext basicConstraints=critical,CA:FALSE",
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-192 -nodes -keyout p192.key "
+	    "-out p192.pem -days 1 -subj /CN=p192 -addext basicConstraints=critical,CA:FALSE",
+	    "openssl req -x509 -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.pem -days 1 "
+	    "-subj /CN=rsa -addext basicConstraints=critical,CA:FALSE",
+	};
+	for (size_t i = 0; i < sizeof make / sizeof make[0]; i++) {
+		char cmd[900];
+		snprintf(cmd, sizeof cmd, "(%s) 2>/dev/null", make[i]);
+		CHECK_EQ_INT(sh(cmd), 0);
+	}
+	char leaf[160];
+	snprintf(leaf, sizeof leaf, "%s/leaf.pem", dir);
+	openssl_identity(leaf, want);
+
+	CHECK_EQ_INT(VERDICT(got, "leaf.pem"), CLIENT_CHAIN_OK);
+	CHECK_EQ_STR(got, want);
+	CHECK_EQ_INT(VERDICT(got, "leaf.pem", "ca.pem"), CLIENT_CHAIN_OK);
+	CHECK_EQ_STR(got, want);
+	/* The attack: a CA the client holds the key of, then someone else's certificate. */
+	CHECK_EQ_INT(VERDICT(got, "ca.pem", "leaf.pem"), CLIENT_CHAIN_CA_FIRST);
+	CHECK_EQ_STR(got, "");
+	CHECK_EQ_INT(VERDICT(got, "ca.pem"), CLIENT_CHAIN_CA_FIRST);
+	CHECK_EQ_INT(VERDICT(got, "leaf.pem", "other.pem"), CLIENT_CHAIN_SECOND_LEAF);
+	CHECK_EQ_STR(got, "");
+	CHECK_EQ_INT(VERDICT(got, "leaf.pem", "ca.pem", "other.pem"), CLIENT_CHAIN_SECOND_LEAF);
+	CHECK_EQ_INT(VERDICT(got, "weak.pem"), CLIENT_CHAIN_WEAK_KEY);
+	CHECK_EQ_INT(VERDICT(got, "p192.pem"), CLIENT_CHAIN_WEAK_KEY);
+	CHECK_EQ_INT(VERDICT(got, "rsa.pem"), CLIENT_CHAIN_OK);
+	CHECK_EQ_INT(client_chain_identity(NULL, got), CLIENT_CHAIN_EMPTY);
+	mbedtls_x509_crt empty;
+	mbedtls_x509_crt_init(&empty);
+	CHECK_EQ_INT(client_chain_identity(&empty, got), CLIENT_CHAIN_EMPTY);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/kesc-test-identity-XXXXXX");
@@ -187,6 +271,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_cert_files);
+	RUN(test_client_chain);
 	RUN(test_is_valid);
 	RUN(test_api_keys);
 	RUN(test_ed25519);
