@@ -1,6 +1,8 @@
 /*
  * test_cache.c — the key cache over a mem store wrapped in a test store that counts reads,
- * can slow them down, and can fail status or create on demand.
+ * can slow them down, can fail status or create on demand, and can hold a create or a get
+ * just after the inner store answered (a gate), so a test can put another operation exactly
+ * there.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,8 +17,19 @@
 
 /* --- the test store ---------------------------------------------------------------------- */
 
+/* Holds the thread that reaches it until the test opens it. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool armed;   /* the next create/get that passes stops here */
+	bool reached; /* a thread is waiting at the gate */
+	bool open;
+};
+
 struct test_store {
 	struct keystore *inner; /* a mem store */
+	struct gate create_gate; /* after the inner create answered */
+	struct gate get_gate;    /* after the inner get answered */
 	atomic_int gets;
 	atomic_int status_calls;
 	atomic_int get_delay_ms;
@@ -41,26 +54,84 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void gate_init(struct gate *g)
+{
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->armed = g->reached = g->open = false;
+}
+
+static void gate_destroy(struct gate *g)
+{
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+}
+
+static void gate_arm(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->armed = true;
+	g->reached = g->open = false;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Called by the store: waits at the gate if it is armed. */
+static void gate_pass(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->armed) {
+		g->armed = false;
+		g->reached = true;
+		pthread_cond_broadcast(&g->cond);
+		while (!g->open)
+			pthread_cond_wait(&g->cond, &g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Called by the test: waits until a thread stands at the gate. */
+static void gate_wait_reached(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	while (!g->reached)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->open = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
 static int ts_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
 {
 	struct test_store *t = self;
+	int rc;
 
 	if (atomic_load(&t->create_fails)) {
 		ks_err_set(err, "test: create fails");
 		return KS_UNREACHABLE;
 	}
-	return keystore_create(t->inner, name, record, err);
+	rc = keystore_create(t->inner, name, record, err);
+	gate_pass(&t->create_gate);
+	return rc;
 }
 
 static int ts_get(void *self, const char *name, struct bytes *record_out, struct ks_err *err)
 {
 	struct test_store *t = self;
 	int delay = atomic_load(&t->get_delay_ms);
+	int rc;
 
 	atomic_fetch_add(&t->gets, 1);
 	if (delay > 0)
 		sleep_ms(delay);
-	return keystore_get(t->inner, name, record_out, err);
+	rc = keystore_get(t->inner, name, record_out, err);
+	gate_pass(&t->get_gate);
+	return rc;
 }
 
 static int ts_remove(void *self, const char *name, struct ks_err *err)
@@ -91,7 +162,11 @@ static int ts_status(void *self, struct ks_status *out, struct ks_err *err)
 /* The cache closes the store; the counters stay readable in the caller's struct. */
 static void ts_close(void *self)
 {
-	keystore_close(((struct test_store *)self)->inner);
+	struct test_store *t = self;
+
+	keystore_close(t->inner);
+	gate_destroy(&t->create_gate);
+	gate_destroy(&t->get_gate);
 }
 
 static const struct keystore_ops test_ops = {
@@ -110,6 +185,8 @@ static struct ks_cache *open_cache(struct test_store *t, const struct ks_cache_c
 	struct ks_cache *c;
 
 	memset(t, 0, sizeof(*t));
+	gate_init(&t->create_gate);
+	gate_init(&t->get_gate);
 	t->inner = mem_keystore_open();
 	CHECK(ks != NULL && t->inner != NULL);
 	ks->ops = &test_ops;
@@ -377,6 +454,106 @@ static void test_remove(void)
 	ks_cache_free(c);
 }
 
+struct create_job {
+	struct ks_cache *c;
+	const char *name;
+	const struct secret_key *key;
+	int rc;
+};
+
+static void *create_run(void *arg)
+{
+	struct create_job *j = arg;
+	struct ks_err err = {{0}};
+
+	j->rc = ks_cache_create(j->c, j->name, j->key, &err);
+	return NULL;
+}
+
+/*
+ * issue 9, "ghost key": a create whose store write succeeded, then a delete of the same name
+ * that completed (store and cache) before the create put its key into the cache. The cache
+ * must not hold the deleted key: generate would succeed on a key no store has, and the data
+ * keys made with it could never be decrypted once the entry expired.
+ */
+static void test_create_racing_remove(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *k = NULL;
+	struct key_ref ref = {0};
+	struct ks_err err = {{0}};
+	struct create_job job;
+	pthread_t th;
+
+	CHECK_EQ_INT(key_generate(KEY_ALG_AES256, "creator", &k), 0);
+	job = (struct create_job){c, "ghost", k, -99};
+	gate_arm(&t.create_gate);
+	CHECK_EQ_INT(pthread_create(&th, NULL, create_run, &job), 0);
+	gate_wait_reached(&t.create_gate); /* the key is in the store, not yet in the cache */
+	CHECK_EQ_INT(ks_cache_remove(c, "ghost", &err), KS_OK);
+	gate_open(&t.create_gate);
+	pthread_join(th, NULL);
+	CHECK_EQ_INT(job.rc, KS_OK); /* the create did happen; the delete came after it */
+
+	CHECK_EQ_INT(keystore_get(t.inner, "ghost", &(struct bytes){0}, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	CHECK_EQ_INT(ks_cache_get(c, "ghost", KS_CACHE_NONBLOCK, &ref, &err), KS_WOULD_BLOCK);
+	CHECK_EQ_INT(ks_cache_get(c, "ghost", 0, &ref, &err), KS_NOT_FOUND);
+	key_ref_release(&ref);
+
+	/* Without a delete in between, a create is still cached at once. */
+	CHECK_EQ_INT(ks_cache_create(c, "kept", k, &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_get(c, "kept", KS_CACHE_NONBLOCK, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	key_free(k);
+	ks_cache_free(c);
+}
+
+struct get_job {
+	struct ks_cache *c;
+	const char *name;
+	int rc;
+	struct key_ref ref;
+};
+
+static void *get_run(void *arg)
+{
+	struct get_job *j = arg;
+	struct ks_err err = {{0}};
+
+	j->rc = ks_cache_get(j->c, j->name, 0, &j->ref, &err);
+	return NULL;
+}
+
+/* The same for a read: a store read that returned the key before a delete completed must not
+ * put the deleted key into the cache afterwards (its caller may still use what it read). */
+static void test_get_racing_remove(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *k = store_key(&t, "read");
+	struct key_ref ref = {0};
+	struct ks_err err = {{0}};
+	struct get_job job = {c, "read", -99, {0}};
+	pthread_t th;
+
+	gate_arm(&t.get_gate);
+	CHECK_EQ_INT(pthread_create(&th, NULL, get_run, &job), 0);
+	gate_wait_reached(&t.get_gate);
+	CHECK_EQ_INT(ks_cache_remove(c, "read", &err), KS_OK);
+	gate_open(&t.get_gate);
+	pthread_join(th, NULL);
+	CHECK_EQ_INT(job.rc, KS_OK);
+	CHECK(same_key(job.ref.key, k));
+	key_ref_release(&job.ref);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	CHECK_EQ_INT(ks_cache_get(c, "read", KS_CACHE_NONBLOCK, &ref, &err), KS_WOULD_BLOCK);
+	CHECK_EQ_INT(ks_cache_get(c, "read", 0, &ref, &err), KS_NOT_FOUND);
+	key_free(k);
+	ks_cache_free(c);
+}
+
 static void test_list_passes_through(void)
 {
 	struct test_store t;
@@ -607,6 +784,8 @@ int main(void)
 	RUN(test_nonblock);
 	RUN(test_create);
 	RUN(test_remove);
+	RUN(test_create_racing_remove);
+	RUN(test_get_racing_remove);
 	RUN(test_list_passes_through);
 	RUN(test_malformed_record);
 	RUN(test_expiry_any);
