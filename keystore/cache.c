@@ -282,6 +282,18 @@ static bool cache_lookup(struct cache_shard *s, const char *name, uint64_t hash,
 	return e != NULL;
 }
 
+/* The shard's generation now: an operation that takes it before touching the store can tell
+ * afterwards whether anything was evicted from the shard in between. */
+static uint64_t shard_generation(struct cache_shard *s)
+{
+	uint64_t g;
+
+	pthread_rwlock_rdlock(&s->lock);
+	g = s->generation;
+	pthread_rwlock_unlock(&s->lock);
+	return g;
+}
+
 /* Reads and parses name from the store into a new (unlisted) entry holding one reference. */
 static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
                             struct cache_entry **out, struct ks_err *err)
@@ -441,9 +453,7 @@ static int cache_miss(struct ks_cache *c, struct cache_shard *s, const char *nam
 	f->users = 1;
 	f->next = s->flights;
 	s->flights = f;
-	pthread_rwlock_rdlock(&s->lock);
-	generation = s->generation;
-	pthread_rwlock_unlock(&s->lock);
+	generation = shard_generation(s);
 	pthread_mutex_unlock(&s->flight_lock);
 	return flight_lead(c, s, f, generation, ref, err);
 }
@@ -467,8 +477,15 @@ int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct ke
 	return cache_miss(c, s, name, hash, ref, err);
 }
 
-/* After the store confirmed a create: the cache gets its own copy of the key. */
-static void cache_insert_created(struct ks_cache *c, const char *name, const struct secret_key *key)
+/*
+ * After the store confirmed a create: the cache gets its own copy of the key, unless something
+ * was evicted from the shard since the create began (generation). That eviction may be a
+ * delete of this very name that reached the store after our write and finished before we got
+ * here; caching then would hold a key the store no longer has (issue 9). Skipping costs only
+ * one store read on the next get.
+ */
+static void cache_insert_created(struct ks_cache *c, const char *name, const struct secret_key *key,
+                                 uint64_t generation)
 {
 	uint64_t hash = cache_hash(name);
 	struct cache_shard *s = cache_shard_of(c, hash);
@@ -484,6 +501,11 @@ static void cache_insert_created(struct ks_cache *c, const char *name, const str
 		return;
 	}
 	pthread_rwlock_wrlock(&s->lock);
+	if (s->generation != generation) {
+		pthread_rwlock_unlock(&s->lock);
+		entry_release(e);
+		return;
+	}
 	s->generation++; /* a read that began before the create must not win */
 	for (link = &s->buckets[cache_bucket_of(s, hash)]; *link; link = &(*link)->next) {
 		if ((*link)->hash == hash && strcmp((*link)->name, name) == 0) {
@@ -499,6 +521,7 @@ int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_ke
                     struct ks_err *err)
 {
 	struct bytes record = {0};
+	uint64_t generation;
 	int64_t start;
 	int rc;
 
@@ -506,12 +529,14 @@ int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_ke
 		ks_err_set(err, "cache: cannot encode key '%s'", name);
 		return KS_FAILED;
 	}
+	/* Taken before the write: a delete can only undo this create after the write. */
+	generation = shard_generation(cache_shard_of(c, cache_hash(name)));
 	start = cache_now_us();
 	rc = cache_store_done(c, start, keystore_create(c->store, name, &record, err));
 	bytes_free(&record);
 	/* Only a confirmed write enters the cache (minio#17377): KS_EXISTS and errors never do. */
 	if (rc == KS_OK)
-		cache_insert_created(c, name, key);
+		cache_insert_created(c, name, key, generation);
 	return rc;
 }
 

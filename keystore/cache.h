@@ -47,7 +47,9 @@ void key_ref_release(struct key_ref *ref);
  * Results: KS_OK (ref filled), KS_NOT_FOUND, KS_WOULD_BLOCK, KS_UNREACHABLE, KS_FAILED. */
 int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct key_ref *ref,
                  struct ks_err *err);
-/* Encodes and stores a new key; never overwrites (KS_EXISTS). On KS_OK the key is cached. */
+/* Encodes and stores a new key; never overwrites (KS_EXISTS). On KS_OK the key is cached,
+ * unless an eviction in its shard (a delete of the same name, say) happened while the store
+ * wrote it: the cache never holds a key that this process deleted. */
 int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_key *key,
                     struct ks_err *err);
 /* Deletes from the store, then evicts. */

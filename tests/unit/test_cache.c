@@ -27,7 +27,7 @@ struct gate {
 };
 
 struct test_store {
-	struct keystore *inner; /* a mem store */
+	struct keystore *inner;  /* a mem store */
 	struct gate create_gate; /* after the inner create answered */
 	struct gate get_gate;    /* after the inner get answered */
 	atomic_int gets;
