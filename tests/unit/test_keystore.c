@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keystore/key.h"
@@ -450,6 +452,132 @@ out:
 	remove_tree(dir);
 }
 
+/* One store operation, run on its own thread so that a store that blocks cannot hang the test. */
+enum fs_op_kind { OP_GET, OP_CREATE, OP_REMOVE, OP_LIST };
+
+struct fs_op {
+	struct keystore *ks;
+	enum fs_op_kind kind;
+	const char *name;
+	int rc;
+	struct ks_err err;
+	struct name_list list;
+};
+
+static void *fs_op_run(void *arg)
+{
+	struct fs_op *op = arg;
+	struct bytes got = {0};
+	static const struct bytes rec = {(uint8_t *)"planted?", 8};
+
+	switch (op->kind) {
+	case OP_GET:
+		op->rc = keystore_get(op->ks, op->name, &got, &op->err);
+		bytes_free(&got);
+		break;
+	case OP_CREATE:
+		op->rc = keystore_create(op->ks, op->name, &rec, &op->err);
+		break;
+	case OP_REMOVE:
+		op->rc = keystore_remove(op->ks, op->name, &op->err);
+		break;
+	case OP_LIST:
+		op->rc = keystore_list(op->ks, "", &op->list, &op->err);
+		break;
+	}
+	return NULL;
+}
+
+/*
+ * Runs op and returns its result. An operation that has not returned after 30 s (it takes
+ * microseconds) is blocked on the FIFO: that is a failure, and the test then opens the FIFO's
+ * write side so the blocked open returns and the thread can be joined.
+ */
+static int fs_op_bounded(struct fs_op *op, const char *fifo)
+{
+	pthread_t th;
+	struct timespec until;
+
+	op->rc = -99;
+	op->err.msg[0] = '\0';
+	CHECK_EQ_INT(pthread_create(&th, NULL, fs_op_run, op), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+		int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+		CHECK(!"the store operation blocked on a FIFO");
+		pthread_join(th, NULL);
+		if (fd >= 0)
+			close(fd);
+	}
+	return op->rc;
+}
+
+/*
+ * issue 9: a FIFO in the key directory must not block a store operation (an open without
+ * O_NONBLOCK waits for a writer forever, and each describe of it took a keystore worker), and
+ * nothing but a regular file is a key: FIFOs, directories and symbolic links are refused with
+ * a clear error by every operation and never removed or replaced.
+ */
+static void test_fs_refuses_special_files(void)
+{
+	char dir[64], path[192], fifo[192];
+	struct keystore *ks;
+	struct stat st;
+	static const char *const odd[] = {"fifo", "inlink", "outlink", "subdir"};
+	struct fs_op op = {0};
+
+	make_temp_dir(dir, sizeof(dir));
+	write_file(dir, "good", "record", 6);
+	write_file(dir, "..outside", "secret", 6); /* a dot file: never a key itself */
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	CHECK(mkfifo(fifo, 0600) == 0);
+	snprintf(path, sizeof(path), "%s/inlink", dir);
+	CHECK(symlink("good", path) == 0);
+	snprintf(path, sizeof(path), "%s/outlink", dir);
+	CHECK(symlink("..outside", path) == 0);
+	snprintf(path, sizeof(path), "%s/subdir", dir);
+	CHECK(mkdir(path, 0700) == 0);
+	ks = open_fs(dir);
+	if (!ks)
+		goto out;
+	op.ks = ks;
+
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		op.name = odd[i];
+		op.kind = OP_GET;
+		CHECK_EQ_INT(fs_op_bounded(&op, fifo), KS_FAILED);
+		CHECK(strstr(op.err.msg, "not a regular file") != NULL);
+		op.kind = OP_CREATE;
+		CHECK_EQ_INT(fs_op_bounded(&op, fifo), KS_FAILED);
+		CHECK(strstr(op.err.msg, "not a regular file") != NULL);
+		op.kind = OP_REMOVE;
+		CHECK_EQ_INT(fs_op_bounded(&op, fifo), KS_FAILED);
+		CHECK(strstr(op.err.msg, "not a regular file") != NULL);
+		snprintf(path, sizeof(path), "%s/%s", dir, odd[i]);
+		CHECK(lstat(path, &st) == 0); /* still there, untouched */
+	}
+	CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+	snprintf(path, sizeof(path), "%s/..outside", dir);
+	CHECK(stat(path, &st) == 0 && st.st_size == 6); /* the link target was not written */
+
+	op.kind = OP_LIST;
+	CHECK_EQ_INT(fs_op_bounded(&op, fifo), KS_OK);
+	CHECK_EQ_INT(op.list.count, 1);
+	if (op.list.count == 1)
+		CHECK_EQ_STR(op.list.names[0], "good");
+	name_list_free(&op.list);
+
+	/* The regular key next to them is served as before. */
+	op.kind = OP_GET;
+	op.name = "good";
+	CHECK_EQ_INT(fs_op_bounded(&op, fifo), KS_OK);
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
 static void test_name_list(void)
 {
 	struct name_list l = {0};
@@ -486,5 +614,6 @@ int main(void)
 	RUN(test_fs_open_errors);
 	RUN(test_fs_record_limits);
 	RUN(test_fs_status_unreachable);
+	RUN(test_fs_refuses_special_files);
 	return CHECK_DONE();
 }
