@@ -7,6 +7,13 @@
  * (a dot file, which list and get never see and no valid key name can equal), is fsync'ed and
  * then link()ed to the key name. link() fails with EEXIST if the name is taken, so create never
  * overwrites and needs no lock. Everything works relative to one directory descriptor.
+ *
+ * Only regular files are keys. Anything else under a key name is refused by every operation
+ * with an error that says what it is, and is never opened in a way that can block (a FIFO
+ * opened without O_NONBLOCK waits for a writer forever, holding a keystore worker), never
+ * removed and never replaced. Symbolic links are refused too: a key is exactly the bytes of a
+ * file in this directory, and a link would let a key name serve (or a delete leave behind)
+ * a file anywhere the server can read, such as another tenant's key directory.
  */
 #include "keystore/keystore.h"
 
@@ -129,6 +136,46 @@ fail:
 	return KS_FAILED;
 }
 
+/* What a non-regular file is, for an operator. */
+static const char *fs_kind_name(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "of an unknown type";
+}
+
+static int fs_refuse_kind(struct fs_store *fs, const char *name, mode_t mode, struct ks_err *err)
+{
+	ks_err_set(err, "fs: '%s' in %s is %s, not a regular file: refused as a key", name,
+	           fs->path, fs_kind_name(mode));
+	return KS_FAILED;
+}
+
+/* Whether the entry name is a key file, without opening it: KS_OK (a regular file),
+ * KS_NOT_FOUND, or KS_FAILED (something else, or the directory cannot be read). */
+static int fs_check_entry(struct fs_store *fs, const char *name, struct ks_err *err)
+{
+	struct stat st;
+
+	if (fstatat(fs->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno == ENOENT)
+			return KS_NOT_FOUND;
+		ks_err_set(err, "fs: stat key '%s' in %s: %s", name, fs->path, strerror(errno));
+		return KS_FAILED;
+	}
+	if (!S_ISREG(st.st_mode))
+		return fs_refuse_kind(fs, name, st.st_mode, err);
+	return KS_OK;
+}
+
 static int fs_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
 {
 	struct fs_store *fs = self;
@@ -144,8 +191,9 @@ static int fs_create(void *self, const char *name, const struct bytes *record, s
 		return KS_FAILED;
 	}
 	/* Cheap early answer; link() below is what decides. */
-	if (faccessat(fs->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return KS_EXISTS;
+	rc = fs_check_entry(fs, name, err);
+	if (rc != KS_NOT_FOUND)
+		return rc == KS_OK ? KS_EXISTS : rc;
 
 	rc = fs_write_temp(fs, record, tmp, sizeof(tmp), err);
 	if (rc != KS_OK)
@@ -155,8 +203,11 @@ static int fs_create(void *self, const char *name, const struct bytes *record, s
 	/* If this fails the key is still whole; the leftover is ignored and cleaned at open. */
 	(void)unlinkat(fs->dirfd, tmp, 0);
 	if (rc != 0) {
-		if (link_errno == EEXIST)
-			return KS_EXISTS;
+		if (link_errno == EEXIST) {
+			/* Taken since the check: by a key, or by something that is refused. */
+			rc = fs_check_entry(fs, name, err);
+			return rc == KS_OK || rc == KS_NOT_FOUND ? KS_EXISTS : rc;
+		}
 		ks_err_set(err, "fs: link key '%s' in %s: %s", name, fs->path,
 		           strerror(link_errno));
 		return KS_FAILED;
@@ -211,17 +262,29 @@ static int fs_get(void *self, const char *name, struct bytes *record_out, struct
 		ks_err_set(err, "%s", fs_err_invalid_name);
 		return KS_FAILED;
 	}
-	fd = openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Look before opening: opening a device can have effects of its own. */
+	rc = fs_check_entry(fs, name, err);
+	if (rc != KS_OK)
+		return rc;
+	/* It may have been swapped since: O_NONBLOCK so that a FIFO cannot make the open wait,
+	 * O_NOFOLLOW for a link, and fstat decides. */
+	fd = openat(fs->dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return KS_NOT_FOUND;
-		ks_err_set(err, "fs: open key '%s': %s", name, strerror(errno));
+		if (errno == ELOOP)
+			return fs_refuse_kind(fs, name, S_IFLNK, err);
+		ks_err_set(err, "fs: open key '%s' in %s: %s", name, fs->path, strerror(errno));
 		return KS_FAILED;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		ks_err_set(err, "fs: key '%s' is not a regular file", name);
+	if (fstat(fd, &st) != 0) {
+		ks_err_set(err, "fs: stat key '%s' in %s: %s", name, fs->path, strerror(errno));
 		(void)close(fd);
 		return KS_FAILED;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		(void)close(fd); /* opened read-only: nothing to lose */
+		return fs_refuse_kind(fs, name, st.st_mode, err);
 	}
 	rc = fs_read_record(fd, name, record_out, err);
 	(void)close(fd); /* read-only: nothing to lose on close */
@@ -231,11 +294,17 @@ static int fs_get(void *self, const char *name, struct bytes *record_out, struct
 static int fs_remove(void *self, const char *name, struct ks_err *err)
 {
 	struct fs_store *fs = self;
+	int rc;
 
 	if (!fs_name_valid(name)) {
 		ks_err_set(err, "%s", fs_err_invalid_name);
 		return KS_FAILED;
 	}
+	/* Only a key is deleted. (Something swapped in between this check and the unlink is
+	 * removed all the same: unlinkat has no "only if regular" flag.) */
+	rc = fs_check_entry(fs, name, err);
+	if (rc != KS_OK)
+		return rc;
 	if (unlinkat(fs->dirfd, name, 0) != 0) {
 		if (errno == ENOENT)
 			return KS_NOT_FOUND;
@@ -245,7 +314,8 @@ static int fs_remove(void *self, const char *name, struct ks_err *err)
 	return fs_sync_dir(fs, err);
 }
 
-/* Whether a directory entry is a key: a regular file with a valid name. */
+/* Whether a directory entry is a key: a regular file with a valid name. Decided from the entry
+ * alone (d_type, or an fstatat that does not follow links): nothing is opened. */
 static bool fs_entry_is_key(int dirfd, const struct dirent *de)
 {
 	struct stat st;
