@@ -99,5 +99,52 @@ class GhostKey(unittest.TestCase):
             self.assertEqual(srv.sanitizer_report(), "")
 
 
+class SpecialFiles(unittest.TestCase):
+    """issue 9: `mkfifo keys/fifo` and four describes used to block every keystore worker.
+    Now each is refused at once (502, the reason in the error log) and the server keeps
+    serving."""
+
+    def test_fifo_and_symlink_in_key_directory(self):
+        with kesctest.Server(config={"server": {"threads": 2}}) as srv:
+            keys = os.path.join(srv.dir, "keys")
+            self.assertEqual(srv.request("POST", "/v1/key/create/real").status, 200)
+            fifo = os.path.join(keys, "fifo")
+            os.mkfifo(fifo, 0o600)
+            os.symlink("real", os.path.join(keys, "link"))
+            results = []
+            try:
+                def describe(name):
+                    results.append(srv.request("GET", "/v1/key/describe/" + name,
+                                               timeout=60).status)
+
+                threads = [threading.Thread(target=describe, args=("fifo",)) for _ in range(8)]
+                threads.append(threading.Thread(target=describe, args=("link",)))
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(90)
+                # Served while and after the FIFO is asked for.
+                r = srv.request("POST", "/v1/key/generate/real")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(sorted(results), [502] * 9)
+                self.assertEqual(srv.request("DELETE", "/v1/key/delete/fifo").status, 502)
+                self.assertEqual(srv.request("POST", "/v1/key/create/fifo").status, 502)
+                self.assertTrue(os.path.exists(fifo))
+                r = srv.request("GET", "/v1/key/list/*")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["names"], ["real"])
+                self.assertIn("'fifo' in %s is a FIFO, not a regular file" % keys,
+                              srv.stderr_text())
+                self.assertIn("'link' in %s is a symbolic link" % keys, srv.stderr_text())
+            finally:
+                # Frees a worker that is stuck in open() before the fix.
+                try:
+                    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.assertEqual(srv.sanitizer_report(), "")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
