@@ -6,12 +6,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -578,6 +580,156 @@ out:
 	remove_tree(dir);
 }
 
+/* What the store reported through the keystore log hook. */
+static char logged[8][256];
+static int logged_count;
+
+static void capture_log(const char *message)
+{
+	if (logged_count < 8)
+		snprintf(logged[logged_count], sizeof(logged[0]), "%s", message);
+	logged_count++;
+}
+
+static bool list_is(struct keystore *ks, const char *a, const char *b)
+{
+	struct name_list l = {0};
+	struct ks_err err = {{0}};
+	bool same = keystore_list(ks, "", &l, &err) == KS_OK &&
+	            l.count == (b   ? 2u
+	                        : a ? 1u
+	                            : 0u) &&
+	            (!a || strcmp(l.names[0], a) == 0) && (!b || strcmp(l.names[1], b) == 0);
+
+	name_list_free(&l);
+	return same;
+}
+
+/*
+ * issue 10: the key directory replaced at its path (restored from a backup, moved aside and
+ * recreated) used to leave the store on the old directory: keys 404, list empty, creates
+ * failing, status OK. Now every operation notices that the path names another directory,
+ * reopens it once and says so; and when nothing is at the path any more the store is
+ * unreachable, not empty.
+ */
+static void test_fs_directory_replaced(void)
+{
+	char dir[64], store[128], old[128], path[192];
+	struct bytes got = {0};
+	struct ks_status st = {0};
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+
+	make_temp_dir(dir, sizeof(dir));
+	snprintf(store, sizeof(store), "%s/keys", dir);
+	snprintf(old, sizeof(old), "%s/keys.old", dir);
+	ks = open_fs(store);
+	if (!ks)
+		goto out;
+	logged_count = 0;
+	keystore_set_log(capture_log);
+	CHECK_EQ_INT(keystore_create(ks, "a", &(struct bytes){(uint8_t *)"A", 1}, &err), KS_OK);
+
+	/* Moved aside, a new directory with other keys put in its place. */
+	CHECK(rename(store, old) == 0);
+	CHECK(mkdir(store, 0700) == 0);
+	write_file(store, "b", "B", 1);
+	CHECK_EQ_INT(keystore_get(ks, "b", &got, &err), KS_OK);
+	CHECK(got.len == 1 && got.data[0] == 'B');
+	bytes_free(&got);
+	CHECK_EQ_INT(keystore_get(ks, "a", &got, &err), KS_NOT_FOUND);
+	bytes_free(&got);
+	CHECK(list_is(ks, "b", NULL));
+	CHECK_EQ_INT(keystore_create(ks, "c", &(struct bytes){(uint8_t *)"C", 1}, &err), KS_OK);
+	snprintf(path, sizeof(path), "%s/c", store);
+	CHECK(access(path, F_OK) == 0);
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	CHECK_EQ_INT(logged_count, 1);
+	CHECK(strstr(logged[0], store) != NULL && strstr(logged[0], "replaced") != NULL);
+
+	/* Removed and recreated (rm -r, restore): the same. */
+	remove_tree(store);
+	CHECK(mkdir(store, 0700) == 0);
+	write_file(store, "d", "D", 1);
+	CHECK(list_is(ks, "d", NULL));
+	CHECK_EQ_INT(logged_count, 2);
+
+	/* Gone: not an empty keystore but an unreachable one, for every operation. */
+	remove_tree(store);
+	CHECK_EQ_INT(keystore_get(ks, "d", &got, &err), KS_UNREACHABLE);
+	CHECK(strstr(err.msg, store) != NULL);
+	CHECK_EQ_INT(keystore_create(ks, "e", &(struct bytes){(uint8_t *)"E", 1}, &err),
+	             KS_UNREACHABLE);
+	CHECK_EQ_INT(keystore_remove(ks, "d", &err), KS_UNREACHABLE);
+	{
+		struct name_list l = {0};
+
+		CHECK_EQ_INT(keystore_list(ks, "", &l, &err), KS_UNREACHABLE);
+		name_list_free(&l);
+	}
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_UNREACHABLE);
+	CHECK(access(store, F_OK) != 0); /* and the store did not recreate it */
+
+	/* Back: served again. */
+	CHECK(mkdir(store, 0700) == 0);
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	CHECK(list_is(ks, NULL, NULL));
+	keystore_set_log(NULL);
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
+/* Runs in a child that is not root (root may read and write anything): the status of a store
+ * whose directory this process cannot read and write must say unreachable. Returns the
+ * child's failure count. */
+static int status_checks_as_user(void)
+{
+	char dir[64] = "/tmp/kesc-test-access-XXXXXX", store[128];
+	struct ks_status st = {0};
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+	int before = check_failures;
+
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(store, sizeof(store), "%s/keys", dir);
+	ks = open_fs(store);
+	if (!ks)
+		return 1;
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	CHECK(chmod(store, 0) == 0);
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_UNREACHABLE);
+	CHECK(strstr(err.msg, store) != NULL && strstr(err.msg, "Permission denied") != NULL);
+	CHECK(chmod(store, 0500) == 0); /* readable, not writable */
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_UNREACHABLE);
+	CHECK(chmod(store, 0700) == 0);
+	CHECK_EQ_INT(keystore_status(ks, &st, &err), KS_OK);
+	keystore_close(ks);
+	remove_tree(dir);
+	return check_failures - before;
+}
+
+/* issue 10: status said OK while the key directory was unreadable (chmod 000). */
+static void test_fs_status_access(void)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* nobody/nogroup when root; as any other user the checks run as that user. */
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+		     setresuid(65534, 65534, 65534) != 0))
+			_exit(100);
+		_exit(status_checks_as_user() ? 1 : 0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ_INT(WEXITSTATUS(status), 0);
+}
+
 static void test_name_list(void)
 {
 	struct name_list l = {0};
@@ -615,5 +767,7 @@ int main(void)
 	RUN(test_fs_record_limits);
 	RUN(test_fs_status_unreachable);
 	RUN(test_fs_refuses_special_files);
+	RUN(test_fs_directory_replaced);
+	RUN(test_fs_status_access);
 	return CHECK_DONE();
 }
