@@ -14,12 +14,21 @@
  * removed and never replaced. Symbolic links are refused too: a key is exactly the bytes of a
  * file in this directory, and a link would let a key name serve (or a delete leave behind)
  * a file anywhere the server can read, such as another tenant's key directory.
+ *
+ * The directory is held open, but every operation first checks that the configured path still
+ * names it. A directory replaced at its path (moved aside and recreated, restored from a
+ * backup) is reopened, once, with a log line; with nothing at the path every operation and the
+ * status are KS_UNREACHABLE: an empty keystore would be a lie, and recreating the directory
+ * could hide an unmounted volume. The status also checks that this process may read, write
+ * and search the directory.
  */
 #include "keystore/keystore.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +48,18 @@
 static const char fs_err_invalid_name[] = "fs: key name contains invalid character";
 
 struct fs_store {
+	/* dirfd and its identity: every operation holds the read lock for as long as it uses
+	 * dirfd, a reopen takes the write lock. */
+	pthread_rwlock_t lock;
 	int dirfd;
-	char *path;
+	dev_t dev;
+	ino_t ino;
+	atomic_bool missing; /* nothing usable at path (logged once per episode) */
+	char *path;          /* absolute as configured: links in it are followed at every check */
 };
+
+/* How often an operation retries when the path changes while it reopens. */
+#define FS_REOPEN_TRIES 3
 
 static atomic_ulong fs_temp_counter;
 
@@ -78,6 +96,81 @@ static int fs_write_all(int fd, const uint8_t *p, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* Stats the configured path: KS_OK if it names a directory, KS_UNREACHABLE (logged once per
+ * episode) if not. */
+static int fs_dir_stat(struct fs_store *fs, struct stat *st, struct ks_err *err)
+{
+	int e = 0;
+
+	if (stat(fs->path, st) != 0)
+		e = errno;
+	else if (!S_ISDIR(st->st_mode))
+		e = ENOTDIR;
+	if (e == 0) {
+		atomic_store(&fs->missing, false);
+		return KS_OK;
+	}
+	ks_err_set(err, "fs: key directory %s: %s", fs->path, strerror(e));
+	if (!atomic_exchange(&fs->missing, true))
+		ks_log("fs: key directory %s: %s; the keystore is unreachable until it is back",
+		       fs->path, strerror(e));
+	return KS_UNREACHABLE;
+}
+
+/* Opens the directory now at the path in place of the old one. Caller holds the write lock. */
+static int fs_dir_reopen(struct fs_store *fs, struct ks_err *err)
+{
+	struct stat st;
+	int fd = open(fs->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		ks_err_set(err, "fs: reopen key directory %s: %s", fs->path, strerror(errno));
+		if (fd >= 0)
+			(void)close(fd);
+		return KS_UNREACHABLE;
+	}
+	ks_log("fs: key directory %s was replaced by another directory; serving the new one "
+	       "(keys left in the old one are no longer served)",
+	       fs->path);
+	(void)close(fs->dirfd); /* a directory opened read-only */
+	fs->dirfd = fd;
+	fs->dev = st.st_dev;
+	fs->ino = st.st_ino;
+	return KS_OK;
+}
+
+/* Every operation begins here. On KS_OK the read lock is held and dirfd is the directory the
+ * path names; release with fs_dir_leave. */
+static int fs_dir_enter(struct fs_store *fs, struct ks_err *err)
+{
+	struct stat st;
+	int rc;
+
+	for (int tries = 0; tries < FS_REOPEN_TRIES; tries++) {
+		pthread_rwlock_rdlock(&fs->lock);
+		rc = fs_dir_stat(fs, &st, err);
+		if (rc == KS_OK && st.st_dev == fs->dev && st.st_ino == fs->ino)
+			return KS_OK;
+		pthread_rwlock_unlock(&fs->lock);
+		if (rc != KS_OK)
+			return rc;
+		pthread_rwlock_wrlock(&fs->lock);
+		rc = fs_dir_stat(fs, &st, err); /* another thread may have reopened it */
+		if (rc == KS_OK && (st.st_dev != fs->dev || st.st_ino != fs->ino))
+			rc = fs_dir_reopen(fs, err);
+		pthread_rwlock_unlock(&fs->lock);
+		if (rc != KS_OK)
+			return rc;
+	}
+	ks_err_set(err, "fs: key directory %s keeps changing", fs->path);
+	return KS_UNREACHABLE;
+}
+
+static void fs_dir_leave(struct fs_store *fs)
+{
+	pthread_rwlock_unlock(&fs->lock);
 }
 
 static int fs_sync_dir(struct fs_store *fs, struct ks_err *err)
@@ -176,20 +269,13 @@ static int fs_check_entry(struct fs_store *fs, const char *name, struct ks_err *
 	return KS_OK;
 }
 
-static int fs_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
+/* Caller holds the directory (fs_dir_enter). */
+static int fs_create_in_dir(struct fs_store *fs, const char *name, const struct bytes *record,
+                            struct ks_err *err)
 {
-	struct fs_store *fs = self;
 	char tmp[64];
 	int rc, link_errno;
 
-	if (!fs_name_valid(name)) {
-		ks_err_set(err, "%s", fs_err_invalid_name);
-		return KS_FAILED;
-	}
-	if (record->len > KS_MAX_RECORD) {
-		ks_err_set(err, "fs: record for '%s' is larger than %d bytes", name, KS_MAX_RECORD);
-		return KS_FAILED;
-	}
 	/* Cheap early answer; link() below is what decides. */
 	rc = fs_check_entry(fs, name, err);
 	if (rc != KS_NOT_FOUND)
@@ -213,6 +299,27 @@ static int fs_create(void *self, const char *name, const struct bytes *record, s
 		return KS_FAILED;
 	}
 	return fs_sync_dir(fs, err);
+}
+
+static int fs_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	int rc;
+
+	if (!fs_name_valid(name)) {
+		ks_err_set(err, "%s", fs_err_invalid_name);
+		return KS_FAILED;
+	}
+	if (record->len > KS_MAX_RECORD) {
+		ks_err_set(err, "fs: record for '%s' is larger than %d bytes", name, KS_MAX_RECORD);
+		return KS_FAILED;
+	}
+	rc = fs_dir_enter(fs, err);
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_create_in_dir(fs, name, record, err);
+	fs_dir_leave(fs);
+	return rc;
 }
 
 /* Reads the whole file, at most KS_MAX_RECORD bytes. */
@@ -252,16 +359,13 @@ fail:
 	return KS_FAILED;
 }
 
-static int fs_get(void *self, const char *name, struct bytes *record_out, struct ks_err *err)
+/* Caller holds the directory (fs_dir_enter). */
+static int fs_get_in_dir(struct fs_store *fs, const char *name, struct bytes *record_out,
+                         struct ks_err *err)
 {
-	struct fs_store *fs = self;
 	struct stat st;
 	int fd, rc;
 
-	if (!fs_name_valid(name)) {
-		ks_err_set(err, "%s", fs_err_invalid_name);
-		return KS_FAILED;
-	}
 	/* Look before opening: opening a device can have effects of its own. */
 	rc = fs_check_entry(fs, name, err);
 	if (rc != KS_OK)
@@ -291,6 +395,42 @@ static int fs_get(void *self, const char *name, struct bytes *record_out, struct
 	return rc;
 }
 
+static int fs_get(void *self, const char *name, struct bytes *record_out, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	int rc;
+
+	if (!fs_name_valid(name)) {
+		ks_err_set(err, "%s", fs_err_invalid_name);
+		return KS_FAILED;
+	}
+	rc = fs_dir_enter(fs, err);
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_get_in_dir(fs, name, record_out, err);
+	fs_dir_leave(fs);
+	return rc;
+}
+
+/* Caller holds the directory (fs_dir_enter). */
+static int fs_remove_in_dir(struct fs_store *fs, const char *name, struct ks_err *err)
+{
+	int rc;
+
+	/* Only a key is deleted. (Something swapped in between this check and the unlink is
+	 * removed all the same: unlinkat has no "only if regular" flag.) */
+	rc = fs_check_entry(fs, name, err);
+	if (rc != KS_OK)
+		return rc;
+	if (unlinkat(fs->dirfd, name, 0) != 0) {
+		if (errno == ENOENT)
+			return KS_NOT_FOUND;
+		ks_err_set(err, "fs: delete key '%s' in %s: %s", name, fs->path, strerror(errno));
+		return KS_FAILED;
+	}
+	return fs_sync_dir(fs, err);
+}
+
 static int fs_remove(void *self, const char *name, struct ks_err *err)
 {
 	struct fs_store *fs = self;
@@ -300,18 +440,12 @@ static int fs_remove(void *self, const char *name, struct ks_err *err)
 		ks_err_set(err, "%s", fs_err_invalid_name);
 		return KS_FAILED;
 	}
-	/* Only a key is deleted. (Something swapped in between this check and the unlink is
-	 * removed all the same: unlinkat has no "only if regular" flag.) */
-	rc = fs_check_entry(fs, name, err);
+	rc = fs_dir_enter(fs, err);
 	if (rc != KS_OK)
 		return rc;
-	if (unlinkat(fs->dirfd, name, 0) != 0) {
-		if (errno == ENOENT)
-			return KS_NOT_FOUND;
-		ks_err_set(err, "fs: delete key '%s': %s", name, strerror(errno));
-		return KS_FAILED;
-	}
-	return fs_sync_dir(fs, err);
+	rc = fs_remove_in_dir(fs, name, err);
+	fs_dir_leave(fs);
+	return rc;
 }
 
 /* Whether a directory entry is a key: a regular file with a valid name. Decided from the entry
@@ -346,9 +480,10 @@ static DIR *fs_open_dir_stream(struct fs_store *fs, struct ks_err *err)
 	return d;
 }
 
-static int fs_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)
+/* Caller holds the directory (fs_dir_enter). */
+static int fs_list_in_dir(struct fs_store *fs, const char *prefix, struct name_list *out,
+                          struct ks_err *err)
 {
-	struct fs_store *fs = self;
 	size_t plen = strlen(prefix);
 	struct dirent *de;
 	int rc = KS_OK;
@@ -380,23 +515,40 @@ static int fs_list(void *self, const char *prefix, struct name_list *out, struct
 	return rc;
 }
 
+static int fs_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	int rc = fs_dir_enter(fs, err);
+
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_list_in_dir(fs, prefix, out, err);
+	fs_dir_leave(fs);
+	return rc;
+}
+
+/*
+ * Reachable means what the operations need: the path names a directory (reopened if it was
+ * replaced) that this process may read, write and search. Two syscalls and no I/O, since
+ * /v1/ready polls it. A permission check, not a probe write: a full disk still serves reads.
+ */
 static int fs_status(void *self, struct ks_status *out, struct ks_err *err)
 {
 	struct fs_store *fs = self;
 	int64_t start = fs_now_us();
-	struct stat st;
+	int rc = fs_dir_enter(fs, err);
 
-	/* By path, not by descriptor: a directory that was removed or unmounted is down. */
-	if (stat(fs->path, &st) != 0) {
-		ks_err_set(err, "fs: stat %s: %s", fs->path, strerror(errno));
-		return KS_UNREACHABLE;
+	if (rc != KS_OK)
+		return rc;
+	if (faccessat(fs->dirfd, ".", R_OK | W_OK | X_OK, AT_EACCESS) != 0) {
+		ks_err_set(err,
+		           "fs: key directory %s is not readable and writable by this process: %s",
+		           fs->path, strerror(errno));
+		rc = KS_UNREACHABLE;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		ks_err_set(err, "fs: %s is not a directory", fs->path);
-		return KS_UNREACHABLE;
-	}
+	fs_dir_leave(fs);
 	out->latency_us = fs_now_us() - start;
-	return KS_OK;
+	return rc;
 }
 
 static void fs_close(void *self)
@@ -407,6 +559,7 @@ static void fs_close(void *self)
 		return;
 	if (fs->dirfd >= 0)
 		(void)close(fs->dirfd); /* a directory opened read-only */
+	pthread_rwlock_destroy(&fs->lock);
 	free(fs->path);
 	free(fs);
 }
@@ -474,14 +627,63 @@ static void fs_clean_temps(struct fs_store *fs)
 	(void)closedir(d);
 }
 
+/* dir made absolute without resolving links (a later chdir must not change its meaning, and
+ * a link in it that is pointed elsewhere counts as a replaced directory). NULL: no memory. */
+static char *fs_absolute_path(const char *dir)
+{
+	char *cwd, *abs;
+
+	if (dir[0] == '/')
+		return strdup(dir);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	abs = malloc(strlen(cwd) + 1 + strlen(dir) + 1);
+	if (abs)
+		sprintf(abs, "%s/%s", cwd, dir);
+	free(cwd);
+	return abs;
+}
+
+/* A reopen must not wait behind a stream of readers. */
+static int fs_lock_init(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+	int rc;
+
+	if (pthread_rwlockattr_init(&attr) != 0)
+		return -1;
+	rc = pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (rc == 0)
+		rc = pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	return rc == 0 ? 0 : -1;
+}
+
+static int fs_open_dir(struct fs_store *fs, const char *dir, struct ks_err *err)
+{
+	struct stat st;
+
+	fs->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->dirfd < 0 || fstat(fs->dirfd, &st) != 0) {
+		ks_err_set(err, "fs: open %s: %s", dir,
+		           errno == ENOTDIR ? "exists but is not a directory" : strerror(errno));
+		return -1;
+	}
+	fs->dev = st.st_dev;
+	fs->ino = st.st_ino;
+	return 0;
+}
+
 struct keystore *fs_keystore_open(const char *dir, struct ks_err *err)
 {
 	struct keystore *ks = calloc(1, sizeof(*ks));
 	struct fs_store *fs = calloc(1, sizeof(*fs));
+	bool locked = false;
 
 	if (fs)
 		fs->dirfd = -1;
-	if (!ks || !fs || !(fs->path = strdup(dir))) {
+	if (!ks || !fs || !(fs->path = fs_absolute_path(dir))) {
 		ks_err_set(err, "fs: out of memory");
 		goto fail;
 	}
@@ -489,23 +691,13 @@ struct keystore *fs_keystore_open(const char *dir, struct ks_err *err)
 		ks_err_set(err, "fs: no directory given");
 		goto fail;
 	}
-	if (fs_make_dirs(dir, err) != 0)
-		goto fail;
-	fs->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fs->dirfd < 0) {
-		ks_err_set(err, "fs: open %s: %s", dir,
-		           errno == ENOTDIR ? "exists but is not a directory" : strerror(errno));
+	if (fs_lock_init(&fs->lock) != 0) {
+		ks_err_set(err, "fs: cannot create a lock");
 		goto fail;
 	}
-	/* status() stats by path: make it absolute so a later chdir cannot change its meaning. */
-	{
-		char *abs = realpath(dir, NULL);
-
-		if (abs) {
-			free(fs->path);
-			fs->path = abs;
-		}
-	}
+	locked = true;
+	if (fs_make_dirs(dir, err) != 0 || fs_open_dir(fs, dir, err) != 0)
+		goto fail;
 	fs_clean_temps(fs);
 	ks->ops = &fs_ops;
 	ks->self = fs;
@@ -514,6 +706,8 @@ fail:
 	if (fs) {
 		if (fs->dirfd >= 0)
 			(void)close(fs->dirfd);
+		if (locked)
+			pthread_rwlock_destroy(&fs->lock);
 		free(fs->path);
 	}
 	free(fs);
