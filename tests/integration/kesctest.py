@@ -34,6 +34,9 @@ Server(...) arguments (all optional)
     args       extra command-line arguments for `kesc server`
     env        extra environment for the server process
     start      False: only prepare (call srv.start() yourself)
+    user       run the server as this user (e.g. 'nobody'): when the tests run as root, the
+               temp dir is handed to that user and the server started through setpriv, so
+               that file permissions apply to it (root reads and writes anything)
 
 Talking to it
     srv.request(method, path, body=b''|str|dict, cert='admin'|None, headers={}) -> Response
@@ -66,6 +69,7 @@ import atexit
 import http.client
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -294,6 +298,14 @@ def read_response(reader):
     return reader.read()
 
 
+def chown_tree(top, uid, gid):
+    """chown -R without following links."""
+    os.chown(top, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
 def run_kesc(*args, env=None, input=None, timeout=120):
     e = dict(os.environ)
     e.update(env or {})
@@ -303,8 +315,10 @@ def run_kesc(*args, env=None, input=None, timeout=120):
 
 class Server:
     def __init__(self, policies=None, admin="admin", config=None, keystore=None,
-                 raw_config=None, args=(), env=None, start=True, server_cert_san=True):
+                 raw_config=None, args=(), env=None, start=True, server_cert_san=True,
+                 user=None):
         _require_bin()
+        self.user = user
         self.dir = tempfile.mkdtemp(prefix="kesctest-")
         self.certs = Certs(self.dir)
         self.certs.server("server", san=server_cert_san)
@@ -379,6 +393,11 @@ class Server:
         env.update(self.env)
         cmd = [KESC_BIN, "server", "--config", self.config_path, "--addr", "127.0.0.1:0",
                *self.args]
+        if self.user is not None and os.geteuid() == 0:
+            pw = pwd.getpwnam(self.user)
+            chown_tree(self.dir, pw.pw_uid, pw.pw_gid)
+            cmd = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+                   "--clear-groups", "--", *cmd]
         self.proc = subprocess.Popen(cmd, stdout=self._stdout, stderr=self._stderr, env=env,
                                      stdin=subprocess.DEVNULL)
         _LIVE.add(self)

@@ -4,9 +4,9 @@ at its path is noticed, and health (/v1/ready, /v1/status, `kesc status`) tells 
 the fs keystore. Every test ends by demanding a clean ASan/UBSan report.
 """
 
-import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -143,6 +143,98 @@ class SpecialFiles(unittest.TestCase):
                     os.close(fd)
                 except OSError:
                     pass
+            self.assertEqual(srv.sanitizer_report(), "")
+
+
+def wait_status(srv, path, want, timeout=60):
+    """Polls path until it answers want (the cache re-probes an offline store every 10 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = srv.request("GET", path)
+        if r.status == want or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+class DirectoryReplaced(unittest.TestCase):
+    """issue 10: the key directory restored at its path (removed and put back) used to leave
+    kesc on the old directory: keys 404, list empty, creates failing, /v1/ready 200."""
+
+    def test_restored_directory_is_served(self):
+        with kesctest.Server() as srv:
+            keys = os.path.join(srv.dir, "keys")
+            self.assertEqual(srv.request("POST", "/v1/key/create/k1").status, 200)
+            # Restore from a "backup" that also holds a key this server never cached.
+            backup = os.path.join(srv.dir, "backup")
+            shutil.copytree(keys, backup)
+            shutil.copyfile(os.path.join(keys, "k1"), os.path.join(backup, "k2"))
+            shutil.rmtree(keys)
+            os.rename(backup, keys)
+
+            r = srv.request("GET", "/v1/key/describe/k2")
+            self.assertEqual(r.status, 200, r)
+            r = srv.request("GET", "/v1/key/list/*")
+            self.assertEqual((r.status, r.json()["names"]), (200, ["k1", "k2"]))
+            self.assertEqual(srv.request("POST", "/v1/key/create/k3").status, 200)
+            self.assertTrue(os.path.exists(os.path.join(keys, "k3")))
+            self.assertEqual(srv.request("GET", "/v1/ready").status, 200)
+            self.assertEqual(srv.stderr_text().count("was replaced by another directory"), 1)
+
+            # Gone: unhealthy and unreachable, never an empty keystore, not recreated.
+            shutil.rmtree(keys)
+            r = srv.request("GET", "/v1/ready")
+            self.assertEqual((r.status, r.message), (504, "key store is not reachable"))
+            st = srv.request("GET", "/v1/status").json()
+            self.assertTrue(st["keystore_unreachable"], st)
+            self.assertNotEqual(srv.request("GET", "/v1/key/list/*").status, 200)
+            self.assertNotEqual(srv.request("POST", "/v1/key/create/k4").status, 200)
+            self.assertFalse(os.path.exists(keys))
+            self.assertEqual(srv.stderr_text().count("the keystore is unreachable until"), 1)
+
+            os.mkdir(keys, 0o700)
+            self.assertEqual(wait_status(srv, "/v1/ready", 200).status, 200)
+            self.assertEqual(srv.request("POST", "/v1/key/create/k5").status, 200)
+            self.assertEqual(srv.sanitizer_report(), "")
+
+
+class Health(unittest.TestCase):
+    """issue 10: /v1/ready, /v1/status and `kesc status` said "reachable" while the key
+    directory was unreadable (chmod 000, kesc not root); `kesc status` exited 0."""
+
+    def test_unreadable_directory_is_unreachable(self):
+        with kesctest.Server(user="nobody") as srv:
+            keys = os.path.join(srv.dir, "keys")
+            self.assertEqual(srv.request("GET", "/v1/ready").status, 200)
+            out = srv.cli("status")
+            self.assertEqual(out.returncode, 0, out)
+            self.assertRegex(out.stdout.decode(), r"Keystore\s+reachable")
+            os.chmod(keys, 0)
+            try:
+                r = srv.request("GET", "/v1/ready")
+                self.assertEqual((r.status, r.message), (504, "key store is not reachable"))
+                st = srv.request("GET", "/v1/status")
+                self.assertEqual(st.status, 200)
+                # The shape kms-go decodes while the store is down (kes.md, /v1/status).
+                self.assertTrue(st.json()["keystore_unavailable"], st)
+                self.assertTrue(st.json()["keystore_unreachable"], st)
+                self.assertNotIn("keystore_latency", st.json())
+                out = srv.cli("status")
+                self.assertEqual(out.returncode, 1, out)
+                self.assertRegex(out.stdout.decode(), r"Keystore\s+unreachable")
+                self.assertIn("keystore is unreachable", out.stderr.decode())
+                out = srv.cli("status", "--json")
+                self.assertEqual(out.returncode, 1, out)
+                self.assertTrue(json.loads(out.stdout)["keystore_unreachable"])
+                out = srv.cli("status", "--short")
+                self.assertEqual(out.returncode, 1, out)
+                self.assertIn("permission denied", srv.stderr_text().lower())
+                os.chmod(keys, 0o500)  # readable but not writable: not ready either
+                self.assertEqual(srv.request("GET", "/v1/ready").status, 504)
+            finally:
+                os.chmod(keys, 0o700)
+            self.assertEqual(wait_status(srv, "/v1/ready", 200).status, 200)
+            out = srv.cli("status")
+            self.assertEqual(out.returncode, 0, out)
             self.assertEqual(srv.sanitizer_report(), "")
 
 
