@@ -30,6 +30,8 @@ static const char *const MESSAGES[] = {
         "the server certificate is not trusted (use --ca FILE, or -k to skip verification)",
     [CLI_MSG_BAD_RESPONSE] = "the server sent a response kesc does not understand",
     [CLI_MSG_OUT_OF_MEMORY] = "out of memory",
+    [CLI_MSG_KEYSTORE_UNREACHABLE] =
+        "the server answers, but its keystore is unreachable (the server's error log says why)",
 };
 
 const char *cli_message(enum cli_msg m)

@@ -122,6 +122,7 @@ enum cli_msg {
 	CLI_MSG_SERVER_CERT_UNTRUSTED,
 	CLI_MSG_BAD_RESPONSE,
 	CLI_MSG_OUT_OF_MEMORY,
+	CLI_MSG_KEYSTORE_UNREACHABLE,
 };
 const char *cli_message(enum cli_msg m);
 

@@ -47,11 +47,8 @@ static double number(const struct json_value *v, const char *key)
 	return n ? strtod(n, NULL) : 0;
 }
 
-static int status_print(const struct client *c, const struct client_reply *reply)
+static void status_print(const struct client *c, const struct json_value *v)
 {
-	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
-	if (!v)
-		return 1;
 	size_t n = 0;
 	const char *version = json_string(json_get(v, "version"), &n);
 	printf("%-15s %s\n", "Endpoint", client_server(c));
@@ -65,8 +62,28 @@ static int status_print(const struct client *c, const struct client_reply *reply
 	else
 		printf("%-15s reachable, latency %.0f ms\n", "Keystore",
 		       number(v, "keystore_latency"));
+}
+
+/*
+ * Prints /v1/status as asked. Exits 1 when the keystore is down, in every form: a server that
+ * answers but cannot serve keys is not healthy, and scripts look at the exit status.
+ */
+static int status_report(const struct client *c, const struct client_reply *reply, bool json,
+                         bool short_out)
+{
+	if (json)
+		cli_print_json_body(reply->body.data, reply->body.len);
+	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
+	if (!v)
+		return 1;
+	if (short_out && !json)
+		printf("%s online\n", client_server(c));
+	else if (!json)
+		status_print(c, v);
+	bool down = json_bool(json_get(v, "keystore_unreachable")) ||
+	            json_bool(json_get(v, "keystore_unavailable"));
 	json_free(v);
-	return 0;
+	return down ? cli_fail("%s", cli_message(CLI_MSG_KEYSTORE_UNREACHABLE)) : 0;
 }
 
 static int api_print(const struct client_reply *reply)
@@ -109,12 +126,12 @@ int cmd_status(int argc, char **argv)
 	if (client_call(c, "GET", api ? "/v1/api" : "/v1/status", NULL, 0, &reply) < 0) {
 		rc = cli_fail("failed to read the server %s: %s", api ? "APIs" : "status",
 		              reply.message);
+	} else if (!api) {
+		rc = status_report(c, &reply, json, short_out);
 	} else if (json) {
 		cli_print_json_body(reply.body.data, reply.body.len);
-	} else if (short_out && !api) {
-		printf("%s online\n", client_server(c));
 	} else {
-		rc = api ? api_print(&reply) : status_print(c, &reply);
+		rc = api_print(&reply);
 	}
 	client_reply_free(&reply);
 	client_close(c);
