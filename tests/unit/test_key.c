@@ -403,6 +403,81 @@ static void test_legacy_formats_follow_named_algorithm(void)
 	}
 }
 
+/* A JSON document of about n bytes: {"a":[0,0,…]} (prefix/suffix allow other shapes). */
+static void fill_values(struct buf *out, const char *prefix, size_t n, const char *suffix)
+{
+	buf_append_str(out, prefix);
+	while (out->len + 2 + strlen(suffix) < n)
+		buf_append_str(out, "0,");
+	buf_append_str(out, "0");
+	buf_append_str(out, suffix);
+}
+
+/*
+ * issue 9: a 1 MB decrypt whose ciphertext was {"a":[0,0,…]} built a tree of half a million
+ * values (~52 MB, 160 ms) on a loop thread before failing. A real JSON ciphertext is one flat
+ * object of five strings, so a document with more values than that can hold is not parsed as
+ * one: it is raw (as any input that is not a JSON ciphertext), and fails authentication with
+ * the same 400. Its size is not the bound: G1's /v1/key/encrypt made JSON ciphertexts as large
+ * as the plaintext, and those must keep decrypting.
+ */
+static void test_json_ciphertext_bounded(void)
+{
+	struct secret_key *k = make_key(KEY_ALG_AES256, K2_B64, true);
+	struct key_ciphertext c;
+	struct bytes raw, pt;
+	struct buf doc;
+	static const char *shapes[][2] = {
+	    {"{\"a\":[", "]}"},
+	    {"{\"aead\":\"AES-256-GCM-HMAC-SHA-256\",\"pad\":[", "]}"},
+	    {"{\"a\":[[],", "]}"},
+	};
+
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		buf_init(&doc, 0);
+		fill_values(&doc, shapes[i][0], 1000000, shapes[i][1]);
+		CHECK(!buf_failed(&doc));
+		/* Not built into a tree: taken as raw, so it points into the input. */
+		CHECK_EQ_INT(key_ciphertext_parse((uint8_t *)doc.data, doc.len, &c), 0);
+		CHECK(c.owned.data == NULL && c.sealed == (const uint8_t *)doc.data);
+		key_ciphertext_free(&c);
+		CHECK_EQ_INT(key_decrypt(k, (uint8_t *)doc.data, doc.len, NULL, 0, &pt),
+		             KEY_ERR_NOT_AUTHENTIC);
+		buf_free(&doc);
+	}
+
+	/* A JSON ciphertext of a 700 kB plaintext, as G1's encrypt made them, still opens. */
+	size_t big = 700000;
+	uint8_t *p = calloc(1, big);
+	CHECK(p != NULL);
+	if (p) {
+		p[big - 1] = 0x5a;
+		CHECK_EQ_INT(key_encrypt(k, p, big, AD16, sizeof AD16, &raw), 0);
+		buf_init(&doc, 0);
+		to_json(&raw, "AES-256-GCM-HMAC-SHA-256", &doc);
+		CHECK(doc.len > 900000);
+		CHECK_EQ_INT(key_decrypt(k, (uint8_t *)doc.data, doc.len, AD16, sizeof AD16, &pt),
+		             0);
+		CHECK(pt.len == big && memcmp(pt.data, p, big) == 0);
+		bytes_free(&pt);
+		buf_free(&doc);
+		bytes_free(&raw);
+		free(p);
+	}
+
+	/* What Go accepts around a real one (white space, unknown members, nulls) still does. */
+	const char *spaced =
+	    "{ \"aead\" : \"AES-256-GCM-HMAC-SHA-256\", \"id\": null, \"x\": \"y\",\n"
+	    "  \"iv\":\"xLxIN3tSCkg2xMafuvwUwg==\",\"nonce\":\"gu0mGwUkwcvMEoi5\","
+	    "\"bytes\":\"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=\" }";
+	struct secret_key *z = make_key(KEY_ALG_AES256, Z_B64, true);
+	CHECK_EQ_INT(decrypt_text(z, spaced, &pt), 0);
+	CHECK(pt.len == sizeof P0 && memcmp(pt.data, P0, sizeof P0) == 0);
+	bytes_free(&pt);
+	key_free(z);
+	key_free(k);
+}
+
 static const char *PB_RECORD =
     "CiQKIMiHG7XrN94FuwblJJor4f7f6rbqAl7DwsLaiIoyz0D2EAESJAognLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20Y"
     "QZa9HgQARoMCNithK0GEID67qYDIkAzZWNmY2RmMzhmY2JlMTQxYWUyNmExMDMwZjgxZTk2Yjc1MzM2NWE0Njc2MGFl"
@@ -832,6 +907,7 @@ int main(void)
 	RUN(test_bit_flips);
 	RUN(test_malformed_inputs);
 	RUN(test_legacy_formats_follow_named_algorithm);
+	RUN(test_json_ciphertext_bounded);
 	RUN(test_record_protobuf_vector);
 	RUN(test_record_round_trip);
 	RUN(test_record_json_vectors);
