@@ -144,8 +144,20 @@ static int json_opt_string(const struct json_value *v, const char *key, const ch
 }
 
 /*
+ * The most values a JSON ciphertext is parsed with: the object and its five strings, with
+ * room for the nulls and unknown members Go would also accept. The bound is on values, not
+ * bytes: "bytes" is as long as the plaintext (G1's encrypt took up to 1 MiB), but each value
+ * costs a tree node, so without it {"a":[0,0,…]} turned 1 MB of input into ~52 MB and 160 ms
+ * on a loop thread. With it yajl stops at the 17th value, and the input counts as raw, as
+ * every input that does not parse as a JSON ciphertext (it then fails authentication with the
+ * same 400; KES answers such a document with that 400 too).
+ */
+#define JSON_CIPHERTEXT_MAX_VALUES 16
+
+/*
  * {"aead","id","iv","nonce","bytes"}. Returns -1 when Go's json.Unmarshal would fail (so the
- * input is raw), KEY_ERR_NOT_AUTHENTIC for a well-formed object with a bad aead or sizes.
+ * input is raw), or when the document has more values than a JSON ciphertext can (see above),
+ * KEY_ERR_NOT_AUTHENTIC for a well-formed object with a bad aead or sizes.
  */
 static int parse_json(const uint8_t *in, size_t len, struct key_ciphertext *out)
 {
@@ -155,7 +167,8 @@ static int parse_json(const uint8_t *in, size_t len, struct key_ciphertext *out)
 	bool iv_ok = false, nonce_ok = false;
 	int ret = -1;
 
-	struct json_value *v = json_parse((const char *)in, len, err, sizeof err);
+	struct json_value *v =
+	    json_parse_limited((const char *)in, len, JSON_CIPHERTEXT_MAX_VALUES, err, sizeof err);
 	if (!v || json_type(v) != JSON_OBJECT)
 		goto out;
 	if (json_opt_string(v, "aead", &aead, &aead_len) != 0 ||
