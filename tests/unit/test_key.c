@@ -634,6 +634,22 @@ static void test_record_json_vectors(void)
 	}
 }
 
+/* issue 9, the same class for stored records (read on a cache miss): a legacy JSON record is
+ * an object of at most five members, so a 1 MB record of half a million values is refused
+ * without building its tree, even if it carries a valid "bytes" member. */
+static void test_record_json_bounded(void)
+{
+	struct secret_key *k = (struct secret_key *)1;
+	struct buf doc;
+
+	buf_init(&doc, 0);
+	fill_values(&doc, "{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"x\":[",
+	            1000000, "]}");
+	CHECK_EQ_INT(key_record_decode((uint8_t *)doc.data, doc.len, &k), KEY_ERR_INVALID);
+	CHECK(k == NULL);
+	buf_free(&doc);
+}
+
 /* Encodes a protobuf (given as hex) as a record and decodes it. */
 static int decode_pb_hex(const char *hex, struct secret_key **k)
 {
@@ -911,6 +927,7 @@ int main(void)
 	RUN(test_record_protobuf_vector);
 	RUN(test_record_round_trip);
 	RUN(test_record_json_vectors);
+	RUN(test_record_json_bounded);
 	RUN(test_record_protobuf_strict);
 	RUN(test_record_time_extremes);
 	RUN(test_import_sizes);
