@@ -379,6 +379,15 @@ out:
 	return ret;
 }
 
+/*
+ * The most values a legacy JSON record is parsed with: the object and its members (bytes,
+ * algorithm, created_at, created_by, version), with room for others. A record is read on a
+ * cache miss, so without a bound a 1 MiB record of tiny values would build a ~50 MB tree on a
+ * keystore worker. A document with more values is not a legacy record; as it is not base64
+ * either, it is refused as malformed.
+ */
+#define JSON_RECORD_MAX_VALUES 16
+
 int key_record_decode(const uint8_t *record, size_t len, struct secret_key **out)
 {
 	char err[64];
@@ -390,7 +399,8 @@ int key_record_decode(const uint8_t *record, size_t len, struct secret_key **out
 	if (!k)
 		return KEY_ERR_NOMEM;
 	/* As KES: whatever is valid JSON is a legacy record, everything else base64 protobuf. */
-	struct json_value *v = json_parse((const char *)record, len, err, sizeof err);
+	struct json_value *v =
+	    json_parse_limited((const char *)record, len, JSON_RECORD_MAX_VALUES, err, sizeof err);
 	if (v) {
 		ret = decode_json_fields(v, k);
 		json_free(v);
