@@ -331,7 +331,8 @@ static int open_new(const char *path, mode_t mode, bool force, char *err, size_t
 		set_err(err, errlen, "cannot replace '%s'", path);
 		return -1;
 	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	/* O_EXCL already refuses a link at path; O_NOFOLLOW says so. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
 		if (errno == EEXIST)
 			set_err(err, errlen, "'%s' already exists (use --force to overwrite)",
