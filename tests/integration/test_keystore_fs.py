@@ -7,7 +7,10 @@ the fs keystore. Every test ends by demanding a clean ASan/UBSan report.
 import base64
 import json
 import os
+import pwd
 import shutil
+import subprocess
+import tempfile
 import subprocess
 import sys
 import threading
@@ -272,6 +275,44 @@ class CiphertextAmplification(unittest.TestCase):
             self.assertLess(grown, 24 * 1024, "peak RSS grew by %d KiB" % grown)
             self.assertEqual(srv.request("POST", "/v1/key/generate/amp").status, 200)
             self.assertEqual(srv.sanitizer_report(), "")
+
+
+class DevModeTrust(unittest.TestCase):
+    """issue 9: `kesc server --dev` trusted an existing world-writable .kesc-dev/ into which
+    another user had put their own client certificate, making them the dev admin. Now it
+    refuses to start and says why (tests/unit/test_devmode.c has every other case)."""
+
+    def test_planted_certificate_in_world_writable_directory(self):
+        tmp = tempfile.mkdtemp(prefix="kesc-devtrust-")
+        try:
+            os.chmod(tmp, 0o755)
+            dev = os.path.join(tmp, "dev")
+            os.mkdir(dev)
+            os.chmod(dev, 0o777)
+            # The attacker (nobody, when we are root) makes a key pair in it.
+            cmd = [kesctest.KESC_BIN, "identity", "new", "--key", os.path.join(dev, "client.key"),
+                   "--cert", os.path.join(dev, "client.crt"), "attacker"]
+            if os.geteuid() == 0:
+                pw = pwd.getpwnam("nobody")
+                cmd = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+                       "--clear-groups", "--", *cmd]
+            made = subprocess.run(cmd, capture_output=True, timeout=60)
+            self.assertEqual(made.returncode, 0, made)
+            proc = subprocess.Popen([kesctest.KESC_BIN, "server", "--dev", "--dir", dev, "--addr",
+                                     "127.0.0.1:0"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+            try:
+                _, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+                self.fail("kesc --dev started on a world-writable directory:\n" + err.decode())
+            self.assertEqual(proc.returncode, 1, err)
+            self.assertIn("'%s' is writable by group or others (mode 0777)" %
+                          os.path.realpath(dev), err.decode())
+            self.assertFalse(os.path.exists(os.path.join(dev, "config.yml")))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
