@@ -438,7 +438,8 @@ static int config_fill(struct cfg_ctx *x, const struct ynode *root)
 	if (ynode_is_null(root))
 		root = NULL;
 	x->root_line = root ? root->line : 1;
-	cfg_warn_unknown_fields(x, root);
+	if (cfg_check_fields(x, root) < 0)
+		return -1;
 	if (cfg_set_string(x, &x->c->file, x->name) < 0 ||
 	    cfg_set_string(x, &x->c->address, "0.0.0.0:7373") < 0 ||
 	    cfg_set_string(x, &x->c->tls.proxy_cert_header, "X-Tls-Client-Cert") < 0)

@@ -4,9 +4,17 @@
  *
  * ${ENV} substitution works as in KES: a whole scalar "${NAME}" is replaced by the variable's
  * value, for the fields KES allows it on; an unset variable is an error. Errors name the file,
- * line and field ("config.yml:12: keystore.vault.approle: no approle ID specified"). Unknown
- * keys produce a warning with their line (KES ignores them silently). The old `root:` spelling
- * of the admin identity is accepted with a warning.
+ * line and field ("config.yml:12: keystore.vault.approle: no approle ID specified").
+ *
+ * Fail closed: a key the schema does not know is an error (KES ignores it silently, so a typo
+ * such as "atuh: on" would run the server without the check it asks for). The error lists
+ * every unknown field with its line and the nearest known key, joined by "; ". The schema is
+ * KES's whole schema, the keystores kesc does not serve included. Accepted with a warning:
+ * the old `root:` spelling of the admin identity, fields older KES versions defined that KES
+ * HEAD ignores (vault approle/kubernetes `retry`, gemalto credentials `retry`), `tls.ca`
+ * without `tls.auth: on` (the CA is unused) and `tls.proxy` identities (parsed as KES does,
+ * never used, so a proxy is an ordinary client). An `api:` key that names no route kesc
+ * serves is not a config error: KES ignores it, and the server warns (server/config_check.c).
  *
  * ${ENV} applies to every value except `version`, `policy.*.allow`, `policy.*.deny` and the
  * `api` path keys. Spaces around the scalar and inside the braces are ignored; "x-${A}" is
@@ -162,6 +170,10 @@ int config_parse_flags(const char *name, const char *text, size_t len, unsigned 
                        struct config **out, char *err, size_t errlen, config_warn_fn warn,
                        void *warn_arg);
 void config_free(struct config *c);
+
+/* The candidate nearest to word (at most two edits, and fewer edits than the candidate has
+ * characters), or NULL: the "did you mean" of config messages. */
+const char *config_suggest(const char *word, const char *const *candidates, size_t count);
 
 /* Go time.ParseDuration syntax ("5m0s", "1h30m", "300ms", "0"). 0 or -1. */
 int config_parse_duration(const char *s, int64_t *ms_out);

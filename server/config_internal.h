@@ -69,8 +69,9 @@ int cfg_set_string(struct cfg_ctx *x, char **slot, const char *value);
 /* Frees a string after zeroing it (for secrets). */
 void cfg_free_secret(char *s);
 
-/* Warns about keys the schema does not know, with a did-you-mean. */
-void cfg_warn_unknown_fields(struct cfg_ctx *x, const struct ynode *root);
+/* Checks every key against the schema: 0, or -1 with every unknown field (file:line, with a
+ * did-you-mean) in the error. Fields old KES versions defined are warnings. */
+int cfg_check_fields(struct cfg_ctx *x, const struct ynode *root);
 
 /* Section loaders (config_sections.c, config_keystore.c). 0 or -1. */
 int cfg_load_top(struct cfg_ctx *x, const struct ynode *root);

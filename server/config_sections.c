@@ -128,7 +128,18 @@ static int load_tls(struct cfg_ctx *x, const struct ynode *root)
 		return -1;
 	}
 	free(auth);
-	return load_proxy(x, tls);
+	if (c->tls.ca && c->tls.auth == CONFIG_TLS_AUTH_OFF)
+		cfg_warn(x, cfg_line_of(tls, "ca"),
+		         "tls.ca is set but tls.auth is off: client certificates are not verified "
+		         "against it (set 'auth: on' to verify them)");
+	if (load_proxy(x, tls) < 0)
+		return -1;
+	if (c->tls.proxy_identity_count > 0)
+		cfg_warn(
+		    x, cfg_line_of(tls, "proxy"),
+		    "tls.proxy is not supported (as in KES): a proxy's requests are authorized "
+		    "by the proxy's own certificate");
+	return 0;
 }
 
 static int load_cache(struct cfg_ctx *x, const struct ynode *root)
