@@ -20,6 +20,8 @@
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
+#include "server/tls_load.h"
+
 /* ECDHE with AEAD only, as Go's defaults for TLS 1.2 (minus CBC). */
 static const int CIPHERSUITES[] = {
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -60,13 +62,14 @@ struct tls_server {
 	mbedtls_pk_context key;
 	mbedtls_x509_crt ca;
 	bool have_ca;
-	bool require_cert; /* no certificate → handshake fails */
-	bool verify_chain; /* tls.auth on */
+	char ca_source[400]; /* what verify_chain verifies against, for the banner */
+	bool require_cert;   /* no certificate → handshake fails */
+	bool verify_chain;   /* tls.auth on */
 	mbedtls_ctr_drbg_context ticket_drbg;
 	mbedtls_ssl_ticket_context ticket;
 	unsigned nloops;
 	struct tls_loop_conf *loops;
-	char summary[512];
+	char summary[1024];
 };
 
 static pthread_once_t g_entropy_once = PTHREAD_ONCE_INIT;
@@ -122,48 +125,47 @@ static int seed_drbg(mbedtls_ctr_drbg_context *drbg, const char *label)
 static int load_credentials(struct tls_server *t, const struct config *cfg, char *err,
                             size_t errlen)
 {
-	int rc;
 	if (!cfg->tls.cert || !cfg->tls.key) {
 		snprintf(err, errlen, "no TLS certificate or private key specified");
 		return -1;
 	}
-	if ((rc = mbedtls_x509_crt_parse_file(&t->cert, cfg->tls.cert)) != 0) {
-		mbed_error(err, errlen, "failed to load TLS certificate", cfg->tls.cert, rc);
+	if (tls_load_cert_file(&t->cert, cfg->tls.cert, "TLS certificate", err, errlen) < 0)
 		return -1;
-	}
 	if (!tls_cert_has_san(&t->cert)) {
 		snprintf(err, errlen, "%s", ERR_NO_SAN);
 		return -1;
 	}
-	const char *pw = cfg->tls.password && cfg->tls.password[0] ? cfg->tls.password : NULL;
-	if ((rc = mbedtls_pk_parse_keyfile(&t->key, cfg->tls.key, pw)) != 0) {
-		mbed_error(err, errlen, "failed to load TLS private key", cfg->tls.key, rc);
+	/* Clients refuse an expired server certificate: starting with one only hides the
+	 * outage until the first client connects. */
+	if (tls_cert_seconds_left(&t->cert, time(NULL)) < 0) {
+		const mbedtls_x509_time *to = &t->cert.valid_to;
+		snprintf(err, errlen,
+		         "TLS certificate '%s' expired on %04d-%02d-%02d %02d:%02d:%02d UTC",
+		         cfg->tls.cert, to->year, to->mon, to->day, to->hour, to->min, to->sec);
 		return -1;
 	}
-	if ((rc = mbedtls_pk_check_pair(&t->cert.pk, &t->key)) != 0) {
-		mbed_error(err, errlen, "TLS private key does not match the certificate",
-		           cfg->tls.key, rc);
+	const char *pw = cfg->tls.password && cfg->tls.password[0] ? cfg->tls.password : NULL;
+	if (tls_load_key_file(&t->key, cfg->tls.key, pw, err, errlen) < 0)
+		return -1;
+	if (mbedtls_pk_check_pair(&t->cert.pk, &t->key) != 0) {
+		snprintf(err, errlen, "TLS private key '%s' does not match the certificate '%s'",
+		         cfg->tls.key, cfg->tls.cert);
 		return -1;
 	}
 	if (cfg->tls.ca && cfg->tls.ca[0]) {
-		struct stat st;
-		if (stat(cfg->tls.ca, &st) != 0) {
-			snprintf(err, errlen, "failed to load CA certificates '%s': no such file",
-			         cfg->tls.ca);
+		if (tls_load_ca_path(&t->ca, cfg->tls.ca, err, errlen) < 0)
 			return -1;
-		}
-		rc = S_ISDIR(st.st_mode) ? mbedtls_x509_crt_parse_path(&t->ca, cfg->tls.ca)
-		                         : mbedtls_x509_crt_parse_file(&t->ca, cfg->tls.ca);
-		if (rc != 0 || !t->ca.raw.p) {
-			mbed_error(err, errlen, "failed to load CA certificates", cfg->tls.ca,
-			           rc < 0 ? rc : MBEDTLS_ERR_X509_CERT_UNKNOWN_FORMAT);
-			return -1;
-		}
 		t->have_ca = true;
-	}
-	if (cfg->tls.auth == CONFIG_TLS_AUTH_ON && !t->have_ca) {
-		snprintf(err, errlen, "tls.auth is on but no tls.ca is configured");
-		return -1;
+		snprintf(t->ca_source, sizeof t->ca_source, "tls.ca (%s)", cfg->tls.ca);
+	} else if (cfg->tls.auth == CONFIG_TLS_AUTH_ON) {
+		/* As KES (Go's ClientCAs == nil): verify against the system trust store. */
+		char where[sizeof t->ca_source - 64];
+		int n = tls_load_system_roots(&t->ca, where, sizeof where, err, errlen);
+		if (n < 0)
+			return -1;
+		t->have_ca = true;
+		snprintf(t->ca_source, sizeof t->ca_source, "the system trust store (%s: %d CAs)",
+		         where, n);
 	}
 	return 0;
 }
@@ -263,9 +265,10 @@ static void describe(struct tls_server *t)
 		snprintf(subject, sizeof(subject), "?");
 	const mbedtls_x509_time *to = &t->cert.valid_to;
 	snprintf(t->summary, sizeof(t->summary),
-	         "certificate %s, valid until %04d-%02d-%02d; client certificates %s%s", subject,
+	         "certificate %s, valid until %04d-%02d-%02d; client certificates %s%s%s", subject,
 	         to->year, to->mon, to->day, t->require_cert ? "required" : "requested",
-	         t->verify_chain ? " and verified against tls.ca" : " (identity by public key)");
+	         t->verify_chain ? " and verified against " : " (identity by public key)",
+	         t->verify_chain ? t->ca_source : "");
 }
 
 struct tls_server *tls_server_new(const struct config *cfg, bool any_skip_auth, unsigned nloops,
