@@ -21,7 +21,8 @@ static void usage(FILE *out)
 	        "  --addr IP:PORT   listen address; overrides the config (port 0: any free port)\n"
 	        "  --dev            development server with certificates in DIR (default %s)\n"
 	        "  --dir DIR        the --dev directory\n"
-	        "  --check-config   load the configuration, certificates and keystore, then exit\n"
+	        "  --check-config   check the configuration and what starting needs, change\n"
+	        "                   nothing, then exit (0: would start, 1: would not)\n"
 	        "  -h, --help       print this help\n\n"
 	        "Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop after finishing\n"
 	        "the requests in flight.\n",
@@ -92,6 +93,11 @@ int cmd_server(int argc, char **argv)
 			fprintf(stderr, "kesc server: option '%s' needs a value\n", opt_name);
 			return EXIT_USAGE;
 		}
+	}
+	if (dev && opt.check_only) {
+		/* --dev writes its directory first: that is no check without side effects. */
+		fprintf(stderr, "kesc server: --check-config needs --config, not --dev\n");
+		return EXIT_USAGE;
 	}
 	if (dev && opt.config_path) {
 		fprintf(stderr, "kesc server: --dev and --config cannot be used together\n");

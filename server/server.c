@@ -21,6 +21,7 @@
 #include "keystore/keystore.h"
 #include "keystore/secmem.h"
 #include "policy/identity.h"
+#include "server/config_check.h"
 #include "server/log.h"
 #include "server/loop.h"
 #include "server/metrics.h"
@@ -53,6 +54,31 @@ static void warn_to_log(void *arg, const char *message)
 {
 	(void)arg;
 	log_warn("%s", message);
+}
+
+/* Start-up and reload: what config_check finds goes to the error log. */
+static void check_to_log(void *arg, enum check_level level, const char *message)
+{
+	(void)arg;
+	if (level == CHECK_ERROR)
+		log_error("%s", message);
+	else if (level == CHECK_WARNING)
+		log_warn("%s", message);
+	else
+		log_info("%s", message);
+}
+
+/* --check-config: plain lines on stderr, no log set-up (it could create the log file). */
+static void check_to_stderr(void *arg, enum check_level level, const char *message)
+{
+	static const char *const prefix[] = {"Note", "Warning", "Error"};
+	(void)arg;
+	fprintf(stderr, "%s: %s\n", prefix[level], message);
+}
+
+static void warn_to_stderr(void *arg, const char *message)
+{
+	check_to_stderr(arg, CHECK_WARNING, message);
 }
 
 int server_parse_address(const char *addr, char *host, unsigned long hostlen, unsigned *port)
@@ -169,10 +195,10 @@ static void log_keystore_event(const char *message)
 	log_error("keystore: %s", message);
 }
 
-static int load_config(const struct server_options *opt, struct config **out, char *err,
-                       size_t errlen)
+static int load_config(const struct server_options *opt, config_warn_fn warn, struct config **out,
+                       char *err, size_t errlen)
 {
-	if (config_load(opt->config_path, out, err, errlen, warn_to_log, NULL) < 0)
+	if (config_load(opt->config_path, out, err, errlen, warn, NULL) < 0)
 		return -1;
 	if (opt->addr) {
 		char *a = strdup(opt->addr);
@@ -192,10 +218,8 @@ static int build_generation(struct config *cfg, unsigned nloops, struct server_s
                             struct tls_server **tls_out, char *err, size_t errlen)
 {
 	/* TLS first: it is cheap and its errors (a certificate without SAN) need no keystore. */
-	bool any_skip = false;
-	for (size_t i = 0; i < cfg->api_count; i++)
-		any_skip |= cfg->api[i].skip_auth;
-	struct tls_server *tls = tls_server_new(cfg, any_skip, nloops, err, errlen);
+	struct tls_server *tls =
+	    tls_server_new(cfg, config_any_route_skips_auth(cfg), nloops, err, errlen);
 	if (!tls) {
 		config_free(cfg);
 		return -1;
@@ -323,16 +347,27 @@ static void reload(struct server *s)
 	struct server_state *st;
 	struct tls_server *tls;
 	log_info("SIGHUP: reloading '%s'", s->opt->config_path);
-	if (load_config(s->opt, &cfg, err, sizeof(err)) < 0 ||
-	    build_generation(cfg, s->nloops, &st, &tls, err, sizeof(err)) < 0) {
+	/* Fail closed: a config with any error (an unknown field included) changes nothing;
+	 * the running configuration stays in force, whole. */
+	if (load_config(s->opt, warn_to_log, &cfg, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	config_check_warnings(cfg, check_to_log, NULL);
+	if (build_generation(cfg, s->nloops, &st, &tls, err, sizeof(err)) < 0) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	/* The last step that can fail: log_configure leaves the old sinks alone on error. */
+	if (log_configure(server_state_config(st), err, sizeof(err)) < 0) {
+		server_state_release(st);
+		tls_server_release(tls);
 		log_error("reload failed, keeping the running configuration: %s", err);
 		return;
 	}
 	const struct config *old = server_state_config(s->state);
 	if (strcmp(old->address ? old->address : "", cfg->address ? cfg->address : ""))
 		log_warn("reload: a new listen address needs a restart; still on %s", s->bound);
-	if (log_configure(cfg, err, sizeof(err)) < 0)
-		log_error("reload: %s", err);
 	if (cfg->server.threads != old->server.threads)
 		log_warn("reload: server.threads takes effect after a restart");
 	apply_settings(&s->env, cfg);
@@ -472,6 +507,25 @@ static void tune_malloc(void)
 		log_warn("mallopt(M_MMAP_THRESHOLD) refused; idle connections use more memory");
 }
 
+/* --check-config: loads the configuration and checks what starting would need, creating
+ * nothing (config_check.h). 0 when starting would work (warnings allowed), else 1. */
+static int check_config(const struct server_options *opt)
+{
+	char err[ERR_LEN];
+	struct config *cfg = NULL;
+	if (load_config(opt, warn_to_stderr, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "Error: %s\n", err);
+		return 1;
+	}
+	unsigned errors = config_check_all(cfg, check_to_stderr, NULL);
+	config_free(cfg);
+	tls_cleanup();
+	if (errors > 0)
+		return 1;
+	printf("OK\n");
+	return 0;
+}
+
 int server_run(const struct server_options *opt)
 {
 	char err[ERR_LEN];
@@ -481,33 +535,29 @@ int server_run(const struct server_options *opt)
 	int rc = 1, sfd = -1;
 	for (unsigned i = 0; i < MAX_LOOPS; i++)
 		s.listen_fds[i] = -1;
+	if (opt->check_only)
+		return check_config(opt);
 	metrics_init();
 	sigset_t set;
 	/* Before anything starts a thread (the keystore may): all threads inherit the mask. */
-	if (!opt->check_only && (sfd = block_signals(&set)) < 0) {
+	if ((sfd = block_signals(&set)) < 0) {
 		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
 		goto fail;
 	}
 
-	if (load_config(opt, &cfg, err, sizeof(err)) < 0)
+	if (load_config(opt, warn_to_log, &cfg, err, sizeof(err)) < 0)
 		goto fail;
 	if (log_configure(cfg, err, sizeof(err)) < 0) {
 		config_free(cfg);
 		goto fail;
 	}
+	config_check_warnings(cfg, check_to_log, NULL);
 	keystore_set_log(log_keystore_event);
 	s.nloops = loop_count(cfg);
-	if (!opt->check_only) {
-		secmem_harden_process(hardening, sizeof(hardening));
-		tune_malloc();
-	}
+	secmem_harden_process(hardening, sizeof(hardening));
+	tune_malloc();
 	if (build_generation(cfg, s.nloops, &s.state, &s.tls, err, sizeof(err)) < 0)
 		goto fail;
-	if (opt->check_only) {
-		printf("OK\n");
-		rc = 0;
-		goto out;
-	}
 	if (bind_all(&s, server_state_config(s.state)->address, err, sizeof(err)) < 0 ||
 	    start_loops(&s, err, sizeof(err)) < 0)
 		goto fail;

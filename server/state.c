@@ -94,23 +94,20 @@ static struct policy_set *build_policies(const struct config *cfg, char *err, si
 	return ps;
 }
 
-static int apply_api(struct server_state *st, char *err, size_t errlen)
+static void apply_api(struct server_state *st)
 {
 	for (size_t i = 0; i < router_route_count() && i < MAX_ROUTES; i++)
 		st->routes[i].timeout_ms = router_route_at(i)->timeout_ms;
 	for (size_t i = 0; i < st->cfg->api_count; i++) {
 		const struct config_api *a = &st->cfg->api[i];
 		int r = router_find_key(a->path);
-		if (r < 0) {
-			snprintf(err, errlen, "api: unknown route '%s'", a->path);
-			return -1;
-		}
+		if (r < 0)
+			continue; /* KES ignores it too; config_check_warnings says so */
 		st->routes[r].skip_auth = a->skip_auth;
 		if (a->timeout_ms > 0)
 			st->routes[r].timeout_ms = a->timeout_ms;
 		st->any_skip_auth |= a->skip_auth;
 	}
-	return 0;
 }
 
 /* Creates the config's `keys:` that do not exist yet; an existing key is left alone. */
@@ -164,8 +161,7 @@ static struct server_state *state_build(struct config *cfg, struct keystore *sto
 	atomic_init(&st->refs, 1);
 	st->cfg = cfg;
 	st->started_ns = process_start_ns();
-	if (apply_api(st, err, errlen) != 0)
-		goto fail;
+	apply_api(st);
 	st->policies = build_policies(cfg, err, errlen);
 	if (!st->policies)
 		goto fail;

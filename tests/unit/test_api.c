@@ -1249,9 +1249,16 @@ static void test_state_errors(void)
 	c->api_count = 1;
 	c->api = calloc(1, sizeof *c->api);
 	c->api[0].path = strdup("/v1/key/create"); /* route keys keep their trailing slash */
-	CHECK(server_state_new(c, err, sizeof err) == NULL);
-	CHECK_EQ_STR(err, "api: unknown route '/v1/key/create'");
-	config_free(c);
+	c->api[0].skip_auth = true;
+	/* KES ignores an api: key that names no route, so does kesc (the server warns) */
+	struct server_state *ignored = server_state_new(c, err, sizeof err);
+	CHECK(ignored != NULL);
+	if (ignored) {
+		CHECK(!server_state_any_skip_auth(ignored));
+		server_state_release(ignored);
+	} else {
+		config_free(c);
+	}
 
 	c = make_config();
 	free(c->policies[1].identities[0]);
