@@ -242,6 +242,14 @@ static void check_log_file(struct checker *k, const char *field, const char *pat
 		say(k, CHECK_NOTE, "%s '%s' does not exist; starting creates it", field, path);
 }
 
+unsigned config_check_log_files(const struct config *cfg, check_report_fn report, void *arg)
+{
+	struct checker k = {.report = report, .arg = arg};
+	check_log_file(&k, "log.error", cfg->log.error_file);
+	check_log_file(&k, "log.audit", cfg->log.audit_file);
+	return k.errors;
+}
+
 /* A file (or, for a CA, a directory) the Vault client reads at login. */
 static void check_readable(struct checker *k, const char *field, const char *path)
 {
@@ -363,8 +371,7 @@ unsigned config_check_all(const struct config *cfg, check_report_fn report, void
 	struct checker k = {.report = report, .arg = arg};
 	config_check_warnings(cfg, report, arg);
 	check_tls(&k, cfg);
-	check_log_file(&k, "log.error", cfg->log.error_file);
-	check_log_file(&k, "log.audit", cfg->log.audit_file);
+	k.errors += config_check_log_files(cfg, report, arg);
 	check_listen(&k, cfg->address);
 	check_keystore(&k, cfg);
 	return k.errors;

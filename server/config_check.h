@@ -29,6 +29,12 @@ typedef void (*check_report_fn)(void *arg, enum check_level level, const char *m
  */
 void config_check_warnings(const struct config *cfg, check_report_fn report, void *arg);
 
+/* The log files of cfg can be opened for appending by this user (each exists and is
+ * writable, or its directory is). A reload checks this before it builds anything, so that a
+ * reload refused for its log file has not created the keys of its `keys:` either. Returns the
+ * number of errors reported. */
+unsigned config_check_log_files(const struct config *cfg, check_report_fn report, void *arg);
+
 /* Whether an api: entry for a route kesc serves sets skip_auth: then the TLS layer requests
  * instead of requires a client certificate, as in KES. Entries for other paths are ignored
  * whole, so they relax nothing. */

@@ -76,6 +76,22 @@ static void check_to_stderr(void *arg, enum check_level level, const char *messa
 	fprintf(stderr, "%s: %s\n", prefix[level], message);
 }
 
+/* Keeps the first error a check reports (for a one-line reload failure). */
+struct first_error {
+	char *text;
+	size_t len;
+	bool set;
+};
+
+static void keep_first_error(void *arg, enum check_level level, const char *message)
+{
+	struct first_error *f = arg;
+	if (level == CHECK_ERROR && !f->set) {
+		snprintf(f->text, f->len, "%s", message);
+		f->set = true;
+	}
+}
+
 static void warn_to_stderr(void *arg, const char *message)
 {
 	check_to_stderr(arg, CHECK_WARNING, message);
@@ -354,6 +370,12 @@ static void reload(struct server *s)
 		return;
 	}
 	config_check_warnings(cfg, check_to_log, NULL);
+	struct first_error first = {.text = err, .len = sizeof(err)};
+	if (config_check_log_files(cfg, keep_first_error, &first) > 0) {
+		config_free(cfg);
+		log_error("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
 	if (build_generation(cfg, s->nloops, &st, &tls, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		return;

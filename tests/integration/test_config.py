@@ -161,6 +161,26 @@ class UnknownFieldsTest(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_reload_refused_for_its_log_file_creates_no_key(self):
+        with kesctest.Server() as srv:
+            bad = os.path.join(srv.dir, "no-such-dir", "audit.log")
+            self.assertFalse(srv.reload({"log": {"audit": bad}, "keys": [{"name": "preset"}]}))
+            self.assertIn("reload failed, keeping the running configuration: log.audit '%s': "
+                          "directory '%s': No such file or directory"
+                          % (bad, os.path.dirname(bad)), srv.stderr_text())
+            r = srv.request("GET", "/v1/key/list/*")
+            self.assertEqual(r.json(), {"names": []}, r)
+            self.assertFalse(os.path.exists(os.path.join(srv.dir, "no-such-dir")))
+            self.assert_audit_still_on_stdout(srv)
+
+    def assert_audit_still_on_stdout(self, srv):
+        before = len(srv.audit_lines())
+        self.assertEqual(srv.request("GET", "/v1/status").status, 200)
+        deadline = time.monotonic() + 10
+        while len(srv.audit_lines()) == before and time.monotonic() < deadline:
+            time.sleep(0.1)  # the audit sink is flushed once a second
+        self.assertGreater(len(srv.audit_lines()), before)
+
     def test_unserved_api_route_is_a_warning(self):
         with kesctest.Server(config={"api": {"/v1/status/": {"timeout": "5s"}}}) as srv:
             self.assertIn("api./v1/status/: kesc serves no such route, the entry is ignored "
