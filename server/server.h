@@ -10,7 +10,7 @@
 struct server_options {
 	const char *config_path;
 	const char *addr; /* overrides the config's address when set */
-	bool check_only;  /* load everything, print OK or the error, exit */
+	bool check_only;  /* --check-config: check without side effects (config_check.h), exit */
 	/* Called once the sockets listen, with the bound "IP:PORT" (may be NULL). */
 	void (*on_listening)(const char *bound, void *arg);
 	void *on_listening_arg;
