@@ -468,6 +468,65 @@ class ACLTest(SimCase):
         js = self.v.req("POST", "/v1/sys/capabilities-self", {"paths": ["kv/data/x"]}, token=tok)[3]
         self.assertEqual(js["data"]["capabilities"], ["list", "read"])
 
+    def test_capabilities_self_like_vault(self):
+        """sys/capabilities-self as Vault's handleCapabilities answers it (what kesc asks
+        before it trusts a K/V v1 mount not to let its token overwrite keys)."""
+        self.v.mount("kv1", "kv", "1")
+        self.v.policy("p", '''
+            path "kv1/keys/*" { capabilities = ["create", "read", "delete", "list"] }
+            path "kv1/keys/shared-*" { capabilities = ["create", "read", "update"] }
+            path "kv1/keys/locked" { capabilities = ["read", "deny"] }
+            path "kv1/dir" { capabilities = ["list"] }
+        ''')
+        tok = self.v.token(policies=["p"])
+
+        def caps(body, token=tok, headers=None):
+            st, _, _, js = self.v.req("POST", "/v1/sys/capabilities-self", body, token=token, headers=headers)
+            self.assertEqual(st, 200, js)
+            return js
+
+        js = caps({"paths": ["kv1/keys/a", "kv1/keys/shared-a", "kv1/keys/locked", "kv2/x", "kv1/dir/"]})
+        want = {"kv1/keys/a": ["create", "delete", "list", "read"],
+                "kv1/keys/shared-a": ["create", "read", "update"],
+                "kv1/keys/locked": ["deny"], "kv2/x": ["deny"],
+                "kv1/dir/": ["list"]}  # asked as a list operation: the exact rule covers "dir/"
+        self.assertEqual(js["data"], want)
+        self.assertNotIn("capabilities", js["data"])  # only for a single path
+        self.assertEqual({k: js[k] for k in want}, want)  # copied to the top level
+        # A comma string is a list of paths (TypeCommaStringSlice); "path" is the old name.
+        self.assertEqual(caps({"paths": "kv1/keys/a, kv1/keys/shared-b"})["data"],
+                         {"kv1/keys/a": want["kv1/keys/a"], "kv1/keys/shared-b": want["kv1/keys/shared-a"]})
+        js = caps({"path": "kv1/keys/shared-z"})
+        self.assertEqual(js["data"]["capabilities"], ["create", "read", "update"])
+        self.assertEqual(js["capabilities"], ["create", "read", "update"])
+        # Capabilities do not depend on whether the entry exists.
+        self.v.req("PUT", "/v1/kv1/keys/a", {"a": "1"})
+        self.assertEqual(caps({"paths": ["kv1/keys/a"]})["data"]["capabilities"], want["kv1/keys/a"])
+        self.assertEqual(caps({"paths": ["kv1/keys/a"]}, token=self.v.root)["data"]["capabilities"], ["root"])
+        for bad in ({}, {"paths": []}, {"paths": ""}, {"paths": " , "}):
+            self.assertError(self.v.req("POST", "/v1/sys/capabilities-self", bad, token=tok), 400,
+                             ["paths must be supplied"])
+        # The default policy grants sys/capabilities-self; without it the call is denied.
+        bare = self.v.token(policies=["p"], no_default_policy=True)
+        self.assertError(self.v.req("POST", "/v1/sys/capabilities-self", {"paths": ["kv1/keys/a"]}, token=bare),
+                         403, [DENIED])
+
+    def test_capabilities_self_in_a_child_namespace(self):
+        """A token of the root namespace asks in its own namespace about a child's paths;
+        in the child, its default policy (a root-namespace policy) does not apply."""
+        self.v.req("POST", "/v1/sys/namespaces/t1", {})
+        self.v.mount("kv", "kv", "1", ns="t1")
+        self.v.policy("p", 'path "t1/kv/*" { capabilities = ["create", "read"] }')
+        tok = self.v.token(policies=["p"])
+        st, _, _, js = self.v.req("POST", "/v1/sys/capabilities-self", {"paths": ["t1/kv/x"]}, token=tok)
+        self.assertEqual((st, js["data"]["capabilities"]), (200, ["create", "read"]))
+        self.assertError(self.v.req("POST", "/v1/sys/capabilities-self", {"paths": ["kv/x"]}, token=tok,
+                                    headers=_ns("t1")), 403, [DENIED])
+        child = self.v.token(ns="t1", policies=["default"])
+        st, _, _, js = self.v.req("POST", "/v1/sys/capabilities-self", {"paths": ["kv/x"]}, token=child,
+                                  headers=_ns("t1"))
+        self.assertEqual((st, js["data"]["capabilities"]), (200, ["deny"]))
+
 
 # --------------------------------------------------------------------------------------
 class KVv1Test(SimCase):
@@ -1055,6 +1114,37 @@ class FaultTest(SimCase):
         self.v.control("latency", {"ms": 0})
         t0 = time.monotonic()
         self.v.req("GET", "/v1/kv/a")
+        self.assertLess(time.monotonic() - t0, 0.9)
+
+    def test_fail_by_method_and_after_the_effect(self):
+        # "method" narrows a rule; the GET is not failed, the PUT is.
+        self.v.control("fail", {"count": 1, "status": 500, "path_prefix": "/v1/kv/b", "method": "PUT"})
+        self.assertError(self.v.req("GET", "/v1/kv/b"), 404, [])
+        self.assertError(self.v.req("PUT", "/v1/kv/b", {"y": "1"}), 500,
+                         ["1 error occurred:\n\t* injected failure\n\n"])
+        self.assertError(self.v.req("GET", "/v1/kv/b"), 404, [])  # failed before: not stored
+        # "after": the write is stored, then the answer is the failure (an ambiguous outcome).
+        self.v.control("fail", {"count": 1, "status": 500, "path_prefix": "/v1/kv/b", "method": "PUT",
+                                "after": True})
+        self.assertError(self.v.req("PUT", "/v1/kv/b", {"y": "2"}), 500,
+                         ["1 error occurred:\n\t* injected failure\n\n"])
+        st, _, _, js = self.v.req("GET", "/v1/kv/b")
+        self.assertEqual((st, js["data"]), (200, {"y": "2"}))
+        for bad in ({"method": 5}, {"method": "P/T"}, {"after": "yes"}):
+            self.assertError(self.v.control("fail", dict(bad, count=1)), 400, ["invalid fault parameters"])
+
+    def test_latency_by_path_and_method(self):
+        self.v.control("latency", {"ms": 1000, "path_prefix": "/v1/kv/", "method": "PUT"})
+        t0 = time.monotonic()
+        self.assertEqual(self.v.req("GET", "/v1/kv/a")[0], 200)
+        self.assertEqual(self.v.req("GET", "/v1/sys/health", token=None)[0], 200)
+        self.assertLess(time.monotonic() - t0, 0.9)
+        t0 = time.monotonic()
+        self.assertEqual(self.v.req("PUT", "/v1/kv/c", {"z": "1"})[0], 204)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.98)
+        self.v.control("reset-faults")
+        t0 = time.monotonic()
+        self.assertEqual(self.v.req("PUT", "/v1/kv/c", {"z": "2"})[0], 204)
         self.assertLess(time.monotonic() - t0, 0.9)
 
     def test_drop_connections(self):

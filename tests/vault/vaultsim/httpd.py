@@ -23,8 +23,10 @@ class Faults:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.fail = []            # [{"count", "status", "prefix", "message"}]
+        self.fail = []            # [{"count", "status", "prefix", "method", "message", "after"}]
         self.latency_ms = 0
+        self.latency_prefix = ""  # only requests whose path starts with this are delayed
+        self.latency_method = ""  # ... and, when set, only this method
         self.drop = 0
         self.requests = 0
         self.by_path = {}
@@ -42,9 +44,19 @@ class Faults:
                 return True
             return False
 
-    def take_fail(self, path):
+    def delay_for(self, method, path):
+        with self.lock:
+            if not self.latency_ms or not path.startswith(self.latency_prefix):
+                return 0
+            if self.latency_method and method != self.latency_method:
+                return 0
+            return self.latency_ms
+
+    def take_fail(self, method, path):
         with self.lock:
             for f in self.fail:
+                if f["method"] and f["method"] != method:
+                    continue
                 if f["count"] > 0 and path.startswith(f["prefix"]):
                     f["count"] -= 1
                     return f
@@ -125,8 +137,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_test/"):
             return self.send(*self.test_control(path, body or b""))
         faults.record(self.command, path)
-        if faults.latency_ms:
-            time.sleep(faults.latency_ms / 1000.0)
+        delay = faults.delay_for(self.command, path)
+        if delay:
+            time.sleep(delay / 1000.0)
         if faults.take_drop():
             self.close_connection = True
             try:
@@ -137,7 +150,12 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             self.close_connection = True
             return self.send(413, {"Content-Type": "application/json"}, go_json({"errors": ["error parsing JSON"]}))
-        f = faults.take_fail(path)
+        f = faults.take_fail(self.command, path)
+        if f is not None and f["after"]:
+            # The request takes effect (a write is stored), then the answer is lost to a
+            # failure: the ambiguous outcome a client must resolve by reading back.
+            headers = {_canon(k): v for k, v in self.headers.items()}
+            core.handle(self.command, self.path, headers, body, self.client_address[0])
         if f is not None:
             msg = f["message"] or _fail_message(f["status"], path)
             hdr = {"Content-Type": "application/json"}
@@ -177,13 +195,22 @@ class Handler(BaseHTTPRequestHandler):
                 status = int(data.get("status", 503))
                 if not 400 <= status <= 599:
                     raise ValueError
+                method = _fault_method(data)
+                after = data.get("after", False)
+                if not isinstance(after, bool):
+                    raise ValueError
                 with faults.lock:
                     faults.fail.append({"count": int(data.get("count", 1)), "status": status,
                                         "prefix": str(data.get("path_prefix", "")),
+                                        "method": method, "after": after,
                                         "message": data.get("message"),
                                         "retry_after": int(data.get("retry_after", 0))})
             elif path == "/_test/latency":
-                faults.latency_ms = max(0, int(data.get("ms", 0)))
+                method = _fault_method(data)
+                with faults.lock:
+                    faults.latency_ms = max(0, int(data.get("ms", 0)))
+                    faults.latency_prefix = str(data.get("path_prefix", ""))
+                    faults.latency_method = method
             elif path == "/_test/drop":
                 with faults.lock:
                     faults.drop = max(0, int(data.get("count", 1)))
@@ -196,11 +223,20 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_test/reset-faults":
                 with faults.lock:
                     faults.fail, faults.drop, faults.latency_ms = [], 0, 0
+                    faults.latency_prefix, faults.latency_method = "", ""
             else:
                 return 404, hdr, go_json({"errors": []})
         except (TypeError, ValueError):
             return 400, hdr, go_json({"errors": ["invalid fault parameters"]})
         return 204, {}, b""
+
+
+def _fault_method(data):
+    """The optional "method" of a fault rule: an HTTP method in capitals, or "" for any."""
+    method = data.get("method", "")
+    if not isinstance(method, str) or (method and not method.isalpha()):
+        raise ValueError
+    return method.upper()
 
 
 def _canon(name):

@@ -292,14 +292,19 @@ class SysBackend(Backend):
         return False
 
     def capabilities_self(self, req):
-        paths = req.data.get("paths", req.data.get("path"))
-        if isinstance(paths, str):
-            paths = [paths]
-        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+        """Vault's handleCapabilities: `paths` (or the deprecated `path`) is a comma string
+        slice, so "a,b" is two paths; each path is relative to the request's namespace.
+        Vault's ACL.Capabilities asks as a list operation (an exact rule for "p" also
+        answers "p/"), answers ["root"] for a root token, ["deny"] when deny is set or
+        nothing matches, and the sorted capability names otherwise."""
+        paths = _comma_slice(req.data.get("paths"))
+        if not paths:
+            paths = _comma_slice(req.data.get("path"))
+        if not paths:
             raise bad_request("paths must be supplied")
         out = {}
         for p in paths:
-            caps = req.acl.capabilities(req.ns.path[len(req.token.ns):] + p)
+            caps = req.acl.capabilities(req.ns.path[len(req.token.ns):] + p, is_list=True)
             if "root" in caps:
                 res = ["root"]
             elif "deny" in caps or not caps:
@@ -311,3 +316,15 @@ class SysBackend(Backend):
             out["capabilities"] = out[paths[0]]
         return Resp(data=out, inject=True)
 
+
+def _comma_slice(value):
+    """Vault's TypeCommaStringSlice: a string is split at commas (each part trimmed, empty
+    parts dropped); a list must hold strings. Anything else is a 400, as Vault's field
+    decoding fails."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if isinstance(value, list) and all(isinstance(p, str) for p in value):
+        return [p.strip() for p in value if p.strip()]
+    raise bad_request("paths must be supplied")
