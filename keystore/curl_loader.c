@@ -18,6 +18,14 @@ static struct {
 	const char *(*easy_strerror)(CURLcode);
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
 	void (*slist_free_all)(struct curl_slist *);
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_perform)(CURLM *, int *);
+	CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd[], unsigned, int, int *);
+	CURLMcode (*multi_wakeup)(CURLM *);
+	CURLMsg *(*multi_info_read)(CURLM *, int *);
+	CURLMcode (*multi_cleanup)(CURLM *);
 } api;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -51,6 +59,14 @@ static void load(void)
 	RESOLVE(lib, easy_strerror, "curl_easy_strerror");
 	RESOLVE(lib, slist_append, "curl_slist_append");
 	RESOLVE(lib, slist_free_all, "curl_slist_free_all");
+	RESOLVE(lib, multi_init, "curl_multi_init");
+	RESOLVE(lib, multi_add_handle, "curl_multi_add_handle");
+	RESOLVE(lib, multi_remove_handle, "curl_multi_remove_handle");
+	RESOLVE(lib, multi_perform, "curl_multi_perform");
+	RESOLVE(lib, multi_poll, "curl_multi_poll");     /* libcurl >= 7.66 */
+	RESOLVE(lib, multi_wakeup, "curl_multi_wakeup"); /* libcurl >= 7.68 */
+	RESOLVE(lib, multi_info_read, "curl_multi_info_read");
+	RESOLVE(lib, multi_cleanup, "curl_multi_cleanup");
 	if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(load_error, sizeof(load_error), "curl_global_init failed");
 		return;
@@ -148,4 +164,46 @@ void kesc_curl_slist_free_all(struct curl_slist *list)
 {
 	if (list && curl_loader_load(NULL, 0) == 0)
 		api.slist_free_all(list);
+}
+
+CURLM *kesc_curl_multi_init(void)
+{
+	return curl_loader_load(NULL, 0) == 0 ? api.multi_init() : NULL;
+}
+
+/* The other multi calls need a handle from kesc_curl_multi_init, so libcurl is loaded. */
+CURLMcode kesc_curl_multi_add_handle(CURLM *m, CURL *h)
+{
+	return api.multi_add_handle(m, h);
+}
+
+CURLMcode kesc_curl_multi_remove_handle(CURLM *m, CURL *h)
+{
+	return api.multi_remove_handle(m, h);
+}
+
+CURLMcode kesc_curl_multi_perform(CURLM *m, int *running)
+{
+	return api.multi_perform(m, running);
+}
+
+CURLMcode kesc_curl_multi_poll(CURLM *m, struct curl_waitfd extra[], unsigned n, int timeout_ms,
+                               int *numfds)
+{
+	return api.multi_poll(m, extra, n, timeout_ms, numfds);
+}
+
+CURLMcode kesc_curl_multi_wakeup(CURLM *m)
+{
+	return api.multi_wakeup(m);
+}
+
+CURLMsg *kesc_curl_multi_info_read(CURLM *m, int *left)
+{
+	return api.multi_info_read(m, left);
+}
+
+CURLMcode kesc_curl_multi_cleanup(CURLM *m)
+{
+	return m ? api.multi_cleanup(m) : CURLM_OK;
 }

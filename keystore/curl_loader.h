@@ -30,20 +30,38 @@ void kesc_curl_easy_cleanup(CURL *h);
 const char *kesc_curl_easy_strerror(CURLcode code);
 struct curl_slist *kesc_curl_slist_append(struct curl_slist *list, const char *s);
 void kesc_curl_slist_free_all(struct curl_slist *list);
+/* The multi interface: the Vault health monitor runs overlapping probes with it. */
+CURLM *kesc_curl_multi_init(void);
+CURLMcode kesc_curl_multi_add_handle(CURLM *m, CURL *h);
+CURLMcode kesc_curl_multi_remove_handle(CURLM *m, CURL *h);
+CURLMcode kesc_curl_multi_perform(CURLM *m, int *running);
+CURLMcode kesc_curl_multi_poll(CURLM *m, struct curl_waitfd extra[], unsigned n, int timeout_ms,
+                               int *numfds);
+CURLMcode kesc_curl_multi_wakeup(CURLM *m);
+CURLMsg *kesc_curl_multi_info_read(CURLM *m, int *left);
+CURLMcode kesc_curl_multi_cleanup(CURLM *m);
 
 #ifndef KESC_CURL_LOADER_IMPL
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
-#define curl_global_init    kesc_curl_global_init
-#define curl_easy_init      kesc_curl_easy_init
-#define curl_easy_setopt    kesc_curl_easy_setopt
-#define curl_easy_perform   kesc_curl_easy_perform
-#define curl_easy_getinfo   kesc_curl_easy_getinfo
-#define curl_easy_reset     kesc_curl_easy_reset
-#define curl_easy_cleanup   kesc_curl_easy_cleanup
-#define curl_easy_strerror  kesc_curl_easy_strerror
-#define curl_slist_append   kesc_curl_slist_append
-#define curl_slist_free_all kesc_curl_slist_free_all
+#define curl_global_init         kesc_curl_global_init
+#define curl_easy_init           kesc_curl_easy_init
+#define curl_easy_setopt         kesc_curl_easy_setopt
+#define curl_easy_perform        kesc_curl_easy_perform
+#define curl_easy_getinfo        kesc_curl_easy_getinfo
+#define curl_easy_reset          kesc_curl_easy_reset
+#define curl_easy_cleanup        kesc_curl_easy_cleanup
+#define curl_easy_strerror       kesc_curl_easy_strerror
+#define curl_slist_append        kesc_curl_slist_append
+#define curl_slist_free_all      kesc_curl_slist_free_all
+#define curl_multi_init          kesc_curl_multi_init
+#define curl_multi_add_handle    kesc_curl_multi_add_handle
+#define curl_multi_remove_handle kesc_curl_multi_remove_handle
+#define curl_multi_perform       kesc_curl_multi_perform
+#define curl_multi_poll          kesc_curl_multi_poll
+#define curl_multi_wakeup        kesc_curl_multi_wakeup
+#define curl_multi_info_read     kesc_curl_multi_info_read
+#define curl_multi_cleanup       kesc_curl_multi_cleanup
 #endif
 
 #endif

@@ -396,7 +396,8 @@ static int64_t backoff_ms(int attempt, long retry_after_s)
 	return d / 2 + (int64_t)(jitter_next() % (uint32_t)(d / 2 + 1));
 }
 
-/* One attempt: 0 with rs->status set, or -1 with err set (no HTTP answer). */
+/* One attempt: 0 with rs->status set, or with err set (no HTTP answer) -1, or -2 when the
+ * attempt timed out or was cancelled (not worth repeating). */
 static int http_attempt(struct vault_http *h, const struct vault_request *rq, const char *url,
                         struct curl_slist *headers, struct vault_response *rs, long *retry_after,
                         struct ks_err *err)
@@ -420,7 +421,7 @@ static int http_attempt(struct vault_http *h, const struct vault_request *rq, co
 			           curl_easy_strerror(rc));
 		buf_reset(&rs->body);
 		pool_give(h, c, false);
-		return -1;
+		return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_ABORTED_BY_CALLBACK ? -2 : -1;
 	}
 	curl_off_t ra = 0;
 	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status) != CURLE_OK ||
@@ -451,12 +452,15 @@ int vault_http_do(struct vault_http *h, const struct vault_request *rq, struct v
 			break;
 		}
 		long retry_after = 0;
-		if (http_attempt(h, rq, url.data, headers, rs, &retry_after, err) == 0) {
+		int got = http_attempt(h, rq, url.data, headers, rs, &retry_after, err);
+		if (got == 0) {
 			bool sealed = rs->status == 503 && vault_http_error_contains(rs, "sealed");
 			if (!status_retryable(rs->status) || sealed || attempt + 1 == tries) {
 				result = 0;
 				break;
 			}
+		} else if (got == -2) {
+			break;
 		}
 		if (attempt + 1 < tries)
 			http_sleep(h, backoff_ms(attempt, retry_after));
@@ -508,4 +512,163 @@ void vault_http_error(const struct vault_response *rs, const char *what, const c
 	error_text(rs, text, sizeof(text));
 	ks_err_set(err, "vault: %s '%s': server responded with %ld%s%s", what, path, rs->status,
 	           text[0] ? ": " : "", text);
+}
+
+/* ---- probes (multi interface) ---- */
+
+struct probe {
+	CURL *c; /* kept between probes: its connection stays in the multi's cache */
+	bool running;
+	uint64_t id;
+	int64_t start_us;
+	struct curl_slist *headers;
+	struct buf url;
+	struct vault_response rs;
+};
+
+struct vault_probes {
+	struct vault_http *h;
+	CURLM *multi;
+	struct probe slot[VAULT_PROBES_MAX];
+	size_t running;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+struct vault_probes *vault_probes_new(struct vault_http *h)
+{
+	struct vault_probes *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->h = h;
+	if (!(p->multi = curl_multi_init())) {
+		free(p);
+		return NULL;
+	}
+	for (size_t i = 0; i < VAULT_PROBES_MAX; i++) {
+		buf_init(&p->slot[i].url, 16384);
+		vault_response_init(&p->slot[i].rs);
+	}
+	return p;
+}
+
+static void probe_release(struct vault_probes *p, struct probe *s)
+{
+	if (s->running) {
+		curl_multi_remove_handle(p->multi, s->c);
+		s->running = false;
+		p->running--;
+	}
+	curl_slist_free_all(s->headers); /* no token in a probe's headers */
+	s->headers = NULL;
+}
+
+void vault_probes_free(struct vault_probes *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < VAULT_PROBES_MAX; i++) {
+		probe_release(p, &p->slot[i]);
+		curl_easy_cleanup(p->slot[i].c);
+		buf_free(&p->slot[i].url);
+		vault_response_free(&p->slot[i].rs);
+	}
+	curl_multi_cleanup(p->multi);
+	free(p);
+}
+
+size_t vault_probes_running(const struct vault_probes *p)
+{
+	return p->running;
+}
+
+int vault_probes_start(struct vault_probes *p, const char *path, uint64_t id)
+{
+	struct probe *s = NULL;
+	for (size_t i = 0; !s && i < VAULT_PROBES_MAX; i++)
+		if (!p->slot[i].running)
+			s = &p->slot[i];
+	if (!s)
+		return -1;
+	if (s->c)
+		curl_easy_reset(s->c);
+	else if (!(s->c = curl_easy_init()))
+		return -1;
+	struct vault_request rq = {.method = "GET", .path = path};
+	struct buf scratch;
+	buf_init(&scratch, 16384);
+	s->headers = http_headers(&rq, &scratch);
+	buf_free(&scratch);
+	buf_reset(&s->url);
+	buf_printf(&s->url, "%s/v1/%s", p->h->endpoint, path);
+	buf_reset(&s->rs.body);
+	s->rs.status = 0;
+	if (!s->headers || buf_failed(&s->url) ||
+	    http_setup(p->h, s->c, &rq, s->url.data, s->headers, &s->rs.body) != CURLE_OK ||
+	    curl_multi_add_handle(p->multi, s->c) != CURLM_OK) {
+		curl_slist_free_all(s->headers);
+		s->headers = NULL;
+		return -1;
+	}
+	s->running = true;
+	s->id = id;
+	s->start_us = now_us();
+	p->running++;
+	return 0;
+}
+
+/* The finished transfer msg as a result; releases its slot. */
+static void probe_finish(struct vault_probes *p, const CURLMsg *msg, struct vault_probe_result *out,
+                         struct vault_response *rs)
+{
+	struct probe *s = NULL;
+	for (size_t i = 0; !s && i < VAULT_PROBES_MAX; i++)
+		if (p->slot[i].running && p->slot[i].c == msg->easy_handle)
+			s = &p->slot[i];
+	if (!s)
+		return;
+	memset(out, 0, sizeof(*out));
+	out->id = s->id;
+	out->latency_us = now_us() - s->start_us;
+	buf_reset(&rs->body);
+	rs->status = 0;
+	CURLcode rc = msg->data.result;
+	if (rc == CURLE_OK &&
+	    curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &rs->status) == CURLE_OK) {
+		out->answered = true;
+		buf_append(&rs->body, s->rs.body.data, s->rs.body.len);
+	} else {
+		ks_err_set(&out->err, "vault: GET %s: %s", s->url.data + strlen(p->h->endpoint) + 4,
+		           curl_easy_strerror(rc));
+	}
+	probe_release(p, s);
+}
+
+int vault_probes_run(struct vault_probes *p, int64_t wait_ms, struct vault_probe_result *out,
+                     struct vault_response *rs)
+{
+	for (bool waited = false;; waited = true) {
+		int active = 0, left = 0;
+		curl_multi_perform(p->multi, &active);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
+			if (msg->msg == CURLMSG_DONE) {
+				probe_finish(p, msg, out, rs);
+				return 1;
+			}
+		}
+		if (waited || wait_ms <= 0)
+			return 0;
+		curl_multi_poll(p->multi, NULL, 0, wait_ms > 60000 ? 60000 : (int)wait_ms, NULL);
+	}
+}
+
+void vault_probes_wakeup(struct vault_probes *p)
+{
+	curl_multi_wakeup(p->multi);
 }
