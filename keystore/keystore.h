@@ -39,7 +39,7 @@ enum ks_result {
 /* Details of a failure, for the error log only: never shown to API clients, never holds key
  * material. */
 struct ks_err {
-	char msg[256];
+	char msg[512]; /* room for an operator-readable reason with a path in it */
 };
 
 void ks_err_set(struct ks_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,7 +1,8 @@
 /*
- * vault.c — the Vault keystore: the operations table, authenticated requests, and the
- * health poll that makes operations fail fast while Vault is sealed or unreachable.
- * The K/V layout is in vault_kv.c, transit in vault_transit.c, login/renewal in vault_auth.c.
+ * vault.c — the Vault keystore: the operations table and authenticated requests.
+ * The K/V layout is in vault_kv.c, transit in vault_transit.c, login/renewal in vault_auth.c,
+ * the health monitor that makes operations fail fast while Vault is sealed or unreachable in
+ * vault_health.c, the check that the token cannot overwrite K/V v1 keys in vault_caps.c.
  */
 #include "keystore/vault.h"
 
@@ -17,27 +18,10 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_REQUEST_TIMEOUT_MS 15000
 #define DEFAULT_MAX_RETRIES        2
-/* While sealed or down, poll at least this often so recovery is noticed quickly. */
-#define DOWN_POLL_MS 1000
-
-/* The SDK's query: every non-active state answers 299 so the body can always be read. */
-#define HEALTH_PATH                                                                    \
-	"sys/health?uninitcode=299&sealedcode=299&standbycode=299&drsecondarycode=299" \
-	"&performancestandbycode=299"
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void poll_wake(struct vault_store *v)
-{
-	pthread_mutex_lock(&v->poll_lock);
-	pthread_cond_broadcast(&v->poll_wake);
-	pthread_mutex_unlock(&v->poll_lock);
-}
+/* K/V v1 creates of one name are serialised in this process, striped by a hash of the key's
+ * Vault path. The stripes are process-wide, not per store: a SIGHUP opens a new store while
+ * creates on the old one may still run, and the two must not both write a name. */
+#define CREATE_LOCKS 64
 
 /* Whether a 403 came from a dead token (rather than a policy that denies the path): Vault
  * ≥1.17 says "invalid token"; older Vault and OpenBao say only "permission denied", so ask
@@ -59,23 +43,10 @@ static bool token_dead(struct vault_store *v, const struct vault_response *rs, c
 	return dead;
 }
 
-static int store_fail_fast(struct vault_store *v, struct ks_err *err)
-{
-	if (atomic_load(&v->sealed)) {
-		ks_err_set(err, "vault: key store is sealed");
-		return KS_UNREACHABLE;
-	}
-	if (atomic_load(&v->down)) {
-		ks_err_set(err, "vault: unreachable (health check failing)");
-		return KS_UNREACHABLE;
-	}
-	return 0;
-}
-
 int vault_store_call(struct vault_store *v, const struct vault_call *call,
                      struct vault_response *rs, struct ks_err *err)
 {
-	int rc = store_fail_fast(v, err);
+	int rc = vault_health_fail_fast(v, err);
 	if (rc != 0)
 		return rc;
 	char token[VAULT_TOKEN_MAX];
@@ -90,16 +61,18 @@ int vault_store_call(struct vault_store *v, const struct vault_call *call,
 		struct vault_request rq = {.method = call->method,
 		                           .path = call->path,
 		                           .token = token,
-		                           .namespace_ = v->namespace_,
+		                           .namespace_ = call->token_namespace
+		                                             ? vault_auth_namespace(v->auth)
+		                                             : v->namespace_,
 		                           .body = call->body,
 		                           .body_len = call->body_len};
 		if (vault_http_do(v->http, &rq, rs, err) != 0) {
+			vault_health_poke(v);
 			rc = KS_UNREACHABLE;
 			break;
 		}
 		if (rs->status == 503 && vault_http_error_contains(rs, "sealed")) {
-			atomic_store(&v->sealed, true);
-			poll_wake(v);
+			vault_health_saw_sealed(v);
 			ks_err_set(err, "vault: key store is sealed");
 			rc = KS_UNREACHABLE;
 			break;
@@ -113,64 +86,6 @@ int vault_store_call(struct vault_store *v, const struct vault_call *call,
 	}
 	secure_zero(token, sizeof(token));
 	return rc;
-}
-
-/* ---- health ---- */
-
-static int health_probe(struct vault_store *v, int64_t *latency_us, struct ks_err *err)
-{
-	/* Never with the namespace header: Vault rejects it on sys/health (kes#511). */
-	struct vault_request rq = {.method = "GET", .path = HEALTH_PATH};
-	struct vault_response rs;
-	vault_response_init(&rs);
-	int64_t start = mono_us();
-	int rc = vault_http_do(v->http, &rq, &rs, err);
-	*latency_us = mono_us() - start;
-	if (rc != 0) {
-		atomic_store(&v->down, true);
-		goto out;
-	}
-	atomic_store(&v->down, false);
-	char perr[64];
-	struct json_value *j = json_parse(rs.body.data, rs.body.len, perr, sizeof(perr));
-	if (rs.status < 200 || rs.status > 299 || !j) {
-		vault_http_error(&rs, "health check failed", "sys/health", err);
-		rc = rs.status >= 500 ? KS_UNREACHABLE : KS_FAILED;
-	} else if (!json_bool(json_get(j, "initialized"))) {
-		ks_err_set(err, "vault: not initialized");
-		rc = KS_UNREACHABLE;
-	} else if (json_bool(json_get(j, "sealed"))) {
-		ks_err_set(err, "vault: key store is sealed");
-		rc = KS_UNREACHABLE;
-	}
-	atomic_store(&v->sealed, rc == KS_UNREACHABLE);
-	json_free(j);
-out:
-	vault_response_free(&rs);
-	return rc;
-}
-
-static void *poll_thread(void *arg)
-{
-	struct vault_store *v = arg;
-	while (!atomic_load(&v->stop)) {
-		int64_t latency;
-		struct ks_err err;
-		health_probe(v, &latency, &err);
-		int64_t ms = v->ping_ms;
-		if ((atomic_load(&v->sealed) || atomic_load(&v->down)) && ms > DOWN_POLL_MS)
-			ms = DOWN_POLL_MS;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t ns = ts.tv_nsec + (ms % 1000) * 1000000;
-		ts.tv_sec += ms / 1000 + ns / 1000000000;
-		ts.tv_nsec = ns % 1000000000;
-		pthread_mutex_lock(&v->poll_lock);
-		if (!atomic_load(&v->stop))
-			pthread_cond_timedwait(&v->poll_wake, &v->poll_lock, &ts);
-		pthread_mutex_unlock(&v->poll_lock);
-	}
-	return NULL;
 }
 
 /* ---- operations ---- */
@@ -217,6 +132,32 @@ static bool store_is_ours(struct vault_store *v, const char *name, const struct 
 	return ours;
 }
 
+/*
+ * The write's answer was lost or was a server error, so Vault may have stored it anyway
+ * (issue 10 §3: a create answered 500 had in fact been stored). Read back: exactly the value
+ * we wrote (our record with its fresh random key, or our transit ciphertext with its random
+ * nonce) means the create took effect. Anything else — absent, another value, no answer —
+ * leaves the failure standing: never report success for someone else's key.
+ */
+static int create_read_back(struct vault_store *v, const char *name, const struct bytes *value,
+                            int rc, struct ks_err *err)
+{
+	struct bytes got = {0};
+	struct ks_err rerr;
+	int r = vault_kv_read(v, name, &got, &rerr);
+	bool ours = r == KS_OK && got.len == value->len && ct_equal(got.data, value->data, got.len);
+	bytes_free(&got);
+	if (ours) {
+		ks_log("vault: create of '%s': %s; read back: the key was stored, create succeeded",
+		       name, err->msg);
+		return KS_OK;
+	}
+	if (r == KS_OK)
+		ks_log("vault: create of '%s': %s; read back: another value is stored there", name,
+		       err->msg);
+	return rc;
+}
+
 static int vault_create_locked(struct vault_store *v, const char *name, const struct bytes *record,
                                struct ks_err *err)
 {
@@ -231,24 +172,46 @@ static int vault_create_locked(struct vault_store *v, const char *name, const st
 	}
 	if (rc != KS_NOT_FOUND)
 		return rc;
+	/* v1: a token that may update could overwrite another server's key (vault_caps.c). */
+	if ((rc = vault_caps_check(v, name, err)) != KS_OK)
+		return rc;
 	if (v->transit_key)
 		rc = vault_transit_encrypt(v, record, &value, err);
 	else if ((rc = vault_record_encode(record, &value)) != KS_OK)
 		ks_err_set(err, "vault: out of memory");
+	bool maybe_stored = false;
 	if (rc == KS_OK)
-		rc = vault_kv_write(v, name, &value, err);
+		rc = vault_kv_write(v, name, &value, &maybe_stored, err);
 	if (rc == KS_EXISTS && store_is_ours(v, name, record))
 		rc = KS_OK;
+	else if (rc != KS_OK && maybe_stored)
+		rc = create_read_back(v, name, &value, rc, err);
 	bytes_free(&value);
 	return rc;
 }
 
-static pthread_mutex_t *create_lock(struct vault_store *v, const char *name)
+static pthread_mutex_t create_locks[CREATE_LOCKS];
+static pthread_once_t create_locks_once = PTHREAD_ONCE_INIT;
+
+static void create_locks_init(void)
 {
+	for (size_t i = 0; i < CREATE_LOCKS; i++)
+		pthread_mutex_init(&create_locks[i], NULL); /* cannot fail on Linux */
+}
+
+/* The stripe of a key, by its namespace and full K/V path: the same for every store (every
+ * configuration generation) that writes that Vault entry, whatever the endpoint is called. */
+static pthread_mutex_t *create_lock(const struct vault_store *v, const char *path)
+{
+	pthread_once(&create_locks_once, create_locks_init);
 	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const char *p = name; *p; p++)
+	for (const char *p = v->namespace_ ? v->namespace_ : ""; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
-	return &v->create_locks[h % VAULT_CREATE_LOCKS];
+	h = (h ^ '\n') * 16777619u;
+	for (const char *p = path; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h ^= h >> 16; /* FNV's low bits see only the low bits of each byte */
+	return &create_locks[h % CREATE_LOCKS];
 }
 
 static int vault_create(void *self, const char *name, const struct bytes *record,
@@ -257,9 +220,13 @@ static int vault_create(void *self, const char *name, const struct bytes *record
 	struct vault_store *v = self;
 	if (v->kv_version == 2) /* cas=0 makes Vault itself the arbiter */
 		return vault_create_locked(v, name, record, err);
-	pthread_mutex_t *m = create_lock(v, name);
+	char path[VAULT_PATH_MAX];
+	int rc = vault_kv_path(v, name, path, sizeof(path), err);
+	if (rc != KS_OK)
+		return rc;
+	pthread_mutex_t *m = create_lock(v, path);
 	pthread_mutex_lock(m);
-	int rc = vault_create_locked(v, name, record, err);
+	rc = vault_create_locked(v, name, record, err);
 	pthread_mutex_unlock(m);
 	return rc;
 }
@@ -298,11 +265,7 @@ static int vault_list(void *self, const char *prefix, struct name_list *out, str
 
 static int vault_status(void *self, struct ks_status *out, struct ks_err *err)
 {
-	struct vault_store *v = self;
-	int64_t latency = 0;
-	int rc = health_probe(v, &latency, err);
-	out->latency_us = latency;
-	return rc;
+	return vault_health_status(self, out, err);
 }
 
 static void store_free(struct vault_store *v)
@@ -313,10 +276,7 @@ static void store_free(struct vault_store *v)
 	free(v->prefix);
 	free(v->transit_engine);
 	free(v->transit_key);
-	pthread_cond_destroy(&v->poll_wake);
-	pthread_mutex_destroy(&v->poll_lock);
-	for (size_t i = 0; v->create_locks_ready && i < VAULT_CREATE_LOCKS; i++)
-		pthread_mutex_destroy(&v->create_locks[i]);
+	pthread_mutex_destroy(&v->health_lock);
 	free(v);
 }
 
@@ -326,10 +286,9 @@ static void vault_close(void *self)
 	if (!v)
 		return;
 	atomic_store(&v->stop, true);
-	poll_wake(v);
-	if (v->poll_started)
-		pthread_join(v->poll_thread, NULL);
+	/* The auth thread first: its login hook may poke the health monitor. */
 	vault_auth_stop(v->auth);
+	vault_health_stop(v);
 	store_free(v);
 }
 
@@ -375,19 +334,10 @@ static struct vault_store *store_new(const struct vault_config *cfg)
 	struct vault_store *v = calloc(1, sizeof(*v));
 	if (!v)
 		return NULL;
-	pthread_condattr_t ca;
-	bool ok = pthread_condattr_init(&ca) == 0;
-	ok = ok && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0;
-	ok = ok && pthread_mutex_init(&v->poll_lock, NULL) == 0;
-	ok = ok && pthread_cond_init(&v->poll_wake, &ca) == 0;
-	pthread_condattr_destroy(&ca);
-	for (size_t i = 0; ok && i < VAULT_CREATE_LOCKS; i++)
-		ok = pthread_mutex_init(&v->create_locks[i], NULL) == 0; /* cannot fail on Linux */
-	if (!ok) {
+	if (pthread_mutex_init(&v->health_lock, NULL) != 0) {
 		free(v);
 		return NULL;
 	}
-	v->create_locks_ready = true;
 	bool oom = false;
 	v->engine = dup_default(cfg->engine, "kv", &oom);
 	v->kv_version = cfg->kv_version == 2 ? 2 : 1;
@@ -400,11 +350,38 @@ static struct vault_store *store_new(const struct vault_config *cfg)
 	v->ping_ms = cfg->ping_ms > 0 ? cfg->ping_ms : DEFAULT_PING_MS;
 	v->request_timeout_ms =
 	    cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
+	v->allow_v1_update = cfg->allow_unsafe_kv_v1_update;
 	if (oom) {
 		store_free(v);
 		return NULL;
 	}
 	return v;
+}
+
+/* After every re-login: the new token may come with other policies. Creates check the grant
+ * of their own path anyway; this says so in the log as soon as it is known. */
+static void store_on_login(void *arg)
+{
+	struct vault_store *v = arg;
+	struct ks_err err = {{0}};
+	if (vault_caps_check(v, NULL, &err) == KS_FAILED)
+		ks_log("%s", err.msg);
+}
+
+/* At start-up, on a v1 mount: refuse a token that may overwrite keys. */
+static int store_check_grant(struct vault_store *v, struct ks_err *err)
+{
+	if (v->kv_version != 1)
+		return 0;
+	if (v->allow_v1_update) {
+		ks_log(
+		    "vault: keystore.vault.allow_unsafe_kv_v1_update is set: kesc does not check "
+		    "whether its token may overwrite keys on the K/V v1 mount '%s'; two servers "
+		    "creating the same key can silently replace each other's key",
+		    v->engine);
+		return 0;
+	}
+	return vault_caps_check(v, NULL, err) == KS_OK ? 0 : -1;
 }
 
 struct keystore *vault_keystore_open(const struct vault_config *cfg, struct ks_err *err)
@@ -431,13 +408,11 @@ struct keystore *vault_keystore_open(const struct vault_config *cfg, struct ks_e
 	};
 	if (!(v->http = vault_http_new(&o, err)))
 		goto fail;
-	if (!(v->auth = vault_auth_start(v->http, cfg, &v->sealed, &v->stop, err)))
+	if (!(v->auth =
+	          vault_auth_start(v->http, cfg, &v->sealed, &v->stop, store_on_login, v, err)))
 		goto fail;
-	if (pthread_create(&v->poll_thread, NULL, poll_thread, v) != 0) {
-		ks_err_set(err, "vault: cannot start health poll thread");
+	if (store_check_grant(v, err) != 0 || vault_health_start(v, err) != 0)
 		goto fail;
-	}
-	v->poll_started = true;
 	ks->ops = &vault_ops;
 	ks->self = v;
 	return ks;

@@ -40,11 +40,13 @@ struct vault_config {
 
 	int64_t ping_ms;            /* status poll interval; 0 → 15000 as KES effectively does */
 	int64_t connect_timeout_ms; /* 0 → 5000 (kesc extension) */
-	int64_t request_timeout_ms; /* 0 → 15000 (kesc extension) */
-	int max_retries;            /* retries on 5xx/429/network errors; <0 → 2 */
-	int64_t token_switch_delay_ms; /* wait before using a token from a new login, so Vault
-	                                  replicas know it (kesc extension; capped at half the old
-	                                  token's remaining life): 0 → 1000, <0 → none */
+	int64_t request_timeout_ms; /* one attempt; 0 → 15000 (kesc extension) */
+	int max_retries; /* retries on 5xx/429/connection errors (not timeouts); <0 → 2 */
+	bool allow_unsafe_kv_v1_update; /* start even if the token may overwrite K/V v1 keys
+	                                   (kesc extension; see vault_caps.c) */
+	int64_t token_switch_delay_ms;  /* wait before using a token from a new login, so Vault
+	                                   replicas know it (kesc extension; capped at half the old
+	                                   token's remaining life): 0 → 1000, <0 → none */
 };
 
 /*
@@ -52,12 +54,16 @@ struct vault_config {
  * "not found" by itself (KES never returns 404 for a Vault delete). kesc reads the entry
  * first and returns KS_NOT_FOUND when it is absent; a concurrent delete between the read and
  * the DELETE still returns KS_OK.
- * Sealed or unreachable Vault (seen by a request or by the health poll every ping_ms, faster
- * while down) makes every operation fail fast with KS_UNREACHABLE until a poll succeeds.
+ * Sealed or unreachable Vault (seen by a request or by the health poll every ping_ms, every
+ * second while down) makes every operation fail fast with KS_UNREACHABLE until a probe
+ * succeeds; each change is logged once (vault_health.c).
  * create never overwrites: K/V v2 writes with cas=0; K/V v1 reads first, serialises creates of
- * one name inside the process, and relies on a policy without "update" (as KES documents) to
- * make Vault refuse an overwrite by another process — a 403 on a name that now exists is
- * KS_EXISTS.
+ * one name inside the process (across reloads too), and relies on a policy without "update"
+ * (as KES documents) to make Vault refuse an overwrite by another process — a 403 on a name
+ * that now exists is KS_EXISTS. Because that guard is only as good as the policy, open and
+ * every create on v1 ask Vault whether the token may update the key path and refuse if so,
+ * unless allow_unsafe_kv_v1_update. When a write's outcome is unknown (no answer, or a 5xx
+ * other than "sealed"), create reads the key back: exactly our value means KS_OK.
  * Records are stored verbatim (KES's layout) when they are plain text, which every record KES
  * writes is; other bytes, which a JSON string cannot carry, are stored as "kesc:base64:…".
  * Transit ciphertexts of any key version (vault:vN:) are read and accepted on write.

@@ -44,6 +44,8 @@ struct vault_auth {
 	int64_t switch_delay_ms;
 	const atomic_bool *sealed;
 	const atomic_bool *stop;
+	vault_login_hook on_login;
+	void *hook_arg;
 
 	pthread_mutex_t lock;
 	pthread_cond_t changed; /* token replaced or stop: for waiting request threads */
@@ -303,6 +305,8 @@ static bool auth_relogin_now(struct vault_auth *a, int64_t *ttl_s, bool *renewab
 		*since = mono_ms();
 	}
 	secure_zero(&r, sizeof(r));
+	if (ok && a->on_login)
+		a->on_login(a->hook_arg);
 	return ok;
 }
 
@@ -334,6 +338,8 @@ static bool auth_cycle(struct vault_auth *a, int64_t *ttl_s, bool *renewable, in
 		*renewable = r.renewable;
 		*since = mono_ms();
 		ok = true;
+		if (a->on_login)
+			a->on_login(a->hook_arg);
 	}
 	secure_zero(&r, sizeof(r));
 	return ok;
@@ -460,7 +466,7 @@ static bool auth_credentials_present(const struct vault_auth *a)
 
 struct vault_auth *vault_auth_start(struct vault_http *http, const struct vault_config *cfg,
                                     const atomic_bool *sealed, const atomic_bool *stop,
-                                    struct ks_err *err)
+                                    vault_login_hook on_login, void *hook_arg, struct ks_err *err)
 {
 	struct vault_auth *a = calloc(1, sizeof(*a));
 	if (!a || auth_init_sync(a) != 0) {
@@ -471,6 +477,8 @@ struct vault_auth *vault_auth_start(struct vault_http *http, const struct vault_
 	a->http = http;
 	a->sealed = sealed;
 	a->stop = stop;
+	a->on_login = on_login;
+	a->hook_arg = hook_arg;
 	struct login_result r = {0};
 	if (auth_copy_config(a, cfg) != 0) {
 		ks_err_set(err, "vault: out of memory");

@@ -19,10 +19,12 @@
 /* Longest Vault token accepted (tokens are opaque; hvs. tokens are ~100 bytes). */
 #define VAULT_TOKEN_MAX 2048
 /* Longest path below /v1/ we build. */
-#define VAULT_PATH_MAX     2048
-#define VAULT_CREATE_LOCKS 64
+#define VAULT_PATH_MAX 2048
 
 struct vault_auth;
+
+/* What the health monitor last concluded (vault_health.c). */
+enum vault_health_state { VAULT_HEALTH_UP, VAULT_HEALTH_SEALED, VAULT_HEALTH_DOWN };
 
 struct vault_store {
 	struct vault_http *http;
@@ -36,18 +38,24 @@ struct vault_store {
 	char *transit_key; /* NULL = no transit */
 	int64_t ping_ms;
 	int64_t request_timeout_ms;
+	bool allow_v1_update; /* the operator accepts a token that may overwrite K/V v1 keys */
 
 	atomic_bool stop;   /* set by close: threads end, transfers are cancelled */
-	atomic_bool sealed; /* last health poll (or a request) saw Vault sealed */
-	atomic_bool down;   /* last health poll got no answer */
-	pthread_mutex_t poll_lock;
-	pthread_cond_t poll_wake;
+	atomic_bool sealed; /* health is VAULT_HEALTH_SEALED: fail fast, the auth thread pauses */
+	atomic_bool down;   /* health is VAULT_HEALTH_DOWN: fail fast */
+
+	/* The health monitor (vault_health.c). */
 	pthread_t poll_thread;
 	bool poll_started;
-	/* K/V v1 has no create-only write: creates of the same name are serialised in this
-	 * process (striped by name hash). Writers in other processes can still race (as in KES). */
-	pthread_mutex_t create_locks[VAULT_CREATE_LOCKS];
-	bool create_locks_ready;
+	struct vault_probes *probes; /* owned by the poll thread once it runs */
+	atomic_bool poll_wake;       /* probe now (a request saw a failure) */
+	_Atomic uint64_t probe_seq;  /* numbers every health observation in start order */
+	pthread_mutex_t health_lock; /* guards the fields below */
+	enum vault_health_state health;
+	uint64_t health_seq; /* of the observation health comes from: older ones are stale */
+	int64_t health_since_ms;
+	char health_reason[sizeof(
+	    ((struct ks_err *)0)->msg)]; /* why not up (no secrets: Vault's or libcurl's words) */
 };
 
 /* ---- vault.c: one authenticated request ---- */
@@ -57,6 +65,7 @@ struct vault_call {
 	const char *path;
 	const char *body;
 	size_t body_len;
+	bool token_namespace; /* send to the token's namespace instead of the store's */
 };
 
 /*
@@ -68,7 +77,35 @@ struct vault_call {
 int vault_store_call(struct vault_store *v, const struct vault_call *call,
                      struct vault_response *rs, struct ks_err *err);
 
+/* ---- vault_health.c: is Vault up, sealed or down? ---- */
+
+/* Starts the monitor thread (probes sys/health every ping_ms; while Vault is sealed or down,
+ * a new probe every second even while older ones still wait for an answer). 0 or -1. */
+int vault_health_start(struct vault_store *v, struct ks_err *err);
+/* Stops the thread (the caller has set v->stop). */
+void vault_health_stop(struct vault_store *v);
+/* KS_UNREACHABLE with the reason while Vault is known to be sealed or down, else 0. */
+int vault_health_fail_fast(struct vault_store *v, struct ks_err *err);
+/* A request saw Vault sealed: record it (logged once) and probe now. */
+void vault_health_saw_sealed(struct vault_store *v);
+/* A request got no answer: probe now (the probe decides whether Vault is down). */
+void vault_health_poke(struct vault_store *v);
+/* The status operation: fail fast while not up, else one probe now (its latency in out). */
+int vault_health_status(struct vault_store *v, struct ks_status *out, struct ks_err *err);
+
+/* ---- vault_caps.c ---- */
+
+/* On K/V v1 (unless the operator opted in), refuses with KS_FAILED and an operator-readable
+ * reason when the token's policy grants "update" (or root) on the K/V path of name (NULL: a
+ * sample name), since Vault would then let another server overwrite the key; also fails when
+ * Vault cannot be asked. KS_OK when writes cannot overwrite. */
+int vault_caps_check(struct vault_store *v, const char *name, struct ks_err *err);
+
 /* ---- vault_kv.c: the K/V layout (KES's) ---- */
+
+/* The path a key's value is written to (v1: engine/prefix/name, v2: engine/data/prefix/name). */
+int vault_kv_path(const struct vault_store *v, const char *name, char *out, size_t n,
+                  struct ks_err *err);
 
 /* Go path.Join of the NULL-terminated parts into out, each segment percent-escaped; empty
  * and "." segments vanish, ".." removes the previous one. 0, or -1 if it does not fit. */
@@ -80,9 +117,11 @@ bool vault_name_valid(const char *name);
 /* Read the stored string of key name. KS_OK (value filled, caller bytes_free's it),
  * KS_NOT_FOUND, or another KS_* code with err. */
 int vault_kv_read(struct vault_store *v, const char *name, struct bytes *value, struct ks_err *err);
-/* Create-only write of value. KS_OK, KS_EXISTS (v2 check-and-set lost), or an error. */
+/* Create-only write of value. KS_OK, KS_EXISTS (v2 check-and-set lost), or an error; on an
+ * error *maybe_stored says whether the write may still have taken effect (no answer, or a
+ * 5xx other than "sealed"), so the caller must read back before it answers. */
 int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *value,
-                   struct ks_err *err);
+                   bool *maybe_stored, struct ks_err *err);
 int vault_kv_delete(struct vault_store *v, const char *name, struct ks_err *err);
 /* The value of field name in a K/V read response body (v1 data, v2 data.data). KS_NOT_FOUND
  * for a deleted v2 version. */
@@ -113,12 +152,16 @@ int vault_record_decode(struct bytes *value, struct bytes *record, struct ks_err
 
 /* ---- vault_auth.c ---- */
 
+/* Called on the auth thread after every login that replaced the token (not after the first,
+ * synchronous one, nor after a renewal of the same token). */
+typedef void (*vault_login_hook)(void *arg);
+
 /* Logs in synchronously (err: "vault: approle login failed: …"), then starts the renewal
  * thread. The thread pauses while *sealed and ends when *stop is set (and the cond woken by
  * vault_auth_stop). */
 struct vault_auth *vault_auth_start(struct vault_http *http, const struct vault_config *cfg,
                                     const atomic_bool *sealed, const atomic_bool *stop,
-                                    struct ks_err *err);
+                                    vault_login_hook on_login, void *hook_arg, struct ks_err *err);
 /* Copies the current token into out. When no valid token exists, waits up to wait_ms for the
  * auth thread to get one. *generation identifies the token for vault_auth_reject. 0 or -1. */
 int vault_auth_token(struct vault_auth *a, char *out, size_t outlen, uint64_t *generation,

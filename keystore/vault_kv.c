@@ -112,6 +112,12 @@ static int kv_path(const struct vault_store *v, const char *sub, const char *nam
 	return KS_OK;
 }
 
+int vault_kv_path(const struct vault_store *v, const char *name, char *out, size_t n,
+                  struct ks_err *err)
+{
+	return kv_path(v, v->kv_version == 2 ? "data" : "", name, out, n, err);
+}
+
 /* Result for a Vault answer that is not the expected one. */
 static int kv_status_result(const struct vault_response *rs, const char *what, const char *path,
                             struct ks_err *err)
@@ -243,9 +249,10 @@ static bool kv_exists_now(struct vault_store *v, const char *name)
 }
 
 int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *value,
-                   struct ks_err *err)
+                   bool *maybe_stored, struct ks_err *err)
 {
 	char path[VAULT_PATH_MAX];
+	*maybe_stored = false;
 	int rc = kv_path(v, v->kv_version == 2 ? "data" : "", name, path, sizeof(path), err);
 	if (rc != KS_OK)
 		return rc;
@@ -260,8 +267,12 @@ int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *
 	}
 	struct vault_call call = {
 	    .method = "PUT", .path = path, .body = body.data, .body_len = body.len};
-	if ((rc = vault_store_call(v, &call, &rs, err)) != 0)
+	if ((rc = vault_store_call(v, &call, &rs, err)) != 0) {
+		/* No answer: Vault may have stored it. A sealed Vault (known before or answered
+		 * now) stored nothing. */
+		*maybe_stored = rs.status == 0 && !atomic_load(&v->sealed);
 		goto out;
+	}
 	if (rs.status == 200 || rs.status == 204)
 		rc = KS_OK;
 	else if (v->kv_version == 2 && rs.status == 400 &&
@@ -273,8 +284,10 @@ int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *
 		 * writer created the key between our read and our write. */
 		ks_err_set(err, "vault: '%s' was created concurrently", path);
 		rc = KS_EXISTS;
-	} else
+	} else {
 		rc = kv_status_result(&rs, "failed to create", path, err);
+		*maybe_stored = rs.status >= 500;
+	}
 out:
 	buf_free(&body);
 	vault_response_free(&rs);

@@ -10,6 +10,7 @@
  */
 #include "keystore/curl_loader.h"
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,7 +272,14 @@ static const char POLICY_PREFIX[] =
     "path \"kv2/data/tenant/b/*\" { capabilities = [\"create\", \"read\"] }\n"
     "path \"kv2/metadata/tenant/b/*\" { capabilities = [\"list\", \"delete\"] }\n";
 
-static struct role role_v1, role_v2, role_ns, role_short, role_batch, role_prefix;
+/* What operators write when they copy a read/write example: "update" lets a K/V v1 write
+ * replace an existing key. kesc refuses it unless allow_unsafe_kv_v1_update. */
+static const char POLICY_V1_UPDATE[] =
+    "path \"kv/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", "
+    "\"list\"] }\n";
+
+static struct role role_v1, role_v2, role_ns, role_short, role_batch, role_prefix, role_update,
+    role_nodefault;
 
 static bool vault_setup_ns(const char *ns, struct role *r)
 {
@@ -296,6 +304,10 @@ static bool vault_setup(void)
 	               &role_short) &&
 	       approle(NULL, "kes-batch", "\"kes-v1\"", "3s", "\"token_type\":\"batch\"",
 	               &role_batch) &&
+	       policy(NULL, "kes-v1-update", POLICY_V1_UPDATE) &&
+	       approle(NULL, "kes-update", "\"kes-v1-update\"", "1h", NULL, &role_update) &&
+	       approle(NULL, "kes-nodefault", "\"kes-v1\"", "1h",
+	               "\"token_no_default_policy\":true", &role_nodefault) &&
 	       admin_ok("POST", NULL, "/v1/sys/namespaces/" NAMESPACE, "{}") &&
 	       vault_setup_ns(NAMESPACE, &role_ns);
 }
@@ -787,6 +799,242 @@ static void test_fault_latency(void)
 	keystore_close(ks);
 }
 
+/* ---- K/V v1: may the token overwrite keys? (vault_caps.c) ---- */
+
+static void allow_update(struct vault_config *cfg)
+{
+	cfg->allow_unsafe_kv_v1_update = true;
+}
+
+static void test_v1_update_grant(void)
+{
+	struct store_case sc = V1;
+	sc.role = &role_update;
+	struct vault_config cfg;
+	struct ks_err err = {{0}};
+	config_fill(&cfg, &sc);
+	struct keystore *ks = vault_keystore_open(&cfg, &err);
+	CHECK(ks == NULL);
+	CHECK(strstr(err.msg, "grants 'update' on K/V v1 path 'kv/misc/") != NULL);
+	CHECK(strstr(err.msg, "allow_unsafe_kv_v1_update") != NULL);
+	keystore_close(ks);
+	/* Opted in: it starts, and creates do not ask again. */
+	ks = open_with(&sc, allow_update);
+	CHECK(ks != NULL);
+	keystore_close(ks);
+	/* Without the default policy the token cannot ask: kesc cannot be sure, so it refuses. */
+	sc.role = &role_nodefault;
+	config_fill(&cfg, &sc);
+	memset(&err, 0, sizeof(err));
+	ks = vault_keystore_open(&cfg, &err);
+	CHECK(ks == NULL);
+	CHECK(strstr(err.msg, "cannot ask 'sys/capabilities-self'") != NULL);
+	CHECK(strstr(err.msg, "403") != NULL);
+	keystore_close(ks);
+}
+
+/* ---- K/V v1 creates of one name are serialised across store generations ---- */
+
+struct gen_create {
+	struct keystore *ks;
+	const char *name;
+	const char *record;
+	pthread_barrier_t *start;
+	int rc;
+};
+
+static void *gen_create_run(void *arg)
+{
+	struct gen_create *g = arg;
+	pthread_barrier_wait(g->start);
+	struct bytes b = {(uint8_t *)g->record, strlen(g->record)};
+	struct ks_err err = {{0}};
+	g->rc = keystore_create(g->ks, g->name, &b, &err);
+	return NULL;
+}
+
+/*
+ * A SIGHUP opens a new store while creates on the old one may still run. With a token that
+ * may update (opted in), only kesc's own lock keeps two creates of one name in one process
+ * from both writing; it must be shared by the two generations. Slow reads (300 ms) make both
+ * see "not found" unless the second waits for the first.
+ */
+static void test_create_lock_across_generations(void)
+{
+	struct store_case sc = V1;
+	sc.role = &role_update;
+	sc.prefix = "generations";
+	wipe(NULL, "kv", 1, "generations");
+	struct keystore *old_gen = open_with(&sc, allow_update);
+	struct keystore *new_gen = open_with(&sc, allow_update);
+	CHECK(old_gen && new_gen);
+	if (!old_gen || !new_gen) {
+		keystore_close(old_gen);
+		keystore_close(new_gen);
+		return;
+	}
+	CHECK(admin_ok("POST", NULL, "/_test/latency",
+	               "{\"ms\":300,\"path_prefix\":\"/v1/kv/generations/\",\"method\":\"GET\"}"));
+	int both = 0, one = 0;
+	for (int i = 0; i < 4; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "reloaded-%d", i);
+		pthread_barrier_t start;
+		pthread_barrier_init(&start, NULL, 2);
+		struct gen_create g[2] = {{old_gen, name, "record-of-old", &start, 0},
+		                          {new_gen, name, "record-of-new", &start, 0}};
+		pthread_t t[2];
+		for (int k = 0; k < 2; k++)
+			pthread_create(&t[k], NULL, gen_create_run, &g[k]);
+		for (int k = 0; k < 2; k++)
+			pthread_join(t[k], NULL);
+		pthread_barrier_destroy(&start);
+		both += g[0].rc == KS_OK && g[1].rc == KS_OK;
+		one += (g[0].rc == KS_OK) + (g[1].rc == KS_OK) == 1 &&
+		       (g[0].rc == KS_EXISTS || g[1].rc == KS_EXISTS);
+		/* Whoever won, both generations now read the winner's record. */
+		const char *won = g[0].rc == KS_OK ? "record-of-old" : "record-of-new";
+		CHECK_EQ_INT(get_is(old_gen, name, won), KS_OK);
+		CHECK_EQ_INT(get_is(new_gen, name, won), KS_OK);
+	}
+	CHECK(admin_ok("POST", NULL, "/_test/reset-faults", "{}"));
+	CHECK_EQ_INT(both, 0);
+	CHECK_EQ_INT(one, 4);
+	keystore_close(old_gen);
+	keystore_close(new_gen);
+}
+
+/* ---- ambiguous write outcomes are read back ---- */
+
+static void no_retries(struct vault_config *cfg)
+{
+	cfg->max_retries = 0;
+}
+
+static void test_create_read_back(void)
+{
+	struct store_case sc = V1;
+	sc.prefix = "readback";
+	wipe(NULL, "kv", 1, "readback");
+	struct keystore *ks = open_with(&sc, no_retries);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	/* Stored, then answered 500: the create took effect, and says so. */
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":1,\"status\":500,\"method\":\"PUT\",\"after\":true,"
+	               "\"path_prefix\":\"/v1/kv/readback/stored\"}"));
+	CHECK_EQ_INT(put_str(ks, "stored", "mine"), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "stored", "mine"), KS_OK);
+	/* Not stored, answered 500: still an error, and nothing is there. */
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":1,\"status\":500,\"method\":\"PUT\","
+	               "\"path_prefix\":\"/v1/kv/readback/lost\"}"));
+	struct bytes b = {(uint8_t *)"mine", 4};
+	struct ks_err err = {{0}};
+	CHECK_EQ_INT(keystore_create(ks, "lost", &b, &err), KS_FAILED);
+	CHECK_EQ_INT(admin("GET", NULL, "/v1/kv/readback/lost", NULL, NULL), 404);
+	/* Someone else's value is there (our first read was told "not found", our write failed):
+	 * never a success for their key. */
+	CHECK(admin_ok("PUT", NULL, "/v1/kv/readback/theirs", "{\"theirs\":\"their-record\"}"));
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":1,\"status\":404,\"method\":\"GET\","
+	               "\"path_prefix\":\"/v1/kv/readback/theirs\",\"message\":\"\"}"));
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":1,\"status\":500,\"method\":\"PUT\","
+	               "\"path_prefix\":\"/v1/kv/readback/theirs\"}"));
+	CHECK(keystore_create(ks, "theirs", &b, &err) != KS_OK);
+	CHECK_EQ_INT(get_is(ks, "theirs", "their-record"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/reset-faults", "{}"));
+	keystore_close(ks);
+	/* With retries: every attempt stores (or finds its own value) and answers 500. */
+	ks = open_with(&sc, three_retries);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK(admin_ok("POST", NULL, "/_test/fail",
+	               "{\"count\":4,\"status\":500,\"method\":\"PUT\",\"after\":true,"
+	               "\"path_prefix\":\"/v1/kv/readback/retried\"}"));
+	CHECK_EQ_INT(put_str(ks, "retried", "mine-too"), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "retried", "mine-too"), KS_OK);
+	CHECK(admin_ok("POST", NULL, "/_test/reset-faults", "{}"));
+	keystore_close(ks);
+}
+
+/* ---- health: recovery as soon as Vault does, one log line per change ---- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_down, log_up, log_other;
+
+static void count_log(const char *message)
+{
+	pthread_mutex_lock(&log_lock);
+	if (strstr(message, "vault: unreachable:"))
+		log_down++;
+	else if (strstr(message, "vault: reachable again"))
+		log_up++;
+	else
+		log_other++;
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void slow_episode_config(struct vault_config *cfg)
+{
+	cfg->request_timeout_ms = 8000;
+	cfg->max_retries = 0;
+	cfg->ping_ms = 200;
+}
+
+/*
+ * Vault stalls for longer than the request timeout: kesc marks it down and fails fast. Then
+ * Vault recovers while probes sent during the stall are still waiting (they end only when the
+ * stall or their 8 s timeout does). Requests must work again within about a second of the
+ * recovery — before, they kept failing fast until the stuck probe gave up (up to the request
+ * timeout; 19.9 s with the defaults, issue 10 §3). And the episode is two log lines.
+ */
+static void test_health_recovers_at_once(void)
+{
+	struct store_case sc = V1;
+	sc.prefix = "episode";
+	wipe(NULL, "kv", 1, "episode");
+	struct keystore *ks = open_with(&sc, slow_episode_config);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "calm", "c1"), KS_OK);
+	keystore_set_log(count_log);
+	CHECK(admin_ok("POST", NULL, "/_test/latency", "{\"ms\":20000}"));
+	/* Down once the first probe of the stall times out (8 s), then requests fail fast. */
+	bool down = false;
+	for (int64_t end = now_ms() + 20000; !down && now_ms() < end; sleep_ms(200)) {
+		struct ks_status st;
+		struct ks_err err = {{0}};
+		int64_t t0 = now_ms();
+		down = keystore_status(ks, &st, &err) == KS_UNREACHABLE && now_ms() - t0 < 1000;
+	}
+	CHECK(down);
+	/* Stay down a little: several probes are now in flight, each stuck for 8 s. */
+	sleep_ms(2500);
+	struct bytes b = {0};
+	struct ks_err err = {{0}};
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(keystore_get(ks, "calm", &b, &err), KS_UNREACHABLE);
+	CHECK(now_ms() - t0 < 1000); /* fail fast */
+	CHECK(admin_ok("POST", NULL, "/_test/latency", "{\"ms\":0}"));
+	int64_t healed = now_ms();
+	CHECK(wait_until_ok(ks, "calm", "c1", 15000));
+	int64_t recovery = now_ms() - healed;
+	fprintf(stderr, "  recovered %lld ms after Vault did\n", (long long)recovery);
+	CHECK(recovery < 4000); /* probes start every second; the stuck ones needed up to 8 s */
+	sleep_ms(1000);
+	keystore_set_log(NULL);
+	pthread_mutex_lock(&log_lock);
+	CHECK_EQ_INT(log_down, 1);
+	CHECK_EQ_INT(log_up, 1);
+	pthread_mutex_unlock(&log_lock);
+	keystore_close(ks);
+}
+
 /* ---- transit and KES records ---- */
 
 static void test_transit_rotation(void)
@@ -1034,6 +1282,10 @@ int main(int argc, char **argv)
 	RUN_SOME(test_fault_sealed);
 	RUN_SOME(test_fault_retries);
 	RUN_SOME(test_fault_latency);
+	RUN_SOME(test_v1_update_grant);
+	RUN_SOME(test_create_lock_across_generations);
+	RUN_SOME(test_create_read_back);
+	RUN_SOME(test_health_recovers_at_once);
 	RUN_SOME(test_auth_expired_tokens);
 	RUN_SOME(test_auth_renewal);
 	RUN_SOME(test_auth_not_renewable);
