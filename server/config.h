@@ -51,6 +51,8 @@
  *     '/'): events go there at level INFO.
  *   server: { max_connections, handshake_timeout, header_timeout, idle_timeout, threads }
  *     max_connections >= 1; timeouts > 0; threads 0..1024 (0 = one per core).
+ *   keystore.vault: { connect_timeout 100ms..1m, request_timeout 100ms..5m (0 = default),
+ *     max_retries 0..10, allow_unsafe_kv_v1_update bool }
  *
  * Secrets (tls.password, approle secret, inline Kubernetes JWT) are zeroed by config_free, as
  * are the file text and the YAML tree; libyaml's own internal copies are freed unzeroed.

@@ -194,6 +194,47 @@ static int load_vault_extras(struct cfg_ctx *x, const struct ynode *vault)
 	return 0;
 }
 
+/* A kesc extension duration: 0 or absent keeps vault.c's default; else min_ms..max_ms. */
+static int vault_duration(struct cfg_ctx *x, const struct ynode *vault, const char *key,
+                          const char *field, int64_t min_ms, int64_t max_ms, const char *range,
+                          int64_t *slot)
+{
+	int64_t ms = 0;
+	int r = cfg_get_duration(x, vault, key, field, &ms);
+	if (r <= 0 || ms == 0)
+		return r < 0 ? -1 : 0;
+	if (ms < min_ms || ms > max_ms)
+		return cfg_fail(x, cfg_line_of(vault, key), field, "must be between %s", range);
+	*slot = ms;
+	return 0;
+}
+
+/* kesc extensions: the transport to Vault, and the K/V v1 overwrite opt-in. */
+static int load_vault_client(struct cfg_ctx *x, const struct ynode *vault)
+{
+	struct vault_config *v = &x->c->vault;
+	unsigned retries = 0;
+	int r;
+	if (vault_duration(x, vault, "connect_timeout", "keystore.vault.connect_timeout", 100,
+	                   60 * 1000, "100ms and 1m (0 = the default, 5s)",
+	                   &v->connect_timeout_ms) < 0 ||
+	    vault_duration(x, vault, "request_timeout", "keystore.vault.request_timeout", 100,
+	                   5 * 60 * 1000, "100ms and 5m (0 = the default, 15s)",
+	                   &v->request_timeout_ms) < 0 ||
+	    cfg_get_bool(x, vault, "allow_unsafe_kv_v1_update",
+	                 "keystore.vault.allow_unsafe_kv_v1_update",
+	                 &v->allow_unsafe_kv_v1_update) < 0)
+		return -1;
+	if ((r = cfg_get_uint(x, vault, "max_retries", "keystore.vault.max_retries", &retries)) < 0)
+		return -1;
+	if (r > 0 && retries > 10)
+		return cfg_fail(x, cfg_line_of(vault, "max_retries"), "keystore.vault.max_retries",
+		                "must be between 0 and 10 (default 2)");
+	if (r > 0)
+		v->max_retries = (int)retries;
+	return 0;
+}
+
 static int load_vault(struct cfg_ctx *x, const struct ynode *vault, unsigned line)
 {
 	struct vault_config *v = &x->c->vault;
@@ -214,7 +255,8 @@ static int load_vault(struct cfg_ctx *x, const struct ynode *vault, unsigned lin
 		return -1;
 	}
 	free(version);
-	if (load_vault_auth(x, vault, line) < 0 || load_vault_extras(x, vault) < 0)
+	if (load_vault_auth(x, vault, line) < 0 || load_vault_extras(x, vault) < 0 ||
+	    load_vault_client(x, vault) < 0)
 		return -1;
 	return 0;
 }

@@ -79,6 +79,10 @@ static const struct schema s_vault[] = {LEAF("endpoint"),
                                         MAP("kubernetes", s_k8s),
                                         MAP("tls", s_client_tls),
                                         MAP("status", s_status),
+                                        LEAF("connect_timeout"),
+                                        LEAF("request_timeout"),
+                                        LEAF("max_retries"),
+                                        LEAF("allow_unsafe_kv_v1_update"),
                                         END};
 
 /* KES's other keystores (kesconf/config.go at HEAD; generic from KES v0.22, encryptedfs from

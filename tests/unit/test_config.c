@@ -691,6 +691,60 @@ static void test_vault_defaults(void)
 	config_free(c);
 }
 
+/* kesc extensions under keystore.vault: the transport's timeouts and retries, the K/V v1
+ * overwrite opt-in. */
+static void test_vault_transport(void)
+{
+#define VAULT_HEAD HEAD "  vault:\n    endpoint: https://v\n    approle: {id: a, secret: b}\n"
+	char err[512];
+	struct warnings w = {0};
+	struct config *c =
+	    parse_w(VAULT_HEAD "    connect_timeout: 2s\n    request_timeout: 1m30s\n"
+	                       "    max_retries: 0\n"
+	                       "    allow_unsafe_kv_v1_update: true\n",
+	            &w, err, sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_EQ_INT(c->vault.connect_timeout_ms, 2000);
+		CHECK_EQ_INT(c->vault.request_timeout_ms, 90000);
+		CHECK_EQ_INT(c->vault.max_retries, 0);
+		CHECK(c->vault.allow_unsafe_kv_v1_update);
+		CHECK_EQ_INT(w.count, 0); /* known keys: no "unknown key" warning */
+	}
+	config_free(c);
+	c = parse_w(VAULT_HEAD "    connect_timeout: 0s\n    max_retries: 10\n", &w, err,
+	            sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_EQ_INT(c->vault.connect_timeout_ms, 0); /* 0: vault.c's default */
+		CHECK_EQ_INT(c->vault.max_retries, 10);
+		CHECK(!c->vault.allow_unsafe_kv_v1_update);
+	}
+	config_free(c);
+	expect_error(VAULT_HEAD "    connect_timeout: 50ms\n",
+	             "config.yml:10: keystore.vault.connect_timeout: must be between 100ms and 1m "
+	             "(0 = the default, 5s)");
+	expect_error(VAULT_HEAD "    connect_timeout: -1s\n",
+	             "config.yml:10: keystore.vault.connect_timeout: must be between 100ms and 1m "
+	             "(0 = the default, 5s)");
+	expect_error(VAULT_HEAD "    request_timeout: 6m\n",
+	             "config.yml:10: keystore.vault.request_timeout: must be between 100ms and 5m "
+	             "(0 = the default, 15s)");
+	expect_error(
+	    VAULT_HEAD "    request_timeout: 15\n",
+	    "config.yml:10: keystore.vault.request_timeout: invalid duration '15': missing "
+	    "unit (for example '15s')");
+	expect_error(
+	    VAULT_HEAD "    max_retries: 11\n",
+	    "config.yml:10: keystore.vault.max_retries: must be between 0 and 10 (default 2)");
+	expect_error(VAULT_HEAD "    max_retries: -1\n",
+	             "config.yml:10: keystore.vault.max_retries: invalid number '-1'");
+	expect_error(VAULT_HEAD "    allow_unsafe_kv_v1_update: maybe\n",
+	             "config.yml:10: keystore.vault.allow_unsafe_kv_v1_update: invalid boolean "
+	             "'maybe' (use true or false)");
+#undef VAULT_HEAD
+}
+
 static void test_env(void)
 {
 	char err[512];
@@ -1125,6 +1179,7 @@ int main(void)
 	RUN(test_errors_policy);
 	RUN(test_errors_keystore);
 	RUN(test_vault_defaults);
+	RUN(test_vault_transport);
 	RUN(test_env);
 	RUN(test_durations);
 	RUN(test_log_levels);
