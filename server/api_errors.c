@@ -44,6 +44,9 @@ static const struct api_error_entry ERRORS[API_ERR_COUNT] = {
     [API_ERR_HMAC_INTERNAL] = {500, "failed to compute HMAC"},
     [API_ERR_STORE_UNREACHABLE] = {504, "key store is not reachable"},
     [API_ERR_STORE_UNAVAILABLE] = {502, "key store is unavailable"},
+    /* KES's timeout handler text (kes.md §1.2: G2's http.TimeoutHandler); 504 as a gateway
+     * that gave up waiting says, so clients retry instead of seeing a dropped connection. */
+    [API_ERR_TIMEOUT] = {504, "request timeout exceeded"},
     [API_ERR_INTERNAL] = {500, "internal server error"},
 };
 /* clang-format on */

@@ -2,6 +2,7 @@
  * api_status.c — /version, /v1/ready, /v1/status, /v1/metrics and /v1/api (kes.md §1.7).
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,29 @@ enum api_outcome api_status_version(struct api_call *c)
 	return API_DONE;
 }
 
+/*
+ * Readiness probes come every few seconds; while the store is down each would log the same
+ * line. Log a store status only when it differs from the last one logged (a new result or a
+ * new reason), and once when it is ok again. The store logs its own transitions too.
+ */
+static void status_log(int rc, const char *msg)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static int last_rc = KS_OK;
+	static char last_msg[sizeof(((struct ks_err *)0)->msg)];
+	pthread_mutex_lock(&lock);
+	bool changed = rc != last_rc || (rc != KS_OK && strcmp(msg, last_msg) != 0);
+	if (changed) {
+		if (rc == KS_OK)
+			log_info("key store status: ok");
+		else
+			log_warn("key store status: %s: %s", ks_result_name(rc), msg);
+		last_rc = rc;
+		snprintf(last_msg, sizeof(last_msg), "%s", rc == KS_OK ? "" : msg);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 enum api_outcome api_status_ready(struct api_call *c)
 {
 	if (!c->may_block)
@@ -60,11 +84,11 @@ enum api_outcome api_status_ready(struct api_call *c)
 	struct ks_status status;
 	struct ks_err err = {{0}};
 	int rc = ks_cache_status(server_state_cache(c->st), &status, &err);
+	status_log(rc, err.msg);
 	if (rc == KS_OK) {
 		api_reply_empty(c->resp);
 		return API_DONE;
 	}
-	log_warn("key store status: %s: %s", ks_result_name(rc), err.msg);
 	api_error(c->resp,
 	          rc == KS_UNREACHABLE ? API_ERR_STORE_UNREACHABLE : API_ERR_STORE_UNAVAILABLE,
 	          NULL, NULL);
@@ -115,8 +139,7 @@ enum api_outcome api_status_status(struct api_call *c)
 	struct ks_status status = {0};
 	struct ks_err err = {{0}};
 	int rc = ks_cache_status(server_state_cache(c->st), &status, &err);
-	if (rc != KS_OK)
-		log_warn("key store status: %s: %s", ks_result_name(rc), err.msg);
+	status_log(rc, err.msg);
 	const struct config *cfg = server_state_config(c->st);
 	long cpus = usable_cpus();
 	long used = cfg && cfg->server.threads ? (long)cfg->server.threads : cpus;

@@ -18,6 +18,7 @@
 
 #include "keystore/secmem.h"
 #include "server/api.h"
+#include "server/api_errors.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/loop.h"
@@ -66,6 +67,7 @@ struct conn {
 	bool discard_body;
 	bool counted_active;
 	bool idle_timer;      /* the armed timer is the keep-alive idle one */
+	bool timed_out;       /* answered 504 while a worker still has the request */
 	size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
 	size_t linger_bytes;
 
@@ -275,11 +277,40 @@ static void step_linger(struct conn *c)
 	close_now(c);
 }
 
+static void audit(struct conn *c, const char *method, const char *path, int status);
+
+/*
+ * The route's deadline passed while a worker still has the request (a keystore that is slow
+ * to answer): the client gets KES's timeout answer now, not a closed connection, and the log
+ * says so. The worker's buffers (request, response, input) stay untouched until it is done;
+ * job_done then logs its late outcome — a create may well have taken effect — and drops it.
+ */
+static void answer_timeout(struct conn *c)
+{
+	int64_t latency = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
+	log_warn("%s %s from %s: no result within the route's timeout (%lld ms); answered 504",
+	         c->req.method, c->req.path, c->ip, (long long)(latency / 1000000));
+	c->timed_out = true;
+	http_write_error(&c->out, api_error_status(API_ERR_TIMEOUT),
+	                 api_error_text(API_ERR_TIMEOUT), true);
+	if (c->counted_active)
+		metrics_request_done(api_error_status(API_ERR_TIMEOUT), latency);
+	audit(c, c->req.method, c->req.path, api_error_status(API_ERR_TIMEOUT));
+	c->close_after = true; /* the input still belongs to the worker: read no more */
+	c->phase = PHASE_WRITE;
+	arm(c, loop_env(c->loop)->header_timeout_ms, false);
+	progress(c);
+}
+
 static void on_timer(struct loop_timer *t)
 {
 	struct conn *c = container_of(t, struct conn, timer);
 	if (c->phase == PHASE_HANDSHAKE)
 		log_debug("tls: handshake with %s timed out", c->ip);
+	if (c->phase == PHASE_WORKER) {
+		answer_timeout(c);
+		return;
+	}
 	close_now(c);
 }
 
@@ -440,6 +471,18 @@ static void job_done(struct worker_job *job)
 {
 	struct conn *c = container_of(job, struct conn, job);
 	c->job_pending = false;
+	if (c->timed_out) {
+		log_warn("%s %s from %s: finished after its 504 answer, %lld ms after it began, "
+		         "with status %d (not sent)",
+		         c->req.method, c->req.path, c->ip,
+		         (long long)((clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns) / 1000000),
+		         c->resp.status);
+		c->timed_out = false;
+		if (c->phase != PHASE_CLOSED) {
+			end_request(c); /* the 504 is queued; the connection closes after it */
+			return;
+		}
+	}
 	if (c->phase == PHASE_CLOSED) {
 		end_request(c);
 		loop_conn_remove(c->loop, &c->link);
