@@ -61,9 +61,8 @@ static const char *caps_relative_ns(const struct vault_store *v, char *buf, size
 	return NULL;
 }
 
-/* Whether the capability list of path grants update (or everything: a root token). */
-static int caps_parse(const char *body, size_t len, const char *path, bool *update,
-                      struct ks_err *err)
+int vault_caps_parse(const char *body, size_t len, const char *path, bool *update,
+                     struct ks_err *err)
 {
 	char perr[64];
 	struct json_value *j = json_parse(body, len, perr, sizeof(perr));
@@ -129,7 +128,8 @@ int vault_caps_check(struct vault_store *v, const char *name, struct ks_err *err
 		           "keystore.vault.allow_unsafe_kv_v1_update)",
 		           why.msg, kv);
 		rc = rs.status >= 500 ? KS_UNREACHABLE : KS_FAILED;
-	} else if ((rc = caps_parse(rs.body.data, rs.body.len, path, &update, err)) == KS_OK &&
+	} else if ((rc = vault_caps_parse(rs.body.data, rs.body.len, path, &update, err)) ==
+	               KS_OK &&
 	           update) {
 		ks_err_set(
 		    err,

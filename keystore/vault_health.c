@@ -38,8 +38,7 @@ static uint64_t next_seq(struct vault_store *v)
 	return atomic_fetch_add(&v->probe_seq, 1) + 1;
 }
 
-/* What a sys/health answer says; reason filled when not up. */
-static enum vault_health_state health_judge(const struct vault_response *rs, char *reason, size_t n)
+enum vault_health_state vault_health_judge(const struct vault_response *rs, char *reason, size_t n)
 {
 	char perr[64];
 	struct json_value *j = json_parse(rs->body.data, rs->body.len, perr, sizeof(perr));
@@ -140,7 +139,7 @@ static void health_observe(struct vault_store *v, const struct vault_probe_resul
 	char reason[sizeof(r->err.msg)] = "";
 	enum vault_health_state st = VAULT_HEALTH_DOWN;
 	if (r->answered)
-		st = health_judge(rs, reason, sizeof(reason));
+		st = vault_health_judge(rs, reason, sizeof(reason));
 	else
 		snprintf(reason, sizeof(reason), "%s", r->err.msg);
 	health_apply(v, r->id, st, reason);

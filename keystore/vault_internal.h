@@ -92,6 +92,9 @@ void vault_health_saw_sealed(struct vault_store *v);
 void vault_health_poke(struct vault_store *v);
 /* The status operation: fail fast while not up, else one probe now (its latency in out). */
 int vault_health_status(struct vault_store *v, struct ks_status *out, struct ks_err *err);
+/* What a sys/health answer says (a 4xx is not an outage); reason (n bytes) filled when not
+ * up. */
+enum vault_health_state vault_health_judge(const struct vault_response *rs, char *reason, size_t n);
 
 /* ---- vault_caps.c ---- */
 
@@ -100,6 +103,10 @@ int vault_health_status(struct vault_store *v, struct ks_status *out, struct ks_
  * sample name), since Vault would then let another server overwrite the key; also fails when
  * Vault cannot be asked. KS_OK when writes cannot overwrite. */
 int vault_caps_check(struct vault_store *v, const char *name, struct ks_err *err);
+/* Whether a capabilities-self answer grants path "update" (or "root"). KS_OK with *update
+ * set, or KS_FAILED when the answer has no capability list for path. */
+int vault_caps_parse(const char *body, size_t len, const char *path, bool *update,
+                     struct ks_err *err);
 
 /* ---- vault_kv.c: the K/V layout (KES's) ---- */
 

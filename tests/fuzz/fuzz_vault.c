@@ -1,7 +1,8 @@
 /*
  * fuzz_vault.c — what the Vault keystore parses or builds from outside input: K/V read and
- * list responses, login/renew responses, the record ↔ K/V value codec (must round-trip), and
- * path joining (must never produce "..", empty segments or unescaped bytes).
+ * list responses, login/renew responses, capabilities-self and sys/health answers, the
+ * record ↔ K/V value codec (must round-trip), and path joining (must never produce "..",
+ * empty segments or unescaped bytes).
  * The first input byte picks the part; the rest is the input.
  */
 #include <stdlib.h>
@@ -46,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	uint8_t mode = data[0] % 5;
+	uint8_t mode = data[0] % 7;
 	const char *body = (const char *)data + 1;
 	size_t len = size - 1;
 	struct ks_err err;
@@ -66,6 +67,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (ttl < 0 || strlen(token) == 0))
 			abort();
 		secure_zero(token, sizeof(token));
+	} else if (mode == 5) {
+		bool update = false;
+		int rc = vault_caps_parse(body, len, "kv/key", &update, &err);
+		if (rc != KS_OK && rc != KS_FAILED)
+			abort();
+	} else if (mode == 6) {
+		struct vault_response rs;
+		vault_response_init(&rs);
+		buf_append(&rs.body, body, len);
+		char reason[64];
+		for (long status = 199; status <= 599; status += 100) {
+			rs.status = status;
+			reason[0] = 0;
+			if (vault_health_judge(&rs, reason, sizeof(reason)) != VAULT_HEALTH_UP &&
+			    !reason[0])
+				abort(); /* not up without a reason */
+		}
+		vault_response_free(&rs);
 	} else {
 		/* body is not NUL-terminated: copy it into a string of exactly len bytes. */
 		char *s = malloc(len + 1);
