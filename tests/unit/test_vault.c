@@ -2,8 +2,10 @@
  * test_vault.c — the Vault keystore against the Vault test server (tests/vault/vault_server.py):
  * the keystore conformance suite on K/V v1 and v2, with and without transit, with a prefix and
  * with a namespace, each through an AppRole limited to the smallest policy that works; token
- * renewal and re-login; sealed / failing / slow / dropping Vault; transit key rotation; and
- * records written by KES.
+ * renewal and re-login; sealed / failing / slow / dropping Vault; transit key rotation;
+ * records written by KES; the K/V v1 "update" grant check; K/V v1 creates serialised across
+ * store generations (SIGHUP); ambiguous writes read back; recovery from a stall as soon as
+ * Vault answers, with one log line per change.
  *
  * The server script path comes from argv[1] or VAULT_SERVER_SCRIPT. The server is killed at
  * exit (atexit) and, should this process die, by PR_SET_PDEATHSIG.
