@@ -25,6 +25,7 @@
 #include "server/log.h"
 #include "server/loop.h"
 #include "server/metrics.h"
+#include "server/sdnotify.h"
 #include "server/state.h"
 #include "server/tls.h"
 #include "server/transport_limits.h"
@@ -456,9 +457,13 @@ static void wait_for_signals(struct server *s, int sfd)
 		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGHUP) {
+			sdnotify_reloading();
 			reload(s);
+			/* Ready again: on the new configuration, or on the old one if it failed. */
+			sdnotify_ready(NULL);
 			continue;
 		}
+		sdnotify_stopping();
 		log_info("%s: stopping, finishing requests in flight",
 		         si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
 		return;
@@ -587,6 +592,9 @@ int server_run(const struct server_options *opt)
 	print_banner(&s, hardening);
 	if (opt->on_listening)
 		opt->on_listening(s.bound, opt->on_listening_arg);
+	char status[sizeof(s.bound) + 16];
+	snprintf(status, sizeof(status), "listening on %s", s.bound);
+	sdnotify_ready(status);
 	wait_for_signals(&s, sfd);
 	stop_all(&s, sfd);
 	log_info("stopped");
