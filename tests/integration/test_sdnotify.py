@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kesc speaks systemd's notify protocol itself (deploy/systemd/kesc.service has Type=notify):
+"""kesc speaks systemd's notify protocol itself (deploy/systemd/kesc.service.in has Type=notify):
 the real server, started with $NOTIFY_SOCKET pointing at a datagram socket this test holds,
 sends READY=1 only once it accepts connections, RELOADING=1 then READY=1 around a SIGHUP
 reload (also one that fails), and STOPPING=1 on SIGTERM. Both socket kinds systemd may pass are
