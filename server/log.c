@@ -207,6 +207,22 @@ LOG_FN(log_info, LOG_LEVEL_INFO)
 LOG_FN(log_warn, LOG_LEVEL_WARN)
 LOG_FN(log_error, LOG_LEVEL_ERROR)
 
+void log_at(int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_event(level, fmt, ap);
+	va_end(ap);
+}
+
+bool log_level_enabled(int level)
+{
+	pthread_mutex_lock(&g_log.lock);
+	bool wanted = level >= g_log.error_level && g_log.error_level != LOG_LEVEL_OFF;
+	pthread_mutex_unlock(&g_log.lock);
+	return wanted;
+}
+
 static void json_field(struct buf *b, const char *key, const char *value)
 {
 	buf_printf(b, "\"%s\":", key);

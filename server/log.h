@@ -28,6 +28,10 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A line at any level (LOG_LEVEL_*). */
+void log_at(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether a line at level would be written to the error log now. */
+bool log_level_enabled(int level);
 
 struct audit_record {
 	int64_t time_ns; /* request start, Unix ns */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "server/log.h"
+#include "server/log_limit.h"
 #include "server/metrics.h"
 #include "tests/unit/check.h"
 
@@ -151,6 +152,74 @@ static void test_subscribers(void)
 	CHECK_EQ_INT(notified, 0);
 }
 
+static size_t count_substr(const char *text, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Sum of N over "(N similar lines suppressed" in text. */
+static unsigned long long suppressed_total(const char *text)
+{
+	unsigned long long sum = 0;
+	for (const char *p = text; (p = strchr(p, '(')); p++) {
+		unsigned long long n;
+		char rest[32];
+		if (sscanf(p, "(%llu similar lines %31[a-z]", &n, rest) == 2 &&
+		    !strcmp(rest, "suppressed"))
+			sum += n;
+	}
+	return sum;
+}
+
+static void test_rate_limited_lines(void)
+{
+	configure(LOG_LEVEL_INFO, LOG_LEVEL_INFO);
+	/* A flood at one site: only the burst is written (a minute-long window cannot end
+	 * during this loop, so the count is exact). */
+	static struct log_limit flood = LOG_LIMIT_INIT_RATE(3, 60000);
+	for (int i = 0; i < 1000; i++)
+		log_limited(&flood, LOG_LEVEL_WARN, "accept failed: %s (%d)", "Too many open files",
+		            i);
+	/* Below the level: neither written nor counted. */
+	static struct log_limit quiet = LOG_LIMIT_INIT_RATE(1, 10);
+	for (int i = 0; i < 10; i++)
+		log_limited(&quiet, LOG_LEVEL_DEBUG, "hidden %d", i);
+	log_flush();
+	char *text = slurp(error_path);
+	CHECK_EQ_INT(count_substr(text, "WARN accept failed: Too many open files"), 3);
+	CHECK(strstr(text, "(2)") && !strstr(text, "(3)"));
+	CHECK(!strstr(text, "hidden"));
+	free(text);
+
+	/* A short window: once it is over, the logger's tick writes the summary, at the
+	 * site's level, naming the last line written. Written + suppressed = calls, however
+	 * the windows fell. */
+	static struct log_limit brief = LOG_LIMIT_INIT_RATE(2, 50);
+	for (int i = 0; i < 10; i++)
+		log_limited(&brief, LOG_LEVEL_ERROR, "handshake failed: %d", i);
+	usleep(120 * 1000);
+	log_limit_tick();
+	log_flush();
+	text = slurp(error_path);
+	size_t written = count_substr(text, "ERROR handshake failed: ");
+	unsigned long long suppressed = suppressed_total(text);
+	CHECK(suppressed > 0);
+	CHECK_EQ_INT(written + suppressed, 10);
+	CHECK(matches(text, "ERROR \\([0-9]+ similar lines suppressed in the last 1s; the last "
+	                    "written was \"handshake failed: [0-9]\"\\)$"));
+	/* Nothing more to say: a second tick adds nothing. */
+	size_t len = strlen(text);
+	free(text);
+	log_limit_tick();
+	log_flush();
+	text = slurp(error_path);
+	CHECK_EQ_INT(strlen(text), len);
+	free(text);
+}
+
 int main(void)
 {
 	metrics_init();
@@ -161,6 +230,7 @@ int main(void)
 	RUN(test_error_log_levels);
 	RUN(test_audit_line);
 	RUN(test_subscribers);
+	RUN(test_rate_limited_lines);
 	log_shutdown();
 	unlink(error_path);
 	unlink(audit_path);
