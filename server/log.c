@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "keystore/json.h"
+#include "server/log_limit.h"
 #include "server/metrics.h"
 
 /* A subscriber that does not drain loses lines beyond this many queued bytes. */
@@ -100,6 +101,7 @@ int log_configure(const struct config *cfg, char *err, size_t errlen)
 
 void log_flush(void)
 {
+	log_limit_tick();
 	pthread_mutex_lock(&g_log.lock);
 	fflush(error_sink());
 	fflush(audit_sink());
