@@ -692,6 +692,8 @@ static bool step_handshake(struct conn *c)
 	switch (tls_handshake(c->tls, &c->ssl, &c->cert_checked, &why)) {
 	case TLS_STEP_DONE:
 		tls_peer_identity(&c->ssl, c->identity, &c->cert_problem);
+		metrics_observe_client_cert_expiry(
+		    metrics_cert_not_after(mbedtls_ssl_get_peer_cert(&c->ssl)));
 		c->phase = PHASE_READ_HEAD;
 		arm(c, loop_env(c->loop)->header_timeout_ms, false);
 		return true;

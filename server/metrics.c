@@ -1,6 +1,6 @@
 /*
  * metrics.c — /v1/metrics in Prometheus text format 0.0.4 with KES's metric names
- * (kes.md §9.1), plus kesc's keystore and cache counters.
+ * (kes.md §9.1), plus kesc's keystore, cache, TLS, connection, reload and log counters.
  *
  * Request counters are sharded: each thread picks one of SHARD_COUNT cache-line-aligned
  * shards the first time it counts and only ever adds to that one (relaxed atomics), so loop
@@ -9,6 +9,7 @@
 #include "server/metrics.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,32 +18,76 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/x509_crt.h>
+
 #define SHARD_COUNT 16
 #define CODE_MIN    100
 #define CODE_COUNT  500 /* 100..599 */
 
-/* KES's histogram buckets, in seconds (and ns for counting). */
-static const char *const BUCKET_LABELS[] = {"0.01", "0.05", "0.1", "0.25", "0.5",
-                                            "1",    "1.5",  "3",   "5",    "10"};
-static const int64_t BUCKET_NS[] = {10000000,   50000000,   100000000,  250000000,  500000000,
-                                    1000000000, 1500000000, 3000000000, 5000000000, 10000000000};
+/* Upper bounds of the latency histogram in ns: finer ones from 50 µs (a cache hit takes tens of
+ * µs, so KES's smallest bucket, 10 ms, held every request), then exactly KES's buckets, so
+ * queries on le="0.01" … le="10" keep working. The labels are printed as Go prints floats. */
+static const int64_t BUCKET_NS[] = {50000,      100000,     250000,     500000,     1000000,
+                                    2500000,    5000000,    10000000,   50000000,   100000000,
+                                    250000000,  500000000,  1000000000, 1500000000, 3000000000,
+                                    5000000000, 10000000000};
 #define BUCKET_COUNT (sizeof BUCKET_NS / sizeof BUCKET_NS[0])
+
+static const char *const HANDSHAKE_LABELS[METRICS_HANDSHAKE_REASONS] = {
+    [METRICS_HANDSHAKE_NO_CERT] = "no_certificate",
+    [METRICS_HANDSHAKE_UNTRUSTED] = "untrusted",
+    [METRICS_HANDSHAKE_EXPIRED] = "expired",
+    [METRICS_HANDSHAKE_BAD_CERT] = "bad_certificate",
+    [METRICS_HANDSHAKE_PROTOCOL] = "protocol",
+    [METRICS_HANDSHAKE_TIMEOUT] = "timeout",
+    [METRICS_HANDSHAKE_PLAIN_HTTP] = "plain_http",
+    [METRICS_HANDSHAKE_CLOSED] = "closed",
+    [METRICS_HANDSHAKE_OTHER] = "other",
+};
+static const char *const REFUSAL_LABELS[METRICS_REFUSED_REASONS] = {
+    [METRICS_REFUSED_MAX_CONNECTIONS] = "max_connections",
+    [METRICS_REFUSED_DESCRIPTORS] = "descriptors",
+    [METRICS_REFUSED_PER_CLIENT] = "per_client",
+    [METRICS_REFUSED_SHED] = "shed",
+    [METRICS_REFUSED_OTHER] = "other",
+};
+static const char *const AUDIT_FAILURE_LABELS[METRICS_AUDIT_REASONS] = {
+    [METRICS_AUDIT_WRITE_ERROR] = "error",
+    [METRICS_AUDIT_TIMEOUT] = "timeout",
+    [METRICS_AUDIT_QUEUE_FULL] = "queue_full",
+};
 
 struct shard {
 	_Atomic uint64_t codes[CODE_COUNT];
-	_Atomic uint64_t buckets[BUCKET_COUNT]; /* per bucket, not cumulative */
-	_Atomic uint64_t observations;
+	/* Per bucket, not cumulative; the last one counts what is above every bound. The
+	 * histogram's count is their sum, so +Inf and _count always agree with the buckets. */
+	_Atomic uint64_t buckets[BUCKET_COUNT + 1];
 	_Atomic uint64_t latency_sum_ns;
 	_Atomic int64_t active;
 	_Atomic int64_t connections;
 	_Atomic uint64_t error_events;
 	_Atomic uint64_t audit_events;
+	_Atomic uint64_t handshake_failures[METRICS_HANDSHAKE_REASONS];
+	_Atomic uint64_t refused[METRICS_REFUSED_REASONS];
 } __attribute__((aligned(64)));
 
 static struct shard shards[SHARD_COUNT];
 static atomic_uint next_shard;
 static _Thread_local struct shard *my_shard;
 static _Atomic int64_t start_ns;
+
+/* Rare events: plain atomics. */
+static _Atomic uint64_t reloads_ok, reloads_failed, log_dropped;
+static _Atomic uint64_t audit_failures[METRICS_AUDIT_REASONS];
+static _Atomic int64_t server_cert_expiry;
+
+/* The earliest client certificate expiry of the current and the previous window. */
+#define CLIENT_CERT_WINDOW_S (15 * 60)
+static struct {
+	pthread_mutex_t lock;
+	int64_t window_start;
+	int64_t current, previous; /* 0 = none seen */
+} client_certs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int64_t now_ns(void)
 {
@@ -77,13 +122,10 @@ void metrics_request_done(int status, int64_t latency_ns)
 		atomic_fetch_add_explicit(&s->codes[status - CODE_MIN], 1, memory_order_relaxed);
 	if (latency_ns < 0)
 		latency_ns = 0;
-	for (size_t i = 0; i < BUCKET_COUNT; i++) {
-		if (latency_ns <= BUCKET_NS[i]) {
-			atomic_fetch_add_explicit(&s->buckets[i], 1, memory_order_relaxed);
-			break;
-		}
-	}
-	atomic_fetch_add_explicit(&s->observations, 1, memory_order_relaxed);
+	size_t b = 0;
+	while (b < BUCKET_COUNT && latency_ns > BUCKET_NS[b])
+		b++;
+	atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->latency_sum_ns, (uint64_t)latency_ns, memory_order_relaxed);
 }
 
@@ -104,6 +146,93 @@ void metrics_connection(int delta)
 	atomic_fetch_add_explicit(&shard_of_thread()->connections, delta, memory_order_relaxed);
 }
 
+void metrics_count_handshake_failure(enum metrics_handshake_failure reason)
+{
+	if ((unsigned)reason >= METRICS_HANDSHAKE_REASONS)
+		reason = METRICS_HANDSHAKE_OTHER;
+	atomic_fetch_add_explicit(&shard_of_thread()->handshake_failures[reason], 1,
+	                          memory_order_relaxed);
+}
+
+void metrics_count_conn_refused(enum metrics_conn_refusal reason)
+{
+	if ((unsigned)reason >= METRICS_REFUSED_REASONS)
+		reason = METRICS_REFUSED_OTHER;
+	atomic_fetch_add_explicit(&shard_of_thread()->refused[reason], 1, memory_order_relaxed);
+}
+
+void metrics_count_reload(bool ok)
+{
+	atomic_fetch_add_explicit(ok ? &reloads_ok : &reloads_failed, 1, memory_order_relaxed);
+}
+
+void metrics_count_audit_failure(enum metrics_audit_failure reason)
+{
+	if ((unsigned)reason >= METRICS_AUDIT_REASONS)
+		reason = METRICS_AUDIT_WRITE_ERROR;
+	atomic_fetch_add_explicit(&audit_failures[reason], 1, memory_order_relaxed);
+}
+
+void metrics_count_log_dropped(uint64_t lines)
+{
+	atomic_fetch_add_explicit(&log_dropped, lines, memory_order_relaxed);
+}
+
+void metrics_set_server_cert_expiry(int64_t not_after)
+{
+	atomic_store_explicit(&server_cert_expiry, not_after, memory_order_relaxed);
+}
+
+/* Starts a new window when the current one is over. Called with the lock held. */
+static void rotate_client_window(int64_t now)
+{
+	if (now - client_certs.window_start < CLIENT_CERT_WINDOW_S)
+		return;
+	/* More than one window passed: the previous one saw nothing either. */
+	bool adjacent = now - client_certs.window_start < 2 * CLIENT_CERT_WINDOW_S;
+	client_certs.previous = adjacent ? client_certs.current : 0;
+	client_certs.current = 0;
+	client_certs.window_start = now;
+}
+
+void metrics_observe_client_cert_expiry(int64_t not_after)
+{
+	if (not_after <= 0)
+		return;
+	pthread_mutex_lock(&client_certs.lock);
+	rotate_client_window((int64_t)time(NULL));
+	if (!client_certs.current || not_after < client_certs.current)
+		client_certs.current = not_after;
+	pthread_mutex_unlock(&client_certs.lock);
+}
+
+static int64_t client_cert_earliest(void)
+{
+	pthread_mutex_lock(&client_certs.lock);
+	rotate_client_window((int64_t)time(NULL));
+	int64_t a = client_certs.current, b = client_certs.previous;
+	pthread_mutex_unlock(&client_certs.lock);
+	if (!a || (b && b < a))
+		return b;
+	return a;
+}
+
+int64_t metrics_cert_not_after(const struct mbedtls_x509_crt *crt)
+{
+	if (!crt)
+		return 0;
+	const mbedtls_x509_time *t = &crt->valid_to;
+	struct tm tm = {
+	    .tm_year = t->year - 1900,
+	    .tm_mon = t->mon - 1,
+	    .tm_mday = t->day,
+	    .tm_hour = t->hour,
+	    .tm_min = t->min,
+	    .tm_sec = t->sec,
+	};
+	return (int64_t)timegm(&tm);
+}
+
 /* Sum of one field over all shards; offset into struct shard. */
 #define SUM_U(field)                                                                           \
 	({                                                                                     \
@@ -120,14 +249,27 @@ void metrics_connection(int delta)
 		sum_;                                                                          \
 	})
 
-/* Go prints the shortest text that reads back as the same double; so do we. */
+/* As Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus's Go client uses: the
+ * shortest digits that read back as v, in exponent form when the exponent is below -4 or at
+ * least 6 (10 is "10", 5e-05 is "5e-05", 1234567 is "1.234567e+06"). */
 static void write_float(struct buf *out, double v)
 {
-	char text[40];
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(text, sizeof text, "%.*g", prec, v);
+	char text[48];
+	if (v == 0) {
+		buf_append_char(out, '0');
+		return;
+	}
+	int digits = 1;
+	for (; digits <= 17; digits++) {
+		snprintf(text, sizeof text, "%.*e", digits - 1, v);
 		if (strtod(text, NULL) == v)
 			break;
+	}
+	const char *e = strchr(text, 'e');
+	int exp = e ? atoi(e + 1) : 0;
+	if (exp >= -4 && exp < 6) {
+		int decimals = digits - 1 - exp;
+		snprintf(text, sizeof text, "%.*f", decimals > 0 ? decimals : 0, v);
 	}
 	buf_append_str(out, text);
 }
@@ -148,18 +290,27 @@ static void request_counter(struct buf *out, const char *name, const char *help,
 	}
 }
 
+/* One pass over the shards: every bucket, +Inf and _count come from the same reads, so the
+ * exposition is a valid histogram even while other threads count. */
 static void histogram(struct buf *out)
 {
 	const char *name = "kes_http_response_time";
+	uint64_t per_bucket[BUCKET_COUNT + 1] = {0};
+	for (size_t i = 0; i < SHARD_COUNT; i++)
+		for (size_t b = 0; b <= BUCKET_COUNT; b++)
+			per_bucket[b] +=
+			    atomic_load_explicit(&shards[i].buckets[b], memory_order_relaxed);
 	family(out, name, "histogram",
-	       "Histogram of request response times spawning from 10ms to 10s.");
+	       "Histogram of request response times spawning from 50us to 10s (KES: 10ms to "
+	       "10s).");
 	uint64_t cumulative = 0;
 	for (size_t b = 0; b < BUCKET_COUNT; b++) {
-		cumulative += SUM_U(buckets[b]);
-		buf_printf(out, "%s_bucket{le=\"%s\"} %llu\n", name, BUCKET_LABELS[b],
-		           (unsigned long long)cumulative);
+		cumulative += per_bucket[b];
+		buf_printf(out, "%s_bucket{le=\"", name);
+		write_float(out, (double)BUCKET_NS[b] / 1e9);
+		buf_printf(out, "\"} %llu\n", (unsigned long long)cumulative);
 	}
-	uint64_t count = SUM_U(observations);
+	uint64_t count = cumulative + per_bucket[BUCKET_COUNT];
 	buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
 	buf_printf(out, "%s_sum ", name);
 	write_float(out, (double)SUM_U(latency_sum_ns) / 1e9);
@@ -179,6 +330,59 @@ static void counter(struct buf *out, const char *name, const char *help, uint64_
 {
 	family(out, name, "counter", help);
 	buf_printf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* A counter family with one sample per label value (all of them, zeros included, so that
+ * rate() sees a series from the start). */
+static void labelled_counter(struct buf *out, const char *name, const char *help, const char *label,
+                             const char *const *values, const uint64_t *counts, size_t n)
+{
+	family(out, name, "counter", help);
+	for (size_t i = 0; i < n; i++)
+		buf_printf(out, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
+		           (unsigned long long)counts[i]);
+}
+
+static void kesc_metrics(struct buf *out)
+{
+	uint64_t hs[METRICS_HANDSHAKE_REASONS], refused[METRICS_REFUSED_REASONS];
+	uint64_t audit[METRICS_AUDIT_REASONS];
+	for (size_t r = 0; r < METRICS_HANDSHAKE_REASONS; r++)
+		hs[r] = SUM_U(handshake_failures[r]);
+	for (size_t r = 0; r < METRICS_REFUSED_REASONS; r++)
+		refused[r] = SUM_U(refused[r]);
+	for (size_t r = 0; r < METRICS_AUDIT_REASONS; r++)
+		audit[r] = atomic_load_explicit(&audit_failures[r], memory_order_relaxed);
+	labelled_counter(out, "kesc_tls_handshake_failures_total",
+	                 "TLS handshakes that failed, by reason.", "reason", HANDSHAKE_LABELS, hs,
+	                 METRICS_HANDSHAKE_REASONS);
+	labelled_counter(out, "kesc_connections_refused_total",
+	                 "Connections refused or closed before being served, by reason.", "reason",
+	                 REFUSAL_LABELS, refused, METRICS_REFUSED_REASONS);
+	static const char *const results[] = {"ok", "failed"};
+	uint64_t reloads[] = {atomic_load(&reloads_ok), atomic_load(&reloads_failed)};
+	labelled_counter(out, "kesc_config_reloads_total",
+	                 "Configuration reloads (SIGHUP) applied (ok) or refused (failed).",
+	                 "result", results, reloads, 2);
+	labelled_counter(out, "kesc_log_audit_write_failures_total",
+	                 "Audit records that could not be written, by reason.", "reason",
+	                 AUDIT_FAILURE_LABELS, audit, METRICS_AUDIT_REASONS);
+	counter(out, "kesc_log_error_lines_dropped_total",
+	        "Error log lines lost because the error log could not keep up or failed.",
+	        atomic_load(&log_dropped));
+	int64_t server_cert = atomic_load(&server_cert_expiry);
+	family(out, "kesc_tls_server_certificate_expiry_timestamp_seconds", "gauge",
+	       "When the server's TLS certificate expires (notAfter), in Unix seconds.");
+	if (server_cert)
+		buf_printf(out, "kesc_tls_server_certificate_expiry_timestamp_seconds %lld\n",
+		           (long long)server_cert);
+	int64_t client_cert = client_cert_earliest();
+	family(out, "kesc_tls_client_certificate_expiry_timestamp_seconds", "gauge",
+	       "The earliest expiry (notAfter, Unix seconds) among client certificates seen in "
+	       "the last 15 to 30 minutes.");
+	if (client_cert)
+		buf_printf(out, "kesc_tls_client_certificate_expiry_timestamp_seconds %lld\n",
+		           (long long)client_cert);
 }
 
 static long usable_cpus(void)
@@ -273,4 +477,5 @@ void metrics_render(struct buf *out, struct ks_cache *cache)
 		cache_metrics(out, cache);
 	gauge(out, "kesc_connections_open", "Open client TLS connections.",
 	      (double)SUM_I(connections));
+	kesc_metrics(out);
 }

@@ -1,7 +1,11 @@
 /*
  * metrics.h — counters for /v1/metrics in Prometheus text format, with KES's metric names
- * (kes.md §9.1) plus kesc's keystore latency and cache hit/miss counters. Updating a counter
- * is a relaxed atomic add on a per-thread-sharded slot: no lock on the request path.
+ * (kes.md §9.1) plus kesc's own under a kesc_ prefix (every one is listed in kesc.1, METRICS).
+ * Updating a counter is a relaxed atomic add on a per-thread-sharded slot: no lock on the
+ * request path.
+ *
+ * The counting functions below are the stable interface for the transport, TLS and server
+ * code; adding a reason means adding an enum value and its label in metrics.c.
  */
 #ifndef KESC_SERVER_METRICS_H
 #define KESC_SERVER_METRICS_H
@@ -12,12 +16,62 @@
 #include "keystore/bytes.h"
 #include "keystore/cache.h"
 
+struct mbedtls_x509_crt;
+
 void metrics_init(void);
 /* A metered request finished with status after latency_ns. */
 void metrics_request_done(int status, int64_t latency_ns);
 void metrics_request_active(int delta);
+/* An event was written to the error log (false) or audit log (true) target. */
 void metrics_log_event(bool audit);
 void metrics_connection(int delta); /* open TLS connections (kesc_connections_open) */
+
+/* Why a TLS handshake failed: kesc_tls_handshake_failures_total{reason}. */
+enum metrics_handshake_failure {
+	METRICS_HANDSHAKE_NO_CERT,    /* "no_certificate": none sent where one is required */
+	METRICS_HANDSHAKE_UNTRUSTED,  /* "untrusted": the chain does not verify (unknown CA) */
+	METRICS_HANDSHAKE_EXPIRED,    /* "expired": a certificate expired or is not yet valid */
+	METRICS_HANDSHAKE_BAD_CERT,   /* "bad_certificate": any other refused certificate */
+	METRICS_HANDSHAKE_PROTOCOL,   /* "protocol": version, cipher suites, malformed records */
+	METRICS_HANDSHAKE_TIMEOUT,    /* "timeout": not finished within the handshake timeout */
+	METRICS_HANDSHAKE_PLAIN_HTTP, /* "plain_http": plain HTTP sent to the TLS port */
+	METRICS_HANDSHAKE_CLOSED,     /* "closed": the peer closed or reset the connection */
+	METRICS_HANDSHAKE_OTHER,      /* "other" */
+	METRICS_HANDSHAKE_REASONS
+};
+void metrics_count_handshake_failure(enum metrics_handshake_failure reason);
+
+/* Why a connection was refused or closed unserved: kesc_connections_refused_total{reason}. */
+enum metrics_conn_refusal {
+	METRICS_REFUSED_MAX_CONNECTIONS, /* "max_connections": server.max_connections reached */
+	METRICS_REFUSED_DESCRIPTORS,     /* "descriptors": accept failed, no descriptor left */
+	METRICS_REFUSED_PER_CLIENT,      /* "per_client": the client address has too many */
+	METRICS_REFUSED_SHED,            /* "shed": an idle unauthenticated one closed for room */
+	METRICS_REFUSED_OTHER,           /* "other" */
+	METRICS_REFUSED_REASONS
+};
+void metrics_count_conn_refused(enum metrics_conn_refusal reason);
+
+/* A SIGHUP reload was applied (ok) or refused: kesc_config_reloads_total{result}. */
+void metrics_count_reload(bool ok);
+
+/* Why an audit record was not written: kesc_log_audit_write_failures_total{reason}. */
+enum metrics_audit_failure {
+	METRICS_AUDIT_WRITE_ERROR, /* "error": the write failed (full disk, closed pipe, …) */
+	METRICS_AUDIT_TIMEOUT,     /* "timeout": not written within the wait (stalled reader) */
+	METRICS_AUDIT_QUEUE_FULL,  /* "queue_full": the sink's queue was full */
+	METRICS_AUDIT_REASONS
+};
+void metrics_count_audit_failure(enum metrics_audit_failure reason);
+/* Error log lines lost because the sink could not keep up or failed. */
+void metrics_count_log_dropped(uint64_t lines);
+
+/* Certificate expiry, Unix seconds: the server's certificate (replaced on reload), and the
+ * earliest notAfter among client certificates seen in the last 15 to 30 minutes. */
+void metrics_set_server_cert_expiry(int64_t not_after);
+void metrics_observe_client_cert_expiry(int64_t not_after);
+/* crt's notAfter in Unix seconds; 0 for NULL. */
+int64_t metrics_cert_not_after(const struct mbedtls_x509_crt *crt);
 
 /* Appends the exposition text. cache may be NULL. */
 void metrics_render(struct buf *out, struct ks_cache *cache);

@@ -354,6 +354,7 @@ static void check_tls_files(struct server *s)
 		loop_update(s->loops[i], s->state, tls);
 	tls_server_release(s->tls);
 	s->tls = tls;
+	metrics_set_server_cert_expiry(metrics_cert_not_after(tls_server_cert(tls)));
 	log_info("TLS certificate reloaded from '%s'", cfg->tls.cert);
 }
 
@@ -386,6 +387,7 @@ static void reload(struct server *s)
 		server_state_release(st);
 		tls_server_release(tls);
 		log_error("reload failed, keeping the running configuration: %s", err);
+		metrics_count_reload(false);
 		return;
 	}
 	const struct config *old = server_state_config(s->state);
@@ -401,6 +403,8 @@ static void reload(struct server *s)
 	s->state = st;
 	s->tls = tls;
 	remember_tls_files(s);
+	metrics_set_server_cert_expiry(metrics_cert_not_after(tls_server_cert(tls)));
+	metrics_count_reload(true);
 	log_info("configuration reloaded");
 }
 
@@ -589,6 +593,7 @@ int server_run(const struct server_options *opt)
 	    start_loops(&s, err, sizeof(err)) < 0)
 		goto fail;
 	remember_tls_files(&s);
+	metrics_set_server_cert_expiry(metrics_cert_not_after(tls_server_cert(s.tls)));
 	print_banner(&s, hardening);
 	if (opt->on_listening)
 		opt->on_listening(s.bound, opt->on_listening_arg);

@@ -345,6 +345,11 @@ const mbedtls_ssl_config *tls_server_conf(const struct tls_server *t, unsigned l
 	return &t->loops[loop % t->nloops].conf;
 }
 
+const mbedtls_x509_crt *tls_server_cert(const struct tls_server *t)
+{
+	return &t->cert;
+}
+
 const char *tls_server_summary(const struct tls_server *t)
 {
 	return t->summary;

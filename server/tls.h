@@ -36,6 +36,8 @@ void tls_server_release(struct tls_server *t);
 
 /* The configuration for event loop i (< nloops). */
 const mbedtls_ssl_config *tls_server_conf(const struct tls_server *t, unsigned loop);
+/* The server's own certificate (for its expiry in the metrics); lives as long as t. */
+const mbedtls_x509_crt *tls_server_cert(const struct tls_server *t);
 /* One-line description for the start-up banner (subject, SANs, expiry, client auth mode). */
 const char *tls_server_summary(const struct tls_server *t);
 
