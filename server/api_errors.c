@@ -48,6 +48,9 @@ static const struct api_error_entry ERRORS[API_ERR_COUNT] = {
      * that gave up waiting says, so clients retry instead of seeing a dropped connection. */
     [API_ERR_TIMEOUT] = {504, "request timeout exceeded"},
     [API_ERR_INTERNAL] = {500, "internal server error"},
+    /* kesc: the audit rule (log.h). 503 so that MinIO's client retries and, with several
+     * endpoints, tries another server. */
+    [API_ERR_AUDIT] = {503, "audit log unavailable: request not served"},
 };
 /* clang-format on */
 

@@ -45,6 +45,7 @@ enum api_error_id {
 	API_ERR_STORE_UNAVAILABLE,  /* 502 key store is unavailable */
 	API_ERR_TIMEOUT,            /* 504 request timeout exceeded (the transport's deadline) */
 	API_ERR_INTERNAL,           /* 500 internal server error (out of memory) */
+	API_ERR_AUDIT,              /* 503 audit log unavailable: request not served (kesc) */
 	API_ERR_COUNT
 };
 

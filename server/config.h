@@ -49,6 +49,7 @@
  * kesc extensions (all optional, ignored by nothing because KES never sees kesc configs):
  *   log.audit / log.error may name a file path instead of a level word (any value containing
  *     '/'): events go there at level INFO.
+ *   log.audit_failure: refuse (default) | serve — see log.h for the audit rule.
  *   server: { max_connections, handshake_timeout, header_timeout, idle_timeout, threads }
  *     max_connections >= 1; timeouts > 0; threads 0..1024 (0 = one per core).
  *   keystore.vault: { connect_timeout 100ms..1m, request_timeout 100ms..5m (0 = default),
@@ -126,6 +127,9 @@ struct config {
 		int audit_level;  /* default INFO (KES HEAD: empty = on) */
 		char *error_file; /* NULL = stderr */
 		char *audit_file; /* NULL = stdout */
+		/* log.audit_failure: false = "refuse" (default): a request whose audit record
+		 * cannot be written is not served; true = "serve" (records best effort). */
+		bool audit_failure_serve;
 	} log;
 
 	struct config_api *api;

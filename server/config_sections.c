@@ -207,7 +207,19 @@ static int load_log(struct cfg_ctx *x, const struct ynode *root)
 	    load_log_target(x, log, "audit", "log.audit", &c->log.audit_level, &c->log.audit_file) <
 	        0)
 		return -1;
-	return 0;
+	/* kesc extension: what a request gets when its audit record cannot be written. */
+	char *failure = NULL;
+	int r = cfg_get_string(x, log, "audit_failure", "log.audit_failure", CFG_ENV, &failure);
+	if (r < 0)
+		return -1;
+	int rc = 0;
+	if (r > 0 && !strcmp(failure, "serve"))
+		c->log.audit_failure_serve = true;
+	else if (r > 0 && strcmp(failure, "refuse"))
+		rc = cfg_fail(x, cfg_line_of(log, "audit_failure"), "log.audit_failure",
+		              "invalid value '%s' (expected 'refuse' or 'serve')", failure);
+	free(failure);
+	return rc;
 }
 
 static int load_api_route(struct cfg_ctx *x, const struct ynode *key, const struct ynode *value,

@@ -42,6 +42,7 @@ enum phase {
 	PHASE_READ_HEAD,
 	PHASE_READ_BODY,
 	PHASE_WORKER, /* a worker has the request */
+	PHASE_AUDIT,  /* the response waits for its audit record (log.h) */
 	PHASE_WRITE,  /* flushing responses */
 	PHASE_STREAM, /* a log stream */
 	PHASE_LINGER, /* answered, closing: drain what the client still sends */
@@ -66,6 +67,7 @@ struct conn {
 	bool body_too_large;
 	bool discard_body;
 	bool counted_active;
+	bool audited;         /* this request's audit record is submitted */
 	bool idle_timer;      /* the armed timer is the keep-alive idle one */
 	bool timed_out;       /* answered 504 while a worker still has the request */
 	size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
@@ -96,6 +98,7 @@ struct conn {
 	struct buf out;
 	size_t out_off;
 	struct log_subscriber *sub;
+	struct log_audit_wait *audit_wait; /* PHASE_AUDIT: the record we wait for */
 };
 
 static void progress(struct conn *c);
@@ -234,6 +237,10 @@ static void close_now(struct conn *c)
 		metrics_request_active(-1);
 		c->counted_active = false;
 	}
+	if (c->audit_wait && !log_audit_abandon(c->audit_wait, false)) {
+		c->audit_wait = NULL; /* its ready will not come */
+		c->job_pending = false;
+	}
 	metrics_connection(-1);
 	atomic_fetch_sub(&env->connections, 1);
 	c->phase = PHASE_CLOSED;
@@ -277,7 +284,7 @@ static void step_linger(struct conn *c)
 	close_now(c);
 }
 
-static void audit(struct conn *c, const char *method, const char *path, int status);
+static void audit(struct conn *c, int status);
 
 /*
  * The route's deadline passed while a worker still has the request (a keystore that is slow
@@ -295,16 +302,21 @@ static void answer_timeout(struct conn *c)
 	                 api_error_text(API_ERR_TIMEOUT), true);
 	if (c->counted_active)
 		metrics_request_done(api_error_status(API_ERR_TIMEOUT), latency);
-	audit(c, c->req.method, c->req.path, api_error_status(API_ERR_TIMEOUT));
+	audit(c, api_error_status(API_ERR_TIMEOUT)); /* an error answer: best effort */
 	c->close_after = true; /* the input still belongs to the worker: read no more */
 	c->phase = PHASE_WRITE;
 	arm(c, loop_env(c->loop)->header_timeout_ms, false);
 	progress(c);
 }
+static void audit_timed_out(struct conn *c);
 
 static void on_timer(struct loop_timer *t)
 {
 	struct conn *c = container_of(t, struct conn, timer);
+	if (c->phase == PHASE_AUDIT) {
+		audit_timed_out(c);
+		return;
+	}
 	if (c->phase == PHASE_HANDSHAKE)
 		log_debug("tls: handshake with %s timed out", c->ip);
 	if (c->phase == PHASE_WORKER) {
@@ -345,18 +357,25 @@ static int write_some(struct conn *c)
 
 /* ---- requests ---- */
 
-static void audit(struct conn *c, const char *method, const char *path, int status)
+static void fill_record(struct conn *c, struct audit_record *r, int status)
 {
-	struct audit_record r = {
-	    .time_ns = c->start_real_ns,
-	    .ip = c->ip,
-	    .method = method,
-	    .path = path,
-	    .identity = c->identity,
-	    .status = status,
-	    .latency_ns = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns,
-	};
+	memset(r, 0, sizeof(*r));
+	r->time_ns = c->start_real_ns;
+	r->ip = c->ip;
+	r->method = c->req.method ? c->req.method : "";
+	r->path = c->req.path ? c->req.path : "";
+	r->identity = c->identity;
+	r->status = status;
+	r->latency_ns = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
+}
+
+/* Best effort: requests refused before any work, whose answer does not depend on it. */
+static void audit(struct conn *c, int status)
+{
+	struct audit_record r;
+	fill_record(c, &r, status);
 	log_audit(&r);
+	c->audited = true;
 }
 
 /* Releases what a finished request held and drops its bytes from the input. */
@@ -374,6 +393,7 @@ static void end_request(struct conn *c)
 	c->body_len = 0;
 	c->body_too_large = false;
 	c->discard_body = false;
+	c->audited = false;
 	if (c->req_state) {
 		server_state_release(c->req_state);
 		c->req_state = NULL;
@@ -392,7 +412,7 @@ static void fail_request(struct conn *c, int status, const char *message)
 		c->start_mono_ns = clock_ns(CLOCK_MONOTONIC);
 	}
 	http_write_error(&c->out, status, message, true);
-	audit(c, c->req.method ? c->req.method : "", c->req.path ? c->req.path : "", status);
+	audit(c, status);
 	c->req.head_len = 0; /* the input is not consumed: we close */
 	c->body_len = 0;
 	end_request(c);
@@ -412,7 +432,6 @@ static void start_stream(struct conn *c)
 	enum log_kind kind =
 	    c->resp.stream == API_STREAM_AUDIT_LOG ? LOG_KIND_AUDIT : LOG_KIND_ERROR;
 	http_write_head(&c->out, 200, "application/x-ndjson", 0, NULL, true, HTTP_CONN_DEFAULT);
-	audit(c, c->req.method, c->req.path, 200);
 	c->sub = log_subscribe(kind, stream_notify, c);
 	end_request(c);
 	if (!c->sub) {
@@ -425,21 +444,117 @@ static void start_stream(struct conn *c)
 	c->phase = PHASE_STREAM;
 }
 
-/* The API answered: queue the response and go on with the next request or close. */
+static bool is_metered_path(const char *path)
+{
+	return !strncmp(path, "/v1/key/", 8) || !strncmp(path, "/v1/policy/", 11) ||
+	       !strncmp(path, "/v1/identity/", 13);
+}
+
+/* Requests whose answer waits for their audit record: everything that touches keys,
+ * policies, identities or reads the logs (the audit rule, log.h). */
+static bool needs_audit_record(const char *path)
+{
+	return path && (is_metered_path(path) || !strncmp(path, "/v1/log/", 8));
+}
+
+/* The answer when the audit record cannot be written (or the audit log is failing). Its
+ * own record, saying 503, is written best effort. */
+static void refuse_for_audit(struct conn *c)
+{
+	api_error(&c->resp, API_ERR_AUDIT, NULL, NULL);
+	c->resp.stream = API_STREAM_NONE;
+	c->resp.metered = c->req.path && is_metered_path(c->req.path);
+	audit(c, c->resp.status);
+}
+
+static void send_response(struct conn *c);
+
+static void audit_done(struct worker_job *job)
+{
+	struct conn *c = container_of(job, struct conn, job);
+	c->job_pending = false;
+	bool written = log_audit_finish(c->audit_wait);
+	c->audit_wait = NULL;
+	if (c->phase == PHASE_CLOSED) {
+		end_request(c);
+		loop_conn_remove(c->loop, &c->link);
+		loop_defer_free(c->loop, &c->link);
+		return;
+	}
+	if (!written)
+		refuse_for_audit(c);
+	send_response(c);
+	progress(c);
+}
+
+/* From the audit log's writer thread: hand the connection back to its loop. */
+static void audit_ready(void *arg)
+{
+	struct conn *c = arg;
+	c->job.done = audit_done;
+	c->job.loop = c->loop;
+	loop_post_job(c->loop, &c->job);
+}
+
+static void audit_timed_out(struct conn *c)
+{
+	if (log_audit_abandon(c->audit_wait, true))
+		return; /* decided meanwhile: audit_done is on its way */
+	c->audit_wait = NULL;
+	c->job_pending = false;
+	refuse_for_audit(c);
+	send_response(c);
+	progress(c);
+}
+
+/* Submits the record; true while the response waits for it (PHASE_AUDIT). */
+static bool audit_before_answer(struct conn *c)
+{
+	struct audit_record rec;
+	fill_record(c, &rec, c->resp.status);
+	c->audited = true;
+	switch (log_audit_submit(&rec, needs_audit_record(c->req.path), audit_ready, c,
+	                         &c->audit_wait)) {
+	case LOG_AUDIT_PENDING:
+		c->job_pending = true;
+		c->phase = PHASE_AUDIT;
+		arm(c, LOG_AUDIT_WAIT_MS, false);
+		return true;
+	case LOG_AUDIT_REFUSED:
+		refuse_for_audit(c);
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* The API answered: have it audited, then queue the response. */
 static void finish_request(struct conn *c)
+{
+	struct api_response *r = &c->resp;
+	if (buf_failed(&r->body)) {
+		buf_reset(&r->body);
+		r->status = 500;
+		r->content_type = NULL;
+		r->stream = API_STREAM_NONE;
+	}
+	if (!c->audited && audit_before_answer(c))
+		return;
+	send_response(c);
+}
+
+/* Queues the response and goes on with the next request or closes. */
+static void send_response(struct conn *c)
 {
 	struct api_response *r = &c->resp;
 	if (r->stream != API_STREAM_NONE && r->status == 200) {
 		start_stream(c);
 		return;
 	}
+	if (c->phase == PHASE_AUDIT) /* the write phase gets the header timeout */
+		arm(c, loop_env(c->loop)->header_timeout_ms, false);
 	if (!c->req.keep_alive || c->draining || c->body_too_large)
 		c->close_after = true;
-	if (buf_failed(&r->body)) {
-		buf_reset(&r->body);
-		r->status = 500;
-		r->content_type = NULL;
-	}
 	int connection = c->close_after              ? HTTP_CONN_CLOSE
 	                 : c->req.version_minor == 0 ? HTTP_CONN_KEEP_ALIVE
 	                                             : HTTP_CONN_DEFAULT;
@@ -449,7 +564,6 @@ static void finish_request(struct conn *c)
 	int64_t latency = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
 	if (r->metered)
 		metrics_request_done(r->status, latency);
-	audit(c, c->req.method, c->req.path, r->status);
 	end_request(c);
 	if (c->close_after || c->out.len >= LIMIT_PIPELINE_OUTPUT_BYTES)
 		c->phase = PHASE_WRITE;
@@ -542,12 +656,6 @@ static void dispatch(struct conn *c)
 	finish_request(c);
 }
 
-static bool is_metered_path(const char *path)
-{
-	return !strncmp(path, "/v1/key/", 8) || !strncmp(path, "/v1/policy/", 11) ||
-	       !strncmp(path, "/v1/identity/", 13);
-}
-
 /* Route, method and policy checks on the head alone (api_precheck); on refusal c->resp
  * holds the answer. */
 static bool precheck_passes(struct conn *c)
@@ -590,6 +698,14 @@ static void begin_request(struct conn *c)
 		disarm(c);
 
 	bool has_body = c->req.chunked || c->req.content_length > 0;
+	if (needs_audit_record(c->req.path) && !log_audit_accepting()) {
+		/* The audit log is failing: refused before it runs (and before its body). */
+		c->body_too_large = has_body;
+		reset_response(c);
+		refuse_for_audit(c);
+		finish_request(c);
+		return;
+	}
 	if (has_body && !c->discard_body && !precheck_passes(c)) {
 		/* Refused before the body: answer and close without reading it. */
 		c->body_too_large = true;
@@ -885,6 +1001,7 @@ static void progress(struct conn *c)
 			step_linger(c);
 			break;
 		case PHASE_WORKER:
+		case PHASE_AUDIT:
 		case PHASE_CLOSED:
 			break;
 		}

@@ -1,9 +1,9 @@
-/* log.c — error and audit log sinks and their live subscribers (log.h). One mutex guards the
- * sinks and the subscriber list; events are rare next to requests except audit lines, which
- * are formatted outside the lock and written to a buffered sink flushed by log_flush. */
+/* log.c — error and audit log lines, the audit rule, and live subscribers (log.h). The writes
+ * themselves happen on the sinks' writer threads (log_sink.c). */
 #include "server/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -14,11 +14,16 @@
 
 #include "keystore/json.h"
 #include "server/log_limit.h"
+#include "server/log_sink.h"
 #include "server/metrics.h"
 
 /* A subscriber that does not drain loses lines beyond this many queued bytes. */
 #define LOG_SUBSCRIBER_MAX_BYTES (1024 * 1024)
 #define LOG_LINE_MAX             8192
+/* Queued bytes per sink: a few seconds of lines at full load, a bounded amount of memory. */
+#define ERROR_QUEUE_BYTES (1024 * 1024)
+#define AUDIT_QUEUE_BYTES (4 * 1024 * 1024)
+#define FLUSH_MS          2000
 
 struct log_subscriber {
 	enum log_kind kind;
@@ -29,17 +34,23 @@ struct log_subscriber {
 	struct log_subscriber *next;
 };
 
+struct log_audit_wait {
+	struct log_entry entry; /* the record; the wait is the entry itself */
+};
+
 static struct {
+	/* Guards the subscriber list. Never held while calling into a sink (a sink completes
+	 * entries under its own lock; keeping the order one-way keeps it deadlock-free). */
 	pthread_mutex_t lock;
-	int error_level;
-	int audit_level;
-	FILE *error_fp; /* NULL = stderr */
-	FILE *audit_fp; /* NULL = stdout */
-	struct log_subscriber *subscribers;
-	unsigned error_subscribers, audit_subscribers;
+	_Atomic int error_level;
+	_Atomic int audit_level;
+	atomic_bool audit_serve; /* log.audit_failure: serve */
 	/* audit_level on or an audit subscriber: read without the lock on every request, so
 	 * that with audit off a request neither formats a record nor takes the global lock. */
 	atomic_bool audit_wanted;
+	struct log_sink *error_sink, *audit_sink;
+	struct log_subscriber *subscribers;
+	unsigned error_subscribers, audit_subscribers;
 } g_log = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .error_level = LOG_LEVEL_INFO,
@@ -47,79 +58,158 @@ static struct {
     .audit_wanted = true,
 };
 
+static pthread_once_t g_start_once = PTHREAD_ONCE_INIT;
+
 /* Called with the lock held after audit_level or audit_subscribers changed. */
 static void update_audit_wanted(void)
 {
 	atomic_store_explicit(&g_log.audit_wanted,
-	                      g_log.audit_level != LOG_LEVEL_OFF || g_log.audit_subscribers > 0,
+	                      atomic_load(&g_log.audit_level) != LOG_LEVEL_OFF ||
+	                          g_log.audit_subscribers > 0,
 	                      memory_order_relaxed);
 }
 
-static FILE *error_sink(void)
+/* ---- sink hooks (writer threads, no lock held) ---- */
+
+static void error_written(size_t n)
 {
-	return g_log.error_fp ? g_log.error_fp : stderr;
+	for (size_t i = 0; i < n; i++)
+		metrics_log_event(false);
 }
 
-static FILE *audit_sink(void)
+static void error_lost(size_t n, enum log_loss why)
 {
-	return g_log.audit_fp ? g_log.audit_fp : stdout;
+	(void)why;
+	metrics_count_log_dropped(n);
 }
 
-static FILE *open_sink(const char *path, char *err, size_t errlen)
+static int error_drop_notice(uint64_t lost, char *out, size_t n);
+
+static void audit_written(size_t n)
 {
-	FILE *f = fopen(path, "ae");
-	if (!f)
-		snprintf(err, errlen, "log: cannot open '%s': %s", path, strerror(errno));
-	return f;
+	for (size_t i = 0; i < n; i++)
+		metrics_log_event(true);
 }
+
+static void audit_lost(size_t n, enum log_loss why)
+{
+	enum metrics_audit_failure reason = why == LOG_LOSS_TIMEOUT ? METRICS_AUDIT_TIMEOUT
+	                                    : why == LOG_LOSS_QUEUE_FULL
+	                                        ? METRICS_AUDIT_QUEUE_FULL
+	                                        : METRICS_AUDIT_WRITE_ERROR;
+	for (size_t i = 0; i < n; i++)
+		metrics_count_audit_failure(reason);
+}
+
+static const char *audit_consequence(void)
+{
+	return atomic_load(&g_log.audit_serve)
+	           ? "requests are served without audit records (log.audit_failure: serve)"
+	           : "requests that need an audit record are refused (503) until it works again";
+}
+
+static void audit_failed(const char *target, int err)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	log_limited(&site, LOG_LEVEL_ERROR, "audit: cannot write to %s: %s; %s", target,
+	            strerror(err), audit_consequence());
+}
+
+static void audit_recovered(const char *target, uint64_t failed)
+{
+	log_info("audit: writing to %s works again (%" PRIu64 " records failed meanwhile)", target,
+	         failed);
+}
+
+static void start_sinks(void)
+{
+	static const struct log_sink_hooks error_hooks = {
+	    .written = error_written,
+	    .lost = error_lost,
+	    .drop_notice = error_drop_notice,
+	    .tick = log_limit_tick,
+	};
+	static const struct log_sink_hooks audit_hooks = {
+	    .written = audit_written,
+	    .lost = audit_lost,
+	    .failed = audit_failed,
+	    .recovered = audit_recovered,
+	};
+	struct log_target t;
+	char err[64];
+	g_log.error_sink = log_sink_start(ERROR_QUEUE_BYTES, &error_hooks);
+	g_log.audit_sink = log_sink_start(AUDIT_QUEUE_BYTES, &audit_hooks);
+	if (g_log.error_sink && log_target_open(NULL, 2, &t, err, sizeof(err)) == 0)
+		log_sink_set_target(g_log.error_sink, &t);
+	if (g_log.audit_sink && log_target_open(NULL, 1, &t, err, sizeof(err)) == 0)
+		log_sink_set_target(g_log.audit_sink, &t);
+}
+
+static void ensure_started(void)
+{
+	pthread_once(&g_start_once, start_sinks);
+}
+
+/* ---- configuration ---- */
 
 int log_configure(const struct config *cfg, char *err, size_t errlen)
 {
-	FILE *efp = NULL, *afp = NULL;
-	if (cfg && cfg->log.error_file && !(efp = open_sink(cfg->log.error_file, err, errlen)))
+	ensure_started();
+	struct log_target et, at;
+	int audit_level = cfg ? cfg->log.audit_level : LOG_LEVEL_INFO;
+	if (log_target_open(cfg ? cfg->log.error_file : NULL, 2, &et, err, errlen) < 0)
 		return -1;
-	if (cfg && cfg->log.audit_file && !(afp = open_sink(cfg->log.audit_file, err, errlen))) {
-		if (efp)
-			fclose(efp);
+	if (audit_level == LOG_LEVEL_OFF) {
+		at.fd = -1;
+	} else if (log_target_open(cfg ? cfg->log.audit_file : NULL, 1, &at, err, errlen) < 0) {
+		log_target_close(&et);
 		return -1;
 	}
+	bool serve = cfg && cfg->log.audit_failure_serve;
+	bool was_serve = atomic_exchange(&g_log.audit_serve, serve);
+	if (g_log.error_sink)
+		log_sink_set_target(g_log.error_sink, &et);
+	else
+		log_target_close(&et);
+	if (g_log.audit_sink)
+		log_sink_set_target(g_log.audit_sink, at.fd >= 0 ? &at : NULL);
+	else
+		log_target_close(&at);
+	atomic_store(&g_log.error_level, cfg ? cfg->log.error_level : LOG_LEVEL_INFO);
 	pthread_mutex_lock(&g_log.lock);
-	fflush(error_sink());
-	fflush(audit_sink());
-	if (g_log.error_fp)
-		fclose(g_log.error_fp);
-	if (g_log.audit_fp)
-		fclose(g_log.audit_fp);
-	g_log.error_fp = efp;
-	g_log.audit_fp = afp;
-	g_log.error_level = cfg ? cfg->log.error_level : LOG_LEVEL_INFO;
-	g_log.audit_level = cfg ? cfg->log.audit_level : LOG_LEVEL_INFO;
+	atomic_store(&g_log.audit_level, audit_level);
 	update_audit_wanted();
 	pthread_mutex_unlock(&g_log.lock);
+	if (!g_log.error_sink || !g_log.audit_sink) {
+		snprintf(err, errlen, "log: cannot start the log writer threads");
+		return -1;
+	}
+	if (serve && !was_serve && audit_level != LOG_LEVEL_OFF)
+		log_warn("log.audit_failure: serve — requests are answered even when their audit "
+		         "record cannot be written; the audit log may have gaps");
 	return 0;
 }
 
 void log_flush(void)
 {
+	ensure_started();
 	log_limit_tick();
-	pthread_mutex_lock(&g_log.lock);
-	fflush(error_sink());
-	fflush(audit_sink());
-	pthread_mutex_unlock(&g_log.lock);
+	if (g_log.error_sink)
+		log_sink_flush(g_log.error_sink, FLUSH_MS);
+	if (g_log.audit_sink)
+		log_sink_flush(g_log.audit_sink, FLUSH_MS);
 }
 
 void log_shutdown(void)
 {
-	pthread_mutex_lock(&g_log.lock);
-	fflush(error_sink());
-	fflush(audit_sink());
-	if (g_log.error_fp)
-		fclose(g_log.error_fp);
-	if (g_log.audit_fp)
-		fclose(g_log.audit_fp);
-	g_log.error_fp = g_log.audit_fp = NULL;
-	pthread_mutex_unlock(&g_log.lock);
+	ensure_started();
+	log_limit_tick();
+	log_sink_stop(g_log.audit_sink, FLUSH_MS);
+	log_sink_stop(g_log.error_sink, FLUSH_MS);
+	g_log.audit_sink = g_log.error_sink = NULL;
 }
+
+/* ---- subscribers ---- */
 
 /* Appends line (with its '\n') to every subscriber of kind. Called with the lock held. */
 static void publish_locked(enum log_kind kind, const char *line, size_t len)
@@ -135,6 +225,16 @@ static void publish_locked(enum log_kind kind, const char *line, size_t len)
 		s->notify(s->arg);
 	}
 }
+
+static void publish(enum log_kind kind, const char *line, size_t len)
+{
+	pthread_mutex_lock(&g_log.lock);
+	if (kind == LOG_KIND_ERROR ? g_log.error_subscribers : g_log.audit_subscribers)
+		publish_locked(kind, line, len);
+	pthread_mutex_unlock(&g_log.lock);
+}
+
+/* ---- error lines ---- */
 
 /* "2026-11-24T21:00:00.123Z" (ms) or with nanoseconds. */
 static void format_time(char *out, size_t n, const struct timespec *ts, bool nanos)
@@ -160,38 +260,56 @@ static const char *level_name(int level)
 	return "DEBUG";
 }
 
-__attribute__((format(printf, 2, 0))) static void log_event(int level, const char *fmt, va_list ap)
+static void format_error_line(struct buf *line, int level, const char *msg)
 {
-	pthread_mutex_lock(&g_log.lock);
-	bool wanted = level >= g_log.error_level && g_log.error_level != LOG_LEVEL_OFF;
-	pthread_mutex_unlock(&g_log.lock);
-	if (!wanted)
-		return;
-
-	char msg[LOG_LINE_MAX];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	char when[40];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	format_time(when, sizeof(when), &ts, false);
+	buf_printf(line, "%s %s %s", when, level_name(level), msg);
+}
 
+static int error_drop_notice(uint64_t lost, char *out, size_t n)
+{
+	char msg[128];
+	struct buf line;
+	snprintf(msg, sizeof(msg),
+	         "log: %" PRIu64 " lines dropped (the error log could not keep up)", lost);
+	buf_init(&line, 0);
+	format_error_line(&line, LOG_LEVEL_WARN, msg);
+	int len = buf_failed(&line) ? -1 : snprintf(out, n, "%s\n", line.data);
+	buf_free(&line);
+	return len > 0 && (size_t)len < n ? len : -1;
+}
+
+bool log_level_enabled(int level)
+{
+	int configured = atomic_load_explicit(&g_log.error_level, memory_order_relaxed);
+	return level >= configured && configured != LOG_LEVEL_OFF;
+}
+
+__attribute__((format(printf, 2, 0))) static void log_event(int level, const char *fmt, va_list ap)
+{
+	if (!log_level_enabled(level))
+		return;
+	ensure_started();
+	char msg[LOG_LINE_MAX];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	struct buf line, sub;
 	buf_init(&line, 0);
 	buf_init(&sub, 0);
-	buf_printf(&line, "%s %s %s", when, level_name(level), msg);
+	format_error_line(&line, level, msg);
 	buf_append_str(&sub, "{\"message\":");
 	json_escape_string(&sub, line.data, line.len);
 	buf_append_str(&sub, "}\n");
 	buf_append_char(&line, '\n');
-
-	pthread_mutex_lock(&g_log.lock);
-	FILE *f = error_sink();
-	fwrite(line.data, 1, line.len, f);
-	fflush(f);
-	if (g_log.error_subscribers && !buf_failed(&sub))
-		publish_locked(LOG_KIND_ERROR, sub.data, sub.len);
-	pthread_mutex_unlock(&g_log.lock);
-	metrics_log_event(false);
+	if (!buf_failed(&sub))
+		publish(LOG_KIND_ERROR, sub.data, sub.len);
+	struct log_entry *e = buf_failed(&line) ? NULL : log_entry_new(line.data, line.len);
+	if (!e || !g_log.error_sink || log_sink_submit(g_log.error_sink, e) < 0) {
+		log_entry_free(e);
+		metrics_count_log_dropped(1);
+	}
 	buf_free(&line);
 	buf_free(&sub);
 }
@@ -217,13 +335,7 @@ void log_at(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-bool log_level_enabled(int level)
-{
-	pthread_mutex_lock(&g_log.lock);
-	bool wanted = level >= g_log.error_level && g_log.error_level != LOG_LEVEL_OFF;
-	pthread_mutex_unlock(&g_log.lock);
-	return wanted;
-}
+/* ---- audit records ---- */
 
 static void json_field(struct buf *b, const char *key, const char *value)
 {
@@ -249,26 +361,103 @@ static void format_audit(const struct audit_record *r, struct buf *b)
 	           (long long)r->latency_ns);
 }
 
-void log_audit(const struct audit_record *r)
+static bool audit_sink_on(void)
 {
-	if (!atomic_load_explicit(&g_log.audit_wanted, memory_order_relaxed)) {
-		metrics_log_event(true); /* counted as before; only the formatting is skipped */
-		return;
-	}
+	return atomic_load_explicit(&g_log.audit_level, memory_order_relaxed) != LOG_LEVEL_OFF &&
+	       g_log.audit_sink;
+}
+
+bool log_audit_accepting(void)
+{
+	ensure_started();
+	if (atomic_load(&g_log.audit_serve) || !audit_sink_on())
+		return true;
+	return !log_sink_failing(g_log.audit_sink);
+}
+
+static void audit_refused_now(void)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	log_limited(&site, LOG_LEVEL_ERROR,
+	            "audit: the audit log's queue is full (it cannot keep up); %s",
+	            audit_consequence());
+}
+
+enum log_audit_result log_audit_submit(const struct audit_record *r, bool need_record,
+                                       void (*ready)(void *arg), void *arg,
+                                       struct log_audit_wait **wait)
+{
+	*wait = NULL;
+	if (!atomic_load_explicit(&g_log.audit_wanted, memory_order_relaxed))
+		return LOG_AUDIT_DONE;
+	ensure_started();
 	struct buf b;
 	buf_init(&b, 64 * 1024);
 	format_audit(r, &b);
-	if (!buf_failed(&b)) {
-		pthread_mutex_lock(&g_log.lock);
-		if (g_log.audit_level != LOG_LEVEL_OFF)
-			fwrite(b.data, 1, b.len, audit_sink());
-		if (g_log.audit_subscribers)
-			publish_locked(LOG_KIND_AUDIT, b.data, b.len);
-		pthread_mutex_unlock(&g_log.lock);
-		metrics_log_event(true);
+	if (buf_failed(&b)) {
+		buf_free(&b);
+		return need_record && !atomic_load(&g_log.audit_serve) && audit_sink_on()
+		           ? LOG_AUDIT_REFUSED
+		           : LOG_AUDIT_DONE;
 	}
+	bool must_wait = need_record && !atomic_load(&g_log.audit_serve) && audit_sink_on();
+	if (!audit_sink_on() || !must_wait)
+		publish(LOG_KIND_AUDIT, b.data, b.len); /* a waiting record: once it is written */
+	struct log_entry *e = audit_sink_on() ? log_entry_new(b.data, b.len) : NULL;
 	buf_free(&b);
+	if (!audit_sink_on())
+		return LOG_AUDIT_DONE;
+	if (e && must_wait) {
+		e->done = ready;
+		e->arg = arg;
+	} else if (e) {
+		e->retry = true; /* best effort, but kept while the audit log fails */
+	}
+	if (!e || log_sink_submit(g_log.audit_sink, e) < 0) {
+		log_entry_free(e);
+		audit_lost(1, LOG_LOSS_QUEUE_FULL);
+		audit_refused_now();
+		return must_wait ? LOG_AUDIT_REFUSED : LOG_AUDIT_DONE;
+	}
+	if (!must_wait)
+		return LOG_AUDIT_DONE;
+	*wait = (struct log_audit_wait *)e;
+	return LOG_AUDIT_PENDING;
 }
+
+bool log_audit_finish(struct log_audit_wait *wait)
+{
+	struct log_entry *e = &wait->entry;
+	/* ready was called after the final state was set, and the caller learnt of it through
+	 * its loop's mailbox (a mutex): the state is settled and the line is ours to read until
+	 * our reference goes. */
+	bool written = e->state == LOG_ENTRY_WRITTEN;
+	if (written)
+		publish(LOG_KIND_AUDIT, e->data, e->len);
+	(void)log_sink_finish(g_log.audit_sink, e);
+	return written;
+}
+
+bool log_audit_abandon(struct log_audit_wait *wait, bool timed_out)
+{
+	bool called = log_sink_abandon(g_log.audit_sink, &wait->entry, timed_out);
+	if (timed_out && !called) {
+		static struct log_limit site = LOG_LIMIT_INIT;
+		log_limited(&site, LOG_LEVEL_ERROR,
+		            "audit: the audit log did not take a record within %d ms (is its "
+		            "reader stalled?); %s",
+		            LOG_AUDIT_WAIT_MS, audit_consequence());
+	}
+	return called;
+}
+
+void log_audit(const struct audit_record *r)
+{
+	struct log_audit_wait *wait;
+	(void)log_audit_submit(r, false, NULL, NULL, &wait);
+}
+
+/* ---- subscriptions ---- */
 
 struct log_subscriber *log_subscribe(enum log_kind kind, void (*notify)(void *arg), void *arg)
 {

@@ -447,13 +447,12 @@ static int start_loops(struct server *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* The main thread waits for signals here; it also flushes the audit log once a second. */
+/* The main thread waits for signals here (the logs write themselves: log.h). */
 static void wait_for_signals(struct server *s, int sfd)
 {
 	for (;;) {
 		struct pollfd p = {.fd = sfd, .events = POLLIN};
 		int n = poll(&p, 1, 1000);
-		log_flush();
 		check_tls_files(s);
 		if (n <= 0)
 			continue;

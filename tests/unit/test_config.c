@@ -886,8 +886,19 @@ static void test_log_levels(void)
 		CHECK_EQ_INT(c->log.error_level, LOG_LEVEL_INFO);
 		CHECK(c->log.audit_file == NULL);
 		CHECK_EQ_INT(c->log.audit_level, LOG_LEVEL_OFF);
+		CHECK(!c->log.audit_failure_serve); /* the default: refuse */
 	}
 	config_free(c);
+	/* log.audit_failure (kesc extension): refuse | serve */
+	c = parse_w(BASE "log:\n  audit_failure: serve\n", &w, err, sizeof err);
+	CHECK(c != NULL && c->log.audit_failure_serve);
+	config_free(c);
+	c = parse_w(BASE "log:\n  audit_failure: refuse\n", &w, err, sizeof err);
+	CHECK(c != NULL && !c->log.audit_failure_serve);
+	config_free(c);
+	expect_error(BASE "log:\n  audit_failure: ignore\n",
+	             "config.yml:10: log.audit_failure: invalid value 'ignore' (expected 'refuse' "
+	             "or 'serve')");
 }
 
 static void test_bools(void)
