@@ -391,38 +391,39 @@ enum log_audit_result log_audit_submit(const struct audit_record *r, bool need_r
 	if (!atomic_load_explicit(&g_log.audit_wanted, memory_order_relaxed))
 		return LOG_AUDIT_DONE;
 	ensure_started();
+	bool sink_on = audit_sink_on();
+	bool must_wait = need_record && sink_on && !atomic_load(&g_log.audit_serve);
 	struct buf b;
 	buf_init(&b, 64 * 1024);
 	format_audit(r, &b);
 	if (buf_failed(&b)) {
 		buf_free(&b);
-		return need_record && !atomic_load(&g_log.audit_serve) && audit_sink_on()
-		           ? LOG_AUDIT_REFUSED
-		           : LOG_AUDIT_DONE;
+		return must_wait ? LOG_AUDIT_REFUSED : LOG_AUDIT_DONE;
 	}
-	bool must_wait = need_record && !atomic_load(&g_log.audit_serve) && audit_sink_on();
-	if (!audit_sink_on() || !must_wait)
-		publish(LOG_KIND_AUDIT, b.data, b.len); /* a waiting record: once it is written */
-	struct log_entry *e = audit_sink_on() ? log_entry_new(b.data, b.len) : NULL;
-	buf_free(&b);
-	if (!audit_sink_on())
-		return LOG_AUDIT_DONE;
+	if (!must_wait) /* a record someone waits for goes to the subscribers once written */
+		publish(LOG_KIND_AUDIT, b.data, b.len);
+	enum log_audit_result result = LOG_AUDIT_DONE;
+	struct log_entry *e = sink_on ? log_entry_new(b.data, b.len) : NULL;
 	if (e && must_wait) {
 		e->done = ready;
 		e->arg = arg;
 	} else if (e) {
 		e->retry = true; /* best effort, but kept while the audit log fails */
 	}
-	if (!e || log_sink_submit(g_log.audit_sink, e) < 0) {
+	int submitted = e ? log_sink_submit(g_log.audit_sink, e) : sink_on ? -1 : 1;
+	if (submitted < 0) {
 		log_entry_free(e);
 		audit_lost(1, LOG_LOSS_QUEUE_FULL);
 		audit_refused_now();
-		return must_wait ? LOG_AUDIT_REFUSED : LOG_AUDIT_DONE;
+		result = must_wait ? LOG_AUDIT_REFUSED : LOG_AUDIT_DONE;
+	} else if (submitted == 1 && must_wait) {
+		publish(LOG_KIND_AUDIT, b.data, b.len); /* written by this thread already */
+	} else if (must_wait) {
+		*wait = (struct log_audit_wait *)e;
+		result = LOG_AUDIT_PENDING;
 	}
-	if (!must_wait)
-		return LOG_AUDIT_DONE;
-	*wait = (struct log_audit_wait *)e;
-	return LOG_AUDIT_PENDING;
+	buf_free(&b);
+	return result;
 }
 
 bool log_audit_finish(struct log_audit_wait *wait)

@@ -79,8 +79,9 @@ struct log_sink;
 
 enum log_loss { LOG_LOSS_ERROR, LOG_LOSS_TIMEOUT, LOG_LOSS_QUEUE_FULL };
 
-/* Callbacks; each may be NULL. They run without the sink's lock, on the writer thread except
- * lost, which also runs on the thread that submitted or abandoned an entry. */
+/* Callbacks; each may be NULL. They run without the sink's lock, on the writer thread, except
+ * written and lost, which also run on a thread that submitted (a line written inline) or
+ * abandoned an entry. */
 struct log_sink_hooks {
 	void (*written)(size_t entries);
 	/* Entries not written (for a retry entry: its first failed write, though it is kept). */
@@ -102,9 +103,11 @@ bool log_sink_has_target(struct log_sink *s);
  * write has succeeded since. */
 bool log_sink_failing(struct log_sink *s);
 
-/* Queues e (the sink owns it from now on; with done set, the waiter keeps a reference until
- * log_sink_finish or log_sink_abandon). -1 when the queue is full or there is no target: e
- * was not taken. */
+/* Hands e over. 1: written already, by the calling thread (only to a pipe, terminal or
+ * socket with nothing queued ahead, whose write cannot block); e is freed and done is not
+ * called. 0: queued; the sink owns e, and with done set the waiter keeps a reference until
+ * log_sink_finish or log_sink_abandon. -1: the queue is full or there is no target; e was not
+ * taken. */
 int log_sink_submit(struct log_sink *s, struct log_entry *e);
 /* After done was called: the outcome (WRITTEN or FAILED); releases the waiter's reference. */
 enum log_entry_state log_sink_finish(struct log_sink *s, struct log_entry *e);

@@ -404,7 +404,9 @@ static void test_audit_full_disk(void)
 	/* "serve": never waits, never refuses. */
 	cfg.log.audit_failure_serve = true;
 	CHECK_EQ_INT(log_configure(&cfg, err, sizeof(err)), 0);
-	CHECK_EQ_INT(log_audit_submit(&AUDITED, true, on_ready, NULL, &w), LOG_AUDIT_DONE);
+	struct audit_record served = AUDITED;
+	served.path = "/v1/key/create/served"; /* kept and retried: it may land in a later test */
+	CHECK_EQ_INT(log_audit_submit(&served, true, on_ready, NULL, &w), LOG_AUDIT_DONE);
 	log_flush();
 	CHECK(log_audit_accepting());
 	configure(LOG_LEVEL_INFO, LOG_LEVEL_INFO);
