@@ -218,6 +218,15 @@ static void check_log_file(struct checker *k, const char *field, const char *pat
 	char dir[PATH_MAX];
 	if (!path)
 		return;
+	/* As log_target_open: a log file is never opened through a symbolic link. */
+	if (strcmp(path, "/dev/stdout") && strcmp(path, "/dev/stderr") && lstat(path, &st) == 0 &&
+	    S_ISLNK(st.st_mode)) {
+		say(k, CHECK_ERROR,
+		    "%s '%s': is a symbolic link; kesc does not follow links for log files (name "
+		    "the target instead)",
+		    field, path);
+		return;
+	}
 	if (stat(path, &st) == 0) {
 		if (S_ISDIR(st.st_mode))
 			say(k, CHECK_ERROR, "%s '%s': is a directory", field, path);

@@ -369,6 +369,7 @@ static void reload(struct server *s)
 	 * the running configuration stays in force, whole. */
 	if (load_config(s->opt, warn_to_log, &cfg, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
+		metrics_count_reload(false);
 		return;
 	}
 	config_check_warnings(cfg, check_to_log, NULL);
@@ -376,10 +377,12 @@ static void reload(struct server *s)
 	if (config_check_log_files(cfg, keep_first_error, &first) > 0) {
 		config_free(cfg);
 		log_error("reload failed, keeping the running configuration: %s", err);
+		metrics_count_reload(false);
 		return;
 	}
 	if (build_generation(cfg, s->nloops, &st, &tls, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
+		metrics_count_reload(false);
 		return;
 	}
 	/* The last step that can fail: log_configure leaves the old sinks alone on error. */
