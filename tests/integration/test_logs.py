@@ -374,6 +374,11 @@ class LogFileTest(unittest.TestCase):
                                   timeout=60)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn(b"is a symbolic link", r.stderr)
+            # --check-config says so too, instead of OK.
+            r = kesctest.run_kesc("server", "--check-config", "--config", srv.config_path,
+                                  timeout=60)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(b"is a symbolic link", r.stderr)
             with open(target) as f:
                 self.assertEqual(f.read(), "precious\n")
         finally:
