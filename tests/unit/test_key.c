@@ -6,6 +6,7 @@
 #include "keystore/bytes.h"
 #include "keystore/key.h"
 #include "keystore/key_internal.h"
+#include "keystore/tombstone.h"
 
 static const char *Z_B64 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 static const char *K2_B64 = "dDHbTWgo+Yh3u804SYB5OyVMy6RiLeJYBQth1f6KlEU=";
@@ -912,6 +913,117 @@ static void test_alloc_is_zeroed(void)
 	key_free(NULL);
 }
 
+/* ---- tombstones (tombstone.h) ---- */
+
+static bool parse_str(const char *s, struct tombstone *t)
+{
+	return tombstone_parse((const uint8_t *)s, strlen(s), t);
+}
+
+/* The exact bytes a delete stores, and they read back. */
+static void test_tombstone_encode(void)
+{
+	struct tombstone t = {.deleted_at = 1748779200, .until = 1748779800}, back;
+	struct bytes rec;
+
+	strcpy(t.deleted_by, "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22");
+	CHECK_EQ_INT(tombstone_encode(&t, &rec), 0);
+	CHECK_EQ_STR((const char *)rec.data,
+	             "{\"algorithm\":\"kesc-tombstone\",\"deleted_at\":\"2025-06-01T12:00:00Z\","
+	             "\"deleted_by\":\"3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c"
+	             "59fd22\",\"until\":\"2025-06-01T12:10:00Z\"}");
+	CHECK(tombstone_parse(rec.data, rec.len, &back));
+	CHECK_EQ_INT(back.deleted_at, t.deleted_at);
+	CHECK_EQ_INT(back.until, t.until);
+	CHECK_EQ_STR(back.deleted_by, t.deleted_by);
+	bytes_free(&rec);
+
+	/* No expiry: null, and read back as never. */
+	t.until = TOMBSTONE_FOREVER;
+	t.deleted_by[0] = '\0';
+	CHECK_EQ_INT(tombstone_encode(&t, &rec), 0);
+	CHECK_EQ_STR((const char *)rec.data,
+	             "{\"algorithm\":\"kesc-tombstone\",\"deleted_at\":\"2025-06-01T12:00:00Z\","
+	             "\"deleted_by\":\"\",\"until\":null}");
+	CHECK(tombstone_parse(rec.data, rec.len, &back));
+	CHECK_EQ_INT(back.until, TOMBSTONE_FOREVER);
+	bytes_free(&rec);
+
+	/* Nothing that could break a log line goes in. */
+	strcpy(t.deleted_by, "evil\nline");
+	CHECK_EQ_INT(tombstone_encode(&t, &rec), KEY_ERR_INVALID);
+	CHECK(rec.data == NULL);
+}
+
+/* Expiry, the fail-closed readings, and what is not a tombstone. */
+static void test_tombstone_parse(void)
+{
+	struct tombstone t;
+	char desc[256];
+
+	CHECK(
+	    parse_str(" {\"algorithm\":\"kesc-tombstone\",\"deleted_at\":\"2025-06-01T12:00:00Z\","
+	              "\"until\":\"2025-06-01T12:10:00.5Z\",\"state\":\"scheduled\","
+	              "\"restore\":{\"a\":[1,2]}}\n",
+	              &t));
+	CHECK_EQ_INT(t.until, 1748779801); /* fractions round up: reserved a little longer */
+	CHECK(!tombstone_expired(&t, 1748779800));
+	CHECK(tombstone_expired(&t, 1748779801));
+	tombstone_describe(&t, desc, sizeof(desc));
+	CHECK_EQ_STR(desc, "deleted at 2025-06-01T12:00:00Z by (unknown), name reserved until "
+	                   "2025-06-01T12:10:01Z");
+
+	/* Go's member matching, as KES reads the same record. */
+	CHECK(parse_str("{\"ALGORITHM\":\"kesc-tombstone\"}", &t));
+	/* Times that cannot be read: never expires by itself; unknown deletion time. */
+	CHECK(parse_str("{\"algorithm\":\"kesc-tombstone\",\"until\":\"soon\",\"deleted_at\":7}",
+	                &t));
+	CHECK_EQ_INT(t.until, TOMBSTONE_FOREVER);
+	CHECK_EQ_INT(t.deleted_at, 0);
+	CHECK(!tombstone_expired(&t, INT64_MAX - 1));
+	tombstone_describe(&t, desc, sizeof(desc));
+	CHECK_EQ_STR(desc, "deleted at (unknown time) by (unknown), name reserved until it is "
+	                   "purged");
+	CHECK(parse_str("{\"algorithm\":\"kesc-tombstone\",\"deleted_by\":\"a b\"}", &t));
+	CHECK_EQ_STR(t.deleted_by, "");
+
+	/* Not tombstones: keys in both formats, other algorithms, other shapes, oversize. */
+	CHECK(!parse_str("{\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\","
+	                 "\"algorithm\":\"AES256\"}",
+	                 &t));
+	CHECK(!parse_str("CiIKIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &t));
+	CHECK(!parse_str("{\"algorithm\":\"kesc-tombstone2\"}", &t));
+	CHECK(!parse_str("{\"algorithm\":[\"kesc-tombstone\"]}", &t));
+	CHECK(!parse_str("[\"kesc-tombstone\"]", &t));
+	CHECK(!parse_str("{\"algorithm\":\"kesc-tombstone\"", &t));
+	CHECK(!parse_str("", &t));
+	char big[TOMBSTONE_MAX_LEN + 64];
+	int n = snprintf(big, sizeof(big), "{\"algorithm\":\"kesc-tombstone\",\"pad\":\"");
+	memset(big + n, 'x', sizeof(big) - (size_t)n - 3);
+	strcpy(big + sizeof(big) - 3, "\"}");
+	CHECK(!parse_str(big, &t));
+}
+
+/* No path takes a tombstone for a key: the record decoder refuses every one, also one that
+ * carries key bytes. */
+static void test_tombstone_is_no_key(void)
+{
+	struct tombstone t = {.deleted_at = 1, .until = 2};
+	struct secret_key *k = NULL;
+	struct bytes rec;
+	const char *with_bytes = "{\"algorithm\":\"kesc-tombstone\","
+	                         "\"bytes\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}";
+
+	CHECK_EQ_INT(tombstone_encode(&t, &rec), 0);
+	CHECK_EQ_INT(key_record_decode(rec.data, rec.len, &k), KEY_ERR_INVALID);
+	CHECK(k == NULL);
+	bytes_free(&rec);
+	CHECK(parse_str(with_bytes, &t));
+	CHECK_EQ_INT(key_record_decode((const uint8_t *)with_bytes, strlen(with_bytes), &k),
+	             KEY_ERR_INVALID);
+	CHECK(k == NULL);
+}
+
 int main(void)
 {
 	RUN(test_hchacha20_vector);
@@ -935,5 +1047,8 @@ int main(void)
 	RUN(test_default_algorithm);
 	RUN(test_rfc3339);
 	RUN(test_alloc_is_zeroed);
+	RUN(test_tombstone_encode);
+	RUN(test_tombstone_parse);
+	RUN(test_tombstone_is_no_key);
 	return CHECK_DONE();
 }
