@@ -7,26 +7,57 @@
  *
  * Entries are refcounted: the table holds one reference, every key_ref and every flight one
  * more; eviction drops the table's and the last release frees (key_free zeroes the key).
+ *
+ * An entry is served only while it is younger than expiry.any (plus expiry.offline while the
+ * store is offline), counted from when the store read that loaded it began: the sweeps free
+ * memory, this age is the bound a delete relies on (ks_cache_tombstone_lifetime_ms).
+ *
+ * When an entry leaves the cache by expiry, a "ghost" remembers its key's fingerprint (a keyed
+ * hash, never the key), so that the next store read of the name can tell whether the key is
+ * gone or has changed since this server served it, and say so once in the error log. A delete
+ * or create by this process leaves no ghost: it knows what changed.
  */
 #include "keystore/cache.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "keystore/key_internal.h"
+#include "keystore/secmem.h"
+#include "keystore/tombstone.h"
+
 #define CACHE_SHARDS            16
 #define CACHE_MIN_BUCKETS       16
 #define CACHE_DEFAULT_STATUS_MS 10000
+/* Ghosts kept per shard; beyond that the oldest are forgotten. */
+#define CACHE_GHOSTS_PER_SHARD 256
+#define CACHE_FP_SIZE          16
+/* Margin a tombstone outlives the longest cache residence by, for clocks that disagree. */
+#define CACHE_CLOCK_MARGIN_MS (60 * 1000)
 
 struct cache_entry {
 	struct cache_entry *next; /* hash chain */
 	uint64_t hash;
 	struct secret_key *key;
+	int64_t loaded_us; /* coarse monotonic time the load began: the age bound counts from it */
+	uint8_t fp[CACHE_FP_SIZE];
 	atomic_uint refs;
 	atomic_bool used; /* set by hits, cleared by the unused sweep */
+	char name[];
+};
+
+/* What an entry that expired leaves behind (see the top of the file). */
+struct cache_ghost {
+	struct cache_ghost *next;
+	uint64_t hash;
+	uint8_t fp[CACHE_FP_SIZE];
+	int64_t created_at_sec;
+	char created_by[KEY_CREATED_BY_MAX + 1];
 	char name[];
 };
 
@@ -53,6 +84,9 @@ struct cache_shard {
 	uint64_t generation;
 	pthread_mutex_t flight_lock; /* taken before lock, never after */
 	struct cache_flight *flights;
+	pthread_mutex_t ghost_lock; /* taken after lock, never before */
+	struct cache_ghost *ghosts; /* newest first */
+	size_t ghost_count;
 	atomic_uint_fast64_t hits;
 	atomic_uint_fast64_t misses;
 } __attribute__((aligned(64)));
@@ -61,6 +95,7 @@ struct ks_cache {
 	struct cache_shard shards[CACHE_SHARDS];
 	struct keystore *store;
 	struct ks_cache_config cfg;
+	uint8_t fp_key[32]; /* random: fingerprints are useless outside this process */
 	atomic_bool offline;
 	atomic_uint_fast64_t entries;
 	atomic_uint_fast64_t store_reads;
@@ -82,6 +117,35 @@ static int64_t cache_now_us(void)
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
 		return 0; /* cannot fail for CLOCK_MONOTONIC */
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The clock entry ages are kept in: a hit reads it, so the cheap one (a few ms resolution,
+ * far below any expiry). */
+static int64_t cache_coarse_us(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+		return cache_now_us();
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* How old an entry may be and still be served now. */
+static int64_t cache_age_limit_us(struct ks_cache *c)
+{
+	int64_t limit;
+
+	if (c->cfg.expiry_any_ms <= 0)
+		return INT64_MAX;
+	limit = c->cfg.expiry_any_ms * 1000;
+	if (c->cfg.expiry_offline_ms > 0 && atomic_load_explicit(&c->offline, memory_order_relaxed))
+		limit += c->cfg.expiry_offline_ms * 1000;
+	return limit;
+}
+
+static bool entry_fresh(const struct cache_entry *e, int64_t now_us, int64_t limit_us)
+{
+	return now_us - e->loaded_us < limit_us;
 }
 
 /* FNV-1a: names are short and not attacker-chosen beyond what the policy allows. */
@@ -115,7 +179,23 @@ static int cache_store_done(struct ks_cache *c, int64_t start, int rc)
 	return rc;
 }
 
-static struct cache_entry *entry_new(const char *name, uint64_t hash, struct secret_key *key)
+/* A keyed hash of the key material: tells two keys apart, says nothing about either. */
+static void cache_fingerprint(const struct ks_cache *c, const struct secret_key *k,
+                              uint8_t fp[CACHE_FP_SIZE])
+{
+	uint8_t both[KEY_SIZE + KEY_HMAC_SIZE], mac[32];
+
+	memcpy(both, k->key, KEY_SIZE);
+	memcpy(both + KEY_SIZE, k->hmac_key, KEY_HMAC_SIZE);
+	if (key_hmac_sha256(c->fp_key, both, sizeof(both), mac) != 0)
+		memset(mac, 0, sizeof(mac)); /* cannot fail; all-zero only hides a change */
+	memcpy(fp, mac, CACHE_FP_SIZE);
+	secure_zero(both, sizeof(both));
+	secure_zero(mac, sizeof(mac));
+}
+
+static struct cache_entry *entry_new(const struct ks_cache *c, const char *name, uint64_t hash,
+                                     struct secret_key *key, int64_t loaded_us)
 {
 	size_t len = strlen(name);
 	struct cache_entry *e = malloc(sizeof(*e) + len + 1);
@@ -125,6 +205,8 @@ static struct cache_entry *entry_new(const char *name, uint64_t hash, struct sec
 	e->next = NULL;
 	e->hash = hash;
 	e->key = key;
+	e->loaded_us = loaded_us;
+	cache_fingerprint(c, key, e->fp);
 	atomic_init(&e->refs, 1);
 	atomic_init(&e->used, true);
 	memcpy(e->name, name, len + 1);
@@ -220,6 +302,116 @@ static void shard_unlink(struct ks_cache *c, struct cache_shard *s, struct cache
 	entry_release(e);
 }
 
+/* ---- ghosts (see the top of the file) ---- */
+
+/* Takes the ghost of name out of the shard: the caller frees it. NULL if there is none. */
+static struct cache_ghost *ghost_take(struct cache_shard *s, const char *name, uint64_t hash)
+{
+	struct cache_ghost **link, *g = NULL;
+
+	pthread_mutex_lock(&s->ghost_lock);
+	for (link = &s->ghosts; *link; link = &(*link)->next) {
+		if ((*link)->hash == hash && strcmp((*link)->name, name) == 0) {
+			g = *link;
+			*link = g->next;
+			s->ghost_count--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->ghost_lock);
+	return g;
+}
+
+/* Remembers an entry that leaves the cache by expiry. Caller holds s->lock. */
+static void ghost_put(struct cache_shard *s, const struct cache_entry *e)
+{
+	size_t len = strlen(e->name);
+	struct cache_ghost *g = ghost_take(s, e->name, e->hash);
+
+	free(g); /* one ghost per name: the newer one counts */
+	g = malloc(sizeof(*g) + len + 1);
+	if (!g)
+		return; /* only a log line is lost */
+	g->hash = e->hash;
+	memcpy(g->fp, e->fp, CACHE_FP_SIZE);
+	g->created_at_sec = e->key->created_at_sec;
+	memcpy(g->created_by, e->key->created_by, sizeof(g->created_by));
+	memcpy(g->name, e->name, len + 1);
+	pthread_mutex_lock(&s->ghost_lock);
+	if (s->ghost_count >= CACHE_GHOSTS_PER_SHARD) {
+		struct cache_ghost **link = &s->ghosts;
+
+		while ((*link)->next)
+			link = &(*link)->next;
+		free(*link); /* the oldest */
+		*link = NULL;
+		s->ghost_count--;
+	}
+	g->next = s->ghosts;
+	s->ghosts = g;
+	s->ghost_count++;
+	pthread_mutex_unlock(&s->ghost_lock);
+}
+
+static void ghost_forget(struct cache_shard *s, const char *name, uint64_t hash)
+{
+	free(ghost_take(s, name, hash));
+}
+
+static void ghost_free_all(struct cache_shard *s)
+{
+	while (s->ghosts) {
+		struct cache_ghost *g = s->ghosts;
+
+		s->ghosts = g->next;
+		free(g);
+	}
+	s->ghost_count = 0;
+}
+
+/* "2025-06-01T12:00:00Z by <identity>" */
+static void describe_creation(int64_t at, const char *by, char *out, size_t n)
+{
+	char t[32];
+
+	tombstone_format_time(at, t, sizeof(t));
+	snprintf(out, n, "created %s by %s", t, by[0] ? by : "(unknown)");
+}
+
+/*
+ * After a store read of name answered rc (now: the entry read, when KS_OK): if this server
+ * had the key cached before and the keystore now holds no key or another key under the name,
+ * say so loudly, once. Another server deleted it, or worse, the name was bound to a new key:
+ * data keys this server issued under the old key do not decrypt under the new one.
+ */
+static void ghost_check(struct cache_shard *s, const char *name, uint64_t hash, int rc,
+                        const struct cache_entry *now, const struct ks_err *err)
+{
+	char was[200], is[200];
+	struct cache_ghost *g;
+
+	if (rc != KS_OK && rc != KS_NOT_FOUND)
+		return; /* the store did not answer: nothing learnt */
+	g = ghost_take(s, name, hash);
+	if (!g)
+		return;
+	describe_creation(g->created_at_sec, g->created_by, was, sizeof(was));
+	if (rc == KS_NOT_FOUND) {
+		ks_log("cache: key '%s', which this server had cached (%s), is gone from the "
+		       "keystore: %s; it is no longer served",
+		       name, was, err && err->msg[0] ? err->msg : "no entry under that name");
+	} else if (!ct_equal(g->fp, now->fp, CACHE_FP_SIZE)) {
+		describe_creation(now->key->created_at_sec, now->key->created_by, is, sizeof(is));
+		ks_log(
+		    "cache: key '%s' CHANGED in the keystore since this server cached it (cached: "
+		    "%s; now: %s): the keystore's key is served from now on, and data keys this "
+		    "server issued under the old key do not decrypt under the new one",
+		    name, was, is);
+	}
+	free(g);
+}
+
+/* This process deleted or created name: drop its entry (and ghost) at once. */
 static void cache_evict(struct ks_cache *c, const char *name)
 {
 	uint64_t hash = cache_hash(name);
@@ -234,12 +426,13 @@ static void cache_evict(struct ks_cache *c, const char *name)
 			break;
 		}
 	}
+	ghost_forget(s, name, hash);
 	pthread_rwlock_unlock(&s->lock);
 }
 
 /* Drops every entry of one shard, or (only_unused) those not used since the last sweep,
- * clearing the flag on the rest. */
-static void shard_sweep(struct ks_cache *c, struct cache_shard *s, bool only_unused)
+ * clearing the flag on the rest. Entries dropped leave ghosts unless the cache is closing. */
+static void shard_sweep(struct ks_cache *c, struct cache_shard *s, bool only_unused, bool ghosts)
 {
 	pthread_rwlock_wrlock(&s->lock);
 	s->generation++;
@@ -247,11 +440,14 @@ static void shard_sweep(struct ks_cache *c, struct cache_shard *s, bool only_unu
 		struct cache_entry **link = &s->buckets[b];
 
 		while (*link) {
-			if (!only_unused ||
-			    !atomic_exchange_explicit(&(*link)->used, false, memory_order_relaxed))
+			if (!only_unused || !atomic_exchange_explicit(&(*link)->used, false,
+			                                              memory_order_relaxed)) {
+				if (ghosts)
+					ghost_put(s, *link);
 				shard_unlink(c, s, link);
-			else
+			} else {
 				link = &(*link)->next;
+			}
 		}
 	}
 	pthread_rwlock_unlock(&s->lock);
@@ -260,26 +456,51 @@ static void shard_sweep(struct ks_cache *c, struct cache_shard *s, bool only_unu
 static void cache_sweep(struct ks_cache *c, bool only_unused)
 {
 	for (int i = 0; i < CACHE_SHARDS; i++)
-		shard_sweep(c, &c->shards[i], only_unused);
+		shard_sweep(c, &c->shards[i], only_unused, true);
 }
 
-/* The hit path: a read lock, a refcount, a flag. */
-static bool cache_lookup(struct cache_shard *s, const char *name, uint64_t hash,
-                         struct key_ref *ref)
+/* The hit path: a read lock, a refcount, a flag, the age. A list's look does not count as a
+ * use (mark_used false). */
+static bool cache_lookup(struct ks_cache *c, struct cache_shard *s, const char *name, uint64_t hash,
+                         struct key_ref *ref, bool mark_used)
 {
+	int64_t now = cache_coarse_us(), limit = cache_age_limit_us(c);
 	struct cache_entry *e;
 
 	pthread_rwlock_rdlock(&s->lock);
 	e = shard_find(s, name, hash);
+	if (e && !entry_fresh(e, now, limit))
+		e = NULL; /* too old to serve: the next store read replaces it */
 	if (e) {
 		entry_retain(e);
-		if (!atomic_load_explicit(&e->used, memory_order_relaxed))
+		if (mark_used && !atomic_load_explicit(&e->used, memory_order_relaxed))
 			atomic_store_explicit(&e->used, true, memory_order_relaxed);
 	}
 	pthread_rwlock_unlock(&s->lock);
 	if (e)
 		ref_fill(ref, e);
 	return e != NULL;
+}
+
+/* After a store read answered: an entry of name too old to be served leaves the table now,
+ * as a ghost, so that ghost_check compares the answer with it. */
+static void cache_retire_expired(struct ks_cache *c, struct cache_shard *s, const char *name,
+                                 uint64_t hash)
+{
+	int64_t now = cache_coarse_us(), limit = cache_age_limit_us(c);
+	struct cache_entry **link;
+
+	pthread_rwlock_wrlock(&s->lock);
+	for (link = &s->buckets[cache_bucket_of(s, hash)]; *link; link = &(*link)->next) {
+		if ((*link)->hash == hash && strcmp((*link)->name, name) == 0) {
+			if (!entry_fresh(*link, now, limit)) {
+				ghost_put(s, *link);
+				shard_unlink(c, s, link);
+			}
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&s->lock);
 }
 
 /* The shard's generation now: an operation that takes it before touching the store can tell
@@ -300,7 +521,7 @@ static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
 {
 	struct bytes record = {0};
 	struct secret_key *key = NULL;
-	int64_t start = cache_now_us();
+	int64_t start = cache_now_us(), loaded = cache_coarse_us();
 	int rc;
 
 	atomic_fetch_add_explicit(&c->store_reads, 1, memory_order_relaxed);
@@ -312,7 +533,7 @@ static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
 		ks_err_set(err, "cache: stored record of key '%s' is malformed (%zu bytes)", name,
 		           record.len);
 		rc = KS_FAILED;
-	} else if (!(*out = entry_new(name, hash, key))) {
+	} else if (!(*out = entry_new(c, name, hash, key, loaded))) {
 		ks_err_set(err, "cache: out of memory");
 		key_free(key);
 		rc = KS_FAILED;
@@ -327,10 +548,19 @@ static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
 static struct cache_entry *cache_publish(struct ks_cache *c, struct cache_shard *s,
                                          struct cache_entry *e, uint64_t generation)
 {
-	struct cache_entry *existing;
+	int64_t now = cache_coarse_us(), limit = cache_age_limit_us(c);
+	struct cache_entry *existing, **link;
 
 	pthread_rwlock_wrlock(&s->lock);
 	existing = shard_find(s, e->name, e->hash);
+	if (existing && !entry_fresh(existing, now, limit)) {
+		/* Too old to serve (it aged since cache_retire_expired): ours replaces it. */
+		for (link = &s->buckets[cache_bucket_of(s, e->hash)]; *link != existing;
+		     link = &(*link)->next)
+			;
+		shard_unlink(c, s, link);
+		existing = NULL;
+	}
 	if (existing) {
 		entry_retain(existing);
 	} else if (s->generation == generation) {
@@ -403,6 +633,9 @@ static int flight_lead(struct ks_cache *c, struct cache_shard *s, struct cache_f
 	struct cache_entry *e = NULL;
 	int rc = cache_read_store(c, f->name, f->hash, &e, &f->err);
 
+	if (rc == KS_OK || rc == KS_NOT_FOUND)
+		cache_retire_expired(c, s, f->name, f->hash);
+	ghost_check(s, f->name, f->hash, rc, e, &f->err);
 	if (rc == KS_OK)
 		e = cache_publish(c, s, e, generation);
 	pthread_mutex_lock(&s->flight_lock);
@@ -431,7 +664,7 @@ static int cache_miss(struct ks_cache *c, struct cache_shard *s, const char *nam
 
 	pthread_mutex_lock(&s->flight_lock);
 	/* A flight may have landed between the lookup and here. */
-	if (cache_lookup(s, name, hash, ref)) {
+	if (cache_lookup(c, s, name, hash, ref, true)) {
 		pthread_mutex_unlock(&s->flight_lock);
 		return KS_OK;
 	}
@@ -466,7 +699,7 @@ int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct ke
 
 	ref->key = NULL;
 	ref->entry = NULL;
-	if (cache_lookup(s, name, hash, ref)) {
+	if (cache_lookup(c, s, name, hash, ref, true)) {
 		atomic_fetch_add_explicit(&s->hits, 1, memory_order_relaxed);
 		return KS_OK;
 	}
@@ -485,17 +718,18 @@ int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct ke
  * one store read on the next get.
  */
 static void cache_insert_created(struct ks_cache *c, const char *name, const struct secret_key *key,
-                                 uint64_t generation)
+                                 uint64_t generation, int64_t loaded_us)
 {
 	uint64_t hash = cache_hash(name);
 	struct cache_shard *s = cache_shard_of(c, hash);
 	struct secret_key *copy = key_alloc();
 	struct cache_entry *e, **link;
 
+	ghost_forget(s, name, hash); /* a new key by our own hand is no news */
 	if (!copy)
 		return; /* stored all the same; the first get will read it */
 	*copy = *key;
-	e = entry_new(name, hash, copy);
+	e = entry_new(c, name, hash, copy, loaded_us);
 	if (!e) {
 		key_free(copy);
 		return;
@@ -522,7 +756,7 @@ int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_ke
 {
 	struct bytes record = {0};
 	uint64_t generation;
-	int64_t start;
+	int64_t start, loaded;
 	int rc;
 
 	if (key_record_encode(key, &record) != 0) {
@@ -532,29 +766,111 @@ int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_ke
 	/* Taken before the write: a delete can only undo this create after the write. */
 	generation = shard_generation(cache_shard_of(c, cache_hash(name)));
 	start = cache_now_us();
+	loaded = cache_coarse_us();
 	rc = cache_store_done(c, start, keystore_create(c->store, name, &record, err));
 	bytes_free(&record);
 	/* Only a confirmed write enters the cache (minio#17377): KS_EXISTS and errors never do. */
 	if (rc == KS_OK)
-		cache_insert_created(c, name, key, generation);
+		cache_insert_created(c, name, key, generation, loaded);
 	return rc;
 }
 
-int ks_cache_remove(struct ks_cache *c, const char *name, struct ks_err *err)
+/*
+ * A cached key is served at most expiry.any after the store read that loaded it began, or
+ * expiry.any + expiry.offline while the store is offline (cache_age_limit_us). A replica that
+ * read the key before the tombstone was written therefore stops serving it by
+ * write time + that residence. The tombstone outlives that by a margin for replicas whose
+ * clocks disagree and for the time the write takes to reach the store: the residence again,
+ * at most a minute. Every replica must use the same cache settings (or the deleting one the
+ * longest): the rule is computed where the delete happens.
+ */
+int64_t ks_cache_tombstone_lifetime_ms(const struct ks_cache_config *cfg)
 {
-	int64_t start = cache_now_us();
-	int rc = cache_store_done(c, start, keystore_remove(c->store, name, err));
+	int64_t residence;
 
+	if (cfg->expiry_any_ms <= 0)
+		return -1; /* keys may be cached forever: so the name stays reserved */
+	residence = cfg->expiry_any_ms + (cfg->expiry_offline_ms > 0 ? cfg->expiry_offline_ms : 0);
+	return residence + (residence < CACHE_CLOCK_MARGIN_MS ? residence : CACHE_CLOCK_MARGIN_MS);
+}
+
+static int cache_make_tombstone(struct ks_cache *c, const char *deleted_by, struct bytes *out)
+{
+	int64_t life = ks_cache_tombstone_lifetime_ms(&c->cfg);
+	struct tombstone t = {.deleted_at = keystore_now()};
+
+	/* deleted_at is the second now falls in: count from its end, never shorter. */
+	t.until = life < 0 ? TOMBSTONE_FOREVER : t.deleted_at + 1 + (life + 999) / 1000;
+	snprintf(t.deleted_by, sizeof(t.deleted_by), "%s", deleted_by ? deleted_by : "");
+	if (tombstone_encode(&t, out) == 0)
+		return 0;
+	t.deleted_by[0] = '\0'; /* a name the record cannot carry: leave it out */
+	return tombstone_encode(&t, out);
+}
+
+int ks_cache_remove(struct ks_cache *c, const char *name, const char *deleted_by,
+                    struct ks_err *err)
+{
+	struct bytes tomb = {0};
+	int64_t start;
+	int rc;
+
+	if (cache_make_tombstone(c, deleted_by, &tomb) != 0) {
+		ks_err_set(err, "cache: out of memory");
+		return KS_FAILED;
+	}
+	start = cache_now_us();
+	rc = cache_store_done(c, start, keystore_remove(c->store, name, &tomb, err));
+	bytes_free(&tomb);
 	/* Also on errors: whether the key is still there is unknown, and a miss is only slower. */
 	cache_evict(c, name);
 	return rc;
 }
 
+/* Whether a listed name holds a key: a key cached here does; else the store says (a
+ * tombstone is no key; an entry that cannot be read is listed, as any store lists it). */
+static int cache_name_is_key(struct ks_cache *c, const char *name, bool *live, struct ks_err *err)
+{
+	uint64_t hash = cache_hash(name);
+	struct bytes record = {0};
+	struct key_ref ref;
+	struct ks_err e = {{0}};
+	int64_t start;
+	int rc;
+
+	*live = true;
+	if (cache_lookup(c, cache_shard_of(c, hash), name, hash, &ref, false)) {
+		key_ref_release(&ref);
+		return KS_OK;
+	}
+	start = cache_now_us();
+	rc = cache_store_done(c, start, keystore_get(c->store, name, &record, &e));
+	bytes_free(&record);
+	if (rc == KS_NOT_FOUND)
+		*live = false;
+	if (rc == KS_OK || rc == KS_NOT_FOUND || rc == KS_FAILED)
+		return KS_OK;
+	*err = e;
+	return rc;
+}
+
 int ks_cache_list(struct ks_cache *c, const char *prefix, struct name_list *out, struct ks_err *err)
 {
+	struct name_list all = {0};
 	int64_t start = cache_now_us();
+	int rc = cache_store_done(c, start, keystore_list(c->store, prefix, &all, err));
 
-	return cache_store_done(c, start, keystore_list(c->store, prefix, out, err));
+	for (size_t i = 0; rc == KS_OK && i < all.count; i++) {
+		bool live;
+
+		rc = cache_name_is_key(c, all.names[i], &live, err);
+		if (rc == KS_OK && live && name_list_add(out, all.names[i]) != 0) {
+			ks_err_set(err, "cache: out of memory");
+			rc = KS_FAILED;
+		}
+	}
+	name_list_free(&all);
+	return rc;
 }
 
 /* Asks the store; remembers the latency. */
@@ -716,6 +1032,11 @@ static int shard_init(struct cache_shard *s)
 		pthread_rwlock_destroy(&s->lock);
 		goto fail;
 	}
+	if (pthread_mutex_init(&s->ghost_lock, NULL) != 0) {
+		pthread_mutex_destroy(&s->flight_lock);
+		pthread_rwlock_destroy(&s->lock);
+		goto fail;
+	}
 	atomic_init(&s->hits, 0);
 	atomic_init(&s->misses, 0);
 	s->buckets = buckets;
@@ -775,7 +1096,8 @@ struct ks_cache *ks_cache_new(struct keystore *store, const struct ks_cache_conf
 	c->store = store;
 	if (cfg)
 		c->cfg = *cfg;
-	if (cache_shards_init(c) != 0 || cache_thread_start(c) != 0) {
+	if (key_random(c->fp_key, sizeof(c->fp_key)) != 0 || cache_shards_init(c) != 0 ||
+	    cache_thread_start(c) != 0) {
 		ks_cache_free(c);
 		return NULL;
 	}
@@ -806,11 +1128,14 @@ void ks_cache_free(struct ks_cache *c)
 
 		if (!s->buckets)
 			break;
-		shard_sweep(c, s, false);
+		shard_sweep(c, s, false, false);
+		ghost_free_all(s);
 		pthread_rwlock_destroy(&s->lock);
 		pthread_mutex_destroy(&s->flight_lock);
+		pthread_mutex_destroy(&s->ghost_lock);
 		free(s->buckets);
 	}
 	keystore_close(c->store);
+	secure_zero(c->fp_key, sizeof(c->fp_key));
 	free(c);
 }

@@ -6,6 +6,12 @@
  *                   then drop them; 0 = off (cached keys are not kept specially)   (default 0)
  * A background thread probes the store's status every 10 s to know whether it is offline.
  *
+ * A key is served from the cache at most expiry.any after the store read that loaded it
+ * began (expiry.any + expiry.offline while the store is offline); the sweeps above only free
+ * memory sooner. When a key that left the cache by expiry is read again and the keystore
+ * holds no key or another key under its name, the error log says so, once (a ghost of the
+ * key's fingerprint, never the key, is kept for that).
+ *
  * Concurrent misses for one name make one store read (single flight). A key enters the cache
  * only from a successful store read or after the store confirmed a create.
  *
@@ -52,9 +58,16 @@ int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct ke
  * wrote it: the cache never holds a key that this process deleted. */
 int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_key *key,
                     struct ks_err *err);
-/* Deletes from the store, then evicts. */
-int ks_cache_remove(struct ks_cache *c, const char *name, struct ks_err *err);
-/* Always asks the store. */
+/* Replaces the key in the store with a tombstone (tombstone.h) that reserves the name for
+ * ks_cache_tombstone_lifetime_ms, then evicts. deleted_by (an identity, may be NULL) goes
+ * into the tombstone. */
+int ks_cache_remove(struct ks_cache *c, const char *name, const char *deleted_by,
+                    struct ks_err *err);
+/* How long a delete reserves the name: longer than any replica with these settings can
+ * serve the deleted key from its cache (see cache.c). -1: forever (expiry.any off). */
+int64_t ks_cache_tombstone_lifetime_ms(const struct ks_cache_config *cfg);
+/* The names of keys starting with prefix: the store lists names, and each that is not a key
+ * cached here is read to leave out names that hold a tombstone (one store read per name). */
 int ks_cache_list(struct ks_cache *c, const char *prefix, struct name_list *out,
                   struct ks_err *err);
 /* While the store is considered offline returns KS_UNREACHABLE at once; else asks the store. */

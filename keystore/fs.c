@@ -8,6 +8,17 @@
  * then link()ed to the key name. link() fails with EEXIST if the name is taken, so create never
  * overwrites and needs no lock. Everything works relative to one directory descriptor.
  *
+ * A delete leaves a tombstone (tombstone.h) in the key's file: written to a temp file, fsync'ed
+ * and rename()d over the key, so a reader sees the key or the tombstone, never neither. A
+ * create over an expired tombstone replaces it the same way. These two steps read what is
+ * there and then replace it, so they hold a lock on the directory while they do: flock() on an
+ * open file description of their own, which excludes other threads of this process and other
+ * processes serving the same directory alike (a second server, `kesc migrate --to`). A second
+ * process on the directory is therefore safe and allowed, as with KES. The wait for the lock
+ * is bounded; a holder that does not let go (a stopped process) makes the operation fail.
+ * Whoever changes the directory without that lock (KES, an operator) can still race these
+ * steps, as they could race KES's own.
+ *
  * Only regular files are keys. Anything else under a key name is refused by every operation
  * with an error that says what it is, and is never opened in a way that can block (a FIFO
  * opened without O_NONBLOCK waits for a writer forever, holding a keystore worker), never
@@ -33,16 +44,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "keystore/secmem.h"
+#include "keystore/tombstone.h"
 
 #define FS_NAME_MAX    255
 #define FS_TEMP_PREFIX ".kesc-tmp-"
 /* A temp file older than this cannot belong to a create still in progress. */
 #define FS_TEMP_STALE_SEC 60
+/* How long a delete or a create over a tombstone waits for the directory lock. */
+#define FS_LOCK_WAIT_MS 10000
 
 /* KES's text for a name that could escape the directory (API 502). */
 static const char fs_err_invalid_name[] = "fs: key name contains invalid character";
@@ -269,17 +284,13 @@ static int fs_check_entry(struct fs_store *fs, const char *name, struct ks_err *
 	return KS_OK;
 }
 
-/* Caller holds the directory (fs_dir_enter). */
-static int fs_create_in_dir(struct fs_store *fs, const char *name, const struct bytes *record,
-                            struct ks_err *err)
+/* Links a fresh temp file holding record to name: KS_OK, KS_EXISTS if the name was taken
+ * meanwhile by a regular file, or an error. Caller holds the directory. */
+static int fs_link_new(struct fs_store *fs, const char *name, const struct bytes *record,
+                       struct ks_err *err)
 {
 	char tmp[64];
 	int rc, link_errno;
-
-	/* Cheap early answer; link() below is what decides. */
-	rc = fs_check_entry(fs, name, err);
-	if (rc != KS_NOT_FOUND)
-		return rc == KS_OK ? KS_EXISTS : rc;
 
 	rc = fs_write_temp(fs, record, tmp, sizeof(tmp), err);
 	if (rc != KS_OK)
@@ -299,6 +310,122 @@ static int fs_create_in_dir(struct fs_store *fs, const char *name, const struct 
 		return KS_FAILED;
 	}
 	return fs_sync_dir(fs, err);
+}
+
+/* Renames a fresh temp file holding record over name. Caller holds the directory and the
+ * directory lock, and has just checked what name holds. (Something swapped in by someone
+ * who does not take the lock, between that check and the rename, is replaced all the same:
+ * rename has no "only if" flag.) */
+static int fs_replace(struct fs_store *fs, const char *name, const struct bytes *record,
+                      struct ks_err *err)
+{
+	char tmp[64];
+	int rc = fs_write_temp(fs, record, tmp, sizeof(tmp), err);
+
+	if (rc != KS_OK)
+		return rc;
+	if (renameat(fs->dirfd, tmp, fs->dirfd, name) != 0) {
+		ks_err_set(err, "fs: replace '%s' in %s: %s", name, fs->path, strerror(errno));
+		(void)unlinkat(fs->dirfd, tmp, 0);
+		return KS_FAILED;
+	}
+	return fs_sync_dir(fs, err);
+}
+
+/* Takes the directory lock (see the top of the file) into *fd; fs_unlock_dir releases it. */
+static int fs_lock_dir(struct fs_store *fs, int *fd, struct ks_err *err)
+{
+	long step_ms = 1, waited_ms = 0;
+
+	*fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0) {
+		ks_err_set(err, "fs: open %s to lock it: %s", fs->path, strerror(errno));
+		return KS_FAILED;
+	}
+	for (;;) {
+		if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+			return KS_OK;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			ks_err_set(err, "fs: lock key directory %s: %s", fs->path, strerror(errno));
+			break;
+		}
+		if (waited_ms >= FS_LOCK_WAIT_MS) {
+			ks_err_set(err,
+			           "fs: key directory %s stayed locked by another process for %d s",
+			           fs->path, FS_LOCK_WAIT_MS / 1000);
+			break;
+		}
+		struct timespec ts = {0, step_ms * 1000000};
+		(void)nanosleep(&ts, NULL); /* an early wake-up only retries sooner */
+		waited_ms += step_ms;
+		step_ms = step_ms < 32 ? step_ms * 2 : 50;
+	}
+	(void)close(*fd); /* a directory opened read-only */
+	*fd = -1;
+	return KS_FAILED;
+}
+
+static void fs_unlock_dir(int fd)
+{
+	(void)close(fd); /* closing the description releases the flock */
+}
+
+static int fs_get_in_dir(struct fs_store *fs, const char *name, struct bytes *record_out,
+                         struct ks_err *err);
+
+/* Under the directory lock: name holds an expired tombstone (checked again, now that no
+ * other delete or create can change it), so record takes its place. Caller holds the
+ * directory. */
+static int fs_create_over(struct fs_store *fs, const char *name, const struct bytes *record,
+                          struct ks_err *err)
+{
+	struct bytes cur = {0};
+	int lockfd, rc = fs_lock_dir(fs, &lockfd, err);
+
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_get_in_dir(fs, name, &cur, err);
+	if (rc == KS_OK) {
+		rc = keystore_check_taken(name, &cur, keystore_now(), err);
+		bytes_free(&cur);
+		if (rc == KS_OK)
+			rc = fs_replace(fs, name, record, err);
+	} else if (rc == KS_NOT_FOUND) {
+		rc = fs_link_new(fs, name, record, err); /* removed by hand meanwhile */
+	}
+	fs_unlock_dir(lockfd);
+	return rc;
+}
+
+/* Caller holds the directory (fs_dir_enter). */
+static int fs_create_in_dir(struct fs_store *fs, const char *name, const struct bytes *record,
+                            struct ks_err *err)
+{
+	struct bytes cur = {0};
+	int rc;
+
+	/* Cheap early answer; link() below is what decides. */
+	rc = fs_check_entry(fs, name, err);
+	if (rc == KS_NOT_FOUND) {
+		rc = fs_link_new(fs, name, record, err);
+		if (rc != KS_EXISTS)
+			return rc;
+	} else if (rc != KS_OK) {
+		return rc;
+	}
+	/* Taken: by a key, or by a tombstone that may have expired. */
+	rc = fs_get_in_dir(fs, name, &cur, err);
+	if (rc == KS_NOT_FOUND)
+		return fs_link_new(fs, name, record, err); /* removed by hand meanwhile */
+	if (rc != KS_OK)
+		return rc;
+	rc = keystore_check_taken(name, &cur, keystore_now(), err);
+	bytes_free(&cur);
+	if (rc != KS_OK)
+		return rc;
+	return fs_create_over(fs, name, record, err);
 }
 
 static int fs_create(void *self, const char *name, const struct bytes *record, struct ks_err *err)
@@ -413,25 +540,33 @@ static int fs_get(void *self, const char *name, struct bytes *record_out, struct
 }
 
 /* Caller holds the directory (fs_dir_enter). */
-static int fs_remove_in_dir(struct fs_store *fs, const char *name, struct ks_err *err)
+static int fs_remove_in_dir(struct fs_store *fs, const char *name, const struct bytes *tombstone,
+                            struct ks_err *err)
 {
-	int rc;
+	struct bytes cur = {0};
+	struct tombstone t;
+	int lockfd, rc;
 
-	/* Only a key is deleted. (Something swapped in between this check and the unlink is
-	 * removed all the same: unlinkat has no "only if regular" flag.) */
+	/* Only a key is deleted: nothing else is read, replaced or removed. */
 	rc = fs_check_entry(fs, name, err);
 	if (rc != KS_OK)
 		return rc;
-	if (unlinkat(fs->dirfd, name, 0) != 0) {
-		if (errno == ENOENT)
-			return KS_NOT_FOUND;
-		ks_err_set(err, "fs: delete key '%s' in %s: %s", name, fs->path, strerror(errno));
-		return KS_FAILED;
+	rc = fs_lock_dir(fs, &lockfd, err);
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_get_in_dir(fs, name, &cur, err);
+	if (rc == KS_OK) {
+		bool buried = tombstone_parse(cur.data, cur.len, &t);
+
+		bytes_free(&cur);
+		rc = buried ? KS_NOT_FOUND : fs_replace(fs, name, tombstone, err);
 	}
-	return fs_sync_dir(fs, err);
+	fs_unlock_dir(lockfd);
+	return rc;
 }
 
-static int fs_remove(void *self, const char *name, struct ks_err *err)
+static int fs_remove(void *self, const char *name, const struct bytes *tombstone,
+                     struct ks_err *err)
 {
 	struct fs_store *fs = self;
 	int rc;
@@ -440,10 +575,15 @@ static int fs_remove(void *self, const char *name, struct ks_err *err)
 		ks_err_set(err, "%s", fs_err_invalid_name);
 		return KS_FAILED;
 	}
+	if (tombstone->len > KS_MAX_RECORD) {
+		ks_err_set(err, "fs: tombstone for '%s' is larger than %d bytes", name,
+		           KS_MAX_RECORD);
+		return KS_FAILED;
+	}
 	rc = fs_dir_enter(fs, err);
 	if (rc != KS_OK)
 		return rc;
-	rc = fs_remove_in_dir(fs, name, err);
+	rc = fs_remove_in_dir(fs, name, tombstone, err);
 	fs_dir_leave(fs);
 	return rc;
 }

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "keystore/tombstone.h"
 
 void ks_err_set(struct ks_err *err, const char *fmt, ...)
 {
@@ -56,6 +59,8 @@ const char *ks_result_name(int result)
 		return "failed";
 	case KS_WOULD_BLOCK:
 		return "would block";
+	case KS_DELETED:
+		return "deleted";
 	default:
 		return "unknown";
 	}
@@ -126,12 +131,48 @@ int keystore_create(struct keystore *ks, const char *name, const struct bytes *r
 int keystore_get(struct keystore *ks, const char *name, struct bytes *record_out,
                  struct ks_err *err)
 {
-	return ks->ops->get(ks->self, name, record_out, err);
+	struct tombstone t;
+	char what[160];
+	int rc = ks->ops->get(ks->self, name, record_out, err);
+
+	if (rc != KS_OK || !tombstone_parse(record_out->data, record_out->len, &t))
+		return rc;
+	bytes_free(record_out);
+	tombstone_describe(&t, what, sizeof(what));
+	ks_err_set(err, "%s", what);
+	return KS_NOT_FOUND;
 }
 
-int keystore_remove(struct keystore *ks, const char *name, struct ks_err *err)
+int keystore_remove(struct keystore *ks, const char *name, const struct bytes *tombstone,
+                    struct ks_err *err)
 {
-	return ks->ops->remove(ks->self, name, err);
+	return ks->ops->remove(ks->self, name, tombstone, err);
+}
+
+int keystore_check_taken(const char *name, const struct bytes *record, int64_t now,
+                         struct ks_err *err)
+{
+	struct tombstone t;
+	char what[160];
+
+	if (!tombstone_parse(record->data, record->len, &t)) {
+		ks_err_set(err, "key '%s' already exists", name);
+		return KS_EXISTS;
+	}
+	if (tombstone_expired(&t, now))
+		return KS_OK;
+	tombstone_describe(&t, what, sizeof(what));
+	ks_err_set(err, "key '%s' was %s", name, what);
+	return KS_DELETED;
+}
+
+int64_t keystore_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return (int64_t)time(NULL);
+	return (int64_t)ts.tv_sec;
 }
 
 int keystore_list(struct keystore *ks, const char *prefix, struct name_list *out,

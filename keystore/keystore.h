@@ -7,12 +7,24 @@
  *
  * Semantics every store keeps (the conformance suite, tests/unit/test_keystore.c, checks them
  * against each store):
- *   create  never replaces an existing record: KS_EXISTS if the name is taken. When it returns
- *           KS_OK the record is durable in the store; on any other result no partial record is
- *           visible.
- *   get     KS_NOT_FOUND if absent.
- *   remove  KS_NOT_FOUND if absent (where the store can tell; Vault cannot, see vault.h).
- *   list    every name starting with prefix ("" = all), sorted, each exactly once.
+ *   create  never replaces a key: KS_EXISTS if the name holds one. When it returns KS_OK the
+ *           record is durable in the store; on any other result no partial record is visible.
+ *           A name holding a tombstone (tombstone.h, what remove leaves) is taken until the
+ *           tombstone expires: KS_DELETED, with the details in err. After that, create
+ *           replaces the tombstone in one step that cannot replace anything else: if another
+ *           writer got there first, KS_EXISTS. A store that cannot make that step safe
+ *           refuses instead (Vault K/V v1: KS_DELETED until an operator purges the tombstone,
+ *           vault.h).
+ *   get     the stored record as it is, a key's or a tombstone's; KS_NOT_FOUND if absent.
+ *           Callers use keystore_get, which answers KS_NOT_FOUND for a tombstone too.
+ *   remove  replaces the key with the given tombstone record, durably and in one step (a
+ *           reader sees the key or the tombstone, never neither; Vault K/V v1 cannot, vault.h).
+ *           KS_NOT_FOUND if the name holds no key: nothing, or already a tombstone. Whatever
+ *           is stored that is not a tombstone counts as a key, also a record that does not
+ *           parse.
+ *   list    every name starting with prefix ("" = all), sorted, each exactly once, names that
+ *           hold a tombstone included: telling them apart takes a read per name, which
+ *           ks_cache_list does for the API.
  *   status  KS_OK with a latency, or KS_UNREACHABLE.
  * Names given to a store are already validated by the API (1..80 of [0-9A-Za-z_-]), but a
  * store must still refuse anything that could escape its namespace (KS_FAILED).
@@ -33,7 +45,8 @@ enum ks_result {
 	KS_UNREACHABLE = -3, /* store down, sealed, timed out: API 502/504 with KES's texts */
 	KS_FAILED = -4,      /* anything else: API 502 "failed to …" */
 	KS_WOULD_BLOCK =
-	    -5, /* cache only: answer needs store I/O and the caller asked not to wait */
+	    -5,          /* cache only: answer needs store I/O and the caller asked not to wait */
+	KS_DELETED = -6, /* create: the name holds a tombstone that has not expired (API 409) */
 };
 
 /* Details of a failure, for the error log only: never shown to API clients, never holds key
@@ -52,7 +65,7 @@ typedef void (*ks_log_fn)(const char *message);
 void keystore_set_log(ks_log_fn fn);
 void ks_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* "ok", "not found", "exists", "unreachable", "failed", "would block". */
+/* "ok", "not found", "exists", "unreachable", "failed", "would block", "deleted". */
 const char *ks_result_name(int result);
 
 /* A list of owned names. */
@@ -74,7 +87,8 @@ struct keystore_ops {
 	const char *name; /* "fs", "mem", "vault": for logs and status */
 	int (*create)(void *self, const char *name, const struct bytes *record, struct ks_err *err);
 	int (*get)(void *self, const char *name, struct bytes *record_out, struct ks_err *err);
-	int (*remove)(void *self, const char *name, struct ks_err *err);
+	int (*remove)(void *self, const char *name, const struct bytes *tombstone,
+	              struct ks_err *err);
 	int (*list)(void *self, const char *prefix, struct name_list *out, struct ks_err *err);
 	int (*status)(void *self, struct ks_status *out, struct ks_err *err);
 	void (*close)(void *self);
@@ -90,14 +104,26 @@ struct keystore {
 /* Convenience wrappers (ks->ops->create(ks->self, …)). */
 int keystore_create(struct keystore *ks, const char *name, const struct bytes *record,
                     struct ks_err *err);
+/* The key record of name: KS_NOT_FOUND for a name that holds a tombstone, with what the
+ * tombstone says in err ("deleted at … by …, name reserved until …"). */
 int keystore_get(struct keystore *ks, const char *name, struct bytes *record_out,
                  struct ks_err *err);
-int keystore_remove(struct keystore *ks, const char *name, struct ks_err *err);
+/* tombstone: the record to leave in place of the key (tombstone_encode). */
+int keystore_remove(struct keystore *ks, const char *name, const struct bytes *tombstone,
+                    struct ks_err *err);
 int keystore_list(struct keystore *ks, const char *prefix, struct name_list *out,
                   struct ks_err *err);
 int keystore_status(struct keystore *ks, struct ks_status *out, struct ks_err *err);
 /* Closes the store and frees ks itself. NULL is fine. */
 void keystore_close(struct keystore *ks);
+
+/* For stores, on create: may a new key take the name that now holds record? KS_EXISTS (a key,
+ * or anything that is not a tombstone), KS_DELETED (a tombstone that has not expired at Unix
+ * time now; err says until when), or KS_OK (an expired tombstone: replace it). */
+int keystore_check_taken(const char *name, const struct bytes *record, int64_t now,
+                         struct ks_err *err);
+/* Unix seconds now (wall clock: tombstones carry wall-clock times). */
+int64_t keystore_now(void);
 
 /* The stores. Each returns a new store, or NULL with the reason in err. */
 struct keystore *fs_keystore_open(const char *dir, struct ks_err *err); /* fs.c */

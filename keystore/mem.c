@@ -1,9 +1,12 @@
 /*
  * mem.c — the in-memory key store, for `--dev` and tests. Same semantics as the fs store; the
  * keys live in a name-sorted array under one rwlock, so list is a walk and lookups a binary
- * search. Records are zeroed when removed and when the store closes.
+ * search. A remove replaces the record with the tombstone; a create replaces an expired one.
+ * Records are zeroed when replaced and when the store closes.
  */
 #include "keystore/keystore.h"
+
+#include "keystore/tombstone.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -79,7 +82,14 @@ static int mem_create(void *self, const char *name, const struct bytes *record, 
 	pthread_rwlock_wrlock(&m->lock);
 	at = mem_find(m, name, &found);
 	if (found) {
-		rc = KS_EXISTS;
+		rc = keystore_check_taken(name, &m->entries[at].record, keystore_now(), err);
+		if (rc == KS_OK) {
+			/* An expired tombstone: the new record takes its place, entry keeps the
+			 * tombstone to be freed below. */
+			struct bytes tomb = m->entries[at].record;
+			m->entries[at].record = entry.record;
+			entry.record = tomb;
+		}
 	} else if (mem_grow(m) != 0) {
 		ks_err_set(err, "mem: out of memory");
 		rc = KS_FAILED;
@@ -87,12 +97,11 @@ static int mem_create(void *self, const char *name, const struct bytes *record, 
 		memmove(&m->entries[at + 1], &m->entries[at], (m->count - at) * sizeof(entry));
 		m->entries[at] = entry;
 		m->count++;
+		entry = (struct mem_entry){0};
 	}
 	pthread_rwlock_unlock(&m->lock);
-	if (rc != KS_OK) {
-		bytes_free(&entry.record);
-		free(entry.name);
-	}
+	bytes_free(&entry.record);
+	free(entry.name);
 	return rc;
 }
 
@@ -115,27 +124,32 @@ static int mem_get(void *self, const char *name, struct bytes *record_out, struc
 	return rc;
 }
 
-static int mem_remove(void *self, const char *name, struct ks_err *err)
+static int mem_remove(void *self, const char *name, const struct bytes *tombstone,
+                      struct ks_err *err)
 {
 	struct mem_store *m = self;
-	struct mem_entry gone = {0};
+	struct bytes copy = {0}, gone = {0};
+	struct tombstone t;
 	bool found;
 	size_t at;
+	int rc = KS_NOT_FOUND;
 
-	(void)err;
+	if (bytes_set(&copy, tombstone->data, tombstone->len) != 0) {
+		ks_err_set(err, "mem: out of memory");
+		return KS_FAILED;
+	}
 	pthread_rwlock_wrlock(&m->lock);
 	at = mem_find(m, name, &found);
-	if (found) {
-		gone = m->entries[at];
-		memmove(&m->entries[at], &m->entries[at + 1], (m->count - at - 1) * sizeof(gone));
-		m->count--;
+	if (found && !tombstone_parse(m->entries[at].record.data, m->entries[at].record.len, &t)) {
+		gone = m->entries[at].record;
+		m->entries[at].record = copy;
+		copy = (struct bytes){0};
+		rc = KS_OK;
 	}
 	pthread_rwlock_unlock(&m->lock);
-	if (!found)
-		return KS_NOT_FOUND;
-	bytes_free(&gone.record);
-	free(gone.name);
-	return KS_OK;
+	bytes_free(&gone);
+	bytes_free(&copy);
+	return rc;
 }
 
 static int mem_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)

@@ -161,16 +161,13 @@ static int create_read_back(struct vault_store *v, const char *name, const struc
 static int vault_create_locked(struct vault_store *v, const char *name, const struct bytes *record,
                                struct ks_err *err)
 {
-	struct bytes existing = {0}, value = {0};
+	struct bytes value = {0};
+	int64_t cas = 0;
 	/* KES's overwrite protection: K/V v1 has no create-only write, so read first. For v2 the
-	 * cas=0 write is the real guard; the read gives the clear answer in the common case. */
-	int rc = vault_kv_read(v, name, &existing, err);
-	bytes_free(&existing);
-	if (rc == KS_OK) {
-		ks_err_set(err, "vault: key '%s' already exists", name);
-		return KS_EXISTS;
-	}
-	if (rc != KS_NOT_FOUND)
+	 * cas write is the real guard; the read gives the clear answer in the common case, and
+	 * the version of an expired tombstone to write over (vault_tomb.c). */
+	int rc = vault_tomb_create_check(v, name, &cas, err);
+	if (rc != KS_OK)
 		return rc;
 	/* v1: a token that may update could overwrite another server's key (vault_caps.c). */
 	if ((rc = vault_caps_check(v, name, err)) != KS_OK)
@@ -180,7 +177,9 @@ static int vault_create_locked(struct vault_store *v, const char *name, const st
 	else if ((rc = vault_record_encode(record, &value)) != KS_OK)
 		ks_err_set(err, "vault: out of memory");
 	bool maybe_stored = false;
-	if (rc == KS_OK)
+	if (rc == KS_OK && cas > 0)
+		rc = vault_kv_write_cas(v, name, &value, cas, &maybe_stored, err);
+	else if (rc == KS_OK)
 		rc = vault_kv_write(v, name, &value, &maybe_stored, err);
 	if (rc == KS_EXISTS && store_is_ours(v, name, record))
 		rc = KS_OK;
@@ -231,16 +230,22 @@ static int vault_create(void *self, const char *name, const struct bytes *record
 	return rc;
 }
 
-static int vault_remove(void *self, const char *name, struct ks_err *err)
+static int vault_remove(void *self, const char *name, const struct bytes *tombstone,
+                        struct ks_err *err)
 {
 	struct vault_store *v = self;
-	struct bytes existing = {0};
-	int rc = vault_kv_read(v, name, &existing, err);
-	bytes_free(&existing);
-	if (rc == KS_NOT_FOUND || rc == KS_UNREACHABLE)
+	if (v->kv_version == 2)
+		return vault_tomb_remove(v, name, tombstone, err);
+	/* v1 deletes, then writes the tombstone: no create of this process in between. */
+	char path[VAULT_PATH_MAX];
+	int rc = vault_kv_path(v, name, path, sizeof(path), err);
+	if (rc != KS_OK)
 		return rc;
-	/* KS_FAILED for a malformed entry still lets the entry be deleted. */
-	return vault_kv_delete(v, name, err);
+	pthread_mutex_t *m = create_lock(v, path);
+	pthread_mutex_lock(m);
+	rc = vault_tomb_remove(v, name, tombstone, err);
+	pthread_mutex_unlock(m);
+	return rc;
 }
 
 static int vault_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)

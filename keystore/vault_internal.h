@@ -140,6 +140,34 @@ int vault_kv_parse_list(const char *body, size_t len, const char *path, struct n
 /* Every entry directly below the prefix (folders skipped), unsorted; 404 → empty. */
 int vault_kv_list(struct vault_store *v, struct name_list *out, struct ks_err *err);
 
+/* K/V v2 reads and writes that know versions (for vault_tomb.c). */
+/* data.metadata.version of a v2 read answer (also a 404 for a deleted version): 0 or -1. */
+int vault_kv_parse_version(const char *body, size_t len, int64_t *version);
+/* As vault_kv_read, and *version is the latest version (v2; 0 for v1 and for no entry). A
+ * latest version that is deleted or destroyed is KS_NOT_FOUND with its version. A value that
+ * cannot be read is KS_FAILED, with the version when Vault said it. */
+int vault_kv_read_entry(struct vault_store *v, const char *name, struct bytes *value,
+                        int64_t *version, struct ks_err *err);
+/* v2 write with check-and-set cas (the current version, or 0 for a new entry): KS_OK,
+ * KS_EXISTS when the version is no longer cas, KS_FAILED (403: the token may not update;
+ * err says so) or another error; *maybe_stored as for vault_kv_write. */
+int vault_kv_write_cas(struct vault_store *v, const char *name, const struct bytes *value,
+                       int64_t cas, bool *maybe_stored, struct ks_err *err);
+/* v2: destroys versions 1..upto of name (at most the last 1024 of them); nothing if upto < 1. */
+int vault_kv_destroy(struct vault_store *v, const char *name, int64_t upto, struct ks_err *err);
+
+/* ---- vault_tomb.c: deletes that leave tombstones ---- */
+
+/* Before a create: may the name take a new key? KS_OK with *cas = the version to write over
+ * (0: a new entry), KS_EXISTS, KS_DELETED (a tombstone that has not expired, or any tombstone
+ * on K/V v1), or an error. */
+int vault_tomb_create_check(struct vault_store *v, const char *name, int64_t *cas,
+                            struct ks_err *err);
+/* The store's remove (keystore.h): the key becomes the tombstone. On K/V v1 the caller holds
+ * the name's create lock. */
+int vault_tomb_remove(struct vault_store *v, const char *name, const struct bytes *tombstone,
+                      struct ks_err *err);
+
 /* ---- vault_transit.c ---- */
 
 /* plaintext → "vault:vN:…" (into out). */

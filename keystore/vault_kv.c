@@ -9,6 +9,7 @@
  * Go's path.Join does it, so an empty prefix disappears and slashes never double.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "keystore/json.h"
@@ -217,7 +218,7 @@ out:
 }
 
 static int kv_body(const struct vault_store *v, const char *name, const struct bytes *value,
-                   struct buf *body)
+                   int64_t cas, struct buf *body)
 {
 	struct json_writer w;
 	json_writer_init(&w, body);
@@ -226,7 +227,7 @@ static int kv_body(const struct vault_store *v, const char *name, const struct b
 		json_key(&w, "options");
 		json_object_begin(&w);
 		json_key(&w, "cas");
-		json_write_int(&w, 0);
+		json_write_int(&w, cas);
 		json_object_end(&w);
 		json_key(&w, "data");
 		json_object_begin(&w);
@@ -260,7 +261,7 @@ int vault_kv_write(struct vault_store *v, const char *name, const struct bytes *
 	buf_init(&body, 8 * (size_t)KS_MAX_RECORD);
 	struct vault_response rs;
 	vault_response_init(&rs);
-	if (kv_body(v, name, value, &body) != 0) {
+	if (kv_body(v, name, value, 0, &body) != 0) {
 		ks_err_set(err, "vault: cannot encode secret for '%s'", path);
 		rc = KS_FAILED;
 		goto out;
@@ -360,6 +361,149 @@ int vault_kv_list(struct vault_store *v, struct name_list *out, struct ks_err *e
 		else
 			rc = kv_status_result(&rs, "failed to list", dir, err);
 	}
+	vault_response_free(&rs);
+	return rc;
+}
+
+/* ---- tombstones (vault_tomb.c): reads with the version, writes with check-and-set,
+ * destroying versions ---- */
+
+int vault_kv_parse_version(const char *body, size_t len, int64_t *version)
+{
+	char perr[64];
+	struct json_value *j = json_parse(body, len, perr, sizeof(perr));
+	const char *num =
+	    json_number(json_get(json_get(json_get(j, "data"), "metadata"), "version"));
+	char *end = NULL;
+	long long n = num ? strtoll(num, &end, 10) : 0;
+	int rc = num && end && *end == '\0' && n > 0 ? 0 : -1;
+	*version = rc == 0 ? n : 0;
+	json_free(j);
+	return rc;
+}
+
+int vault_kv_read_entry(struct vault_store *v, const char *name, struct bytes *value,
+                        int64_t *version, struct ks_err *err)
+{
+	char path[VAULT_PATH_MAX];
+	int rc = kv_path(v, v->kv_version == 2 ? "data" : "", name, path, sizeof(path), err);
+	*version = 0;
+	if (rc != KS_OK)
+		return rc;
+	struct vault_response rs;
+	vault_response_init(&rs);
+	struct vault_call call = {.method = "GET", .path = path};
+	if ((rc = vault_store_call(v, &call, &rs, err)) != 0)
+		goto out;
+	if (rs.status != 200 && rs.status != 404) {
+		rc = kv_status_result(&rs, "failed to read", path, err);
+		goto out;
+	}
+	/* v2 says which version it answered, also for a deleted or destroyed one (404 with an
+	 * envelope); a plain 404 has none: no entry at all. */
+	if (v->kv_version == 2 && rs.body.len > 0 &&
+	    vault_kv_parse_version(rs.body.data, rs.body.len, version) != 0 && rs.status == 200) {
+		ks_err_set(err, "vault: read of '%s' answered without a version", path);
+		rc = KS_FAILED;
+		goto out;
+	}
+	if (rs.status == 404)
+		rc = KS_NOT_FOUND;
+	else
+		rc =
+		    vault_kv_parse_read(v->kv_version, name, rs.body.data, rs.body.len, value, err);
+out:
+	vault_response_free(&rs);
+	return rc;
+}
+
+int vault_kv_write_cas(struct vault_store *v, const char *name, const struct bytes *value,
+                       int64_t cas, bool *maybe_stored, struct ks_err *err)
+{
+	char path[VAULT_PATH_MAX];
+	*maybe_stored = false;
+	int rc = kv_path(v, v->kv_version == 2 ? "data" : "", name, path, sizeof(path), err);
+	if (rc != KS_OK)
+		return rc;
+	struct buf body;
+	buf_init(&body, 8 * (size_t)KS_MAX_RECORD);
+	struct vault_response rs;
+	vault_response_init(&rs);
+	if (kv_body(v, name, value, cas, &body) != 0) {
+		ks_err_set(err, "vault: cannot encode secret for '%s'", path);
+		rc = KS_FAILED;
+		goto out;
+	}
+	struct vault_call call = {
+	    .method = "PUT", .path = path, .body = body.data, .body_len = body.len};
+	if ((rc = vault_store_call(v, &call, &rs, err)) != 0) {
+		*maybe_stored = rs.status == 0 && !atomic_load(&v->sealed);
+		goto out;
+	}
+	if (rs.status == 200 || rs.status == 204) {
+		rc = KS_OK;
+	} else if (rs.status == 400 && vault_http_error_contains(&rs, "check-and-set")) {
+		ks_err_set(err, "vault: '%s' changed concurrently (check-and-set)", path);
+		rc = KS_EXISTS;
+	} else if (rs.status == 403) {
+		vault_http_error(&rs,
+		                 "permission denied writing over an existing entry (kesc "
+		                 "needs 'update' on the K/V data path: deletes leave "
+		                 "tombstones)",
+		                 path, err);
+		rc = KS_FAILED;
+	} else {
+		rc = kv_status_result(&rs, "failed to write", path, err);
+		*maybe_stored = rs.status >= 500;
+	}
+out:
+	buf_free(&body);
+	vault_response_free(&rs);
+	return rc;
+}
+
+/* At most this many versions are named in one destroy: Vault keeps 10 by default, and a name
+ * deleted and created this often has long lost its oldest ones. */
+#define KV_DESTROY_MAX 1024
+
+int vault_kv_destroy(struct vault_store *v, const char *name, int64_t upto, struct ks_err *err)
+{
+	char path[VAULT_PATH_MAX];
+	int rc = kv_path(v, "destroy", name, path, sizeof(path), err);
+	if (rc != KS_OK || upto < 1)
+		return rc;
+	struct buf body;
+	struct json_writer w;
+	buf_init(&body, 16 * KV_DESTROY_MAX + 64);
+	json_writer_init(&w, &body);
+	json_object_begin(&w);
+	json_key(&w, "versions");
+	json_array_begin(&w);
+	for (int64_t n = upto > KV_DESTROY_MAX ? upto - KV_DESTROY_MAX + 1 : 1; n <= upto; n++)
+		json_write_int(&w, n);
+	json_array_end(&w);
+	json_object_end(&w);
+	struct vault_response rs;
+	vault_response_init(&rs);
+	struct vault_call call = {
+	    .method = "PUT", .path = path, .body = body.data, .body_len = body.len};
+	if (buf_failed(&body)) {
+		ks_err_set(err, "vault: out of memory");
+		rc = KS_FAILED;
+	} else if ((rc = vault_store_call(v, &call, &rs, err)) == 0) {
+		if (rs.status == 200 || rs.status == 204)
+			rc = KS_OK;
+		else if (rs.status == 403) {
+			vault_http_error(
+			    &rs,
+			    "permission denied destroying deleted versions (kesc needs "
+			    "'update' on the K/V destroy path)",
+			    path, err);
+			rc = KS_FAILED;
+		} else
+			rc = kv_status_result(&rs, "failed to destroy versions", path, err);
+	}
+	buf_free(&body);
 	vault_response_free(&rs);
 	return rc;
 }

@@ -29,6 +29,10 @@ static const struct api_error_entry ERRORS[API_ERR_COUNT] = {
     [API_ERR_KEY_SIZE] = {406, "invalid key size for '%s'"},
     [API_ERR_KEY_NOT_FOUND] = {404, "key does not exist"},
     [API_ERR_KEY_EXISTS] = {400, "key already exists"},
+    /* kesc only: not KES's 400 "key already exists", which MinIO takes for success when it
+     * creates its default key, although no key exists; any other answer makes MinIO fail
+     * loudly instead. */
+    [API_ERR_KEY_DELETED] = {409, "key was deleted recently: its name cannot be used again yet"},
     [API_ERR_DECRYPT] = {400, "decryption failed: ciphertext is not authentic"},
     [API_ERR_NO_HMAC] = {409, "key does not support HMAC"},
     [API_ERR_POLICY_NOT_FOUND] = {404, "policy does not exist"},

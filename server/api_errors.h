@@ -28,6 +28,7 @@ enum api_error_id {
 	API_ERR_KEY_SIZE,           /* 406 invalid key size for '%s' */
 	API_ERR_KEY_NOT_FOUND,      /* 404 */
 	API_ERR_KEY_EXISTS,         /* 400 */
+	API_ERR_KEY_DELETED,        /* 409 create of a name a delete still reserves (kesc) */
 	API_ERR_DECRYPT,            /* 400 decryption failed: ciphertext is not authentic */
 	API_ERR_NO_HMAC,            /* 409 */
 	API_ERR_POLICY_NOT_FOUND,   /* 404 */

@@ -40,6 +40,12 @@ static void store_failure(struct api_call *c, int rc, enum api_error_id generic,
 		api_error(c->resp, API_ERR_KEY_EXISTS, NULL, NULL);
 		return;
 	}
+	if (rc == KS_DELETED) {
+		/* Not an error of the server, but an operator wants to know until when. */
+		log_warn("%s '%s': refused: %s", op, c->arg, err->msg);
+		api_error(c->resp, API_ERR_KEY_DELETED, NULL, NULL);
+		return;
+	}
 	log_error("%s '%s': %s: %s", op, c->arg, ks_result_name(rc), err->msg);
 	api_error(c->resp, generic, NULL, NULL);
 }
@@ -199,7 +205,7 @@ enum api_outcome api_key_delete(struct api_call *c)
 	if (!c->may_block)
 		return API_NEEDS_WORKER;
 	struct ks_err err = {{0}};
-	int rc = ks_cache_remove(server_state_cache(c->st), c->arg, &err);
+	int rc = ks_cache_remove(server_state_cache(c->st), c->arg, c->identity, &err);
 	if (rc == KS_OK)
 		api_reply_empty(c->resp);
 	else

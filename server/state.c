@@ -13,6 +13,7 @@
 
 #include "keystore/key.h"
 #include "keystore/vault.h"
+#include "server/log.h"
 #include "server/router.h"
 
 #define MAX_ROUTES 32
@@ -124,7 +125,12 @@ static int create_keys(struct server_state *st, char *err, size_t errlen)
 		struct ks_err kerr = {{0}};
 		int rc = ks_cache_create(st->cache, cfg->keys[i], k, &kerr);
 		key_free(k);
-		if (rc != KS_OK && rc != KS_EXISTS) {
+		/* Deleted through the API: the name stays reserved while replicas may cache the
+		 * old key; a later start or reload creates it. Refusing to start would only take
+		 * this replica down too. */
+		if (rc == KS_DELETED)
+			log_warn("keys: key '%s' is not created now: %s", cfg->keys[i], kerr.msg);
+		else if (rc != KS_OK && rc != KS_EXISTS) {
 			snprintf(err, errlen, "keys: failed to create key '%s': %s", cfg->keys[i],
 			         kerr.msg[0] ? kerr.msg : ks_result_name(rc));
 			return -1;

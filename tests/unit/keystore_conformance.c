@@ -5,11 +5,13 @@
 #include "tests/unit/keystore_conformance.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "keystore/tombstone.h"
 #include "tests/unit/check.h"
 
 #define RACE_THREADS      8
@@ -54,6 +56,46 @@ static int create_str(struct keystore *ks, const char *name, const char *record)
 	return keystore_create(ks, name, &r, &err);
 }
 
+/* A tombstone record that expires `in` seconds from now (negative: expired already). */
+static struct bytes make_tombstone(int64_t in)
+{
+	struct tombstone t = {.deleted_at = keystore_now(), .until = keystore_now() + in};
+	struct bytes rec = {0};
+
+	strcpy(t.deleted_by, "conformance");
+	CHECK_EQ_INT(tombstone_encode(&t, &rec), 0);
+	return rec;
+}
+
+/* Removes name, leaving a tombstone that expires `in` seconds from now. */
+static int remove_for(struct keystore *ks, const char *name, int64_t in)
+{
+	struct bytes tomb = make_tombstone(in);
+	struct ks_err err = {{0}};
+	int rc = keystore_remove(ks, name, &tomb, &err);
+
+	bytes_free(&tomb);
+	return rc;
+}
+
+/* What the store holds under name, as it holds it (a key's record or a tombstone). */
+static int get_raw(struct keystore *ks, const char *name, struct bytes *out)
+{
+	struct ks_err err = {{0}};
+
+	return ks->ops->get(ks->self, name, out, &err);
+}
+
+static bool holds_tombstone(struct keystore *ks, const char *name)
+{
+	struct bytes got = {0};
+	struct tombstone t;
+	bool is = get_raw(ks, name, &got) == KS_OK && tombstone_parse(got.data, got.len, &t);
+
+	bytes_free(&got);
+	return is;
+}
+
 /* Checks that name holds exactly want/len. */
 static void check_record(struct keystore *ks, const char *name, const void *want, size_t len)
 {
@@ -72,16 +114,25 @@ static void check_record(struct keystore *ks, const char *name, const void *want
 	bytes_free(&got);
 }
 
-/* Checks that list(prefix) is exactly the n names in want (already sorted). */
+/* Checks that the keys list(prefix) names are exactly the n names in want (already sorted).
+ * Listed names that hold a tombstone are left out, as ks_cache_list leaves them out. */
 static void check_list(struct keystore *ks, const char *prefix, const char *const *want, size_t n)
 {
 	struct name_list l = {0};
 	struct ks_err err = {{0}};
+	size_t keys = 0;
 
 	CHECK_EQ_INT(keystore_list(ks, prefix, &l, &err), KS_OK);
-	CHECK_EQ_INT(l.count, n);
-	for (size_t i = 0; i < n && i < l.count; i++)
-		CHECK_EQ_STR(l.names[i], want[i]);
+	for (size_t i = 1; i < l.count; i++)
+		CHECK(strcmp(l.names[i - 1], l.names[i]) < 0);
+	for (size_t i = 0; i < l.count; i++) {
+		if (holds_tombstone(ks, l.names[i]))
+			continue;
+		if (keys < n)
+			CHECK_EQ_STR(l.names[i], want[keys]);
+		keys++;
+	}
+	CHECK_EQ_INT(keys, n);
 	name_list_free(&l);
 }
 
@@ -140,16 +191,66 @@ static void conformance_not_found(void)
 	CHECK_EQ_INT(keystore_get(ks, "missing", &got, &err), KS_NOT_FOUND);
 	CHECK(got.data == NULL);
 	if (conf->remove_reports_not_found)
-		CHECK_EQ_INT(keystore_remove(ks, "missing", &err), KS_NOT_FOUND);
+		CHECK_EQ_INT(remove_for(ks, "missing", 60), KS_NOT_FOUND);
 
 	CHECK_EQ_INT(create_str(ks, "gone", "v1"), KS_OK);
-	CHECK_EQ_INT(keystore_remove(ks, "gone", &err), KS_OK);
+	CHECK_EQ_INT(remove_for(ks, "gone", 3600), KS_OK);
 	CHECK_EQ_INT(keystore_get(ks, "gone", &got, &err), KS_NOT_FOUND);
-	if (conf->remove_reports_not_found)
-		CHECK_EQ_INT(keystore_remove(ks, "gone", &err), KS_NOT_FOUND);
-	/* A removed name is free again. */
-	CHECK_EQ_INT(create_str(ks, "gone", "v2"), KS_OK);
-	check_record(ks, "gone", "v2", 2);
+	CHECK(got.data == NULL);
+	CHECK(strstr(err.msg, "deleted at ") != NULL);
+	CHECK(strstr(err.msg, "by conformance") != NULL);
+	/* A tombstone is no key: removing it again finds nothing to remove. */
+	CHECK_EQ_INT(remove_for(ks, "gone", 7200), KS_NOT_FOUND);
+	/* The name stays reserved until the tombstone expires. */
+	CHECK_EQ_INT(create_str(ks, "gone", "v2"), KS_DELETED);
+	CHECK(holds_tombstone(ks, "gone"));
+
+	/* Expired: the name is free again (Vault K/V v1: only by hand). */
+	CHECK_EQ_INT(create_str(ks, "old", "v1"), KS_OK);
+	CHECK_EQ_INT(remove_for(ks, "old", -1), KS_OK);
+	CHECK_EQ_INT(keystore_get(ks, "old", &got, &err), KS_NOT_FOUND);
+	if (conf->refuses_expired_tombstones) {
+		CHECK_EQ_INT(create_str(ks, "old", "v2"), KS_DELETED);
+		CHECK(holds_tombstone(ks, "old"));
+	} else {
+		CHECK_EQ_INT(create_str(ks, "old", "v2"), KS_OK);
+		check_record(ks, "old", "v2", 2);
+		CHECK_EQ_INT(create_str(ks, "old", "v3"), KS_EXISTS);
+		/* And the new key is deleted like any other. */
+		CHECK_EQ_INT(remove_for(ks, "old", 3600), KS_OK);
+		CHECK(holds_tombstone(ks, "old"));
+	}
+	case_close(ks);
+}
+
+/* What a remove leaves, exactly; what counts as a key. */
+static void conformance_tombstone_record(void)
+{
+	struct keystore *ks = case_open();
+	struct bytes tomb = make_tombstone(60), got = {0};
+	struct name_list l = {0};
+	struct ks_err err = {{0}};
+
+	if (!ks) {
+		bytes_free(&tomb);
+		return;
+	}
+	CHECK_EQ_INT(create_str(ks, "doomed", "a-record"), KS_OK);
+	CHECK_EQ_INT(keystore_remove(ks, "doomed", &tomb, &err), KS_OK);
+	CHECK_EQ_INT(get_raw(ks, "doomed", &got), KS_OK);
+	CHECK_EQ_INT(got.len, tomb.len);
+	if (got.len == tomb.len)
+		CHECK_MEM(got.data, tomb.data, tomb.len);
+	bytes_free(&got);
+	/* A record that is no key KES or kesc can read is still deleted like a key. */
+	CHECK_EQ_INT(create_str(ks, "junk", "{\"not\":\"a key\"}"), KS_OK);
+	CHECK_EQ_INT(keystore_remove(ks, "junk", &tomb, &err), KS_OK);
+	CHECK(holds_tombstone(ks, "junk"));
+	/* The store's own list still names them; telling them apart takes a read. */
+	CHECK_EQ_INT(keystore_list(ks, "", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 2);
+	name_list_free(&l);
+	bytes_free(&tomb);
 	case_close(ks);
 }
 
@@ -177,10 +278,11 @@ static void conformance_list(void)
 	check_list(ks, "b", b, 2);
 	check_list(ks, "abcd", NULL, 0);
 	check_list(ks, "x", NULL, 0);
-	CHECK_EQ_INT(keystore_remove(ks, "ab", &err), KS_OK);
+	CHECK_EQ_INT(remove_for(ks, "ab", 3600), KS_OK);
 	check_list(ks, "a", a_after, 2);
-	CHECK_EQ_INT(keystore_remove(ks, "A", &err), KS_OK);
+	CHECK_EQ_INT(remove_for(ks, "A", 3600), KS_OK);
 	check_list(ks, "", rest, 6);
+	(void)err;
 	case_close(ks);
 }
 
@@ -256,6 +358,129 @@ static void race_round(struct keystore *ks, const char *name)
 	CHECK_EQ_INT(exists, RACE_THREADS - 1);
 	if (winner >= 0)
 		check_record(ks, name, r[winner].record, strlen(r[winner].record));
+}
+
+/* Creates over one expired tombstone at once: exactly one takes the name. */
+static void conformance_race_over_tombstone(void)
+{
+	struct keystore *ks = case_open();
+	char name[32];
+
+	if (!ks)
+		return;
+	for (int round = 0; round < RACE_ROUNDS / 2; round++) {
+		snprintf(name, sizeof(name), "reborn-%d", round);
+		CHECK_EQ_INT(create_str(ks, name, "first"), KS_OK);
+		CHECK_EQ_INT(remove_for(ks, name, -1), KS_OK);
+		if (conf->refuses_expired_tombstones)
+			CHECK_EQ_INT(create_str(ks, name, "second"), KS_DELETED);
+		else
+			race_round(ks, name);
+	}
+	case_close(ks);
+}
+
+struct remover {
+	struct keystore *ks;
+	pthread_barrier_t *start;
+	const char *name;
+	int rc;
+};
+
+static void *race_remove(void *arg)
+{
+	struct remover *r = arg;
+
+	pthread_barrier_wait(r->start);
+	r->rc = remove_for(r->ks, r->name, 3600);
+	return NULL;
+}
+
+/* Removes of one key at once: exactly one removes it, the others find nothing. */
+static void conformance_race_remove(void)
+{
+	struct keystore *ks = case_open();
+	struct remover r[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+	pthread_barrier_t start;
+	char name[32];
+
+	if (!ks)
+		return;
+	for (int round = 0; round < RACE_ROUNDS / 2; round++) {
+		int ok = 0, not_found = 0;
+
+		snprintf(name, sizeof(name), "removed-%d", round);
+		CHECK_EQ_INT(create_str(ks, name, name), KS_OK);
+		pthread_barrier_init(&start, NULL, RACE_THREADS);
+		for (int i = 0; i < RACE_THREADS; i++) {
+			r[i] = (struct remover){.ks = ks, .start = &start, .name = name};
+			CHECK(pthread_create(&t[i], NULL, race_remove, &r[i]) == 0);
+		}
+		for (int i = 0; i < RACE_THREADS; i++) {
+			pthread_join(t[i], NULL);
+			ok += r[i].rc == KS_OK;
+			not_found += r[i].rc == KS_NOT_FOUND;
+		}
+		pthread_barrier_destroy(&start);
+		CHECK_EQ_INT(ok, 1);
+		CHECK_EQ_INT(not_found, RACE_THREADS - 1);
+		CHECK(holds_tombstone(ks, name));
+	}
+	case_close(ks);
+}
+
+struct watcher {
+	struct keystore *ks;
+	const char *name;
+	volatile int *done;
+	int gaps, reads;
+};
+
+/* Reads name as the store holds it until done: a key or a tombstone, never nothing. */
+static void *watch_name(void *arg)
+{
+	struct watcher *w = arg;
+
+	while (!__atomic_load_n(w->done, __ATOMIC_ACQUIRE)) {
+		struct bytes got = {0};
+		int rc = get_raw(w->ks, w->name, &got);
+
+		bytes_free(&got);
+		w->reads++;
+		if (rc != KS_OK)
+			w->gaps++;
+	}
+	return NULL;
+}
+
+/* A remove replaces the key by its tombstone in one step. */
+static void conformance_remove_leaves_no_gap(void)
+{
+	struct keystore *ks = case_open();
+	int gaps = 0;
+
+	if (!ks)
+		return;
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+		volatile int done = 0;
+		pthread_t t;
+
+		snprintf(name, sizeof(name), "watched-%d", i);
+		CHECK_EQ_INT(create_str(ks, name, name), KS_OK);
+		struct watcher w = {.ks = ks, .name = name, .done = &done};
+		CHECK(pthread_create(&t, NULL, watch_name, &w) == 0);
+		while (__atomic_load_n(&w.reads, __ATOMIC_RELAXED) < 2)
+			sched_yield();
+		CHECK_EQ_INT(remove_for(ks, name, 3600), KS_OK);
+		__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+		pthread_join(t, NULL);
+		gaps += w.gaps;
+	}
+	if (!conf->remove_leaves_gap)
+		CHECK_EQ_INT(gaps, 0);
+	case_close(ks);
 }
 
 static void conformance_race_same_name(void)
@@ -416,9 +641,13 @@ int keystore_conformance_run(const struct keystore_conformance *c)
 	CONFORMANCE_CASE(conformance_round_trip);
 	CONFORMANCE_CASE(conformance_never_overwrites);
 	CONFORMANCE_CASE(conformance_not_found);
+	CONFORMANCE_CASE(conformance_tombstone_record);
 	CONFORMANCE_CASE(conformance_list);
 	CONFORMANCE_CASE(conformance_list_many);
 	CONFORMANCE_CASE(conformance_race_same_name);
+	CONFORMANCE_CASE(conformance_race_over_tombstone);
+	CONFORMANCE_CASE(conformance_race_remove);
+	CONFORMANCE_CASE(conformance_remove_leaves_no_gap);
 	CONFORMANCE_CASE(conformance_concurrent_names);
 	CONFORMANCE_CASE(conformance_reads_see_whole_records);
 	CONFORMANCE_CASE(conformance_status);

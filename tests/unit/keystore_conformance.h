@@ -1,7 +1,9 @@
 /*
  * keystore_conformance.h — the semantics every key store must keep (keystore.h), as one suite
  * that any store's unit test runs against itself: round trips byte for byte, create never
- * overwrites (also under a race), not-found, sorted prefix lists, status.
+ * overwrites (also under a race), not-found, sorted prefix lists, status, and tombstones: a
+ * remove leaves one in a single step, a create is refused until it expires and then replaces
+ * it exactly once (also under a race).
  *
  * Compiled into each test that uses it (tests/unit/meson.build, conformance_users).
  */
@@ -20,8 +22,13 @@ struct keystore_conformance {
 	/* Optional: called after each case's store was closed (e.g. to remove its directory). */
 	void (*after_close)(void *arg);
 	void *arg;
-	/* Whether remove of a missing name answers KS_NOT_FOUND (Vault cannot tell). */
+	/* Whether remove of a missing name answers KS_NOT_FOUND. */
 	bool remove_reports_not_found;
+	/* Whether create replaces an expired tombstone (Vault K/V v1 refuses: KS_DELETED). */
+	bool refuses_expired_tombstones;
+	/* Whether a reader may find nothing while remove replaces a key by its tombstone (Vault
+	 * K/V v1 deletes, then writes). */
+	bool remove_leaves_gap;
 	/* Largest record the round-trip case writes; 0 = KS_MAX_RECORD. */
 	size_t max_record;
 };

@@ -13,7 +13,12 @@
 #include <unistd.h>
 
 #include "keystore/cache.h"
+#include "keystore/tombstone.h"
 #include "tests/unit/check.h"
+
+#define TOMB_TEXT "{\"algorithm\":\"kesc-tombstone\",\"until\":null}"
+/* A tombstone as another server's delete leaves it (never expires). */
+static const struct bytes TOMB = {(uint8_t *)TOMB_TEXT, sizeof(TOMB_TEXT) - 1};
 
 /* --- the test store ---------------------------------------------------------------------- */
 
@@ -129,14 +134,15 @@ static int ts_get(void *self, const char *name, struct bytes *record_out, struct
 	atomic_fetch_add(&t->gets, 1);
 	if (delay > 0)
 		sleep_ms(delay);
-	rc = keystore_get(t->inner, name, record_out, err);
+	rc = t->inner->ops->get(t->inner->self, name, record_out, err); /* as stored */
 	gate_pass(&t->get_gate);
 	return rc;
 }
 
-static int ts_remove(void *self, const char *name, struct ks_err *err)
+static int ts_remove(void *self, const char *name, const struct bytes *tombstone,
+                     struct ks_err *err)
 {
-	return keystore_remove(((struct test_store *)self)->inner, name, err);
+	return keystore_remove(((struct test_store *)self)->inner, name, tombstone, err);
 }
 
 static int ts_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)
@@ -434,7 +440,7 @@ static void test_remove(void)
 	struct ks_err err = {{0}};
 
 	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &held, &err), KS_OK);
-	CHECK_EQ_INT(ks_cache_remove(c, "k", &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_remove(c, "k", "remover", &err), KS_OK);
 	CHECK_EQ_INT(stats_of(c).entries, 0);
 	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_NOT_FOUND);
 	/* A reference taken before the eviction stays valid until released. */
@@ -446,8 +452,8 @@ static void test_remove(void)
 	k = store_key(&t, "k2");
 	CHECK_EQ_INT(ks_cache_get(c, "k2", 0, &ref, &err), KS_OK);
 	key_ref_release(&ref);
-	CHECK_EQ_INT(keystore_remove(t.inner, "k2", &err), KS_OK);
-	CHECK_EQ_INT(ks_cache_remove(c, "k2", &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(keystore_remove(t.inner, "k2", &TOMB, &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_remove(c, "k2", NULL, &err), KS_NOT_FOUND);
 	CHECK_EQ_INT(stats_of(c).entries, 0);
 	CHECK_EQ_INT(ks_cache_get(c, "k2", 0, &ref, &err), KS_NOT_FOUND);
 	key_free(k);
@@ -491,7 +497,7 @@ static void test_create_racing_remove(void)
 	gate_arm(&t.create_gate);
 	CHECK_EQ_INT(pthread_create(&th, NULL, create_run, &job), 0);
 	gate_wait_reached(&t.create_gate); /* the key is in the store, not yet in the cache */
-	CHECK_EQ_INT(ks_cache_remove(c, "ghost", &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_remove(c, "ghost", NULL, &err), KS_OK);
 	gate_open(&t.create_gate);
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(job.rc, KS_OK); /* the create did happen; the delete came after it */
@@ -541,7 +547,7 @@ static void test_get_racing_remove(void)
 	gate_arm(&t.get_gate);
 	CHECK_EQ_INT(pthread_create(&th, NULL, get_run, &job), 0);
 	gate_wait_reached(&t.get_gate);
-	CHECK_EQ_INT(ks_cache_remove(c, "read", &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_remove(c, "read", NULL, &err), KS_OK);
 	gate_open(&t.get_gate);
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(job.rc, KS_OK);
@@ -759,10 +765,249 @@ static void test_kes_directory(void)
 		}
 		key_ref_release(&ref);
 		CHECK_EQ_STR(ks_cache_store_name(c), "fs");
-		CHECK_EQ_INT(ks_cache_remove(c, "minio-default-key", &err), KS_OK);
+		CHECK_EQ_INT(ks_cache_remove(c, "minio-default-key", NULL, &err), KS_OK);
+		CHECK_EQ_INT(ks_cache_get(c, "minio-default-key", 0, &ref, &err), KS_NOT_FOUND);
 		ks_cache_free(c);
 	}
+	CHECK(unlink(path) == 0); /* the tombstone */
 	CHECK(rmdir(dir) == 0);
+}
+
+/* --- tombstones, ages and ghosts ----------------------------------------------------------- */
+
+/* The error log, as keystore_set_log delivers it. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[8192];
+
+static void log_capture(const char *message)
+{
+	pthread_mutex_lock(&log_lock);
+	size_t n = strlen(log_text);
+	snprintf(log_text + n, sizeof(log_text) - n, "%s\n", message);
+	pthread_mutex_unlock(&log_lock);
+}
+
+static int log_count(const char *needle)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&log_lock);
+	for (const char *p = log_text; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	pthread_mutex_unlock(&log_lock);
+	return n;
+}
+
+static void log_reset(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_text[0] = '\0';
+	pthread_mutex_unlock(&log_lock);
+	keystore_set_log(log_capture);
+}
+
+/* The rule: longer than any replica with these settings serves a key from its cache. */
+static void test_tombstone_lifetime(void)
+{
+	struct ks_cache_config five_min = {.expiry_any_ms = 300000, .expiry_unused_ms = 30000};
+	struct ks_cache_config four_s = {.expiry_any_ms = 4000};
+	struct ks_cache_config offline = {.expiry_any_ms = 300000, .expiry_offline_ms = 3600000};
+	struct ks_cache_config forever = {.expiry_any_ms = 0, .expiry_unused_ms = 30000};
+
+	CHECK_EQ_INT(ks_cache_tombstone_lifetime_ms(&five_min), 360000);
+	CHECK_EQ_INT(ks_cache_tombstone_lifetime_ms(&four_s), 8000);
+	CHECK_EQ_INT(ks_cache_tombstone_lifetime_ms(&offline), 300000 + 3600000 + 60000);
+	CHECK_EQ_INT(ks_cache_tombstone_lifetime_ms(&forever), -1);
+}
+
+/* A delete leaves a tombstone that says who and until when, and the name is reserved. */
+static void test_remove_writes_tombstone(void)
+{
+	struct ks_cache_config cfg = {.expiry_any_ms = 4000};
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, &cfg);
+	struct secret_key *k = store_key(&t, "k"), *again = NULL;
+	struct bytes rec = {0};
+	struct tombstone tomb;
+	struct ks_err err = {{0}};
+	int64_t before = keystore_now();
+
+	CHECK_EQ_INT(ks_cache_remove(c, "k", "0123abcd", &err), KS_OK);
+	CHECK_EQ_INT(t.inner->ops->get(t.inner->self, "k", &rec, &err), KS_OK);
+	CHECK(tombstone_parse(rec.data, rec.len, &tomb));
+	CHECK_EQ_STR(tomb.deleted_by, "0123abcd");
+	CHECK(tomb.deleted_at >= before && tomb.deleted_at <= keystore_now());
+	CHECK_EQ_INT(tomb.until, tomb.deleted_at + 1 + 8);
+	bytes_free(&rec);
+	CHECK_EQ_INT(key_generate(KEY_ALG_AES256, "again", &again), 0);
+	CHECK_EQ_INT(ks_cache_create(c, "k", again, &err), KS_DELETED);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	/* An identity the record cannot carry is left out, the delete still happens. */
+	key_free(k);
+	k = store_key(&t, "k2");
+	CHECK_EQ_INT(ks_cache_remove(c, "k2", "bad\nname", &err), KS_OK);
+	CHECK_EQ_INT(t.inner->ops->get(t.inner->self, "k2", &rec, &err), KS_OK);
+	CHECK(tombstone_parse(rec.data, rec.len, &tomb));
+	CHECK_EQ_STR(tomb.deleted_by, "");
+	bytes_free(&rec);
+	key_free(k);
+	key_free(again);
+	ks_cache_free(c);
+}
+
+/* Another server deletes a key this one had cached: once the entry expired, the next read
+ * finds the tombstone, serves nothing, and says so once. */
+static void test_ghost_gone(void)
+{
+	struct ks_cache_config cfg = {.expiry_any_ms = 150};
+	struct test_store t;
+	struct ks_cache *c;
+	struct secret_key *k;
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+	struct tombstone tomb = {.deleted_at = keystore_now(), .until = TOMBSTONE_FOREVER};
+	struct bytes rec = {0};
+
+	log_reset();
+	c = open_cache(&t, &cfg);
+	k = store_key(&t, "shared");
+	CHECK_EQ_INT(ks_cache_get(c, "shared", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	strcpy(tomb.deleted_by, "other-server");
+	CHECK_EQ_INT(tombstone_encode(&tomb, &rec), 0);
+	CHECK_EQ_INT(keystore_remove(t.inner, "shared", &rec, &err), KS_OK);
+	bytes_free(&rec);
+	CHECK(wait_entries(c, 0, 3000));
+	CHECK_EQ_INT(ks_cache_get(c, "shared", 0, &ref, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(ks_cache_get(c, "shared", 0, &ref, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(log_count("key 'shared', which this server had cached (created "), 1);
+	CHECK_EQ_INT(log_count("is gone from the keystore: deleted at "), 1);
+	CHECK_EQ_INT(log_count("by other-server"), 1);
+	/* A tombstone that says nothing about who or when: also said. */
+	key_free(k);
+	k = store_key(&t, "plain");
+	CHECK_EQ_INT(ks_cache_get(c, "plain", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	CHECK_EQ_INT(keystore_remove(t.inner, "plain", &TOMB, &err), KS_OK);
+	CHECK(wait_entries(c, 0, 3000));
+	CHECK_EQ_INT(ks_cache_get(c, "plain", 0, &ref, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(log_count("key 'plain', which this server had cached"), 1);
+	key_free(k);
+	ks_cache_free(c);
+	keystore_set_log(NULL);
+}
+
+/* The worst case: the name was bound to a new key behind this server's back. Said once, loudly,
+ * without key material; the keystore's key is served. A key that is unchanged is no news. */
+static void test_ghost_changed(void)
+{
+	struct ks_cache_config cfg = {.expiry_any_ms = 150};
+	struct test_store t;
+	struct ks_cache *c;
+	struct secret_key *k, *k2;
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+	struct tombstone tomb = {.deleted_at = 1, .until = 2}; /* expired at once */
+	struct bytes rec = {0};
+	char hex[2 * KEY_SIZE + 1];
+
+	log_reset();
+	c = open_cache(&t, &cfg);
+	k = store_key(&t, "rebound");
+	CHECK_EQ_INT(ks_cache_get(c, "rebound", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	CHECK_EQ_INT(tombstone_encode(&tomb, &rec), 0);
+	CHECK_EQ_INT(keystore_remove(t.inner, "rebound", &rec, &err), KS_OK);
+	bytes_free(&rec);
+	k2 = store_key(&t, "rebound"); /* over the expired tombstone */
+	CHECK(k2 != NULL);
+	CHECK(wait_entries(c, 0, 3000));
+	CHECK_EQ_INT(ks_cache_get(c, "rebound", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k2));
+	key_ref_release(&ref);
+	CHECK_EQ_INT(log_count("key 'rebound' CHANGED in the keystore"), 1);
+	CHECK_EQ_INT(log_count("by test-identity"), 2); /* the old and the new creator */
+	hex_encode(hex, k->key, 8);
+	hex[16] = '\0';
+	CHECK_EQ_INT(log_count(hex), 0);
+
+	/* Expired and read again unchanged: nothing to say. */
+	CHECK(wait_entries(c, 0, 3000));
+	CHECK_EQ_INT(ks_cache_get(c, "rebound", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	CHECK_EQ_INT(log_count("CHANGED"), 1);
+	/* What this server deletes itself is no news either. */
+	CHECK_EQ_INT(ks_cache_remove(c, "rebound", NULL, &err), KS_OK);
+	CHECK_EQ_INT(ks_cache_get(c, "rebound", 0, &ref, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(log_count("gone from the keystore"), 0);
+	key_free(k);
+	key_free(k2);
+	ks_cache_free(c);
+	keystore_set_log(NULL);
+}
+
+/*
+ * The bound a delete relies on: a key is not served past expiry.any after it was loaded,
+ * also when the sweep that would drop it was held back while the store was offline (the
+ * offline expiry lets it live longer only while offline).
+ */
+static void test_age_bound_after_offline(void)
+{
+	struct ks_cache_config cfg = {
+	    .expiry_any_ms = 300, .expiry_offline_ms = 100000, .status_interval_ms = 20};
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, &cfg);
+	struct secret_key *k = store_key(&t, "k");
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+
+	atomic_store(&t.status_fails, true);
+	CHECK(wait_offline(c, true, 3000));
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	sleep_ms(600); /* twice expiry.any: held while offline */
+	CHECK_EQ_INT(ks_cache_get(c, "k", KS_CACHE_NONBLOCK, &ref, &err), KS_OK);
+	key_ref_release(&ref);
+	atomic_store(&t.status_fails, false);
+	CHECK(wait_offline(c, false, 3000));
+	/* Online again: too old to serve, whether or not a sweep ran yet. */
+	CHECK_EQ_INT(ks_cache_get(c, "k", KS_CACHE_NONBLOCK, &ref, &err), KS_WOULD_BLOCK);
+	CHECK_EQ_INT(ks_cache_get(c, "k", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, k));
+	key_ref_release(&ref);
+	key_free(k);
+	ks_cache_free(c);
+}
+
+/* List leaves out names that hold a tombstone, reading each uncached name once. */
+static void test_list_skips_tombstones(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *a = store_key(&t, "a1"), *b = store_key(&t, "a2"),
+	                  *d = store_key(&t, "a3");
+	struct name_list l = {0};
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+
+	CHECK_EQ_INT(ks_cache_get(c, "a3", 0, &ref, &err), KS_OK); /* cached: not read again */
+	key_ref_release(&ref);
+	CHECK_EQ_INT(keystore_remove(t.inner, "a2", &TOMB, &err), KS_OK);
+	atomic_store(&t.gets, 0);
+	CHECK_EQ_INT(ks_cache_list(c, "a", &l, &err), KS_OK);
+	CHECK_EQ_INT(l.count, 2);
+	if (l.count == 2) {
+		CHECK_EQ_STR(l.names[0], "a1");
+		CHECK_EQ_STR(l.names[1], "a3");
+	}
+	CHECK_EQ_INT(atomic_load(&t.gets), 2);
+	name_list_free(&l);
+	/* A list is no use: "a1" was read, not cached. */
+	CHECK_EQ_INT(stats_of(c).entries, 1);
+	key_free(a);
+	key_free(b);
+	key_free(d);
+	ks_cache_free(c);
 }
 
 static void test_free_is_prompt(void)
@@ -793,6 +1038,12 @@ int main(void)
 	RUN(test_offline);
 	RUN(test_offline_expiry);
 	RUN(test_kes_directory);
+	RUN(test_tombstone_lifetime);
+	RUN(test_remove_writes_tombstone);
+	RUN(test_ghost_gone);
+	RUN(test_ghost_changed);
+	RUN(test_age_bound_after_offline);
+	RUN(test_list_skips_tombstones);
 	RUN(test_free_is_prompt);
 	return CHECK_DONE();
 }

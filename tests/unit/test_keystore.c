@@ -1,7 +1,8 @@
 /*
  * test_keystore.c — the mem and fs stores against the conformance suite, plus what only the fs
  * store promises: it serves a directory KES wrote, refuses names that leave the directory,
- * ignores and cleans temp files, never replaces a record file, and keeps files private.
+ * ignores and cleans temp files, never replaces a record file, keeps files private, and keeps
+ * tombstones safe against a second process on the same directory.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,12 +18,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/file.h>
+
 #include "keystore/key.h"
 #include "keystore/keystore.h"
+#include "keystore/tombstone.h"
 #include "tests/unit/check.h"
 #include "tests/unit/keystore_conformance.h"
 
 static const char invalid_name_text[] = "fs: key name contains invalid character";
+
+#define TOMB_TEXT "{\"algorithm\":\"kesc-tombstone\",\"until\":null}"
+/* A tombstone that never expires, for removes whose tombstone does not matter. */
+static const struct bytes TOMB = {(uint8_t *)TOMB_TEXT, sizeof(TOMB_TEXT) - 1};
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -233,7 +241,7 @@ static void check_name_refused(struct keystore *ks, const char *name)
 	CHECK_EQ_INT(keystore_get(ks, name, &got, &err), KS_FAILED);
 	CHECK_EQ_STR(err.msg, invalid_name_text);
 	memset(&err, 0, sizeof(err));
-	CHECK_EQ_INT(keystore_remove(ks, name, &err), KS_FAILED);
+	CHECK_EQ_INT(keystore_remove(ks, name, &TOMB, &err), KS_FAILED);
 	CHECK_EQ_STR(err.msg, invalid_name_text);
 }
 
@@ -481,7 +489,7 @@ static void *fs_op_run(void *arg)
 		op->rc = keystore_create(op->ks, op->name, &rec, &op->err);
 		break;
 	case OP_REMOVE:
-		op->rc = keystore_remove(op->ks, op->name, &op->err);
+		op->rc = keystore_remove(op->ks, op->name, &TOMB, &op->err);
 		break;
 	case OP_LIST:
 		op->rc = keystore_list(op->ks, "", &op->list, &op->err);
@@ -660,7 +668,7 @@ static void test_fs_directory_replaced(void)
 	CHECK(strstr(err.msg, store) != NULL);
 	CHECK_EQ_INT(keystore_create(ks, "e", &(struct bytes){(uint8_t *)"E", 1}, &err),
 	             KS_UNREACHABLE);
-	CHECK_EQ_INT(keystore_remove(ks, "d", &err), KS_UNREACHABLE);
+	CHECK_EQ_INT(keystore_remove(ks, "d", &TOMB, &err), KS_UNREACHABLE);
 	{
 		struct name_list l = {0};
 
@@ -730,6 +738,175 @@ static void test_fs_status_access(void)
 	CHECK_EQ_INT(WEXITSTATUS(status), 0);
 }
 
+/* A delete leaves the tombstone in the key's own file, private like a key, and no temp file;
+ * KES would read it and refuse it. */
+static void test_fs_tombstone_on_disk(void)
+{
+	char dir[64], path[128], buf[256];
+	struct stat st;
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+	FILE *f;
+	size_t n;
+
+	make_temp_dir(dir, sizeof(dir));
+	ks = open_fs(dir);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(keystore_create(ks, "k", &(struct bytes){(uint8_t *)"record", 6}, &err),
+	             KS_OK);
+	CHECK_EQ_INT(keystore_remove(ks, "k", &TOMB, &err), KS_OK);
+	snprintf(path, sizeof(path), "%s/k", dir);
+	CHECK(stat(path, &st) == 0);
+	CHECK_EQ_INT(st.st_mode & 0777, 0600);
+	CHECK_EQ_INT(st.st_nlink, 1);
+	f = fopen(path, "rb");
+	CHECK(f != NULL);
+	if (f) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		CHECK_EQ_STR(buf, TOMB_TEXT);
+	}
+	{
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		int entries = 0;
+
+		while (d && (de = readdir(d)) != NULL)
+			entries += de->d_name[0] != '.';
+		if (d)
+			closedir(d);
+		CHECK_EQ_INT(entries, 1); /* k only: no temp file left */
+	}
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
+/* Rounds of: one key, expired tombstone, then both processes create over it at once. */
+#define TWO_PROC_ROUNDS 40
+
+static int child_race(const char *dir, int fd_go, int fd_out)
+{
+	struct keystore *ks = open_fs(dir);
+	char name[32], c;
+	int rc;
+
+	for (int round = 0; ks && round < TWO_PROC_ROUNDS; round++) {
+		snprintf(name, sizeof(name), "twice-%d", round);
+		if (read(fd_go, &c, 1) != 1)
+			break;
+		rc = keystore_create(ks, name, &(struct bytes){(uint8_t *)"child", 5},
+		                     &(struct ks_err){{0}});
+		c = (char)(rc == KS_OK ? 'o' : rc == KS_EXISTS ? 'e' : 'x');
+		if (write(fd_out, &c, 1) != 1)
+			break;
+	}
+	keystore_close(ks);
+	return 0;
+}
+
+/*
+ * Two processes on one directory (two servers, or a server and `kesc migrate --to`): a create
+ * over an expired tombstone reads and then replaces, so both could believe they won and one
+ * key would be lost. The directory lock lets exactly one win every round.
+ */
+static void test_fs_two_processes(void)
+{
+	char dir[64];
+	int go[2], out[2], wins = 0, exists = 0;
+	struct keystore *ks;
+	pid_t pid;
+
+	make_temp_dir(dir, sizeof(dir));
+	ks = open_fs(dir);
+	CHECK(pipe(go) == 0 && pipe(out) == 0);
+	pid = fork();
+	if (pid == 0) {
+		close(go[1]);
+		close(out[0]);
+		keystore_close(ks);
+		_exit(child_race(dir, go[0], out[1]));
+	}
+	close(go[0]);
+	close(out[1]);
+	for (int round = 0; ks && round < TWO_PROC_ROUNDS; round++) {
+		struct bytes tomb = {0}, got = {0};
+		struct tombstone t = {.deleted_at = 1, .until = 2}; /* long expired */
+		char name[32], c = 'g';
+		int rc;
+
+		snprintf(name, sizeof(name), "twice-%d", round);
+		CHECK_EQ_INT(keystore_create(ks, name, &(struct bytes){(uint8_t *)"first", 5},
+		                             &(struct ks_err){{0}}),
+		             KS_OK);
+		CHECK_EQ_INT(tombstone_encode(&t, &tomb), 0);
+		CHECK_EQ_INT(keystore_remove(ks, name, &tomb, &(struct ks_err){{0}}), KS_OK);
+		bytes_free(&tomb);
+		CHECK(write(go[1], &c, 1) == 1);
+		rc = keystore_create(ks, name, &(struct bytes){(uint8_t *)"parent", 6},
+		                     &(struct ks_err){{0}});
+		CHECK(read(out[0], &c, 1) == 1);
+		wins += (rc == KS_OK) + (c == 'o');
+		exists += (rc == KS_EXISTS) + (c == 'e');
+		CHECK_EQ_INT((rc == KS_OK) + (c == 'o'), 1);
+		/* The winner's key is what the file holds. */
+		CHECK_EQ_INT(keystore_get(ks, name, &got, &(struct ks_err){{0}}), KS_OK);
+		CHECK(got.len == (rc == KS_OK ? 6u : 5u));
+		bytes_free(&got);
+	}
+	close(go[1]);
+	close(out[0]);
+	CHECK(waitpid(pid, NULL, 0) == pid);
+	CHECK_EQ_INT(wins, TWO_PROC_ROUNDS);
+	CHECK_EQ_INT(exists, TWO_PROC_ROUNDS);
+	keystore_close(ks);
+	remove_tree(dir);
+}
+
+/* A delete waits while another process holds the directory lock, then goes ahead. */
+static void test_fs_waits_for_lock(void)
+{
+	char dir[64];
+	struct ks_err err = {{0}};
+	struct keystore *ks;
+	struct timespec t0, t1;
+	int fd, hold[2];
+	pid_t pid;
+	char c;
+
+	make_temp_dir(dir, sizeof(dir));
+	ks = open_fs(dir);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(keystore_create(ks, "k", &(struct bytes){(uint8_t *)"record", 6}, &err),
+	             KS_OK);
+	CHECK(pipe(hold) == 0);
+	pid = fork();
+	if (pid == 0) {
+		struct timespec ts = {0, 300 * 1000000};
+
+		fd = open(dir, O_RDONLY | O_DIRECTORY);
+		if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(hold[1], "l", 1) != 1)
+			_exit(1);
+		nanosleep(&ts, NULL);
+		_exit(0); /* the lock goes with the process */
+	}
+	CHECK(read(hold[0], &c, 1) == 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_EQ_INT(keystore_remove(ks, "k", &TOMB, &err), KS_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* It waited (not a timing bound: only that it did not go ahead under the lock). */
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 100);
+	CHECK(waitpid(pid, NULL, 0) == pid);
+	close(hold[0]);
+	close(hold[1]);
+	keystore_close(ks);
+out:
+	remove_tree(dir);
+}
+
 static void test_name_list(void)
 {
 	struct name_list l = {0};
@@ -769,5 +946,8 @@ int main(void)
 	RUN(test_fs_refuses_special_files);
 	RUN(test_fs_directory_replaced);
 	RUN(test_fs_status_access);
+	RUN(test_fs_tombstone_on_disk);
+	RUN(test_fs_two_processes);
+	RUN(test_fs_waits_for_lock);
 	return CHECK_DONE();
 }

@@ -3,7 +3,8 @@
  * the keystore conformance suite on K/V v1 and v2, with and without transit, with a prefix and
  * with a namespace, each through an AppRole limited to the smallest policy that works; token
  * renewal and re-login; sealed / failing / slow / dropping Vault; transit key rotation;
- * records written by KES; the K/V v1 "update" grant check; K/V v1 creates serialised across
+ * records written by KES; tombstones (what a delete leaves, what KES then sees, the policy a
+ * delete needs); the K/V v1 "update" grant check; K/V v1 creates serialised across
  * store generations (SIGHUP); ambiguous writes read back; recovery from a stall as soon as
  * Vault answers, with one log line per change.
  *
@@ -26,6 +27,7 @@
 #include "keystore/bytes.h"
 #include "keystore/json.h"
 #include "keystore/keystore.h"
+#include "keystore/tombstone.h"
 #include "keystore/vault.h"
 #include "tests/unit/check.h"
 #include "tests/unit/keystore_conformance.h"
@@ -250,18 +252,29 @@ static bool approle(const char *ns, const char *name, const char *policies, cons
 }
 
 /*
- * The smallest policies that work (documented in deploy/examples/vault-*.yml):
+ * The smallest policies that work (documented in deploy/examples/vault-*.yml and kesc.yml(5)):
  *   K/V v1: path "<engine>/…"          { capabilities = ["create", "read", "delete", "list"] }
- *   K/V v2: path "<engine>/data/…"     { capabilities = ["create", "read"] }
- *           path "<engine>/metadata/…" { capabilities = ["list", "delete"] }
+ *   K/V v2: path "<engine>/data/…"     { capabilities = ["create", "read", "update"] }
+ *           path "<engine>/destroy/…"  { capabilities = ["update"] }
+ *           path "<engine>/metadata/…" { capabilities = ["list"] }
  *   transit: path "transit/encrypt/<key>" and "transit/decrypt/<key>" { capabilities = ["update"] }
- * plus the built-in default policy (lookup-self and renew-self).
+ * plus the built-in default policy (lookup-self and renew-self). On v2 a delete writes a
+ * tombstone over the key (update, always with check-and-set) and destroys the key's versions;
+ * KES's v2 policy (data: create, read; metadata: list, delete) serves everything but delete.
  */
 static const char POLICY_V1[] =
     "path \"kv/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n";
 static const char POLICY_V2[] =
+    "path \"kv2/data/*\" { capabilities = [\"create\", \"read\", \"update\"] }\n"
+    "path \"kv2/destroy/*\" { capabilities = [\"update\"] }\n"
+    "path \"kv2/metadata/*\" { capabilities = [\"list\"] }\n";
+/* KES's documented v2 policy, and one that may write tombstones but not destroy versions. */
+static const char POLICY_V2_KES[] =
     "path \"kv2/data/*\" { capabilities = [\"create\", \"read\"] }\n"
     "path \"kv2/metadata/*\" { capabilities = [\"list\", \"delete\"] }\n";
+static const char POLICY_V2_NO_DESTROY[] =
+    "path \"kv2/data/*\" { capabilities = [\"create\", \"read\", \"update\"] }\n"
+    "path \"kv2/metadata/*\" { capabilities = [\"list\"] }\n";
 static const char POLICY_TRANSIT[] =
     "path \"transit/encrypt/kesc\" { capabilities = [\"update\"] }\n"
     "path \"transit/decrypt/kesc\" { capabilities = [\"update\"] }\n";
@@ -271,8 +284,9 @@ static const char POLICY_TRANSIT[] =
 /* A tenant confined to its prefix (deploy/examples/vault-tenant-prefix.yml). */
 static const char POLICY_PREFIX[] =
     "path \"kv/tenant/a/*\" { capabilities = [\"create\", \"read\", \"delete\", \"list\"] }\n"
-    "path \"kv2/data/tenant/b/*\" { capabilities = [\"create\", \"read\"] }\n"
-    "path \"kv2/metadata/tenant/b/*\" { capabilities = [\"list\", \"delete\"] }\n";
+    "path \"kv2/data/tenant/b/*\" { capabilities = [\"create\", \"read\", \"update\"] }\n"
+    "path \"kv2/destroy/tenant/b/*\" { capabilities = [\"update\"] }\n"
+    "path \"kv2/metadata/tenant/b/*\" { capabilities = [\"list\"] }\n";
 
 /* What operators write when they copy a read/write example: "update" lets a K/V v1 write
  * replace an existing key. kesc refuses it unless allow_unsafe_kv_v1_update. */
@@ -281,7 +295,7 @@ static const char POLICY_V1_UPDATE[] =
     "\"list\"] }\n";
 
 static struct role role_v1, role_v2, role_ns, role_short, role_batch, role_prefix, role_update,
-    role_nodefault;
+    role_nodefault, role_v2_kes, role_v2_no_destroy;
 
 static bool vault_setup_ns(const char *ns, struct role *r)
 {
@@ -310,6 +324,11 @@ static bool vault_setup(void)
 	       approle(NULL, "kes-update", "\"kes-v1-update\"", "1h", NULL, &role_update) &&
 	       approle(NULL, "kes-nodefault", "\"kes-v1\"", "1h",
 	               "\"token_no_default_policy\":true", &role_nodefault) &&
+	       policy(NULL, "kes-v2-kes", POLICY_V2_KES) &&
+	       approle(NULL, "kes-v2-kes", "\"kes-v2-kes\"", "1h", NULL, &role_v2_kes) &&
+	       policy(NULL, "kes-v2-no-destroy", POLICY_V2_NO_DESTROY) &&
+	       approle(NULL, "kes-v2-no-destroy", "\"kes-v2-no-destroy\"", "1h", NULL,
+	               &role_v2_no_destroy) &&
 	       admin_ok("POST", NULL, "/v1/sys/namespaces/" NAMESPACE, "{}") &&
 	       vault_setup_ns(NAMESPACE, &role_ns);
 }
@@ -412,6 +431,9 @@ static void test_conformance(void)
 		    .open_store = open_case,
 		    .arg = (void *)&CASES[i],
 		    .remove_reports_not_found = true,
+		    /* K/V v1 has no conditional write (vault_tomb.c) */
+		    .refuses_expired_tombstones = CASES[i].version == 1,
+		    .remove_leaves_gap = CASES[i].version == 1,
 		};
 		int failed = keystore_conformance_run(&c);
 		if (failed)
@@ -1147,6 +1169,149 @@ static void test_kes_records(void)
 	buf_free(&body);
 }
 
+/* ---- tombstones on Vault (vault_tomb.c) ---- */
+
+static struct bytes tomb_for(int64_t in)
+{
+	struct tombstone t = {.deleted_at = keystore_now(), .until = keystore_now() + in};
+	struct bytes b = {0};
+	strcpy(t.deleted_by, "vault-test");
+	CHECK_EQ_INT(tombstone_encode(&t, &b), 0);
+	return b;
+}
+
+static int remove_with(struct keystore *ks, const char *name, int64_t in, struct ks_err *err)
+{
+	struct bytes t = tomb_for(in);
+	int rc = keystore_remove(ks, name, &t, err);
+	bytes_free(&t);
+	return rc;
+}
+
+/* The admin's view of a v2 version: its HTTP status, and whether the body says destroyed. */
+static long v2_version(const char *name, int version, bool *destroyed, struct buf *body)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "/v1/kv2/data/tomb/%s%s%d", name, version ? "?version=" : "",
+	         version);
+	if (!version)
+		p[strlen(p) - 1] = '\0'; /* latest: no query */
+	buf_reset(body);
+	long st = admin("GET", NULL, p, NULL, body);
+	*destroyed = body->data && strstr(body->data, "\"destroyed\":true") != NULL;
+	return st;
+}
+
+/*
+ * K/V v2: the tombstone is the latest version, the key's versions are destroyed (KES reads
+ * version 1: destroyed, "not found"), a create over an expired tombstone writes the next
+ * version with check-and-set; KES's policy cannot delete (and nothing changes), a policy
+ * without destroy leaves the delete half done until a delete with the right policy.
+ */
+static void test_tombstones_v2(void)
+{
+	struct store_case sc = {"tomb-v2", "kv2", 2, "tomb", NULL, true, &role_v2};
+	struct ks_err err = {{0}};
+	struct buf body;
+	bool destroyed;
+	buf_init(&body, 0);
+	wipe(NULL, "kv2", 2, "tomb");
+	struct keystore *ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(put_str(ks, "k", "record-1"), KS_OK);
+	CHECK_EQ_INT(remove_with(ks, "k", 3600, &err), KS_OK);
+	CHECK_EQ_INT(v2_version("k", 1, &destroyed, &body), 404);
+	CHECK(destroyed);
+	CHECK_EQ_INT(v2_version("k", 0, &destroyed, &body), 200);
+	CHECK(body.data && strstr(body.data, "kesc-tombstone") != NULL);
+	CHECK(body.data && strstr(body.data, "\"version\":2") != NULL);
+	CHECK(body.data && strstr(body.data, "vault:v") == NULL); /* plain, never wrapped */
+	CHECK_EQ_INT(put_str(ks, "k", "record-2"), KS_DELETED);
+
+	/* Expired: the next version, with check-and-set; KES still finds version 1 destroyed. */
+	CHECK_EQ_INT(put_str(ks, "old", "record-1"), KS_OK);
+	CHECK_EQ_INT(remove_with(ks, "old", -1, &err), KS_OK);
+	CHECK_EQ_INT(put_str(ks, "old", "record-2"), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "old", "record-2"), KS_OK);
+	CHECK_EQ_INT(v2_version("old", 3, &destroyed, &body), 200);
+	CHECK(!destroyed);
+	CHECK_EQ_INT(v2_version("old", 1, &destroyed, &body), 404);
+	CHECK(destroyed);
+	/* Deleted again: everything before the new tombstone is destroyed. */
+	CHECK_EQ_INT(remove_with(ks, "old", 3600, &err), KS_OK);
+	CHECK_EQ_INT(v2_version("old", 3, &destroyed, &body), 404);
+	CHECK(destroyed);
+	keystore_close(ks);
+
+	/* KES's policy: create and read work, delete is refused and changes nothing. */
+	sc.role = &role_v2_kes;
+	sc.transit = false;
+	ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		CHECK_EQ_INT(put_str(ks, "kes-policy", "record"), KS_OK);
+		CHECK_EQ_INT(remove_with(ks, "kes-policy", 3600, &err), KS_FAILED);
+		CHECK(strstr(err.msg, "'update'") != NULL);
+		CHECK_EQ_INT(get_is(ks, "kes-policy", "record"), KS_OK);
+		keystore_close(ks);
+	}
+
+	/* No destroy grant: the tombstone is written, the old version stays until a delete
+	 * with the grant finishes the job. */
+	sc.role = &role_v2_no_destroy;
+	ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		CHECK_EQ_INT(put_str(ks, "half", "record"), KS_OK);
+		CHECK_EQ_INT(remove_with(ks, "half", 3600, &err), KS_FAILED);
+		CHECK(strstr(err.msg, "not destroyed") != NULL);
+		CHECK(strstr(err.msg, "record") == NULL);
+		CHECK_EQ_INT(keystore_get(ks, "half", &(struct bytes){0}, &err), KS_NOT_FOUND);
+		CHECK_EQ_INT(v2_version("half", 1, &destroyed, &body), 200);
+		keystore_close(ks);
+	}
+	sc.role = &role_v2;
+	ks = open_with(&sc, NULL);
+	if (ks) {
+		CHECK_EQ_INT(remove_with(ks, "half", 3600, &err), KS_NOT_FOUND);
+		CHECK_EQ_INT(v2_version("half", 1, &destroyed, &body), 404);
+		CHECK(destroyed);
+		keystore_close(ks);
+	}
+out:
+	buf_free(&body);
+}
+
+/* K/V v1: the tombstone replaces the value at the key's own path (KES reads it and refuses
+ * it); an expired one is not replaced by a create, only removed by hand. */
+static void test_tombstones_v1(void)
+{
+	struct store_case sc = {"tomb-v1", "kv", 1, "tomb", NULL, true, &role_v1};
+	struct ks_err err = {{0}};
+	struct buf body;
+	buf_init(&body, 0);
+	wipe(NULL, "kv", 1, "tomb");
+	struct keystore *ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(put_str(ks, "k", "record-1"), KS_OK);
+	CHECK_EQ_INT(remove_with(ks, "k", -1, &err), KS_OK);
+	CHECK_EQ_INT(admin("GET", NULL, "/v1/kv/tomb/k", NULL, &body), 200);
+	CHECK(body.data && strstr(body.data, "{\\\"algorithm\\\":\\\"kesc-tombstone\\\"") != NULL);
+	err.msg[0] = '\0';
+	struct bytes rec = {(uint8_t *)"record-2", 8};
+	CHECK_EQ_INT(keystore_create(ks, "k", &rec, &err), KS_DELETED);
+	CHECK(strstr(err.msg, "vault kv delete") != NULL);
+	CHECK(admin_ok("DELETE", NULL, "/v1/kv/tomb/k", NULL));
+	CHECK_EQ_INT(put_str(ks, "k", "record-2"), KS_OK);
+	keystore_close(ks);
+out:
+	buf_free(&body);
+}
+
 /* ---- TLS to Vault: CA file, CA directory, client certificate ---- */
 
 static bool make_tls_material(const char *dir)
@@ -1280,6 +1445,8 @@ int main(int argc, char **argv)
 	RUN_SOME(test_auth_bad_secret);
 	RUN_SOME(test_tls);
 	RUN_SOME(test_kes_records);
+	RUN_SOME(test_tombstones_v2);
+	RUN_SOME(test_tombstones_v1);
 	RUN_SOME(test_transit_rotation);
 	RUN_SOME(test_fault_sealed);
 	RUN_SOME(test_fault_retries);
