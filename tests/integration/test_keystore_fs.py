@@ -25,6 +25,15 @@ GHOST_ROUNDS = int(os.environ.get("KESCTEST_GHOST_ROUNDS", "1500"))
 GHOST_SECONDS = 20
 
 
+def is_key_file(path):
+    """A key's file, not a tombstone a delete left."""
+    try:
+        with open(path, "rb") as f:
+            return b"kesc-tombstone" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
 class GhostKey(unittest.TestCase):
     """issue 9: a create racing DELETEs of the same name must not leave a cached key that the
     store no longer has (describe/generate 200 while the file is gone)."""
@@ -32,7 +41,8 @@ class GhostKey(unittest.TestCase):
     def test_create_racing_deletes(self):
         with kesctest.Server(config={"server": {"threads": 2}}) as srv:
             keys = os.path.join(srv.dir, "keys")
-            name = "ghost"
+            # A fresh name each round: a delete leaves a tombstone that reserves its name.
+            current = ["ghost-0"]
             deleters = 4
             conns = [srv.connection() for _ in range(deleters)]
             go = [threading.Event() for _ in range(deleters)]
@@ -49,7 +59,7 @@ class GhostKey(unittest.TestCase):
                         go[i].clear()
                         idle[i].clear()
                         while not stop.is_set() and not done.is_set():
-                            conns[i].request("DELETE", "/v1/key/delete/" + name)
+                            conns[i].request("DELETE", "/v1/key/delete/" + current[0])
                             r = conns[i].getresponse()
                             r.read()
                             if r.status not in (200, 404):
@@ -68,6 +78,7 @@ class GhostKey(unittest.TestCase):
             try:
                 while rounds < GHOST_ROUNDS and time.monotonic() < deadline and not errors:
                     rounds += 1
+                    name = current[0] = "ghost-%d" % rounds
                     for i in range(deleters):
                         self.assertTrue(idle[i].wait(30))
                     stop.clear()
@@ -80,7 +91,7 @@ class GhostKey(unittest.TestCase):
                     stop.set()
                     for i in range(deleters):
                         self.assertTrue(idle[i].wait(30))
-                    on_disk = os.path.exists(os.path.join(keys, name))
+                    on_disk = is_key_file(os.path.join(keys, name))
                     checker.request("GET", "/v1/key/describe/" + name)
                     d = checker.getresponse()
                     d.read()

@@ -3,7 +3,7 @@ the Vault-compatible test server (tests/vault/vault_server.py), driven over mTLS
 
 One Vault serves every scenario (each uses its own key names); the "Vault process killed" case
 starts a second Vault of its own. Vault is set up through its own HTTP API with the root token,
-with the minimal policy KES documents for K/V v2 plus transit encrypt/decrypt.
+with the minimal policy kesc documents for K/V v2 plus transit encrypt/decrypt.
 
 The key cache probes the store every 10 s, so the offline/recovery checks poll for up to ~12 s.
 """
@@ -27,12 +27,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VAULT_SERVER = os.path.join(HERE, "..", "vault", "vault_server.py")
 PROBE_WAIT = 13.0  # one cache status probe (10 s) plus slack for a sanitizer build
 
+# kesc's K/V v2 policy (man 5 kesc.yml): KES's, plus "update" on data/ (writes over a key are
+# tombstones, always with check-and-set) and on destroy/ (the deleted key's versions).
 POLICY = """
 path "kv/data/*" {
-  capabilities = ["create", "read"]
+  capabilities = ["create", "read", "update"]
+}
+path "kv/destroy/*" {
+  capabilities = ["update"]
 }
 path "kv/metadata/*" {
-  capabilities = ["list", "delete"]
+  capabilities = ["list"]
 }
 path "transit/encrypt/kes-wrap" {
   capabilities = ["update"]
@@ -228,8 +233,14 @@ class VaultE2E(unittest.TestCase):
             self.assertEqual((r.status, r.message), (404, "key does not exist"))
             r = srv.request("GET", "/v1/key/describe/minio-key")
             self.assertEqual(r.status, 404, r)
-            status, _ = VAULT.call("GET", "/v1/kv/data/minio-key")
+            # The delete left a tombstone as the latest version and destroyed the key's:
+            # KES, which reads version 1, finds nothing.
+            status, js = VAULT.call("GET", "/v1/kv/data/minio-key?version=1")
             self.assertEqual(status, 404)
+            self.assertIs(js["data"]["metadata"]["destroyed"], True, js)
+            status, js = VAULT.call("GET", "/v1/kv/data/minio-key")
+            self.assertEqual(status, 200)
+            self.assertIn('"algorithm":"kesc-tombstone"', js["data"]["data"]["minio-key"])
             self.assertClean(srv)
 
     # 2. Concurrent creates and creates under injected faults: no key lost or duplicated.
