@@ -628,6 +628,53 @@ class KVv2Test(SimCase):
         # cas on a soft-deleted key must match its current version
         self.write("k", {"n": 9}, cas=3)
 
+    def test_tombstone_sequence(self):
+        """What kesc's delete and re-create do on K/V v2 (keystore/vault_tomb.c), under kesc's
+        policy: a write over the key with cas=<its version> (needs update; create alone is
+        refused), destroying the versions before it (needs update on destroy/; unknown and
+        trimmed versions are skipped), version 1 then answers 404 destroyed (what KES reads),
+        and a re-create with cas=<tombstone version> that only one of two writers wins."""
+        self.v.policy("kesc", 'path "kv/data/*" { capabilities = ["create", "read", "update"] }\n'
+                              'path "kv/destroy/*" { capabilities = ["update"] }\n'
+                              'path "kv/metadata/*" { capabilities = ["list"] }')
+        self.v.policy("kes", 'path "kv/data/*" { capabilities = ["create", "read"] }\n'
+                             'path "kv/metadata/*" { capabilities = ["list", "delete"] }')
+        kesc, kes = self.v.token(policies=["kesc"]), self.v.token(policies=["kes"])
+
+        def put(token, cas, value):
+            return self.v.req("PUT", "/v1/kv/data/p/k", {"options": {"cas": cas}, "data": {"k": value}},
+                              token=token)
+
+        self.assertEqual(put(kesc, 0, "key-1")[0], 200)
+        st, _, _, js = self.v.req("GET", "/v1/kv/data/p/k", token=kesc)
+        self.assertEqual((st, js["data"]["metadata"]["version"]), (200, 1))
+        # KES's policy may create but not write over an existing entry, whatever the cas.
+        self.assertError(put(kes, 1, "tomb"), 403, [DENIED])
+        self.assertError(self.v.req("PUT", "/v1/kv/destroy/p/k", {"versions": [1]}, token=kes), 403, [DENIED])
+        # The tombstone: the next version, only over the version read.
+        self.assertError(put(kesc, 0, "tomb"), 400, ["check-and-set parameter did not match the current version"])
+        st, _, _, js = put(kesc, 1, "tomb")
+        self.assertEqual((st, js["data"]["version"]), (200, 2))
+        self.assertEqual(self.v.req("PUT", "/v1/kv/destroy/p/k", {"versions": [1]}, token=kesc)[0], 204)
+        st, _, _, js = self.v.req("GET", "/v1/kv/data/p/k?version=1", token=kesc)
+        self.assertEqual((st, js["data"]["data"], js["data"]["metadata"]["destroyed"]), (404, None, True))
+        st, _, _, js = self.v.req("GET", "/v1/kv/data/p/k", token=kesc)
+        self.assertEqual((st, js["data"]["data"], js["data"]["metadata"]["version"]), (200, {"k": "tomb"}, 2))
+        # Re-create over it: one of two writers with the same cas wins.
+        self.assertEqual(put(kesc, 2, "key-2")[0], 200)
+        self.assertError(put(kesc, 2, "key-3"), 400, ["check-and-set parameter did not match the current version"])
+        self.assertEqual(self.v.req("GET", "/v1/kv/data/p/k", token=kesc)[3]["data"]["data"], {"k": "key-2"})
+        self.assertEqual(self.v.req("GET", "/v1/kv/data/p/k?version=1", token=kesc)[0], 404)
+        # Destroying versions that are gone, destroyed already or not there yet: skipped.
+        for v in range(4, 14):
+            self.assertEqual(put(kesc, v - 1, "n%d" % v)[0], 200)
+        self.assertEqual(self.v.req("PUT", "/v1/kv/destroy/p/k", {"versions": list(range(1, 20))},
+                                    token=kesc)[0], 204)
+        js = self.v.req("GET", "/v1/kv/metadata/p/k")[3]["data"]
+        self.assertEqual((js["current_version"], js["oldest_version"]), (13, 4))
+        self.assertTrue(all(x["destroyed"] for x in js["versions"].values()))
+        self.assertEqual(self.v.req("PUT", "/v1/kv/destroy/p/none", {"versions": [1]}, token=kesc)[0], 204)
+
     def test_metadata_read_list_delete(self):
         self.write("dir/a", {"x": 1})
         self.write("dir/a", {"x": 2})
