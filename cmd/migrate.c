@@ -7,6 +7,11 @@
  * Vault store unwraps and re-wraps transit itself). A key that already exists at the target is
  * never overwritten: it counts as failed, or as skipped with --merge, so running the same
  * migration twice with --merge is harmless.
+ *
+ * A deleted key (a tombstone at the source, tombstone.h) is not copied and counts as skipped:
+ * the migration is the switch to another keystore, after which no server of the old one
+ * serves keys from its cache, so its name need not stay reserved. A name the target still
+ * reserves for a key deleted there fails, saying until when.
  */
 #include <fnmatch.h>
 #include <stdio.h>
@@ -29,7 +34,8 @@ static const char MIGRATE_USAGE[] =
     "    -q, --quiet              Do not print progress.\n\n"
     "    -h, --help               Print command line options.\n\n"
     "The pattern is a glob (default '*'). Keys are copied as stored, without being\n"
-    "decrypted; an existing key at the target is never replaced.\n\n"
+    "decrypted; an existing key at the target is never replaced. Deleted keys are\n"
+    "not copied (they count as skipped).\n\n"
     "Examples:\n"
     "    $ kesc migrate --from fs.yml --to vault.yml\n"
     "    $ kesc migrate --from fs.yml --to vault.yml --merge 'minio-*'\n";
@@ -90,13 +96,16 @@ static void progress(bool show, size_t done, size_t total)
 }
 
 static void migrate_one(struct keystore *from, struct keystore *to, const char *name, bool merge,
-                        struct migrate_counts *n, bool show)
+                        struct migrate_counts *n, bool show, bool quiet)
 {
 	struct bytes record = {0};
 	struct ks_err err = {{0}};
 	int rc = keystore_get(from, name, &record, &err);
-	if (rc == KS_NOT_FOUND) { /* deleted since the listing: nothing to copy */
+	if (rc == KS_NOT_FOUND) { /* deleted (a tombstone), or since the listing */
 		n->skipped++;
+		if (!quiet && err.msg[0])
+			fprintf(stderr, "%skesc: key '%s' is not copied: it was %s\n",
+			        show ? "\n" : "", name, err.msg);
 		return;
 	}
 	if (rc != KS_OK) {
@@ -116,6 +125,10 @@ static void migrate_one(struct keystore *from, struct keystore *to, const char *
 		fprintf(stderr,
 		        "%skesc: key '%s' already exists at the target (use --merge to skip it)\n",
 		        show ? "\n" : "", name);
+	} else if (rc == KS_DELETED) {
+		n->failed++;
+		fprintf(stderr, "%skesc: key '%s' cannot be created at the target: %s\n",
+		        show ? "\n" : "", name, err.msg);
 	} else {
 		n->failed++;
 		fprintf(stderr, "%skesc: failed to create key '%s': %s\n", show ? "\n" : "", name,
@@ -146,7 +159,7 @@ static int migrate_run(struct keystore *from, struct keystore *to, const char *p
 	for (size_t i = 0; i < names.count; i++) {
 		if (fnmatch(pattern, names.names[i], 0) != 0)
 			continue;
-		migrate_one(from, to, names.names[i], merge, &n, show);
+		migrate_one(from, to, names.names[i], merge, &n, show, quiet);
 		progress(show, ++done, total);
 	}
 	if (show)

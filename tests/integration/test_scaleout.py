@@ -15,7 +15,8 @@ What is checked:
   3. A key deleted through one replica stops being served by the others within the cache expiry
      (cache.expiry.any; the bound is documented in kesc.yml(5)).
   4. `kesc migrate` fs -> Vault: every key and its ciphertexts survive the switch, a deleted
-     (tombstoned) key is not copied, --merge makes a second run harmless.
+     (tombstoned) key is not copied, --merge makes a second run harmless, a name the target
+     reserves for a key deleted there is not taken.
 
 No assertion depends on tight timing: bounds are the cache expiry plus generous slack, and
 measured numbers are printed.
@@ -369,7 +370,7 @@ class ScaleOut(unittest.TestCase):
         names = ["mig-a", "mig-b", "mig-c"]
         with kesctest.Server() as fs:
             deks = {}
-            for n in names + ["mig-gone"]:
+            for n in names + ["mig-gone", "clash"]:
                 self.assertEqual(fs.request("POST", "/v1/key/create/" + n).status, 200)
                 r = fs.request("POST", "/v1/key/generate/" + n, {"context": CTX})
                 self.assertEqual(r.status, 200, r)
@@ -383,11 +384,23 @@ class ScaleOut(unittest.TestCase):
                 out = p.stdout.decode() + p.stderr.decode()
                 self.assertEqual(p.returncode, 0, out)
                 self.assertIn("copied 3, skipped 1, failed 0", out)
+                self.assertIn("key 'mig-gone' is not copied: it was deleted at ", out)
                 again = kesctest.run_kesc("migrate", "--from", fs.config_path, "--to",
                                           target.config_path, "--merge", "mig-*")
                 out = again.stdout.decode() + again.stderr.decode()
                 self.assertEqual(again.returncode, 0, out)
                 self.assertIn("copied 0, skipped 4, failed 0", out)
+                # A name the target still reserves for a key deleted there is not taken.
+                with replica() as v:
+                    self.assertEqual(v.request("POST", "/v1/key/create/clash").status, 200)
+                    self.assertEqual(v.request("DELETE", "/v1/key/delete/clash").status, 200)
+                clash = kesctest.run_kesc("migrate", "--from", fs.config_path, "--to",
+                                          target.config_path, "clash")
+                out = clash.stdout.decode() + clash.stderr.decode()
+                self.assertEqual(clash.returncode, 1, out)
+                self.assertIn("copied 0, skipped 0, failed 1", out)
+                self.assertIn("key 'clash' cannot be created at the target: key 'clash' was "
+                              "deleted at ", out)
             finally:
                 target.cleanup()
         with replica() as a, replica() as b:
