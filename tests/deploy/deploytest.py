@@ -247,8 +247,9 @@ class Vault:
         """K/V v2 at kv/ with the policy of deploy/examples/vault-kv-v2.yml."""
         self.call("POST", "/v1/sys/mounts/kv", {"type": "kv", "options": {"version": "2"}})
         self.call("PUT", "/v1/sys/policies/acl/" + policy_name, {"policy": """
-path "kv/data/*" { capabilities = ["create", "read"] }
-path "kv/metadata/*" { capabilities = ["list", "delete"] }
+path "kv/data/*" { capabilities = ["create", "read", "update"] }
+path "kv/destroy/*" { capabilities = ["update"] }
+path "kv/metadata/*" { capabilities = ["list"] }
 """})
 
     def approle(self, role, policy="kesc"):
