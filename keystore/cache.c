@@ -832,7 +832,6 @@ int ks_cache_remove(struct ks_cache *c, const char *name, const char *deleted_by
 static int cache_name_is_key(struct ks_cache *c, const char *name, bool *live, struct ks_err *err)
 {
 	uint64_t hash = cache_hash(name);
-	struct bytes record = {0};
 	struct key_ref ref;
 	struct ks_err e = {{0}};
 	int64_t start;
@@ -844,8 +843,7 @@ static int cache_name_is_key(struct ks_cache *c, const char *name, bool *live, s
 		return KS_OK;
 	}
 	start = cache_now_us();
-	rc = cache_store_done(c, start, keystore_get(c->store, name, &record, &e));
-	bytes_free(&record);
+	rc = cache_store_done(c, start, keystore_holds_key(c->store, name, &e));
 	if (rc == KS_NOT_FOUND)
 		*live = false;
 	if (rc == KS_OK || rc == KS_NOT_FOUND || rc == KS_FAILED)

@@ -143,6 +143,21 @@ int keystore_get(struct keystore *ks, const char *name, struct bytes *record_out
 	return KS_NOT_FOUND;
 }
 
+int keystore_holds_key(struct keystore *ks, const char *name, struct ks_err *err)
+{
+	struct bytes record = {0};
+	bool key = false;
+	int rc;
+
+	if (ks->ops->holds_key) {
+		rc = ks->ops->holds_key(ks->self, name, &key, err);
+		return rc == KS_OK && !key ? KS_NOT_FOUND : rc;
+	}
+	rc = keystore_get(ks, name, &record, err);
+	bytes_free(&record);
+	return rc;
+}
+
 int keystore_remove(struct keystore *ks, const char *name, const struct bytes *tombstone,
                     struct ks_err *err)
 {

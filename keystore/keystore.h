@@ -92,6 +92,9 @@ struct keystore_ops {
 	int (*list)(void *self, const char *prefix, struct name_list *out, struct ks_err *err);
 	int (*status)(void *self, struct ks_status *out, struct ks_err *err);
 	void (*close)(void *self);
+	/* Optional: whether name holds a key (true) or a tombstone (false), as cheaply as the
+	 * store can tell; KS_NOT_FOUND if absent. NULL: keystore_holds_key uses get. */
+	int (*holds_key)(void *self, const char *name, bool *key, struct ks_err *err);
 };
 
 /* A store instance: its table and its state. All operations are safe to call from several
@@ -108,6 +111,9 @@ int keystore_create(struct keystore *ks, const char *name, const struct bytes *r
  * tombstone says in err ("deleted at … by …, name reserved until …"). */
 int keystore_get(struct keystore *ks, const char *name, struct bytes *record_out,
                  struct ks_err *err);
+/* Whether name holds a key: KS_OK with *key true, KS_NOT_FOUND for a tombstone or nothing,
+ * or an error (a record that is not a tombstone counts as a key: it is listed). */
+int keystore_holds_key(struct keystore *ks, const char *name, struct ks_err *err);
 /* tombstone: the record to leave in place of the key (tombstone_encode). */
 int keystore_remove(struct keystore *ks, const char *name, const struct bytes *tombstone,
                     struct ks_err *err);

@@ -12,6 +12,7 @@
 
 #include "keystore/json.h"
 #include "keystore/secmem.h"
+#include "keystore/tombstone.h"
 #include "keystore/vault_internal.h"
 
 #define DEFAULT_PING_MS            15000
@@ -248,6 +249,19 @@ static int vault_remove(void *self, const char *name, const struct bytes *tombst
 	return rc;
 }
 
+/* For a list: the stored value tells a key from a tombstone (plain text, never wrapped), so
+ * no transit decryption is needed. */
+static int vault_holds_key(void *self, const char *name, bool *key, struct ks_err *err)
+{
+	struct vault_store *v = self;
+	struct bytes value = {0};
+	struct tombstone t;
+	int rc = vault_kv_read(v, name, &value, err);
+	*key = rc == KS_OK && !tombstone_parse(value.data, value.len, &t);
+	bytes_free(&value);
+	return rc;
+}
+
 static int vault_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)
 {
 	struct vault_store *v = self;
@@ -305,6 +319,7 @@ static const struct keystore_ops vault_ops = {
     .list = vault_list,
     .status = vault_status,
     .close = vault_close,
+    .holds_key = vault_holds_key,
 };
 
 /* ---- open ---- */

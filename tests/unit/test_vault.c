@@ -1239,6 +1239,14 @@ static void test_tombstones_v2(void)
 	CHECK(!destroyed);
 	CHECK_EQ_INT(v2_version("old", 1, &destroyed, &body), 404);
 	CHECK(destroyed);
+	/* What a list asks: one read, no transit decryption. */
+	long reads = stat_count("GET /v1/kv2/data/tomb/old"),
+	     unwraps = stat_count("POST /v1/transit/decrypt/kesc");
+	CHECK_EQ_INT(keystore_holds_key(ks, "old", &err), KS_OK);
+	CHECK_EQ_INT(keystore_holds_key(ks, "k", &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(keystore_holds_key(ks, "never", &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(stat_count("GET /v1/kv2/data/tomb/old"), reads + 1);
+	CHECK_EQ_INT(stat_count("POST /v1/transit/decrypt/kesc"), unwraps);
 	/* Deleted again: everything before the new tombstone is destroyed. */
 	CHECK_EQ_INT(remove_with(ks, "old", 3600, &err), KS_OK);
 	CHECK_EQ_INT(v2_version("old", 3, &destroyed, &body), 404);
