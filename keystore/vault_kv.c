@@ -8,6 +8,7 @@
  * The value is the stored record string (or its transit ciphertext). Paths are joined the way
  * Go's path.Join does it, so an empty prefix disappears and slashes never double.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,8 @@ int vault_kv_list(struct vault_store *v, struct name_list *out, struct ks_err *e
 /* ---- tombstones (vault_tomb.c): reads with the version, writes with check-and-set,
  * destroying versions ---- */
 
+#define KV_VERSION_MAX (INT64_C(1) << 53)
+
 int vault_kv_parse_version(const char *body, size_t len, int64_t *version)
 {
 	char perr[64];
@@ -375,8 +378,10 @@ int vault_kv_parse_version(const char *body, size_t len, int64_t *version)
 	const char *num =
 	    json_number(json_get(json_get(json_get(j, "data"), "metadata"), "version"));
 	char *end = NULL;
+	errno = 0;
 	long long n = num ? strtoll(num, &end, 10) : 0;
-	int rc = num && end && *end == '\0' && n > 0 ? 0 : -1;
+	/* Versions count writes: anything near the limit of the type is not a real answer. */
+	int rc = num && end && *end == '\0' && errno == 0 && n > 0 && n < KV_VERSION_MAX ? 0 : -1;
 	*version = rc == 0 ? n : 0;
 	json_free(j);
 	return rc;
@@ -479,8 +484,9 @@ int vault_kv_destroy(struct vault_store *v, const char *name, int64_t upto, stru
 	json_object_begin(&w);
 	json_key(&w, "versions");
 	json_array_begin(&w);
-	for (int64_t n = upto > KV_DESTROY_MAX ? upto - KV_DESTROY_MAX + 1 : 1; n <= upto; n++)
-		json_write_int(&w, n);
+	int64_t first = upto > KV_DESTROY_MAX ? upto - KV_DESTROY_MAX + 1 : 1;
+	for (int64_t i = 0; i <= upto - first; i++)
+		json_write_int(&w, first + i);
 	json_array_end(&w);
 	json_object_end(&w);
 	struct vault_response rs;

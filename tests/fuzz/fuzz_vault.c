@@ -1,9 +1,9 @@
 /*
  * fuzz_vault.c — what the Vault keystore parses or builds from outside input: K/V read and
- * list responses, login/renew responses, capabilities-self and sys/health answers, the
- * record ↔ K/V value codec (must round-trip), and path joining (must never produce "..",
- * empty segments or unescaped bytes).
- * The first input byte picks the part; the rest is the input.
+ * list responses (and the version a v2 read answers, for tombstones), login/renew responses,
+ * capabilities-self and sys/health answers, the record ↔ K/V value codec (must round-trip), and
+ * path joining (must never produce "..", empty segments or unescaped bytes). The first input byte
+ * picks the part; the rest is the input.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ks_err err;
 	if (mode == 0 || mode == 1) {
 		struct bytes value = {0};
+		int64_t version = -1;
 		vault_kv_parse_read(mode + 1, "key", body, len, &value, &err);
 		bytes_free(&value);
+		if (mode == 1 && vault_kv_parse_version(body, len, &version) == 0 && version < 1)
+			abort();
+		if (mode == 1 && version < 0)
+			abort(); /* always set, 0 when there is none */
 	} else if (mode == 2) {
 		struct name_list l = {0};
 		vault_kv_parse_list(body, len, "kv", &l, &err);
