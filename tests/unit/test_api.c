@@ -11,6 +11,7 @@
 #include "check.h"
 #include "keystore/key.h"
 #include "keystore/keystore.h"
+#include "keystore/tombstone.h"
 #include "server/api.h"
 #include "server/api_errors.h"
 #include "server/api_util.h"
@@ -1290,6 +1291,31 @@ static void test_state_errors(void)
 	call(st, "GET", "/version", NULL); /* still alive after retain + release */
 	CHECK_EQ_INT(R.status, 200);
 	server_state_release(st);
+
+	/* a configured key whose name a delete still reserves: the server starts, the name
+	 * stays reserved (created by a later start or reload) */
+	c = make_config();
+	c->keys = STRV("reserved", "fresh");
+	c->key_count = 2;
+	{
+		struct keystore *mem = mem_keystore_open();
+		struct tombstone t = {.deleted_at = keystore_now(), .until = keystore_now() + 3600};
+		struct bytes rec = {(uint8_t *)"old-key", 7}, tomb = {0};
+		struct ks_err kerr = {{0}};
+		CHECK_EQ_INT(keystore_create(mem, "reserved", &rec, &kerr), KS_OK);
+		CHECK_EQ_INT(tombstone_encode(&t, &tomb), 0);
+		CHECK_EQ_INT(keystore_remove(mem, "reserved", &tomb, &kerr), KS_OK);
+		bytes_free(&tomb);
+		struct server_state *rs = server_state_new_with_store(c, mem, err, sizeof err);
+		CHECK(rs != NULL);
+		if (rs) {
+			call(rs, "GET", "/v1/key/describe/reserved", NULL);
+			CHECK_ERROR(404, "key does not exist");
+			call(rs, "GET", "/v1/key/describe/fresh", NULL);
+			CHECK_EQ_INT(R.status, 200);
+			server_state_release(rs);
+		}
+	}
 
 	/* a reload keeps the first start time */
 	c = make_config();
