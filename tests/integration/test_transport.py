@@ -536,6 +536,45 @@ class LifecycleTest(unittest.TestCase):
             self.assert_clean(srv)
 
 
+class ListenerTest(unittest.TestCase):
+    def test_second_instance_cannot_share_the_port(self):
+        """A second server on the same address must not start (it would steal connections
+        and answer them from another keystore); the first keeps serving every request."""
+        with kesctest.Server() as first:
+            self.assertEqual(first.request("POST", "/v1/key/create/port-key").status, 200)
+            second = kesctest.Server(start=False)
+            try:
+                err = open(second.stderr_path, "wb")
+                proc = subprocess.Popen([kesctest.KESC_BIN, "server", "--config",
+                                         second.config_path, "--addr", first.addr],
+                                        stdout=subprocess.DEVNULL, stderr=err,
+                                        stdin=subprocess.DEVNULL)
+                try:
+                    # Until it exits or says it listens (then it shares the port).
+                    deadline = time.monotonic() + 60
+                    while (proc.poll() is None and time.monotonic() < deadline and
+                           "listening on" not in second.stderr_text()):
+                        time.sleep(0.05)
+                    code = proc.poll()
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                    err.close()
+                text = second.stderr_text()
+                self.assertIsNotNone(code, "second instance started on a port in use")
+                self.assertNotEqual(code, 0, text)
+                self.assertIn("address already in use", text.lower())
+                self.assertIn(first.addr, text)
+            finally:
+                second.cleanup()
+            for _ in range(20):
+                r = first.request("GET", "/v1/key/describe/port-key")
+                self.assertEqual(r.status, 200, r)
+            self.assertEqual(first.stop(), 0)
+            self.assertEqual(first.sanitizer_report(), "")
+
+
 class TlsConfigTest(unittest.TestCase):
     def test_tls_auth_on_verifies_chain(self):
         srv = kesctest.Server(start=False)
