@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -20,17 +21,33 @@
 
 #define LOOP_EVENTS           256
 #define LOOP_ACCEPTS_PER_WAKE 64
+/* A loop hands a new connection to the least busy loop when it holds more than this many
+ * connections above it: a small slack keeps short-lived connections on the loop that woke
+ * (no cross-thread hop) while bursts of long-lived ones end up spread evenly. */
+#define LOOP_BALANCE_SLACK 1
+
+/* An accepted connection on its way to another loop's mailbox. */
+struct handoff {
+	struct handoff *next;
+	int fd;
+	socklen_t addrlen;
+	struct sockaddr_storage addr;
+};
 
 struct loop {
 	struct loop_env *env;
 	unsigned index;
 	int epfd;
-	int listen_fd;
+	bool listening; /* env->listen_fd is in the epoll set */
 	int event_fd;
 	int spare_fd; /* kept open so accept can shed a connection when out of descriptors */
 	pthread_t thread;
 	bool started;
 	atomic_bool finished;
+	/* Connections this loop holds, and those handed to it not yet taken; read by other loops
+	 * to balance (counting the ones in flight keeps a burst from tipping to one side). */
+	atomic_uint nconns;
+	atomic_uint nhandoffs;
 	int64_t now_ms;
 	struct loop_handler listen_handler;
 	struct loop_handler event_handler;
@@ -51,6 +68,7 @@ struct loop {
 	/* Mailbox, guarded by lock. */
 	pthread_mutex_t lock;
 	struct worker_job *done_head, *done_tail;
+	struct handoff *handoff_head, *handoff_tail;
 	struct server_state *new_state;
 	struct tls_server *new_tls;
 	bool drain_requested;
@@ -216,12 +234,15 @@ static void list_remove(struct loop_link *link)
 void loop_conn_add(struct loop *l, struct loop_link *link)
 {
 	list_add(&l->conns, link);
+	atomic_fetch_add_explicit(&l->nconns, 1, memory_order_relaxed);
 }
 
 void loop_conn_remove(struct loop *l, struct loop_link *link)
 {
-	(void)l;
+	if (!link->next)
+		return;
 	list_remove(link);
+	atomic_fetch_sub_explicit(&l->nconns, 1, memory_order_relaxed);
 }
 
 void loop_stream_add(struct loop *l, struct loop_link *link)
@@ -284,6 +305,62 @@ static void bury(struct loop *l)
 
 /* ---- accepting ---- */
 
+static unsigned conns_of(struct loop *l)
+{
+	return atomic_load_explicit(&l->nconns, memory_order_relaxed) +
+	       atomic_load_explicit(&l->nhandoffs, memory_order_relaxed);
+}
+
+/* The loop that should take a new connection: this one unless another holds fewer by more
+ * than the slack. */
+static struct loop *pick_loop(struct loop *l)
+{
+	struct loop_env *env = l->env;
+	struct loop *best = l;
+	unsigned best_n = conns_of(l);
+	unsigned nloops = atomic_load(&env->nloops);
+	for (unsigned i = 0; i < nloops; i++) {
+		struct loop *o = env->loops[i];
+		unsigned n = conns_of(o);
+		if (o != l && n + LOOP_BALANCE_SLACK < best_n && !atomic_load(&o->finished)) {
+			best = o;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+static void wake_fd(struct loop *l);
+
+/* Queues fd for loop o; false when out of memory (the caller keeps the connection). */
+static bool hand_over(struct loop *o, int fd, const struct sockaddr_storage *addr, socklen_t len)
+{
+	struct handoff *h = malloc(sizeof(*h));
+	if (!h)
+		return false;
+	h->next = NULL;
+	h->fd = fd;
+	h->addr = *addr;
+	h->addrlen = len;
+	atomic_fetch_add_explicit(&o->nhandoffs, 1, memory_order_relaxed);
+	pthread_mutex_lock(&o->lock);
+	if (o->handoff_tail)
+		o->handoff_tail->next = h;
+	else
+		o->handoff_head = h;
+	o->handoff_tail = h;
+	pthread_mutex_unlock(&o->lock);
+	wake_fd(o);
+	return true;
+}
+
+/* A connection counted in env->connections that will not be served. */
+static void refuse(struct loop *l, int fd)
+{
+	close(fd);
+	atomic_fetch_sub(&l->env->connections, 1);
+}
+
 /* Out of descriptors: accept with the spare one's slot and close at once, so the kernel's
  * backlog does not fill with connections we cannot serve and the loop does not spin. */
 static void shed_one(struct loop *l)
@@ -291,20 +368,33 @@ static void shed_one(struct loop *l)
 	if (l->spare_fd < 0)
 		return;
 	close(l->spare_fd);
-	int fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(l->env->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd >= 0)
 		close(fd);
 	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void admit(struct loop *l, int fd, struct sockaddr_storage *addr, socklen_t len)
+{
+	unsigned now = atomic_fetch_add(&l->env->connections, 1) + 1;
+	if (now > l->env->max_connections) {
+		refuse(l, fd);
+		return;
+	}
+	struct loop *target = pick_loop(l);
+	if (target != l && hand_over(target, fd, addr, len))
+		return;
+	conn_accept(l, fd, (struct sockaddr *)addr, len);
 }
 
 static void on_listen(struct loop_handler *h, uint32_t events)
 {
 	struct loop *l = container_of(h, struct loop, listen_handler);
 	(void)events;
-	for (int i = 0; i < LOOP_ACCEPTS_PER_WAKE && l->listen_fd >= 0; i++) {
+	for (int i = 0; i < LOOP_ACCEPTS_PER_WAKE && l->listening; i++) {
 		struct sockaddr_storage addr;
 		socklen_t len = sizeof(addr);
-		int fd = accept4(l->listen_fd, (struct sockaddr *)&addr, &len,
+		int fd = accept4(l->env->listen_fd, (struct sockaddr *)&addr, &len,
 		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
@@ -316,13 +406,22 @@ static void on_listen(struct loop_handler *h, uint32_t events)
 				continue;
 			return; /* EAGAIN or a transient error: wait for the next event */
 		}
-		unsigned now = atomic_fetch_add(&l->env->connections, 1) + 1;
-		if (now > l->env->max_connections) {
-			atomic_fetch_sub(&l->env->connections, 1);
-			close(fd);
-			continue;
-		}
-		conn_accept(l, fd, (struct sockaddr *)&addr, len);
+		admit(l, fd, &addr, len);
+	}
+}
+
+/* Connections other loops handed to this one. */
+static void take_handoffs(struct loop *l, struct handoff *h)
+{
+	while (h) {
+		struct handoff *next = h->next;
+		atomic_fetch_sub_explicit(&l->nhandoffs, 1, memory_order_relaxed);
+		if (l->draining)
+			refuse(l, h->fd);
+		else
+			conn_accept(l, h->fd, (struct sockaddr *)&h->addr, h->addrlen);
+		free(h);
+		h = next;
 	}
 }
 
@@ -382,10 +481,9 @@ static void start_draining(struct loop *l)
 {
 	l->draining = true;
 	l->drain_deadline_ms = l->now_ms + l->env->drain_ms;
-	if (l->listen_fd >= 0) {
-		loop_unwatch(l, l->listen_fd);
-		close(l->listen_fd);
-		l->listen_fd = -1;
+	if (l->listening) {
+		loop_unwatch(l, l->env->listen_fd);
+		l->listening = false;
 	}
 	for (struct loop_link *c = l->conns.next, *next; c != &l->conns; c = next) {
 		next = c->next;
@@ -403,6 +501,8 @@ static void on_mailbox(struct loop_handler *h, uint32_t events)
 	pthread_mutex_lock(&l->lock);
 	struct worker_job *jobs = l->done_head;
 	l->done_head = l->done_tail = NULL;
+	struct handoff *handoffs = l->handoff_head;
+	l->handoff_head = l->handoff_tail = NULL;
 	struct server_state *st = l->new_state;
 	struct tls_server *tls = l->new_tls;
 	l->new_state = NULL;
@@ -423,6 +523,7 @@ static void on_mailbox(struct loop_handler *h, uint32_t events)
 		jobs->done(jobs);
 		jobs = next;
 	}
+	take_handoffs(l, handoffs);
 	for (struct loop_link *s = l->streams.next, *next; s != &l->streams; s = next) {
 		next = s->next;
 		conn_stream_pump(s);
@@ -490,7 +591,7 @@ bool loop_finished(struct loop *l)
 	return atomic_load(&l->finished);
 }
 
-struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struct server_state *st,
+struct loop *loop_new(struct loop_env *env, unsigned index, struct server_state *st,
                       struct tls_server *tls)
 {
 	struct loop *l = calloc(1, sizeof(*l));
@@ -498,7 +599,6 @@ struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struc
 		return NULL;
 	l->env = env;
 	l->index = index;
-	l->listen_fd = listen_fd;
 	l->listen_handler.on_event = on_listen;
 	l->event_handler.on_event = on_mailbox;
 	list_init(&l->conns);
@@ -510,18 +610,20 @@ struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struc
 	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (l->epfd < 0 || l->event_fd < 0)
 		goto fail;
-	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &l->listen_handler};
+	/* EPOLLEXCLUSIVE: a new connection wakes one waiting loop, not every loop. */
+	struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+	                          .data.ptr = &l->listen_handler};
 	struct epoll_event eev = {.events = EPOLLIN, .data.ptr = &l->event_handler};
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, listen_fd, &lev) != 0 ||
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, env->listen_fd, &lev) != 0 ||
 	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->event_fd, &eev) != 0)
 		goto fail;
+	l->listening = true;
 	server_state_retain(st);
 	tls_server_retain(tls);
 	l->state = st;
 	l->tls = tls;
 	return l;
 fail:
-	l->listen_fd = -1; /* the caller still owns it */
 	loop_free(l);
 	return NULL;
 }
@@ -531,6 +633,9 @@ int loop_start(struct loop *l)
 	if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
 		return -1;
 	l->started = true;
+	char name[16];
+	snprintf(name, sizeof(name), "kesc-loop%u", l->index);
+	(void)pthread_setname_np(l->thread, name); /* for top -H and /proc/PID/task */
 	return 0;
 }
 
@@ -545,8 +650,11 @@ void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
-	if (l->listen_fd >= 0)
-		close(l->listen_fd);
+	for (struct handoff *h = l->handoff_head, *next; h; h = next) {
+		next = h->next;
+		refuse(l, h->fd);
+		free(h);
+	}
 	if (l->epfd >= 0)
 		close(l->epfd);
 	if (l->event_fd >= 0)

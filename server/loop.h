@@ -1,7 +1,14 @@
 /*
- * loop.h — one event loop thread per core: its own SO_REUSEPORT listening socket, an epoll
- * set, a timer heap, and a mailbox through which other threads hand it finished worker jobs,
- * configuration updates (SIGHUP) and the drain order (SIGTERM).
+ * loop.h — one event loop thread per core: an epoll set, a timer heap, and a mailbox through
+ * which other threads hand it finished worker jobs, accepted connections, configuration
+ * updates (SIGHUP) and the drain order (SIGTERM).
+ *
+ * All loops accept from one listening socket (no SO_REUSEPORT: a second process must not be
+ * able to bind the address and take a share of the connections). Each loop watches it with
+ * EPOLLEXCLUSIVE, so a new connection wakes one idle loop, not all; the kernel prefers the
+ * same idle loop, so a loop that holds more connections than the least busy one hands a new
+ * connection over to that loop (through its mailbox), which keeps long-lived keep-alive
+ * connections spread evenly across the cores.
  *
  * Everything a loop owns (its connections, their TLS contexts and buffers) is touched only by
  * the loop's own thread. The functions marked "any thread" are the only way in from outside.
@@ -23,6 +30,9 @@ struct worker_pool;
  * settings are atomics because a SIGHUP changes them while the loops run. */
 struct loop_env {
 	struct worker_pool *workers;
+	int listen_fd;           /* shared by all loops; owned (and closed) by server.c */
+	struct loop **loops;     /* for handing connections over */
+	_Atomic unsigned nloops; /* loops[0 .. nloops-1] are running */
 	atomic_uint connections;
 	_Atomic unsigned max_connections;
 	_Atomic int64_t handshake_timeout_ms;
@@ -50,15 +60,16 @@ struct loop_link {
 
 struct loop;
 
-/* Creates a loop for listen_fd (non-blocking, listening). It takes one reference to st and
- * tls of its own. NULL on failure. */
-struct loop *loop_new(struct loop_env *env, unsigned index, int listen_fd, struct server_state *st,
+/* Creates a loop that accepts from env->listen_fd (non-blocking, listening; the loop watches
+ * it but never closes it). It takes one reference to st and tls of its own. NULL on failure. */
+struct loop *loop_new(struct loop_env *env, unsigned index, struct server_state *st,
                       struct tls_server *tls);
 int loop_start(struct loop *l);
 /* Any thread: use st/tls for new requests/handshakes (the loop takes its own references). */
 void loop_update(struct loop *l, struct server_state *st, struct tls_server *tls);
-/* Any thread: stop accepting, finish in-flight requests, close idle connections; the thread
- * ends when no connection is left or env->drain_ms passed. */
+/* Any thread: stop accepting (the loop stops watching env->listen_fd), finish in-flight
+ * requests, close idle connections; the thread ends when no connection is left or
+ * env->drain_ms passed. */
 void loop_drain(struct loop *l);
 /* Any thread: whether the loop thread has ended (after loop_drain). */
 bool loop_finished(struct loop *l);
@@ -80,7 +91,7 @@ int loop_watch(struct loop *l, int fd, struct loop_handler *h);
 void loop_unwatch(struct loop *l, int fd);
 void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t deadline_ms);
 void loop_timer_clear(struct loop *l, struct loop_timer *t);
-/* All connections (for draining) and those streaming a log (for loop_wake). */
+/* All connections (for draining and balancing) and those streaming a log (for loop_wake). */
 void loop_conn_add(struct loop *l, struct loop_link *link);
 void loop_conn_remove(struct loop *l, struct loop_link *link);
 void loop_stream_add(struct loop *l, struct loop_link *link);

@@ -43,7 +43,7 @@ struct server {
 	struct tls_server *tls;
 	unsigned nloops;
 	struct loop *loops[MAX_LOOPS];
-	int listen_fds[MAX_LOOPS];
+	int listen_fd; /* shared by the loops (loop.h) */
 	struct loop_env env;
 	char bound[300];
 	/* The TLS files as last loaded: rotated certificates are picked up without SIGHUP. */
@@ -129,7 +129,18 @@ int server_parse_address(const char *addr, char *host, unsigned long hostlen, un
 	return 0;
 }
 
-/* Binds one listening socket; port 0 picks one (the others then reuse it). */
+/* "IP:PORT" or "[IPv6]:PORT" as operators write it (an empty host is every interface). */
+static void format_address(char *out, size_t n, const char *host, unsigned port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+	snprintf(out, n, "%s%s%s:%u", v6 ? "[" : "", host[0] ? host : "0.0.0.0", v6 ? "]" : "",
+	         port);
+}
+
+/* The one listening socket of the process. Deliberately without SO_REUSEPORT: with it, any
+ * other process of the same user could bind the same address and silently take a share of
+ * the connections (and answer them from another keystore). SO_REUSEADDR only lets a restart
+ * bind while old connections linger in TIME_WAIT. */
 static int bind_listener(const char *host, unsigned port, struct sockaddr_storage *bound, char *err,
                          size_t errlen)
 {
@@ -137,6 +148,8 @@ static int bind_listener(const char *host, unsigned port, struct sockaddr_storag
 	socklen_t len;
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	char where[300];
+	format_address(where, sizeof(where), host, port);
 	if (!host[0] || !strcmp(host, "0.0.0.0")) {
 		v4->sin_family = AF_INET;
 		v4->sin_addr.s_addr = htonl(INADDR_ANY);
@@ -162,9 +175,15 @@ static int bind_listener(const char *host, unsigned port, struct sockaddr_storag
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
 	    bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0) {
-		snprintf(err, errlen, "failed to listen on %s:%u: %s", host, port, strerror(errno));
+		int e = errno;
+		if (e == EADDRINUSE)
+			snprintf(err, errlen,
+			         "cannot listen on %s: address already in use (is another kesc or "
+			         "another program listening there?)",
+			         where);
+		else
+			snprintf(err, errlen, "cannot listen on %s: %s", where, strerror(e));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -193,16 +212,11 @@ static int bind_all(struct server *s, const char *address, char *err, size_t err
 		snprintf(err, errlen, "invalid listen address '%s'", address);
 		return -1;
 	}
-	for (unsigned i = 0; i < s->nloops; i++) {
-		struct sockaddr_storage bound;
-		int fd = bind_listener(host, port, &bound, err, errlen);
-		if (fd < 0)
-			return -1;
-		s->listen_fds[i] = fd;
-		port = bound_port(&bound);
-	}
-	snprintf(s->bound, sizeof(s->bound), "%s%s%s:%u", strchr(host, ':') ? "[" : "",
-	         host[0] ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", port);
+	struct sockaddr_storage bound;
+	s->listen_fd = bind_listener(host, port, &bound, err, errlen);
+	if (s->listen_fd < 0)
+		return -1;
+	format_address(s->bound, sizeof(s->bound), host, bound_port(&bound));
 	return 0;
 }
 
@@ -433,21 +447,30 @@ static int start_loops(struct server *s, char *err, size_t errlen)
 	atomic_init(&s->env.connections, 0);
 	apply_settings(&s->env, cfg);
 	s->env.drain_ms = LIMIT_DRAIN_MS;
+	s->env.listen_fd = s->listen_fd;
+	s->env.loops = s->loops;
 	for (unsigned i = 0; i < s->nloops; i++) {
-		s->loops[i] = loop_new(&s->env, i, s->listen_fds[i], s->state, s->tls);
+		s->loops[i] = loop_new(&s->env, i, s->state, s->tls);
 		if (!s->loops[i]) {
 			snprintf(err, errlen, "failed to create event loop %u", i);
-			return -1;
-		}
-		s->listen_fds[i] = -1; /* the loop owns it now */
-		if (loop_start(s->loops[i]) < 0) {
-			loop_free(s->loops[i]);
-			s->loops[i] = NULL;
-			snprintf(err, errlen, "failed to start event loop %u", i);
-			return -1;
+			goto unstarted;
 		}
 	}
+	/* A loop hands connections only to loops below env.nloops: those already running. */
+	for (unsigned i = 0; i < s->nloops; i++) {
+		if (loop_start(s->loops[i]) < 0) {
+			snprintf(err, errlen, "failed to start event loop %u", i);
+			goto unstarted;
+		}
+		atomic_store(&s->env.nloops, i + 1);
+	}
 	return 0;
+unstarted:
+	for (unsigned i = atomic_load(&s->env.nloops); i < s->nloops; i++) {
+		loop_free(s->loops[i]);
+		s->loops[i] = NULL;
+	}
+	return -1;
 }
 
 /* The main thread waits for signals here (the logs write themselves: log.h). */
@@ -500,6 +523,10 @@ static void stop_all(struct server *s, int sfd)
 	for (unsigned i = 0; i < s->nloops; i++)
 		if (s->loops[i])
 			loop_drain(s->loops[i]);
+	/* Refuse new connections at once (a listening socket shut down for reading stops
+	 * listening); it stays open until no loop watches it any more. */
+	if (s->listen_fd >= 0)
+		(void)shutdown(s->listen_fd, SHUT_RD);
 	wait_for_drain(s, sfd);
 	for (unsigned i = 0; i < s->nloops; i++) {
 		if (s->loops[i]) {
@@ -510,9 +537,9 @@ static void stop_all(struct server *s, int sfd)
 	}
 	worker_pool_free(s->env.workers);
 	s->env.workers = NULL;
-	for (unsigned i = 0; i < s->nloops; i++)
-		if (s->listen_fds[i] >= 0)
-			close(s->listen_fds[i]);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	s->listen_fd = -1;
 }
 
 static int block_signals(sigset_t *set)
@@ -564,10 +591,8 @@ int server_run(const struct server_options *opt)
 	char err[ERR_LEN];
 	char hardening[256] = "";
 	struct config *cfg = NULL;
-	struct server s = {.opt = opt};
+	struct server s = {.opt = opt, .listen_fd = -1};
 	int rc = 1, sfd = -1;
-	for (unsigned i = 0; i < MAX_LOOPS; i++)
-		s.listen_fds[i] = -1;
 	if (opt->check_only)
 		return check_config(opt);
 	metrics_init();

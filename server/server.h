@@ -1,6 +1,7 @@
 /*
- * server.h — the server process: load the configuration, build state and TLS, bind one
- * SO_REUSEPORT socket per event loop, run until SIGTERM/SIGINT (then drain), reload on SIGHUP.
+ * server.h — the server process: load the configuration, build state and TLS, bind the one
+ * listening socket the event loops share, run until SIGTERM/SIGINT (then drain), reload on
+ * SIGHUP.
  */
 #ifndef KESC_SERVER_SERVER_H
 #define KESC_SERVER_SERVER_H
