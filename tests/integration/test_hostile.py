@@ -784,5 +784,83 @@ class HostileTest(unittest.TestCase):
         self.assertEqual(r.json()["plaintext"], generated["plaintext"])
 
 
+class ConnectionCapTest(unittest.TestCase):
+    """server.max_connections under attack, scaled down: sockets that never send a TLS byte
+    must not keep legitimate clients out, authenticated keep-alive connections are kept, and
+    what is refused is logged (a few lines, not one per connection)."""
+
+    CAP = 12
+
+    def tcp(self, srv):
+        return socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+
+    def limit_lines(self, srv):
+        return [l for l in srv.stderr_text().splitlines() if "connection limit" in l]
+
+    def assert_clean(self, srv):
+        self.assertEqual(srv.stop(), 0)
+        self.assertEqual(srv.sanitizer_report(), "")
+
+    def test_silent_sockets_do_not_lock_out_clients(self):
+        cfg = {"server": {"max_connections": self.CAP, "handshake_timeout": "60s"}}
+        with kesctest.Server(config=cfg) as srv:
+            silent = [self.tcp(srv) for _ in range(self.CAP + 4)]
+            time.sleep(0.5)
+            failures = []
+            for i in range(15):
+                try:
+                    r = srv.request("GET", "/v1/key/list/*", timeout=10)
+                    if r.status != 200:
+                        failures.append(r.status)
+                except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+                    failures.append(repr(e))
+                silent.append(self.tcp(srv))  # the attacker keeps the limit full
+                time.sleep(0.05)
+            self.assertEqual(failures, [], "legitimate clients locked out")
+            lines = self.limit_lines(srv)
+            self.assertTrue(lines, "nothing logged about the connection limit")
+            self.assertIn("127.0.0.1", lines[0])
+            self.assertLessEqual(len(lines), 6, "\n".join(lines))
+            for s in silent:
+                s.close()
+            self.assert_clean(srv)
+
+    def test_authenticated_keep_alive_connections_are_kept(self):
+        cap = 6
+        cfg = {"server": {"max_connections": cap, "handshake_timeout": "60s"}}
+        with kesctest.Server(config=cfg) as srv:
+            def ask(conn):
+                conn.request("GET", "/v1/key/list/*")
+                r = conn.getresponse()
+                r.read()
+                return r.status
+
+            kept = [srv.connection() for _ in range(3)]
+            self.assertEqual([ask(c) for c in kept], [200] * 3)
+            silent = [self.tcp(srv) for _ in range(10)]
+            time.sleep(0.5)
+            # The silent sockets pushed out only each other: the keep-alive ones still work,
+            # and a new client takes the place of a silent one.
+            self.assertEqual([ask(c) for c in kept], [200] * 3)
+            self.assertEqual(srv.request("GET", "/v1/key/list/*").status, 200)
+            for s in silent:
+                s.close()
+            time.sleep(0.5)
+            # Every place held by an authenticated connection: a new one is refused, and
+            # the refusal is logged with its address.
+            kept += [srv.connection() for _ in range(cap - 3)]
+            self.assertEqual([ask(c) for c in kept], [200] * cap)
+            with self.assertRaises((OSError, ssl.SSLError, http.client.HTTPException)):
+                srv.request("GET", "/v1/key/list/*", timeout=10)
+            deadline = time.monotonic() + 10
+            while not any("refused" in l for l in self.limit_lines(srv)):
+                self.assertLess(time.monotonic(), deadline, srv.stderr_text())
+                time.sleep(0.1)
+            self.assertEqual([ask(c) for c in kept], [200] * cap)
+            for c in kept:
+                c.close()
+            self.assert_clean(srv)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
