@@ -424,7 +424,7 @@ static void config_set_defaults(struct config *c)
 	c->vault.ping_ms = 15000;
 	c->vault.max_retries = -1;
 	c->server.max_connections = 10240;
-	c->server.handshake_timeout_ms = 10000;
+	c->server.handshake_timeout_ms = 5000;
 	c->server.header_timeout_ms = 5000;
 	c->server.idle_timeout_ms = 90000;
 	c->server.threads = 0;

@@ -41,7 +41,7 @@
  *   vault: engine "kv", kv_version 1, transit engine "transit", auth engine "approle" /
  *   "kubernetes", ping_ms 15000, connect/request timeouts 0 (vault.c defaults),
  *   max_retries -1 (vault.c default);
- *   server: max_connections 10240, handshake 10 s, header 5 s, idle 90 s, threads 0.
+ *   server: max_connections 10240, handshake 5 s, header 5 s, idle 90 s, threads 0.
  * Optional strings that are absent or empty are NULL (tls.password, tls.ca, vault namespace,
  * prefix, auth_namespace, k8s_role, vault tls_*, log files); required ones are never NULL.
  * Policy identities that are empty after ${ENV} substitution are dropped with a warning.
@@ -144,7 +144,7 @@ struct config {
 
 	struct {
 		unsigned max_connections;     /* default 10240 */
-		int64_t handshake_timeout_ms; /* default 10000 */
+		int64_t handshake_timeout_ms; /* default 5000 (KES: Go's is ReadHeaderTimeout) */
 		int64_t header_timeout_ms;    /* default 5000 (KES ReadHeaderTimeout) */
 		int64_t idle_timeout_ms;      /* default 90000 */
 		unsigned threads;             /* event loops; 0 = one per core */

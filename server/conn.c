@@ -26,6 +26,7 @@
 #include "server/state.h"
 #include "server/tls.h"
 #include "server/transport_limits.h"
+#include "server/transport_shim.h"
 #include "server/worker.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -55,10 +56,12 @@ struct conn {
 	struct loop_link link; /* loop's list of connections, then its graveyard */
 	struct loop_link stream_link;
 	struct loop_link ready_link; /* on the loop's ready list after yielding */
+	struct loop_link shed_link;  /* on the loop's shed list until it proves a known identity */
 	struct worker_job job;
 	struct loop *loop;
 	int fd;
 	enum phase phase;
+	int64_t accepted_ms;
 	bool cert_checked;
 	bool tls_seen; /* the first bytes looked like TLS, not plain HTTP */
 	bool job_pending;
@@ -225,6 +228,7 @@ static void close_now(struct conn *c)
 	struct loop_env *env = loop_env(c->loop);
 	disarm(c);
 	loop_ready_remove(c->loop, &c->ready_link);
+	loop_shed_remove(c->loop, &c->shed_link);
 	loop_unwatch(c->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
@@ -800,6 +804,15 @@ static bool check_plain_http(struct conn *c)
 	return true;
 }
 
+/* The admin or an identity with a policy: a connection the limit keeps (conn_shed). */
+static bool identity_is_known(const struct conn *c)
+{
+	if (!c->identity[0] || c->cert_problem != API_CERT_OK)
+		return false;
+	const struct policy_set *ps = server_state_policies(loop_state(c->loop));
+	return policy_set_is_admin(ps, c->identity) || policy_set_policy_of(ps, c->identity);
+}
+
 static bool step_handshake(struct conn *c)
 {
 	if (!c->tls_seen && !check_plain_http(c))
@@ -810,6 +823,8 @@ static bool step_handshake(struct conn *c)
 		tls_peer_identity(&c->ssl, c->identity, &c->cert_problem);
 		metrics_observe_client_cert_expiry(
 		    metrics_cert_not_after(mbedtls_ssl_get_peer_cert(&c->ssl)));
+		if (identity_is_known(c))
+			loop_shed_remove(c->loop, &c->shed_link);
 		c->phase = PHASE_READ_HEAD;
 		arm(c, loop_env(c->loop)->header_timeout_ms, false);
 		return true;
@@ -1019,7 +1034,7 @@ static void on_event(struct loop_handler *h, uint32_t events)
 
 /* ---- lifecycle ---- */
 
-static void format_ip(const struct sockaddr *addr, char *out, size_t n)
+void conn_format_ip(const struct sockaddr *addr, char *out, size_t n)
 {
 	out[0] = '\0';
 	if (addr->sa_family == AF_INET) {
@@ -1049,7 +1064,7 @@ void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t 
 	buf_init(&c->out, 0);
 	buf_init(&c->body, 0);
 	buf_init(&c->resp.body, 0);
-	format_ip(addr, c->ip, sizeof(c->ip));
+	conn_format_ip(addr, c->ip, sizeof(c->ip));
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->tls = loop_tls(l);
@@ -1069,7 +1084,9 @@ void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t 
 		goto fail;
 	}
 	c->phase = PHASE_HANDSHAKE;
+	c->accepted_ms = loop_now_ms(l);
 	loop_conn_add(l, &c->link);
+	loop_shed_add(l, &c->shed_link);
 	metrics_connection(1);
 	arm(c, env->handshake_timeout_ms, false);
 	progress(c);
@@ -1077,6 +1094,25 @@ void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t 
 fail:
 	close(fd);
 	atomic_fetch_sub(&env->connections, 1);
+}
+
+bool conn_shed(struct loop_link *link)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	struct conn *c = container_of(link, struct conn, shed_link);
+	bool idle = c->phase == PHASE_READ_HEAD && !c->in_len && c->out_off >= c->out.len;
+	if (c->phase != PHASE_HANDSHAKE && !idle)
+		return false;
+	log_limited(&site, LOG_LEVEL_WARN,
+	            "connection limit (server.max_connections %u) reached: closed a connection "
+	            "from %s %s after %.1f s, to admit a new one",
+	            loop_env(c->loop)->max_connections, c->ip,
+	            c->phase == PHASE_HANDSHAKE ? "that had not finished its TLS handshake"
+	                                        : "idle with an identity that has no policy",
+	            (double)(loop_now_ms(c->loop) - c->accepted_ms) / 1000.0);
+	metrics_count_conn_refused(METRICS_REFUSED_MAX_CONNECTIONS);
+	close_now(c);
+	return true;
 }
 
 void conn_drain(struct loop_link *link, bool force)

@@ -7,6 +7,7 @@
 #define KESC_SERVER_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 struct loop;
@@ -14,6 +15,13 @@ struct loop_link;
 
 /* Takes over fd (accepted, non-blocking); closes it on failure. Loop thread. */
 void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t addrlen);
+/* At the connection limit, to make room for a new connection: closes this one if it has not
+ * proven it belongs here — it is still in its TLS handshake, or it is idle and its identity is
+ * neither the admin nor assigned to a policy — and returns true; false leaves it alone.
+ * link is the one given to loop_shed_add. */
+bool conn_shed(struct loop_link *link);
+/* The peer address as text (IPv4-mapped IPv6 addresses as IPv4); "" if unknown. */
+void conn_format_ip(const struct sockaddr *addr, char *out, size_t n);
 /* Shutdown: close the connection if idle, otherwise close after the request in flight; with
  * force, close it now (a request waiting for a worker is dropped when its job returns).
  * link is the one given to loop_conn_add. */

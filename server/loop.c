@@ -17,6 +17,7 @@
 #include "server/log.h"
 #include "server/state.h"
 #include "server/tls.h"
+#include "server/transport_shim.h"
 #include "server/worker.h"
 
 #define LOOP_EVENTS           256
@@ -26,9 +27,11 @@
  * (no cross-thread hop) while bursts of long-lived ones end up spread evenly. */
 #define LOOP_BALANCE_SLACK 1
 
-/* An accepted connection on its way to another loop's mailbox. */
+/* An accepted connection on its way to another loop's mailbox; with evict, it is admitted
+ * only if that loop can make room for it (conn_shed): the connection limit is reached. */
 struct handoff {
 	struct handoff *next;
+	bool evict;
 	int fd;
 	socklen_t addrlen;
 	struct sockaddr_storage addr;
@@ -48,6 +51,7 @@ struct loop {
 	 * to balance (counting the ones in flight keeps a burst from tipping to one side). */
 	atomic_uint nconns;
 	atomic_uint nhandoffs;
+	atomic_uint nshed; /* on the shed list */
 	int64_t now_ms;
 	struct loop_handler listen_handler;
 	struct loop_handler event_handler;
@@ -59,6 +63,7 @@ struct loop {
 	size_t heap_len, heap_cap;
 
 	struct loop_link conns;      /* sentinel */
+	struct loop_link shed;       /* sentinel; newest first */
 	struct loop_link streams;    /* sentinel */
 	struct loop_link ready;      /* sentinel; connections that yielded, oldest first */
 	struct loop_link *graveyard; /* singly linked through ->next */
@@ -245,6 +250,20 @@ void loop_conn_remove(struct loop *l, struct loop_link *link)
 	atomic_fetch_sub_explicit(&l->nconns, 1, memory_order_relaxed);
 }
 
+void loop_shed_add(struct loop *l, struct loop_link *link)
+{
+	list_add(&l->shed, link);
+	atomic_fetch_add_explicit(&l->nshed, 1, memory_order_relaxed);
+}
+
+void loop_shed_remove(struct loop *l, struct loop_link *link)
+{
+	if (!link->next)
+		return;
+	list_remove(link);
+	atomic_fetch_sub_explicit(&l->nshed, 1, memory_order_relaxed);
+}
+
 void loop_stream_add(struct loop *l, struct loop_link *link)
 {
 	list_add(&l->streams, link);
@@ -333,12 +352,14 @@ static struct loop *pick_loop(struct loop *l)
 static void wake_fd(struct loop *l);
 
 /* Queues fd for loop o; false when out of memory (the caller keeps the connection). */
-static bool hand_over(struct loop *o, int fd, const struct sockaddr_storage *addr, socklen_t len)
+static bool hand_over(struct loop *o, int fd, const struct sockaddr_storage *addr, socklen_t len,
+                      bool evict)
 {
 	struct handoff *h = malloc(sizeof(*h));
 	if (!h)
 		return false;
 	h->next = NULL;
+	h->evict = evict;
 	h->fd = fd;
 	h->addr = *addr;
 	h->addrlen = len;
@@ -374,15 +395,59 @@ static void shed_one(struct loop *l)
 	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Closes the oldest connection of this loop that conn_shed lets go. */
+static bool make_room(struct loop *l)
+{
+	for (struct loop_link *c = l->shed.prev, *prev; c != &l->shed; c = prev) {
+		prev = c->prev;
+		if (conn_shed(c))
+			return true;
+	}
+	return false;
+}
+
+/* At the limit with nothing to shed: every connection has proven a known identity (or is
+ * busy), and those are kept rather than traded for a newcomer. */
+static void refuse_at_limit(struct loop *l, int fd, const struct sockaddr_storage *addr)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	char ip[64];
+	conn_format_ip((const struct sockaddr *)addr, ip, sizeof(ip));
+	log_limited(&site, LOG_LEVEL_WARN,
+	            "connection limit (server.max_connections %u) reached: refused a connection "
+	            "from %s; every connection is authenticated or busy",
+	            l->env->max_connections, ip[0] ? ip : "an unknown address");
+	metrics_count_conn_refused(METRICS_REFUSED_MAX_CONNECTIONS);
+	refuse(l, fd);
+}
+
+/* At the limit: this loop, or another one, closes a connection that has not proven it
+ * belongs (conn_shed) to admit the new one. A loop that has none asks one that has. */
+static void admit_at_limit(struct loop *l, int fd, struct sockaddr_storage *addr, socklen_t len)
+{
+	if (atomic_load_explicit(&l->nshed, memory_order_relaxed) && make_room(l)) {
+		conn_accept(l, fd, (struct sockaddr *)addr, len);
+		return;
+	}
+	unsigned nloops = atomic_load(&l->env->nloops);
+	for (unsigned i = 0; i < nloops; i++) {
+		struct loop *o = l->env->loops[i];
+		if (o != l && atomic_load_explicit(&o->nshed, memory_order_relaxed) &&
+		    !atomic_load(&o->finished) && hand_over(o, fd, addr, len, true))
+			return;
+	}
+	refuse_at_limit(l, fd, addr);
+}
+
 static void admit(struct loop *l, int fd, struct sockaddr_storage *addr, socklen_t len)
 {
 	unsigned now = atomic_fetch_add(&l->env->connections, 1) + 1;
 	if (now > l->env->max_connections) {
-		refuse(l, fd);
+		admit_at_limit(l, fd, addr, len);
 		return;
 	}
 	struct loop *target = pick_loop(l);
-	if (target != l && hand_over(target, fd, addr, len))
+	if (target != l && hand_over(target, fd, addr, len, false))
 		return;
 	conn_accept(l, fd, (struct sockaddr *)addr, len);
 }
@@ -418,6 +483,8 @@ static void take_handoffs(struct loop *l, struct handoff *h)
 		atomic_fetch_sub_explicit(&l->nhandoffs, 1, memory_order_relaxed);
 		if (l->draining)
 			refuse(l, h->fd);
+		else if (h->evict && !make_room(l))
+			refuse_at_limit(l, h->fd, &h->addr);
 		else
 			conn_accept(l, h->fd, (struct sockaddr *)&h->addr, h->addrlen);
 		free(h);
@@ -602,6 +669,7 @@ struct loop *loop_new(struct loop_env *env, unsigned index, struct server_state 
 	l->listen_handler.on_event = on_listen;
 	l->event_handler.on_event = on_mailbox;
 	list_init(&l->conns);
+	list_init(&l->shed);
 	list_init(&l->streams);
 	list_init(&l->ready);
 	pthread_mutex_init(&l->lock, NULL);

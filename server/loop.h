@@ -94,6 +94,10 @@ void loop_timer_clear(struct loop *l, struct loop_timer *t);
 /* All connections (for draining and balancing) and those streaming a log (for loop_wake). */
 void loop_conn_add(struct loop *l, struct loop_link *link);
 void loop_conn_remove(struct loop *l, struct loop_link *link);
+/* Connections that may be closed to make room at the connection limit (conn_shed), oldest
+ * first: added on accept, removed once the handshake proved a known identity or on close. */
+void loop_shed_add(struct loop *l, struct loop_link *link);
+void loop_shed_remove(struct loop *l, struct loop_link *link);
 void loop_stream_add(struct loop *l, struct loop_link *link);
 void loop_stream_remove(struct loop *l, struct loop_link *link);
 /* Frees a connection after the current batch of events (it may still have one queued). */

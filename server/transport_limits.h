@@ -17,7 +17,7 @@
 
 /* Fallbacks when the configuration says 0. */
 #define LIMIT_DEFAULT_MAX_CONNECTIONS 10240
-#define LIMIT_HANDSHAKE_TIMEOUT_MS    10000
+#define LIMIT_HANDSHAKE_TIMEOUT_MS    5000  /* KES: Go uses the header timeout */
 #define LIMIT_HEADER_TIMEOUT_MS       5000  /* KES ReadHeaderTimeout */
 #define LIMIT_IDLE_TIMEOUT_MS         90000 /* KES IdleTimeout */
 

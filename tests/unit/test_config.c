@@ -431,7 +431,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(c->key_count, 0);
 	CHECK_EQ_INT(c->policy_count, 0);
 	CHECK_EQ_INT(c->server.max_connections, 10240);
-	CHECK_EQ_INT(c->server.handshake_timeout_ms, 10000);
+	CHECK_EQ_INT(c->server.handshake_timeout_ms, 5000);
 	CHECK_EQ_INT(c->server.header_timeout_ms, 5000);
 	CHECK_EQ_INT(c->server.idle_timeout_ms, 90000);
 	CHECK_EQ_INT(c->server.threads, 0);
