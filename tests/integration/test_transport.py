@@ -575,6 +575,61 @@ class ListenerTest(unittest.TestCase):
             self.assertEqual(first.sanitizer_report(), "")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DescriptorExhaustionTest(unittest.TestCase):
+    def test_out_of_descriptors_neither_spins_nor_floods_and_recovers(self):
+        """Out of file descriptors with connections still queued: the accept loop must back
+        off (low CPU), say so in a few lines (not one per attempt), and serve again once
+        descriptors are free."""
+        import resource
+        cfg = {"server": {"handshake_timeout": "60s", "threads": 2}}
+        with kesctest.Server(config=cfg) as srv:
+            pid = srv.proc.pid
+            self.assertEqual(srv.request("GET", "/version").status, 200)
+            limit = len(os.listdir("/proc/%d/fd" % pid)) + 16
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+            held = []
+            try:
+                # Waves: run out, free some, run out again (the spare descriptor used to
+                # shed connections must survive every episode).
+                for wave in range(3):
+                    for _ in range(60):
+                        held.append(socket.create_connection(("127.0.0.1", srv.port),
+                                                             timeout=10))
+                    time.sleep(0.5)
+                    for s in held[:10]:
+                        s.close()
+                    del held[:10]
+                    time.sleep(0.5)
+                before, t0 = cpu_seconds(pid), time.monotonic()
+                time.sleep(4)
+                used = (cpu_seconds(pid) - before) / (time.monotonic() - t0)
+                self.assertLess(used, 0.3, "kesc spins while out of descriptors")
+                lines = [l for l in srv.stderr_text().splitlines() if "accept" in l]
+                self.assertTrue(lines, "running out of descriptors is not logged")
+                self.assertLessEqual(len(lines), 12, "\n".join(lines[:20]))
+            finally:
+                for s in held:
+                    s.close()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    self.assertEqual(srv.request("GET", "/version", timeout=10).status, 200)
+                    break
+                except (OSError, ssl.SSLError, http.client.HTTPException):
+                    self.assertLess(time.monotonic(), deadline, "no recovery")
+                    time.sleep(0.2)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (4096, 4096))
+            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.sanitizer_report(), "")
+
+
 class TlsConfigTest(unittest.TestCase):
     def test_tls_auth_on_verifies_chain(self):
         srv = kesctest.Server(start=False)
