@@ -9,12 +9,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "server/conn.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/state.h"
 #include "server/tls.h"
 #include "server/transport_shim.h"
@@ -26,6 +28,10 @@
  * connections above it: a small slack keeps short-lived connections on the loop that woke
  * (no cross-thread hop) while bursts of long-lived ones end up spread evenly. */
 #define LOOP_BALANCE_SLACK 1
+/* Out of file descriptors: the loop stops watching the listening socket for this long, doubling
+ * up to the maximum while it lasts, instead of retrying accept in a tight loop. */
+#define LOOP_ACCEPT_PAUSE_MIN_MS 100
+#define LOOP_ACCEPT_PAUSE_MAX_MS 1000
 
 /* An accepted connection on its way to another loop's mailbox; with evict, it is admitted
  * only if that loop can make room for it (conn_shed): the connection limit is reached. */
@@ -44,6 +50,8 @@ struct loop {
 	bool listening; /* env->listen_fd is in the epoll set */
 	int event_fd;
 	int spare_fd; /* kept open so accept can shed a connection when out of descriptors */
+	struct loop_timer accept_timer; /* ends a pause in accepting (out of descriptors) */
+	int64_t accept_pause_ms;        /* the next pause; 0 while descriptors are fine */
 	pthread_t thread;
 	bool started;
 	atomic_bool finished;
@@ -382,19 +390,6 @@ static void refuse(struct loop *l, int fd)
 	atomic_fetch_sub(&l->env->connections, 1);
 }
 
-/* Out of descriptors: accept with the spare one's slot and close at once, so the kernel's
- * backlog does not fill with connections we cannot serve and the loop does not spin. */
-static void shed_one(struct loop *l)
-{
-	if (l->spare_fd < 0)
-		return;
-	close(l->spare_fd);
-	int fd = accept4(l->env->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd >= 0)
-		close(fd);
-	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
 /* Closes the oldest connection of this loop that conn_shed lets go. */
 static bool make_room(struct loop *l)
 {
@@ -452,6 +447,81 @@ static void admit(struct loop *l, int fd, struct sockaddr_storage *addr, socklen
 	conn_accept(l, fd, (struct sockaddr *)addr, len);
 }
 
+/* ---- out of file descriptors ---- */
+
+static bool watch_listener(struct loop *l)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+	                         .data.ptr = &l->listen_handler};
+	l->listening = epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->env->listen_fd, &ev) == 0;
+	return l->listening;
+}
+
+static void unwatch_listener(struct loop *l)
+{
+	if (l->listening)
+		loop_unwatch(l, l->env->listen_fd);
+	l->listening = false;
+}
+
+/* The reserve descriptor: the slot a connection is accepted into only to be closed. Another
+ * thread may take the slot between close and reopen, so it is re-acquired after every pause
+ * until that works. */
+static bool reserve_acquire(struct loop *l)
+{
+	if (l->spare_fd < 0)
+		l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return l->spare_fd >= 0;
+}
+
+/* Closes the first queued connection through the reserve's slot, so that one client learns at
+ * once instead of waiting in the kernel's queue. */
+static void shed_queued(struct loop *l)
+{
+	if (l->spare_fd < 0)
+		return;
+	close(l->spare_fd);
+	l->spare_fd = -1;
+	int fd = accept4(l->env->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		metrics_count_conn_refused(METRICS_REFUSED_DESCRIPTORS);
+	}
+	(void)reserve_acquire(l);
+}
+
+static void out_of_descriptors(struct loop *l, int err)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	struct rlimit rl;
+	char limit[64] = "";
+	if (err == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		snprintf(limit, sizeof(limit), " (limit %llu)", (unsigned long long)rl.rlim_cur);
+	log_limited(&site, LOG_LEVEL_WARN,
+	            "accept: %s%s; new connections wait or are refused until descriptors are "
+	            "free (raise the limit, e.g. LimitNOFILE=, or lower server.max_connections)",
+	            strerror(err), limit);
+	shed_queued(l);
+	/* Level-triggered, the listener would wake this loop again at once: stop watching it
+	 * for a while instead, and look again when the pause is over. */
+	unwatch_listener(l);
+	if (!l->accept_pause_ms)
+		l->accept_pause_ms = LOOP_ACCEPT_PAUSE_MIN_MS;
+	loop_timer_set(l, &l->accept_timer, l->now_ms + l->accept_pause_ms);
+	l->accept_pause_ms *= 2;
+	if (l->accept_pause_ms > LOOP_ACCEPT_PAUSE_MAX_MS)
+		l->accept_pause_ms = LOOP_ACCEPT_PAUSE_MAX_MS;
+}
+
+static void accept_pause_over(struct loop_timer *t)
+{
+	struct loop *l = container_of(t, struct loop, accept_timer);
+	if (l->draining || l->listening)
+		return;
+	if (!reserve_acquire(l) || !watch_listener(l))
+		loop_timer_set(l, &l->accept_timer, l->now_ms + l->accept_pause_ms);
+}
+
 static void on_listen(struct loop_handler *h, uint32_t events)
 {
 	struct loop *l = container_of(h, struct loop, listen_handler);
@@ -463,14 +533,14 @@ static void on_listen(struct loop_handler *h, uint32_t events)
 		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
-				log_warn("accept: %s; connection refused", strerror(errno));
-				shed_one(l);
-				continue;
+				out_of_descriptors(l, errno);
+				return;
 			}
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			return; /* EAGAIN or a transient error: wait for the next event */
 		}
+		l->accept_pause_ms = 0;
 		admit(l, fd, &addr, len);
 	}
 }
@@ -548,10 +618,8 @@ static void start_draining(struct loop *l)
 {
 	l->draining = true;
 	l->drain_deadline_ms = l->now_ms + l->env->drain_ms;
-	if (l->listening) {
-		loop_unwatch(l, l->env->listen_fd);
-		l->listening = false;
-	}
+	unwatch_listener(l);
+	loop_timer_clear(l, &l->accept_timer);
 	for (struct loop_link *c = l->conns.next, *next; c != &l->conns; c = next) {
 		next = c->next;
 		conn_drain(c, false);
@@ -678,14 +746,12 @@ struct loop *loop_new(struct loop_env *env, unsigned index, struct server_state 
 	l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (l->epfd < 0 || l->event_fd < 0)
 		goto fail;
+	l->accept_timer.heap_index = SIZE_MAX;
+	l->accept_timer.fire = accept_pause_over;
 	/* EPOLLEXCLUSIVE: a new connection wakes one waiting loop, not every loop. */
-	struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
-	                          .data.ptr = &l->listen_handler};
 	struct epoll_event eev = {.events = EPOLLIN, .data.ptr = &l->event_handler};
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, env->listen_fd, &lev) != 0 ||
-	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->event_fd, &eev) != 0)
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->event_fd, &eev) != 0 || !watch_listener(l))
 		goto fail;
-	l->listening = true;
 	server_state_retain(st);
 	tls_server_retain(tls);
 	l->state = st;

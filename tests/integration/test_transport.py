@@ -593,7 +593,8 @@ class DescriptorExhaustionTest(unittest.TestCase):
             pid = srv.proc.pid
             self.assertEqual(srv.request("GET", "/version").status, 200)
             limit = len(os.listdir("/proc/%d/fd" % pid)) + 16
-            resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+            original = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, original[1]))
             held = []
             try:
                 # Waves: run out, free some, run out again (the spare descriptor used to
@@ -625,7 +626,7 @@ class DescriptorExhaustionTest(unittest.TestCase):
                 except (OSError, ssl.SSLError, http.client.HTTPException):
                     self.assertLess(time.monotonic(), deadline, "no recovery")
                     time.sleep(0.2)
-            resource.prlimit(pid, resource.RLIMIT_NOFILE, (4096, 4096))
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, original)
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
 
