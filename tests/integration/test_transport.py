@@ -631,6 +631,51 @@ class DescriptorExhaustionTest(unittest.TestCase):
             self.assertEqual(srv.sanitizer_report(), "")
 
 
+class ShutdownDeadlineTest(unittest.TestCase):
+    def test_sigterm_with_requests_stuck_in_the_keystore(self):
+        """Requests blocked on a keystore that does not answer (Vault with 60 s latency) must
+        not keep kesc from exiting: after server.shutdown_timeout it exits, saying how many
+        requests on which routes it abandoned."""
+        from test_vault_e2e import Vault
+        vault = Vault()
+        try:
+            vault.configure()
+            cfg = {"server": {"shutdown_timeout": "2s"}}
+            with kesctest.Server(keystore=vault.keystore(), config=cfg) as srv:
+                r = srv.request("GET", "/v1/key/describe/absent")
+                self.assertEqual(r.status, 404, r)
+                vault.ok("POST", "/_test/stats/reset")
+                vault.ok("POST", "/_test/latency", {"ms": 60000})
+                socks = []
+                for i in range(4):
+                    s = srv.tls_socket(timeout=30)
+                    s.sendall(b"GET /v1/key/describe/stuck-%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+                    socks.append(s)
+                deadline = time.monotonic() + 20
+                while sum(n for p, n in vault.stats()["by_path"].items()
+                          if "stuck-" in p) < 4:
+                    self.assertLess(time.monotonic(), deadline, vault.stats())
+                    time.sleep(0.1)
+                t0 = time.monotonic()
+                srv.signal(signal.SIGTERM)
+                try:
+                    code = srv.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    code = None
+                elapsed = time.monotonic() - t0
+                for s in socks:
+                    s.close()
+                self.assertIsNotNone(code, "still running 60 s after SIGTERM")
+                self.assertLess(elapsed, 2 + 8, "exited long after server.shutdown_timeout")
+                self.assertEqual(code, 1)
+                text = srv.stderr_text()
+                self.assertRegex(text, r"abandoned 4 requests?")
+                self.assertIn("GET /v1/key/describe/", text)
+                self.assertEqual(srv.sanitizer_report(), "")
+        finally:
+            vault.stop()
+
+
 class TlsConfigTest(unittest.TestCase):
     def test_tls_auth_on_verifies_chain(self):
         srv = kesctest.Server(start=False)
