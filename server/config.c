@@ -427,6 +427,7 @@ static void config_set_defaults(struct config *c)
 	c->server.handshake_timeout_ms = 5000;
 	c->server.header_timeout_ms = 5000;
 	c->server.idle_timeout_ms = 90000;
+	c->server.shutdown_timeout_ms = 10000;
 	c->server.threads = 0;
 }
 

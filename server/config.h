@@ -41,7 +41,8 @@
  *   vault: engine "kv", kv_version 1, transit engine "transit", auth engine "approle" /
  *   "kubernetes", ping_ms 15000, connect/request timeouts 0 (vault.c defaults),
  *   max_retries -1 (vault.c default);
- *   server: max_connections 10240, handshake 5 s, header 5 s, idle 90 s, threads 0.
+ *   server: max_connections 10240, handshake 5 s, header 5 s, idle 90 s, shutdown 10 s,
+ *   threads 0.
  * Optional strings that are absent or empty are NULL (tls.password, tls.ca, vault namespace,
  * prefix, auth_namespace, k8s_role, vault tls_*, log files); required ones are never NULL.
  * Policy identities that are empty after ${ENV} substitution are dropped with a warning.
@@ -50,7 +51,8 @@
  *   log.audit / log.error may name a file path instead of a level word (any value containing
  *     '/'): events go there at level INFO.
  *   log.audit_failure: refuse (default) | serve — see log.h for the audit rule.
- *   server: { max_connections, handshake_timeout, header_timeout, idle_timeout, threads }
+ *   server: { max_connections, handshake_timeout, header_timeout, idle_timeout,
+ *             shutdown_timeout, threads }
  *     max_connections >= 1; timeouts > 0; threads 0..1024 (0 = one per core).
  *   keystore.vault: { connect_timeout 100ms..1m, request_timeout 100ms..5m (0 = default),
  *     max_retries 0..10, allow_unsafe_kv_v1_update bool }
@@ -147,6 +149,7 @@ struct config {
 		int64_t handshake_timeout_ms; /* default 5000 (KES: Go's is ReadHeaderTimeout) */
 		int64_t header_timeout_ms;    /* default 5000 (KES ReadHeaderTimeout) */
 		int64_t idle_timeout_ms;      /* default 90000 */
+		int64_t shutdown_timeout_ms;  /* default 10000: SIGTERM drain deadline */
 		unsigned threads;             /* event loops; 0 = one per core */
 	} server;
 };

@@ -56,9 +56,13 @@ static const struct schema s_cache[] = {MAP("expiry", s_expiry), END};
 static const struct schema s_log[] = {LEAF("error"), LEAF("audit"), LEAF("audit_failure"), END};
 static const struct schema s_api[] = {LEAF("skip_auth"), LEAF("timeout"), END};
 static const struct schema s_key[] = {LEAF("name"), END};
-static const struct schema s_server[] = {LEAF("max_connections"), LEAF("handshake_timeout"),
-                                         LEAF("header_timeout"),  LEAF("idle_timeout"),
-                                         LEAF("threads"),         END};
+static const struct schema s_server[] = {LEAF("max_connections"),
+                                         LEAF("handshake_timeout"),
+                                         LEAF("header_timeout"),
+                                         LEAF("idle_timeout"),
+                                         LEAF("shutdown_timeout"),
+                                         LEAF("threads"),
+                                         END};
 
 /* keystore.fs and keystore.vault: the ones kesc serves. */
 static const struct schema s_fs[] = {LEAF("path"), END};

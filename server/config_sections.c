@@ -352,7 +352,9 @@ static int load_server(struct cfg_ctx *x, const struct ynode *root)
 	    positive_duration(x, server, "header_timeout", "server.header_timeout",
 	                      &c->server.header_timeout_ms) < 0 ||
 	    positive_duration(x, server, "idle_timeout", "server.idle_timeout",
-	                      &c->server.idle_timeout_ms) < 0)
+	                      &c->server.idle_timeout_ms) < 0 ||
+	    positive_duration(x, server, "shutdown_timeout", "server.shutdown_timeout",
+	                      &c->server.shutdown_timeout_ms) < 0)
 		return -1;
 	if (c->server.max_connections == 0)
 		return cfg_fail(x, cfg_line_of(server, "max_connections"), "server.max_connections",

@@ -23,6 +23,7 @@
 #include "server/log.h"
 #include "server/loop.h"
 #include "server/metrics.h"
+#include "server/router.h"
 #include "server/state.h"
 #include "server/tls.h"
 #include "server/transport_limits.h"
@@ -1115,17 +1116,28 @@ bool conn_shed(struct loop_link *link)
 	return true;
 }
 
-void conn_drain(struct loop_link *link, bool force)
+bool conn_drain(struct loop_link *link, bool force, const char **method, const char **route)
 {
 	struct conn *c = container_of(link, struct conn, link);
 	if (c->phase == PHASE_CLOSED)
-		return;
+		return false;
 	c->draining = true;
 	c->close_after = true;
 	bool idle = c->phase == PHASE_HANDSHAKE || c->phase == PHASE_STREAM ||
 	            (c->phase == PHASE_READ_HEAD && !c->in_len && c->out_off >= c->out.len);
-	if (force || idle)
-		close_now(c);
+	if (!force && !idle)
+		return false;
+	/* begin_request took a state reference that end_request gives back: in between, the
+	 * request has no answer yet. */
+	bool abandoned = c->req_state != NULL;
+	if (abandoned) {
+		const char *arg;
+		int i = router_match(c->req.path, &arg);
+		*method = c->req.method;
+		*route = i >= 0 ? router_route_at((size_t)i)->path : c->req.path;
+	}
+	close_now(c);
+	return abandoned;
 }
 
 void conn_stream_pump(struct loop_link *link)

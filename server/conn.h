@@ -24,8 +24,10 @@ bool conn_shed(struct loop_link *link);
 void conn_format_ip(const struct sockaddr *addr, char *out, size_t n);
 /* Shutdown: close the connection if idle, otherwise close after the request in flight; with
  * force, close it now (a request waiting for a worker is dropped when its job returns).
- * link is the one given to loop_conn_add. */
-void conn_drain(struct loop_link *link, bool force);
+ * Returns true when that abandons a request that was begun and not answered; *method and
+ * *route (a route key such as "/v1/key/describe/", or the path of an unknown route) then
+ * say which, valid until the next loop iteration. link is the one given to loop_conn_add. */
+bool conn_drain(struct loop_link *link, bool force, const char **method, const char **route);
 /* A log line may be waiting for this streaming connection (link from loop_stream_add). */
 void conn_stream_pump(struct loop_link *link);
 /* Continues a connection that yielded the loop (link from loop_ready_add). */

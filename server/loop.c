@@ -622,7 +622,8 @@ static void start_draining(struct loop *l)
 	loop_timer_clear(l, &l->accept_timer);
 	for (struct loop_link *c = l->conns.next, *next; c != &l->conns; c = next) {
 		next = c->next;
-		conn_drain(c, false);
+		const char *method, *route;
+		(void)conn_drain(c, false, &method, &route);
 	}
 }
 
@@ -669,12 +670,57 @@ static void on_mailbox(struct loop_handler *h, uint32_t events)
 
 /* ---- the loop ---- */
 
+/* How many requests of each route a forced close abandoned, for one log line. */
+struct abandoned_route {
+	const char *method, *route;
+	unsigned count;
+};
+
+static void tally(struct abandoned_route *t, size_t cap, size_t *n, unsigned *other,
+                  const char *method, const char *route)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (!strcmp(t[i].method, method) && !strcmp(t[i].route, route)) {
+			t[i].count++;
+			return;
+		}
+	}
+	if (*n == cap) {
+		(*other)++;
+		return;
+	}
+	t[(*n)++] = (struct abandoned_route){method, route, 1};
+}
+
+/* server.shutdown_timeout passed: close everything, and say what was left unanswered (the
+ * connections closed now are freed after this iteration, so the names are still valid). */
 static void force_close_all(struct loop *l)
 {
+	struct abandoned_route t[16];
+	size_t n = 0;
+	unsigned total = 0, other = 0;
 	for (struct loop_link *c = l->conns.next, *next; c != &l->conns; c = next) {
 		next = c->next;
-		conn_drain(c, true);
+		const char *method, *route;
+		if (conn_drain(c, true, &method, &route)) {
+			total++;
+			tally(t, sizeof(t) / sizeof(t[0]), &n, &other, method, route);
+		}
 	}
+	if (!total)
+		return;
+	char list[1024];
+	size_t used = 0;
+	list[0] = '\0';
+	for (size_t i = 0; i < n && used < sizeof(list); i++)
+		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%u %s %s",
+		                         i ? ", " : "", t[i].count, t[i].method, t[i].route);
+	if (other && used < sizeof(list))
+		snprintf(list + used, sizeof(list) - used, ", %u on other routes", other);
+	log_warn("shutdown: server.shutdown_timeout (%.1f s) passed, closing %u request%s still "
+	         "in progress on loop %u: %s",
+	         (double)l->env->drain_ms / 1000.0, total, total == 1 ? "" : "s", l->index, list);
+	atomic_fetch_add(&l->env->abandoned, total);
 }
 
 static void *loop_main(void *arg)

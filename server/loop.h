@@ -38,7 +38,8 @@ struct loop_env {
 	_Atomic int64_t handshake_timeout_ms;
 	_Atomic int64_t header_timeout_ms;
 	_Atomic int64_t idle_timeout_ms;
-	int64_t drain_ms;
+	_Atomic int64_t drain_ms; /* server.shutdown_timeout */
+	atomic_uint abandoned;    /* requests closed unanswered when drain_ms passed */
 };
 
 /* Something registered with epoll: its callback gets the event mask. */
@@ -68,8 +69,10 @@ int loop_start(struct loop *l);
 /* Any thread: use st/tls for new requests/handshakes (the loop takes its own references). */
 void loop_update(struct loop *l, struct server_state *st, struct tls_server *tls);
 /* Any thread: stop accepting (the loop stops watching env->listen_fd), finish in-flight
- * requests, close idle connections; the thread ends when no connection is left or
- * env->drain_ms passed. */
+ * requests, close idle connections. When env->drain_ms has passed, every connection left is
+ * closed and its request abandoned (logged, counted in env->abandoned); the thread ends once
+ * no connection is left — which a request stuck in a worker delays until its job returns
+ * (server.c stops waiting for that). */
 void loop_drain(struct loop *l);
 /* Any thread: whether the loop thread has ended (after loop_drain). */
 bool loop_finished(struct loop *l);

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,8 @@ static void apply_settings(struct loop_env *env, const struct config *cfg)
 	                                                           : LIMIT_HEADER_TIMEOUT_MS;
 	env->idle_timeout_ms =
 	    cfg->server.idle_timeout_ms > 0 ? cfg->server.idle_timeout_ms : LIMIT_IDLE_TIMEOUT_MS;
+	env->drain_ms =
+	    cfg->server.shutdown_timeout_ms > 0 ? cfg->server.shutdown_timeout_ms : LIMIT_DRAIN_MS;
 }
 
 static void file_mtime(const char *path, struct timespec *out)
@@ -446,7 +449,6 @@ static int start_loops(struct server *s, char *err, size_t errlen)
 	}
 	atomic_init(&s->env.connections, 0);
 	apply_settings(&s->env, cfg);
-	s->env.drain_ms = LIMIT_DRAIN_MS;
 	s->env.listen_fd = s->listen_fd;
 	s->env.loops = s->loops;
 	for (unsigned i = 0; i < s->nloops; i++) {
@@ -499,13 +501,25 @@ static void wait_for_signals(struct server *s, int sfd)
 	}
 }
 
-/* While the loops drain, a second SIGTERM/SIGINT ends the process at once. */
-static void wait_for_drain(struct server *s, int sfd)
+static int64_t monotonic_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for the loops to finish; a second SIGTERM/SIGINT ends the process at once. False when
+ * server.shutdown_timeout (and a moment for the loops to close what was left) has passed and a
+ * loop still waits for a request stuck in a worker: that request may never come back. */
+static bool wait_for_drain(struct server *s, int sfd)
+{
+	int64_t deadline = monotonic_ms() + s->env.drain_ms + LIMIT_DRAIN_GRACE_MS;
 	for (unsigned i = 0; i < s->nloops; i++) {
 		while (s->loops[i] && !loop_finished(s->loops[i])) {
+			if (monotonic_ms() >= deadline)
+				return false;
 			struct pollfd p = {.fd = sfd, .events = POLLIN};
-			if (sfd < 0 || poll(&p, 1, 100) <= 0)
+			if (poll(&p, sfd >= 0 ? 1 : 0, 100) <= 0)
 				continue;
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
@@ -516,6 +530,7 @@ static void wait_for_drain(struct server *s, int sfd)
 			}
 		}
 	}
+	return true;
 }
 
 static void stop_all(struct server *s, int sfd)
@@ -527,7 +542,16 @@ static void stop_all(struct server *s, int sfd)
 	 * listening); it stays open until no loop watches it any more. */
 	if (s->listen_fd >= 0)
 		(void)shutdown(s->listen_fd, SHUT_RD);
-	wait_for_drain(s, sfd);
+	if (!wait_for_drain(s, sfd)) {
+		/* A worker is stuck (a keystore that does not answer): its loop cannot be freed
+		 * while the job may still come back, and the pool cannot be joined. Leave. */
+		unsigned n = atomic_load(&s->env.abandoned);
+		log_error("stopped: abandoned %u request%s after server.shutdown_timeout (%.1f s); "
+		          "the keystore did not answer in time",
+		          n, n == 1 ? "" : "s", (double)s->env.drain_ms / 1000.0);
+		log_flush();
+		_exit(1);
+	}
 	for (unsigned i = 0; i < s->nloops; i++) {
 		if (s->loops[i]) {
 			loop_join(s->loops[i]);
@@ -540,6 +564,31 @@ static void stop_all(struct server *s, int sfd)
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	s->listen_fd = -1;
+}
+
+/* After SIGTERM, the process ends within server.shutdown_timeout plus a few seconds whatever
+ * else may hang on the way out (closing the keystore waits for its background requests). */
+static void *exit_watchdog(void *arg)
+{
+	int64_t ms = *(const int64_t *)arg;
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	log_error("stopped: shutting down took longer than server.shutdown_timeout + %d s; "
+	          "exiting now",
+	          (LIMIT_DRAIN_GRACE_MS + LIMIT_EXIT_GRACE_MS) / 1000);
+	log_flush();
+	_exit(1);
+	return NULL;
+}
+
+static void start_exit_watchdog(struct server *s)
+{
+	static int64_t ms;
+	ms = s->env.drain_ms + LIMIT_DRAIN_GRACE_MS + LIMIT_EXIT_GRACE_MS;
+	pthread_t t;
+	if (pthread_create(&t, NULL, exit_watchdog, &ms) == 0)
+		pthread_detach(t);
 }
 
 static int block_signals(sigset_t *set)
@@ -628,9 +677,17 @@ int server_run(const struct server_options *opt)
 	snprintf(status, sizeof(status), "listening on %s", s.bound);
 	sdnotify_ready(status);
 	wait_for_signals(&s, sfd);
+	start_exit_watchdog(&s);
 	stop_all(&s, sfd);
-	log_info("stopped");
-	rc = 0;
+	unsigned abandoned = atomic_load(&s.env.abandoned);
+	if (abandoned) {
+		log_warn("stopped: abandoned %u request%s after server.shutdown_timeout", abandoned,
+		         abandoned == 1 ? "" : "s");
+		rc = 1;
+	} else {
+		log_info("stopped");
+		rc = 0;
+	}
 	goto out;
 fail:
 	fprintf(stderr, "Error: %s\n", err);

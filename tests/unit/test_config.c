@@ -401,6 +401,7 @@ static void test_example_vault_transit(void)
 		CHECK_EQ_INT(c->server.handshake_timeout_ms, 5000);
 		CHECK_EQ_INT(c->server.header_timeout_ms, 2000);
 		CHECK_EQ_INT(c->server.idle_timeout_ms, 60000);
+		CHECK_EQ_INT(c->server.shutdown_timeout_ms, 20000);
 		CHECK_EQ_INT(c->server.threads, 2);
 	}
 	CHECK_EQ_INT(w.count, 0);
@@ -434,6 +435,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(c->server.handshake_timeout_ms, 5000);
 	CHECK_EQ_INT(c->server.header_timeout_ms, 5000);
 	CHECK_EQ_INT(c->server.idle_timeout_ms, 90000);
+	CHECK_EQ_INT(c->server.shutdown_timeout_ms, 10000);
 	CHECK_EQ_INT(c->server.threads, 0);
 	CHECK_EQ_INT(w.count, 0);
 	config_free(c);
@@ -547,6 +549,8 @@ static void test_errors_sections(void)
 	             "config.yml:10: server.threads: at most 1024 (0 = one per CPU core)");
 	expect_error(BASE "server:\n  idle_timeout: 0s\n",
 	             "config.yml:10: server.idle_timeout: must be a positive duration");
+	expect_error(BASE "server:\n  shutdown_timeout: -1s\n",
+	             "config.yml:10: server.shutdown_timeout: must be a positive duration");
 }
 
 static void test_errors_policy(void)
