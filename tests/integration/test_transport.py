@@ -676,6 +676,83 @@ class ShutdownDeadlineTest(unittest.TestCase):
             vault.stop()
 
 
+class RefusalLogTest(unittest.TestCase):
+    """At the default level (INFO), a refused handshake and a 403 leave a line that says why,
+    for whom and from where — a few lines per cause, not one per attempt."""
+
+    def refused(self, srv, cert):
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError), msg=cert):
+            srv.request("GET", "/v1/key/list/*", cert=cert, timeout=10)
+
+    def lines(self, srv, text):
+        return [l for l in srv.stderr_text().splitlines() if text in l]
+
+    def wait_line(self, srv, *parts):
+        deadline = time.monotonic() + 10
+        while True:
+            hit = [l for l in srv.stderr_text().splitlines() if all(p in l for p in parts)]
+            if hit:
+                return hit[0]
+            self.assertLess(time.monotonic(), deadline,
+                            "no line with %r:\n%s" % (parts, srv.stderr_text()[-3000:]))
+            time.sleep(0.1)
+
+    def test_failed_handshakes_and_403_are_logged_with_reason(self):
+        srv = kesctest.Server(start=False)
+        try:
+            srv.certs.client_signed("trusted", ca="ca")
+            srv.certs.ca("other-ca")
+            srv.certs.client_signed("untrusted", ca="other-ca")
+            # Issued by the trusted CA, but expired yesterday.
+            d = srv.dir
+            with open(os.path.join(d, "old.ext"), "w") as f:
+                f.write("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n")
+            kesctest._openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+                              "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                              srv.certs.key("old"), "-out", os.path.join(d, "old.csr"),
+                              "-subj", "/CN=old-client")
+            kesctest._openssl("x509", "-req", "-in", os.path.join(d, "old.csr"), "-CA",
+                              srv.certs.cert("ca"), "-CAkey", srv.certs.key("ca"),
+                              "-CAcreateserial", "-days", "-1", "-extfile",
+                              os.path.join(d, "old.ext"), "-out", srv.certs.cert("old"))
+            srv.admin = "trusted"
+            srv.policies = {"reader": {"allow": ["/v1/key/list/*"], "identities": ["limited"]}}
+            srv.extra = {"tls": {"auth": "on", "ca": srv.certs.cert("ca")}}
+            srv.write_config()
+            srv.start()
+            self.assertEqual(srv.request("GET", "/v1/key/list/*", cert="trusted").status, 200)
+
+            self.refused(srv, None)
+            line = self.wait_line(srv, "INFO", "handshake", "no client certificate")
+            self.assertIn("127.0.0.1", line)
+            self.refused(srv, "untrusted")
+            line = self.wait_line(srv, "INFO", "handshake", "trusted CA")
+            self.assertIn("CN=untrusted", line)
+            self.refused(srv, "old")
+            line = self.wait_line(srv, "INFO", "handshake", "expired")
+            self.assertIn("CN=old-client", line)
+
+            # A 403: who, what, from where, and why.
+            srv.certs.client_signed("stranger", ca="ca")
+            r = srv.request("DELETE", "/v1/key/delete/k", cert="stranger")
+            self.assertEqual(r.status, 403, r)
+            line = self.wait_line(srv, "INFO", "403", "/v1/key/delete/k")
+            self.assertIn(srv.certs.identity("stranger"), line)
+            self.assertIn("127.0.0.1", line)
+            self.assertIn("no policy", line)
+
+            # Many of one cause: a few lines, not one per handshake.
+            before = len(self.lines(srv, "no client certificate"))
+            for _ in range(30):
+                self.refused(srv, None)
+            time.sleep(0.5)
+            self.assertLessEqual(len(self.lines(srv, "no client certificate")) - before, 6)
+            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.sanitizer_report(), "")
+        finally:
+            srv.cleanup()
+
+
 class TlsConfigTest(unittest.TestCase):
     def test_tls_auth_on_verifies_chain(self):
         srv = kesctest.Server(start=False)
