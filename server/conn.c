@@ -206,6 +206,85 @@ static void release_buffers(struct conn *c)
 	}
 }
 
+/* ---- refusals in the error log ---- */
+
+/* Each cause has its own rate limit (log_limited: a few lines per 10 s), so a flood of one
+ * kind cannot hide the one expired certificate an operator is looking for. */
+
+static enum metrics_handshake_failure handshake_metric(enum tls_failure why)
+{
+	switch (why) {
+	case TLS_FAILURE_NO_CERT:
+		return METRICS_HANDSHAKE_NO_CERT;
+	case TLS_FAILURE_UNTRUSTED:
+		return METRICS_HANDSHAKE_UNTRUSTED;
+	case TLS_FAILURE_EXPIRED:
+		return METRICS_HANDSHAKE_EXPIRED;
+	case TLS_FAILURE_CA_CERT:
+	case TLS_FAILURE_WEAK_KEY:
+	case TLS_FAILURE_KEY_PROOF:
+	case TLS_FAILURE_BAD_CERT:
+		return METRICS_HANDSHAKE_BAD_CERT;
+	case TLS_FAILURE_NO_COMMON_PARAMS:
+	case TLS_FAILURE_ALERT:
+	case TLS_FAILURE_PROTOCOL:
+		return METRICS_HANDSHAKE_PROTOCOL;
+	case TLS_FAILURE_CLOSED:
+		return METRICS_HANDSHAKE_CLOSED;
+	default:
+		return METRICS_HANDSHAKE_OTHER;
+	}
+}
+
+/* INFO with the reason, the peer and the certificate's subject when one was sent; a peer
+ * that only went away (TCP health checks, port scans) is counted but logged at DEBUG. */
+static void log_handshake_failure(struct conn *c, enum tls_failure why)
+{
+	static struct log_limit sites[TLS_FAILURE_COUNT] = {[0 ... TLS_FAILURE_COUNT - 1] =
+	                                                        LOG_LIMIT_INIT};
+	metrics_count_handshake_failure(handshake_metric(why));
+	if ((unsigned)why >= TLS_FAILURE_COUNT)
+		why = TLS_FAILURE_PROTOCOL;
+	char subject[256];
+	tls_peer_subject(&c->ssl, subject, sizeof(subject));
+	log_limited(&sites[why], why == TLS_FAILURE_CLOSED ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+	            "tls: handshake with %s failed: %s%s%s%s", c->ip, tls_failure_text(why),
+	            subject[0] ? " (certificate subject " : "", subject, subject[0] ? ")" : "");
+}
+
+static void log_handshake_timeout(struct conn *c)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	metrics_count_handshake_failure(METRICS_HANDSHAKE_TIMEOUT);
+	log_limited(&site, LOG_LEVEL_INFO,
+	            "tls: handshake with %s failed: not finished within %.1f s "
+	            "(server.handshake_timeout)",
+	            c->ip, (double)(loop_now_ms(c->loop) - c->accepted_ms) / 1000.0);
+}
+
+static void log_plain_http(struct conn *c)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	metrics_count_handshake_failure(METRICS_HANDSHAKE_PLAIN_HTTP);
+	log_limited(&site, LOG_LEVEL_INFO,
+	            "tls: %s sent plain HTTP to the TLS port (answered 400; use https://)", c->ip);
+}
+
+/* A 403: who asked for what, from where, and why the policy said no. */
+static void log_forbidden(struct conn *c)
+{
+	static struct log_limit no_policy = LOG_LIMIT_INIT, not_allowed = LOG_LIMIT_INIT;
+	const struct policy_set *ps =
+	    server_state_policies(c->req_state ? c->req_state : loop_state(c->loop));
+	bool has_policy = c->identity[0] && policy_set_policy_of(ps, c->identity);
+	log_limited(has_policy ? &not_allowed : &no_policy, LOG_LEVEL_INFO,
+	            "api: 403 for %s %s from %s, identity %s: %s",
+	            c->req.method ? c->req.method : "", c->req.path ? c->req.path : "", c->ip,
+	            c->identity[0] ? c->identity : "(none)",
+	            has_policy ? "its policy does not allow this path"
+	                       : "not the admin, and no policy is assigned to it");
+}
+
 /* ---- timers ---- */
 
 static void arm(struct conn *c, int64_t ms, bool idle)
@@ -323,7 +402,7 @@ static void on_timer(struct loop_timer *t)
 		return;
 	}
 	if (c->phase == PHASE_HANDSHAKE)
-		log_debug("tls: handshake with %s timed out", c->ip);
+		log_handshake_timeout(c);
 	if (c->phase == PHASE_WORKER) {
 		answer_timeout(c);
 		return;
@@ -569,6 +648,8 @@ static void send_response(struct conn *c)
 	int64_t latency = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
 	if (r->metered)
 		metrics_request_done(r->status, latency);
+	if (r->status == 403)
+		log_forbidden(c);
 	end_request(c);
 	if (c->close_after || c->out.len >= LIMIT_PIPELINE_OUTPUT_BYTES)
 		c->phase = PHASE_WRITE;
@@ -651,7 +732,10 @@ static void dispatch(struct conn *c)
 			c->phase = PHASE_WORKER;
 			return;
 		}
-		log_warn("worker queue full: request from %s refused", c->ip);
+		static struct log_limit site = LOG_LIMIT_INIT;
+		log_limited(&site, LOG_LEVEL_WARN,
+		            "worker queue full (%d jobs): request from %s refused with 503",
+		            LIMIT_WORKER_QUEUE, c->ip);
 		c->resp.status = 503;
 		c->resp.content_type = "application/json";
 		buf_append_str(&c->resp.body, "{\"message\":\"");
@@ -796,7 +880,7 @@ static bool check_plain_http(struct conn *c)
 	for (size_t i = 0; i < sizeof(METHODS) / sizeof(METHODS[0]); i++) {
 		if (memcmp(first, METHODS[i], sizeof(first)) == 0) {
 			(void)!send(c->fd, ANSWER, sizeof(ANSWER) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-			log_debug("tls: %s sent plain HTTP to the TLS port", c->ip);
+			log_plain_http(c);
 			close_now(c);
 			return false;
 		}
@@ -833,7 +917,7 @@ static bool step_handshake(struct conn *c)
 	case TLS_STEP_WANT_WRITE:
 		return false;
 	default:
-		log_debug("tls: handshake with %s failed: %s", c->ip, tls_failure_text(why));
+		log_handshake_failure(c, why);
 		close_now(c);
 		return false;
 	}
@@ -1111,7 +1195,7 @@ bool conn_shed(struct loop_link *link)
 	            c->phase == PHASE_HANDSHAKE ? "that had not finished its TLS handshake"
 	                                        : "idle with an identity that has no policy",
 	            (double)(loop_now_ms(c->loop) - c->accepted_ms) / 1000.0);
-	metrics_count_conn_refused(METRICS_REFUSED_MAX_CONNECTIONS);
+	metrics_count_conn_refused(METRICS_REFUSED_SHED);
 	close_now(c);
 	return true;
 }

@@ -50,13 +50,39 @@ static inline bool log_limit_pass_(struct log_limit *site)
 				log_error(__VA_ARGS__);     \
 			else if ((level) >= LOG_LEVEL_WARN) \
 				log_warn(__VA_ARGS__);      \
-			else                                \
+			else if ((level) >= LOG_LEVEL_INFO) \
 				log_info(__VA_ARGS__);      \
+			else                                \
+				log_debug(__VA_ARGS__);     \
 		}                                           \
 	} while (0)
 
-enum metrics_refused { METRICS_REFUSED_MAX_CONNECTIONS, METRICS_REFUSED_DESCRIPTORS };
-static inline void metrics_count_conn_refused(enum metrics_refused reason)
+enum metrics_handshake_failure {
+	METRICS_HANDSHAKE_NO_CERT,
+	METRICS_HANDSHAKE_UNTRUSTED,
+	METRICS_HANDSHAKE_EXPIRED,
+	METRICS_HANDSHAKE_BAD_CERT,
+	METRICS_HANDSHAKE_PROTOCOL,
+	METRICS_HANDSHAKE_TIMEOUT,
+	METRICS_HANDSHAKE_PLAIN_HTTP,
+	METRICS_HANDSHAKE_CLOSED,
+	METRICS_HANDSHAKE_OTHER,
+	METRICS_HANDSHAKE_REASONS
+};
+static inline void metrics_count_handshake_failure(enum metrics_handshake_failure reason)
+{
+	(void)reason;
+}
+
+enum metrics_conn_refusal {
+	METRICS_REFUSED_MAX_CONNECTIONS,
+	METRICS_REFUSED_DESCRIPTORS,
+	METRICS_REFUSED_PER_CLIENT,
+	METRICS_REFUSED_SHED,
+	METRICS_REFUSED_OTHER,
+	METRICS_REFUSED_REASONS
+};
+static inline void metrics_count_conn_refused(enum metrics_conn_refusal reason)
 {
 	(void)reason;
 }
