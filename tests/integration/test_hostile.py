@@ -861,6 +861,33 @@ class ConnectionCapTest(unittest.TestCase):
                 c.close()
             self.assert_clean(srv)
 
+    def test_idle_connection_of_an_unknown_identity_makes_room(self):
+        cap = 4
+        cfg = {"server": {"max_connections": cap, "handshake_timeout": "60s"}}
+        with kesctest.Server(config=cfg) as srv:
+            kept = [srv.connection() for _ in range(cap - 1)]
+            for c in kept:
+                c.request("GET", "/v1/key/list/*")
+                r = c.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+            stranger = srv.tls_socket(cert="unknown")  # no policy: it can only get 403s
+            stranger.sendall(b"GET /v1/key/list/* HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(kesctest.ResponseReader(stranger).read().status, 403)
+            # At the limit: the idle stranger gives up its place, the admin's are kept.
+            self.assertEqual(srv.request("GET", "/v1/key/list/*").status, 200)
+            self.assertTrue(closed_by_peer(stranger, timeout=10))
+            for c in kept:
+                c.request("GET", "/v1/key/list/*")
+                r = c.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+                c.close()
+            stranger.close()
+            self.assertTrue(any("no policy" in l for l in self.limit_lines(srv)),
+                            srv.stderr_text()[-2000:])
+            self.assert_clean(srv)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
