@@ -1213,7 +1213,7 @@ bool conn_drain(struct loop_link *link, bool force, const char **method, const c
 		return false;
 	/* begin_request took a state reference that end_request gives back: in between, the
 	 * request has no answer yet. */
-	bool abandoned = c->req_state != NULL;
+	bool abandoned = c->req_state != NULL && !c->timed_out; /* a 504 is an answer */
 	if (abandoned) {
 		const char *arg;
 		int i = router_match(c->req.path, &arg);

@@ -546,9 +546,10 @@ static void stop_all(struct server *s, int sfd)
 		/* A worker is stuck (a keystore that does not answer): its loop cannot be freed
 		 * while the job may still come back, and the pool cannot be joined. Leave. */
 		unsigned n = atomic_load(&s->env.abandoned);
-		log_error("stopped: abandoned %u request%s after server.shutdown_timeout (%.1f s); "
-		          "the keystore did not answer in time",
-		          n, n == 1 ? "" : "s", (double)s->env.drain_ms / 1000.0);
+		log_error(
+		    "stopped after server.shutdown_timeout (%.1f s) with a keystore call still "
+		    "running: %u unanswered request%s abandoned",
+		    (double)s->env.drain_ms / 1000.0, n, n == 1 ? "" : "s");
 		log_flush();
 		_exit(1);
 	}
@@ -681,8 +682,8 @@ int server_run(const struct server_options *opt)
 	stop_all(&s, sfd);
 	unsigned abandoned = atomic_load(&s.env.abandoned);
 	if (abandoned) {
-		log_warn("stopped: abandoned %u request%s after server.shutdown_timeout", abandoned,
-		         abandoned == 1 ? "" : "s");
+		log_warn("stopped after server.shutdown_timeout: %u unanswered request%s abandoned",
+		         abandoned, abandoned == 1 ? "" : "s");
 		rc = 1;
 	} else {
 		log_info("stopped");
