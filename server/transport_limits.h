@@ -38,7 +38,7 @@
 /* SIGTERM: how long in-flight requests may take before they are abandoned and the process
  * exits (server.shutdown_timeout). 10 s lets every request that is not stuck finish (cache
  * hits take microseconds, the fs keystore milliseconds, a Vault call a few seconds), ends well
- * within systemd's TimeoutStopSec (90 s by default, 15 s in deploy/systemd/kesc.service) with
+ * within systemd's TimeoutStopSec (90 s by default, 30 s in deploy/systemd/kesc.service.in) with
  * the grace periods below, and still gets a log line out before any SIGKILL. */
 #define LIMIT_DRAIN_MS 10000
 /* After it: a moment for the loops to close what is left and for jobs about to return. */
