@@ -21,13 +21,13 @@
 #include "server/api_errors.h"
 #include "server/http.h"
 #include "server/log.h"
+#include "server/log_limit.h"
 #include "server/loop.h"
 #include "server/metrics.h"
 #include "server/router.h"
 #include "server/state.h"
 #include "server/tls.h"
 #include "server/transport_limits.h"
-#include "server/transport_shim.h"
 #include "server/worker.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

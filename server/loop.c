@@ -16,10 +16,10 @@
 
 #include "server/conn.h"
 #include "server/log.h"
+#include "server/log_limit.h"
 #include "server/metrics.h"
 #include "server/state.h"
 #include "server/tls.h"
-#include "server/transport_shim.h"
 #include "server/worker.h"
 
 #define LOOP_EVENTS           256

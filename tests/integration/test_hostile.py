@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -784,6 +785,12 @@ class HostileTest(unittest.TestCase):
         self.assertEqual(r.json()["plaintext"], generated["plaintext"])
 
 
+def metric(text, name, labels=""):
+    """The value of one sample of /v1/metrics' exposition text, or None."""
+    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(m.group(1)) if m else None
+
+
 class ConnectionCapTest(unittest.TestCase):
     """server.max_connections under attack, scaled down: sockets that never send a TLS byte
     must not keep legitimate clients out, authenticated keep-alive connections are kept, and
@@ -821,6 +828,9 @@ class ConnectionCapTest(unittest.TestCase):
             self.assertTrue(lines, "nothing logged about the connection limit")
             self.assertIn("127.0.0.1", lines[0])
             self.assertLessEqual(len(lines), 6, "\n".join(lines))
+            text = srv.request("GET", "/v1/metrics").body.decode()
+            self.assertGreaterEqual(
+                metric(text, "kesc_connections_refused_total", '{reason="shed"}'), 15)
             for s in silent:
                 s.close()
             self.assert_clean(srv)
@@ -857,6 +867,10 @@ class ConnectionCapTest(unittest.TestCase):
                 self.assertLess(time.monotonic(), deadline, srv.stderr_text())
                 time.sleep(0.1)
             self.assertEqual([ask(c) for c in kept], [200] * cap)
+            kept[0].request("GET", "/v1/metrics")
+            text = kept[0].getresponse().read().decode()
+            self.assertGreaterEqual(
+                metric(text, "kesc_connections_refused_total", '{reason="max_connections"}'), 1)
             for c in kept:
                 c.close()
             self.assert_clean(srv)

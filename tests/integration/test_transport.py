@@ -582,6 +582,12 @@ class ListenerTest(unittest.TestCase):
             self.assertEqual(first.sanitizer_report(), "")
 
 
+def metric(text, name, labels=""):
+    """The value of one sample of /v1/metrics' exposition text, or None."""
+    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def cpu_seconds(pid):
     """User + system CPU time of a process so far (/proc/PID/stat)."""
     with open("/proc/%d/stat" % pid) as f:
@@ -634,6 +640,9 @@ class DescriptorExhaustionTest(unittest.TestCase):
                     self.assertLess(time.monotonic(), deadline, "no recovery")
                     time.sleep(0.2)
             resource.prlimit(pid, resource.RLIMIT_NOFILE, original)
+            text = srv.request("GET", "/v1/metrics").body.decode()
+            self.assertGreaterEqual(
+                metric(text, "kesc_connections_refused_total", '{reason="descriptors"}'), 1)
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
 
@@ -754,6 +763,11 @@ class RefusalLogTest(unittest.TestCase):
                 self.refused(srv, None)
             time.sleep(0.5)
             self.assertLessEqual(len(self.lines(srv, "no client certificate")) - before, 6)
+            text = srv.request("GET", "/v1/metrics", cert="trusted").body.decode()
+            name = "kesc_tls_handshake_failures_total"
+            self.assertGreaterEqual(metric(text, name, '{reason="no_certificate"}'), 31)
+            self.assertGreaterEqual(metric(text, name, '{reason="untrusted"}'), 1)
+            self.assertGreaterEqual(metric(text, name, '{reason="expired"}'), 1)
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
         finally:
