@@ -34,6 +34,9 @@
 #define CACHE_SHARDS            16
 #define CACHE_MIN_BUCKETS       16
 #define CACHE_DEFAULT_STATUS_MS 10000
+/* While the store is offline it is probed this often, whatever the status interval: a store
+ * that came back is noticed within about a second (readiness, offline expiry). */
+#define CACHE_OFFLINE_PROBE_MS 1000
 /* Ghosts kept per shard; beyond that the oldest are forgotten. */
 #define CACHE_GHOSTS_PER_SHARD 256
 #define CACHE_FP_SIZE          16
@@ -966,6 +969,16 @@ static void cache_tasks_init(const struct ks_cache *c, struct cache_task *t, int
 		t[i].due_us = now + t[i].interval_us;
 }
 
+/* The time to the task's next run: its interval, except the status probe, which runs about
+ * once a second while the store is offline. */
+static int64_t cache_task_interval_us(struct ks_cache *c, int task, const struct cache_task *t)
+{
+	if (task == TASK_STATUS && atomic_load_explicit(&c->offline, memory_order_relaxed) &&
+	    t->interval_us > CACHE_OFFLINE_PROBE_MS * 1000)
+		return CACHE_OFFLINE_PROBE_MS * 1000;
+	return t->interval_us;
+}
+
 /* Sleeps until the earliest due task or until asked to stop; false when stopping. */
 static bool cache_sleep_until(struct ks_cache *c, int64_t due_us)
 {
@@ -1009,7 +1022,7 @@ static void *cache_background(void *arg)
 			if (tasks[i].interval_us <= 0 || tasks[i].due_us > now)
 				continue;
 			cache_run_task(c, i);
-			tasks[i].due_us = cache_now_us() + tasks[i].interval_us;
+			tasks[i].due_us = cache_now_us() + cache_task_interval_us(c, i, &tasks[i]);
 		}
 	}
 	return NULL;

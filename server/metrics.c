@@ -447,6 +447,9 @@ static void cache_metrics(struct buf *out, struct ks_cache *cache)
 	gauge(out, "kesc_keystore_latency_seconds",
 	      "Latency of the last key store status probe in seconds.",
 	      (double)s.store_latency_us / 1e6);
+	gauge(out, "kesc_keystore_reachable",
+	      "1 while the key store answers its status probe, 0 while it is offline.",
+	      s.offline ? 0.0 : 1.0);
 	counter(out, "kesc_cache_hits_total", "Key lookups answered from the key cache.", s.hits);
 	counter(out, "kesc_cache_misses_total", "Key lookups that missed the key cache.", s.misses);
 	counter(out, "kesc_keystore_reads_total", "Key reads that reached the key store.",

@@ -54,6 +54,12 @@ def error_bytes(message):
     return b'{"message":' + json.dumps(message).encode() + b"\n}"
 
 
+def metrics_text(srv):
+    r = srv.request("GET", "/v1/metrics")
+    assert r.status == 200, r
+    return r.body.decode()
+
+
 class ApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -292,7 +298,8 @@ class ApiTest(unittest.TestCase):
                      "kes_system_up_time", "kes_system_num_cpu", "kes_system_num_cpu_used",
                      "kes_system_num_threads", "kes_system_mem_heap_used",
                      "kes_system_mem_heap_objects", "kes_system_mem_stack_used",
-                     "kesc_keystore_latency_seconds", "kesc_cache_hits_total",
+                     "kesc_keystore_latency_seconds", "kesc_keystore_reachable",
+                     "kesc_cache_hits_total",
                      "kesc_cache_misses_total", "kesc_keystore_reads_total",
                      "kesc_connections_open"]:
             self.assertIn("\n# TYPE %s " % name, "\n" + text, name)
@@ -427,11 +434,17 @@ class ConfigTest(unittest.TestCase):
                 r = srv.request("GET", "/v1/ready")
                 self.assertEqual(r.body, error_bytes("key store is not reachable"))
                 self.assertEqual(r.status, 504)
-                os.rename(moved, keys)
-                deadline = time.monotonic() + 30  # the cache re-probes every 10 s
-                while srv.request("GET", "/v1/ready").status != 200:
+                deadline = time.monotonic() + 30  # the first probe within the 10 s interval
+                while "kesc_keystore_reachable 0\n" not in metrics_text(srv):
                     self.assertLess(time.monotonic(), deadline)
-                    time.sleep(0.5)
+                    time.sleep(0.2)
+                os.rename(moved, keys)
+                back = time.monotonic()
+                # Offline, the store is probed about once a second (not every 10 s).
+                while srv.request("GET", "/v1/ready").status != 200:
+                    self.assertLess(time.monotonic() - back, 8)
+                    time.sleep(0.2)
+                self.assertIn("kesc_keystore_reachable 1\n", metrics_text(srv))
                 self.assertIn("keystore_latency", srv.request("GET", "/v1/status").json())
                 self.assert_clean(srv)
         finally:

@@ -696,6 +696,26 @@ static void test_offline(void)
 	ks_cache_free(c);
 }
 
+/* While the store is offline the cache probes it about once a second, whatever the status
+ * interval: /v1/ready and the offline expiry must not lag a recovered store by a whole
+ * interval (10 s by default). */
+static void test_offline_recovery_is_prompt(void)
+{
+	struct ks_cache_config cfg = {.status_interval_ms = 4000};
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, &cfg);
+	int64_t back;
+
+	atomic_store(&t.status_fails, true);
+	CHECK(wait_offline(c, true, 10000));
+	back = now_ms();
+	atomic_store(&t.status_fails, false);
+	CHECK(wait_offline(c, false, 10000));
+	/* A whole interval would be 4 s; a probe a second answers in about one. */
+	CHECK(now_ms() - back < 2500);
+	ks_cache_free(c);
+}
+
 static void test_offline_expiry(void)
 {
 	/* While offline with an offline expiry the "any" expiry (300 ms) waits; the offline
@@ -1037,6 +1057,7 @@ int main(void)
 	RUN(test_expiry_unused);
 	RUN(test_offline);
 	RUN(test_offline_expiry);
+	RUN(test_offline_recovery_is_prompt);
 	RUN(test_kes_directory);
 	RUN(test_tombstone_lifetime);
 	RUN(test_remove_writes_tombstone);
