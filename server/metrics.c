@@ -20,6 +20,8 @@
 
 #include <mbedtls/x509_crt.h>
 
+#include "keystore/secmem.h"
+
 #define SHARD_COUNT 16
 #define CODE_MIN    100
 #define CODE_COUNT  500 /* 100..599 */
@@ -437,6 +439,12 @@ static void system_gauges(struct buf *out)
 	gauge(out, "kes_system_mem_stack_used",
 	      "The number of bytes that are currently used on the stack memory.",
 	      (double)proc_status_value("VmStk") * 1024);
+	/* The start-up banner says whether mlock worked then; a limit reached later (a
+	 * container's RLIMIT_MEMLOCK filled by a growing cache) shows only here. */
+	gauge(out, "kesc_secret_memory_locked",
+	      "1 while every allocation of key memory was locked in RAM (mlock), 0 once one was "
+	      "refused.",
+	      secmem_locking_works() ? 1.0 : 0.0);
 }
 
 static void cache_metrics(struct buf *out, struct ks_cache *cache)

@@ -299,6 +299,7 @@ class ApiTest(unittest.TestCase):
                      "kes_system_num_threads", "kes_system_mem_heap_used",
                      "kes_system_mem_heap_objects", "kes_system_mem_stack_used",
                      "kesc_keystore_latency_seconds", "kesc_keystore_reachable",
+                     "kesc_secret_memory_locked",
                      "kesc_cache_hits_total",
                      "kesc_cache_misses_total", "kesc_keystore_reads_total",
                      "kesc_connections_open"]:
