@@ -1,33 +1,53 @@
 /*
- * loadgen.c — closed-loop HTTPS load with a client certificate, for comparing kesc with an
- * nginx mTLS baseline on the same machine with the same certificates.
+ * loadgen.c — closed-loop HTTPS load with a client certificate (OpenSSL), for comparing kesc
+ * with an nginx mTLS baseline on the same machine with the same certificates.
  *
- *   loadgen --host 127.0.0.1 --port 7373 --path /v1/key/generate/k --method POST --body '{}'
- *           --cert client.crt --key client.key [--ca ca.crt] [-c 64] [-d 10] [--warmup 1]
- *           [--mode keepalive|handshake|resume] [--idle N] [--requests N]
+ *   loadgen --port 7373 --path /v1/key/generate/k --method POST --body '{}'
+ *           --cert client.crt --key client.key [-c 64] [-t THREADS] [-d 10] [--warmup 1]
+ *           [--mode keepalive|handshake|resume] [--groups X25519:P-256] [--storm N]
+ *           [--idle N] [--total N] [--burst] [--server-pid PID]
  *
- * Modes: keepalive sends every request of a worker on one connection; handshake opens a new
- * connection with a full TLS handshake for every request; resume does the same but resumes
- * the first session (session ticket), measuring abbreviated handshakes. --idle N opens N extra
- * connections before the run (from IDLE_THREADS threads, resuming one session per thread so
- * that opening 10,000 takes seconds, not a minute of full handshakes), sends one request on
- * each so that the server treats it as an idle keep-alive connection (idle timeout, 90 s)
- * rather than one that never sent a request (header timeout, 5 s), and holds them during the
- * run. --requests N makes each worker stop after N requests (for burst tests) instead of
- * running for the duration; its workers connect first and then start together, so that the
- * first requests of all workers arrive at once (a burst on one key).
+ * Why OpenSSL: the client runs on the same cores as the server, so it must cost less per
+ * request than the server or it, not the server, sets the rate. An mbedTLS client spent more
+ * CPU per request than either server and capped both at the same rate. The report therefore
+ * carries the client's own CPU per request (getrusage of this process) next to the server's
+ * (/proc/PID/stat of --server-pid and its children), both over exactly the measured window.
  *
- * The client offers X25519 and P-256 only, in that order, as Go's crypto/tls does: the
- * baseline (OpenSSL honours the client's order) and kesc then do the same key exchange.
+ * Modes:
+ *  keepalive  every connection stays open; requests go back to back (closed loop). The
+ *             connections are spread over -t threads (default 1 per 16 connections, at most
+ *             the number of cores), each an edge-triggered epoll loop: one epoll_wait serves
+ *             every connection that is ready, so the client pays a write and a read per
+ *             request and not a thread wake-up.
+ *  handshake  a new TCP connection and full TLS 1.2 mTLS handshake per request, one blocking
+ *             thread per connection (the handshake's crypto dwarfs a thread switch).
+ *  resume     the same, resuming the first session's ticket (abbreviated handshake).
+ * --storm N   adds N threads doing full handshakes back to back during the run, measured
+ *             separately (storm_*): the reconnect storm whose effect on the main group's
+ *             latency is the point.
+ * --idle N    opens N extra connections before the run (8 threads, resuming one session per
+ *             thread), sends one request on each so the server treats them as idle keep-alive
+ *             connections, holds them during the run and counts those still open at the end.
+ * --total N   stops after N requests in all (no warm-up; the run is the whole time). A "%d" in
+ *             --path is replaced by a sequence number 0..N-1, one per request: creating or
+ *             reading N distinct keys.
+ * --burst     every connection first connects, then all send at once (a burst on one key);
+ *             with --total N and -c N each connection sends exactly one request.
+ *
+ * The client offers X25519 then P-256 (--groups), as Go's crypto/tls does, and the suites of
+ * Go's TLS 1.2 defaults that both servers have; both servers follow the client's order.
  *
  * Prints one line of key=value pairs: requests, errors, seconds, rps, p50_us, p99_us, p999_us,
- * idle_open, idle_alive, and wmin/wmax, the fewest and most requests one worker completed
- * (a server that serves some connections and starves others shows wmin far below wmax).
+ * max_us, wmin/wmax (fewest and most requests one connection completed: fairness), client_cpu_s
+ * and client_us (client CPU per completed request, main and storm group together), server_cpu_s
+ * and server_us (likewise, with --server-pid), storm_requests, storm_errors, storm_rps,
+ * storm_p50_us, storm_p99_us, idle_open, idle_alive, cipher and group (of the last handshake).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -35,26 +55,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/error.h>
-#include <mbedtls/net_sockets.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/x509_crt.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 enum mode { MODE_KEEPALIVE, MODE_HANDSHAKE, MODE_RESUME };
 
 struct options {
-	const char *host, *path, *method, *body, *cert, *key, *ca;
-	int port, conns, idle;
+	const char *host, *path, *method, *body, *cert, *key, *groups;
+	int port, conns, threads, idle, storm, server_pid;
 	double duration, warmup;
-	long requests;
+	long total;
+	bool burst;
 	enum mode mode;
 };
 
@@ -64,6 +82,7 @@ static struct options opt = {
     .path = "/v1/status",
     .method = "GET",
     .body = "",
+    .groups = "X25519:P-256",
     .conns = 1,
     .duration = 5,
     .warmup = 1,
@@ -71,51 +90,85 @@ static struct options opt = {
 };
 
 #define IDLE_THREADS 8
+#define RESPONSE_MAX 65536
+#define SUITES                                                         \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305"
 
-static const mbedtls_ecp_group_id CLIENT_CURVES[] = {
-    MBEDTLS_ECP_DP_CURVE25519,
-    MBEDTLS_ECP_DP_SECP256R1,
-    MBEDTLS_ECP_DP_NONE,
+static SSL_CTX *ctx;
+static bool path_has_seq;
+static atomic_long next_seq;
+static atomic_bool measuring, stopping;
+static pthread_barrier_t burst_start;
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_cipher[64] = "-", last_group[32] = "-";
+
+/* Latencies of one group of connections, in microseconds. */
+struct samples {
+	uint32_t *lat;
+	size_t n, cap;
+	long requests, errors;
 };
 
-static mbedtls_x509_crt client_crt, ca_crt;
-static mbedtls_pk_context client_key;
-static char request[8192];
-static size_t request_len;
-static atomic_bool measuring, stopping;
-/* --requests: every worker connects first, then all send at once (a burst on one key). */
-static pthread_barrier_t burst_start;
-
-struct worker {
-	pthread_t thread;
-	mbedtls_entropy_context entropy;
-	mbedtls_ctr_drbg_context drbg;
-	mbedtls_ssl_config conf;
-	mbedtls_ssl_session session;
-	bool have_session;
-	uint32_t *lat; /* microseconds */
-	size_t nlat, cap;
-	long requests, errors;
+struct conn {
+	int fd;
+	SSL *ssl;
+	double t0;
+	size_t len;
+	long done; /* requests completed while measuring */
+	bool busy; /* a request is outstanding */
+	char req[8192];
+	size_t req_len;
+	char buf[RESPONSE_MAX];
 };
 
 static double now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what, int ret)
+static void die(const char *what)
 {
-	char buf[128];
-	mbedtls_strerror(ret, buf, sizeof buf);
-	fprintf(stderr, "loadgen: %s: %s (%d)\n", what, buf, ret);
+	fprintf(stderr, "loadgen: %s\n", what);
+	ERR_print_errors_fp(stderr);
 	exit(1);
+}
+
+static void samples_add(struct samples *s, double seconds)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 65536;
+		s->lat = realloc(s->lat, s->cap * sizeof *s->lat);
+		if (!s->lat)
+			die("out of memory");
+	}
+	s->lat[s->n++] = (uint32_t)(seconds * 1e6);
+}
+
+static void samples_merge(struct samples *into, const struct samples *from)
+{
+	for (size_t i = 0; i < from->n; i++)
+		samples_add(into, from->lat[i] / 1e6);
+	into->requests += from->requests;
+	into->errors += from->errors;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint32_t samples_pct(const struct samples *s, double p)
+{
+	return s->n ? s->lat[(size_t)((double)(s->n - 1) * p)] : 0;
 }
 
 static int tcp_connect(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
@@ -129,240 +182,397 @@ static int tcp_connect(void)
 	return fd;
 }
 
-static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+static void conn_close(struct conn *c)
 {
-	ssize_t n = send(*(int *)ctx, buf, len, MSG_NOSIGNAL);
-	return n < 0 ? MBEDTLS_ERR_NET_SEND_FAILED : (int)n;
+	if (c->ssl) {
+		SSL_shutdown(c->ssl); /* close_notify, as Go sends; no wait for the peer's */
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
 }
 
-static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+static void note_handshake(SSL *ssl)
 {
-	ssize_t n = recv(*(int *)ctx, buf, len, 0);
-	if (n == 0)
-		return MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY;
-	return n < 0 ? MBEDTLS_ERR_NET_RECV_FAILED : (int)n;
+	pthread_mutex_lock(&last_lock);
+	snprintf(last_cipher, sizeof last_cipher, "%s", SSL_get_cipher_name(ssl));
+	/* The server's ephemeral key names the key exchange (a resumed session has none). */
+	EVP_PKEY *tmp = NULL;
+	if (SSL_get_peer_tmp_key(ssl, &tmp) == 1 && tmp) {
+		char g[32];
+		size_t glen;
+		if (EVP_PKEY_get_group_name(tmp, g, sizeof g, &glen) == 1)
+			snprintf(last_group, sizeof last_group, "%s", g);
+		else
+			snprintf(last_group, sizeof last_group, "%s", EVP_PKEY_get0_type_name(tmp));
+		EVP_PKEY_free(tmp);
+	}
+	pthread_mutex_unlock(&last_lock);
 }
 
-struct conn {
-	int fd;
-	mbedtls_ssl_context ssl;
-};
-
-static int conn_open(struct worker *w, struct conn *c, bool resume)
+/* Connects and handshakes on a blocking socket. *session: resume it if set; store the new
+ * session there if it was NULL. */
+static int conn_open(struct conn *c, SSL_SESSION **session)
 {
 	c->fd = tcp_connect();
 	if (c->fd < 0)
 		return -1;
-	mbedtls_ssl_init(&c->ssl);
-	if (mbedtls_ssl_setup(&c->ssl, &w->conf) != 0)
+	c->ssl = SSL_new(ctx);
+	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
 		goto fail;
-	mbedtls_ssl_set_bio(&c->ssl, &c->fd, bio_send, bio_recv, NULL);
-	if (resume && w->have_session && mbedtls_ssl_set_session(&c->ssl, &w->session) != 0)
+	if (session && *session)
+		SSL_set_session(c->ssl, *session);
+	if (SSL_connect(c->ssl) != 1)
 		goto fail;
-	int ret;
-	while ((ret = mbedtls_ssl_handshake(&c->ssl)) != 0)
-		if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE)
-			goto fail;
-	if (resume && !w->have_session) {
-		if (mbedtls_ssl_get_session(&c->ssl, &w->session) == 0)
-			w->have_session = true;
-	}
+	if (session && !*session)
+		*session = SSL_get1_session(c->ssl);
 	return 0;
 fail:
-	mbedtls_ssl_free(&c->ssl);
-	close(c->fd);
-	c->fd = -1;
+	ERR_clear_error();
+	conn_close(c);
 	return -1;
 }
 
-static void conn_close(struct conn *c)
+/* Builds the next request into c->req; false when --total is reached. */
+static bool conn_next_request(struct conn *c)
 {
-	if (c->fd < 0)
-		return;
-	mbedtls_ssl_close_notify(&c->ssl);
-	mbedtls_ssl_free(&c->ssl);
-	close(c->fd);
-	c->fd = -1;
+	long seq = 0;
+	if (opt.total || path_has_seq) {
+		seq = atomic_fetch_add(&next_seq, 1);
+		if (opt.total && seq >= opt.total)
+			return false;
+	}
+	if (c->req_len && !path_has_seq)
+		return true; /* the same bytes every time */
+	char path[1024];
+	if (path_has_seq) {
+		const char *pct = strstr(opt.path, "%d");
+		snprintf(path, sizeof path, "%.*s%ld%s", (int)(pct - opt.path), opt.path, seq,
+		         pct + 2);
+	} else {
+		snprintf(path, sizeof path, "%s", opt.path);
+	}
+	int n = snprintf(c->req, sizeof c->req,
+	                 "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+	                 "Content-Length: %zu\r\n\r\n%s",
+	                 opt.method, path, opt.host, strlen(opt.body), opt.body);
+	if (n < 0 || (size_t)n >= sizeof c->req)
+		die("request too long");
+	c->req_len = (size_t)n;
+	return true;
 }
 
-/* Sends the request and reads one response (headers + Content-Length body). 0 on a 2xx. */
-static int conn_roundtrip(struct conn *c)
+static int conn_send(struct conn *c)
 {
-	size_t off = 0;
-	while (off < request_len) {
-		int n = mbedtls_ssl_write(&c->ssl, (const unsigned char *)request + off,
-		                          request_len - off);
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
-	char buf[65536];
-	size_t len = 0;
-	char *end = NULL;
-	while (!end) {
-		if (len == sizeof buf - 1)
-			return -1;
-		int n = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf + len, sizeof buf - 1 - len);
-		if (n <= 0)
-			return -1;
-		len += (size_t)n;
-		buf[len] = 0;
-		end = strstr(buf, "\r\n\r\n");
-	}
-	int status = atoi(buf + 9);
-	size_t header_len = (size_t)(end - buf) + 4;
-	size_t body = 0;
-	char *cl = strcasestr(buf, "\r\ncontent-length:");
+	/* SSL_MODE_ENABLE_PARTIAL_WRITE is off: one call writes the whole request or fails. */
+	int n = SSL_write(c->ssl, c->req, (int)c->req_len);
+	return n == (int)c->req_len ? 0 : -1;
+}
+
+/* 1 when c->buf holds a whole response (status 2xx: *ok = true), 0 when more is needed. */
+static int response_complete(struct conn *c, bool *ok)
+{
+	c->buf[c->len] = 0;
+	char *end = strstr(c->buf, "\r\n\r\n");
+	if (!end)
+		return 0;
+	size_t head = (size_t)(end - c->buf) + 4, body = 0;
+	char *cl = strcasestr(c->buf, "\r\ncontent-length:");
 	if (cl && cl < end)
 		body = strtoul(cl + 17, NULL, 10);
-	while (len - header_len < body) {
-		int n = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf,
-		                         body - (len - header_len) < sizeof buf
-		                             ? body - (len - header_len)
-		                             : sizeof buf);
+	if (c->len - head < body)
+		return 0;
+	*ok = c->len > 12 && c->buf[9] == '2';
+	return 1;
+}
+
+/* Blocking: reads one whole response. 0 on a 2xx. */
+static int conn_read_response(struct conn *c)
+{
+	c->len = 0;
+	for (;;) {
+		if (c->len >= sizeof c->buf - 1)
+			return -1;
+		int n = SSL_read(c->ssl, c->buf + c->len, (int)(sizeof c->buf - 1 - c->len));
 		if (n <= 0)
 			return -1;
-		len += (size_t)n;
+		c->len += (size_t)n;
+		bool ok;
+		if (response_complete(c, &ok))
+			return ok ? 0 : -1;
 	}
-	return status >= 200 && status < 300 ? 0 : -1;
 }
 
-static void record(struct worker *w, double seconds)
+static void set_nonblocking(int fd, bool on)
 {
-	if (w->nlat == w->cap) {
-		w->cap = w->cap ? w->cap * 2 : 65536;
-		w->lat = realloc(w->lat, w->cap * sizeof *w->lat);
-		if (!w->lat)
-			exit(1);
-	}
-	w->lat[w->nlat++] = (uint32_t)(seconds * 1e6);
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
 
-static void *worker_main(void *arg)
+/* ---- keep-alive: epoll loops ---------------------------------------------------------- */
+
+struct loop_thread {
+	pthread_t thread;
+	struct conn *conns;
+	int nconns;
+	struct samples s;
+};
+
+/* (Re)opens c blocking, then makes it non-blocking and registers it. */
+static int ka_open(int ep, struct conn *c)
 {
-	struct worker *w = arg;
-	struct conn c = {.fd = -1};
-	long done = 0;
-	if (opt.requests) {
-		if (opt.mode == MODE_KEEPALIVE && conn_open(w, &c, false) != 0)
-			c.fd = -1; /* retried (and counted) in the loop */
-		pthread_barrier_wait(&burst_start);
+	if (conn_open(c, NULL) != 0)
+		return -1;
+	set_nonblocking(c->fd, true);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = c};
+	note_handshake(c->ssl);
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+		conn_close(c);
+		return -1;
 	}
-	while (!atomic_load(&stopping)) {
-		if (opt.requests && done >= opt.requests)
-			break;
-		double t0 = now_s();
-		int ok = 0;
-		if (opt.mode == MODE_KEEPALIVE) {
-			if (c.fd < 0 && conn_open(w, &c, false) != 0) {
-				ok = -1;
-			} else {
-				ok = conn_roundtrip(&c);
-				if (ok != 0)
-					conn_close(&c);
-			}
-		} else {
-			ok = conn_open(w, &c, opt.mode == MODE_RESUME);
-			if (ok == 0)
-				ok = conn_roundtrip(&c);
-			conn_close(&c);
-		}
-		double t1 = now_s();
-		done++;
-		if (atomic_load(&measuring) || opt.requests) {
-			w->requests++;
-			if (ok != 0)
-				w->errors++;
-			else
-				record(w, t1 - t0);
-		}
-		if (ok != 0 && !opt.requests)
+	return 0;
+}
+
+static void ka_start_request(struct loop_thread *lt, int ep, struct conn *c)
+{
+	c->busy = false;
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
+		if (!conn_next_request(c))
+			return;
+		if (c->fd < 0 && ka_open(ep, c) != 0) {
+			if (atomic_load(&measuring) || opt.total)
+				lt->s.requests++, lt->s.errors++;
 			usleep(1000);
+			continue;
+		}
+		c->len = 0;
+		c->t0 = now_s();
+		if (conn_send(c) == 0) {
+			c->busy = true;
+			return;
+		}
+		ERR_clear_error();
+		conn_close(c);
 	}
-	conn_close(&c);
+}
+
+/* Reads what the socket has (edge-triggered: until WANT_READ); on a whole response, records it
+ * and sends the next request. */
+static void ka_readable(struct loop_thread *lt, int ep, struct conn *c)
+{
+	while (c->busy) {
+		if (c->len >= sizeof c->buf - 1)
+			goto failed;
+		int n = SSL_read(c->ssl, c->buf + c->len, (int)(sizeof c->buf - 1 - c->len));
+		if (n <= 0) {
+			int e = SSL_get_error(c->ssl, n);
+			if (e == SSL_ERROR_WANT_READ)
+				return;
+			goto failed;
+		}
+		c->len += (size_t)n;
+		bool ok;
+		if (!response_complete(c, &ok))
+			continue;
+		if (atomic_load_explicit(&measuring, memory_order_relaxed) || opt.total) {
+			lt->s.requests++;
+			c->done++;
+			if (ok)
+				samples_add(&lt->s, now_s() - c->t0);
+			else
+				lt->s.errors++;
+		}
+		/* The next response arrives as a new edge: no read that would find nothing now. */
+		ka_start_request(lt, ep, c);
+		return;
+	}
+	return;
+failed:
+	ERR_clear_error();
+	if (atomic_load(&measuring) || opt.total)
+		lt->s.requests++, lt->s.errors++;
+	conn_close(c); /* close() removes it from the epoll set */
+	ka_start_request(lt, ep, c);
+}
+
+static bool ka_any_busy(const struct loop_thread *lt)
+{
+	for (int i = 0; i < lt->nconns; i++)
+		if (lt->conns[i].busy)
+			return true;
+	return false;
+}
+
+static void *ka_main(void *arg)
+{
+	struct loop_thread *lt = arg;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		die("epoll_create1");
+	for (int i = 0; i < lt->nconns; i++) {
+		struct conn *c = &lt->conns[i];
+		c->fd = -1;
+		if (ka_open(ep, c) != 0)
+			c->fd = -1; /* retried (and counted) when it sends */
+	}
+	if (opt.burst)
+		pthread_barrier_wait(&burst_start);
+	for (int i = 0; i < lt->nconns; i++)
+		ka_start_request(lt, ep, &lt->conns[i]);
+	struct epoll_event evs[64];
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed) && ka_any_busy(lt)) {
+		int n = epoll_wait(ep, evs, 64, 100);
+		for (int i = 0; i < n; i++)
+			ka_readable(lt, ep, evs[i].data.ptr);
+	}
+	for (int i = 0; i < lt->nconns; i++)
+		conn_close(&lt->conns[i]);
+	close(ep);
 	return NULL;
 }
 
-static void worker_init(struct worker *w)
-{
-	memset(w, 0, sizeof *w);
-	mbedtls_entropy_init(&w->entropy);
-	mbedtls_ctr_drbg_init(&w->drbg);
-	if (mbedtls_ctr_drbg_seed(&w->drbg, mbedtls_entropy_func, &w->entropy, NULL, 0) != 0)
-		die("drbg", 0);
-	mbedtls_ssl_config_init(&w->conf);
-	int ret =
-	    mbedtls_ssl_config_defaults(&w->conf, MBEDTLS_SSL_IS_CLIENT,
-	                                MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
-	if (ret)
-		die("ssl config", ret);
-	mbedtls_ssl_conf_rng(&w->conf, mbedtls_ctr_drbg_random, &w->drbg);
-	mbedtls_ssl_conf_min_version(&w->conf, 3, 3);
-	mbedtls_ssl_conf_curves(&w->conf, CLIENT_CURVES);
-	if (opt.ca) {
-		mbedtls_ssl_conf_ca_chain(&w->conf, &ca_crt, NULL);
-		mbedtls_ssl_conf_authmode(&w->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-	} else {
-		mbedtls_ssl_conf_authmode(&w->conf, MBEDTLS_SSL_VERIFY_NONE);
-	}
-	if (opt.cert && (ret = mbedtls_ssl_conf_own_cert(&w->conf, &client_crt, &client_key)))
-		die("own cert", ret);
-	mbedtls_ssl_conf_session_tickets(&w->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
-	mbedtls_ssl_session_init(&w->session);
-}
+/* ---- handshake per request: blocking threads ------------------------------------------ */
 
-static void worker_free(struct worker *w)
-{
-	mbedtls_ssl_session_free(&w->session);
-	mbedtls_ssl_config_free(&w->conf);
-	mbedtls_ctr_drbg_free(&w->drbg);
-	mbedtls_entropy_free(&w->entropy);
-}
-
-struct idle_worker {
+struct hs_thread {
 	pthread_t thread;
-	struct worker w;
+	bool resume;
+	long done;
+	struct conn c;
+	struct samples s;
+};
+
+static void *hs_main(void *arg)
+{
+	struct hs_thread *h = arg;
+	SSL_SESSION *session = NULL;
+	struct conn *c = &h->c;
+	c->fd = -1;
+	while (!atomic_load(&stopping)) {
+		if (!conn_next_request(c))
+			break;
+		double t0 = now_s();
+		int ok = conn_open(c, h->resume ? &session : NULL);
+		if (ok == 0) {
+			note_handshake(c->ssl);
+			ok = conn_send(c) == 0 ? conn_read_response(c) : -1;
+		}
+		conn_close(c);
+		ERR_clear_error();
+		double t1 = now_s();
+		if (atomic_load(&measuring) || opt.total) {
+			h->s.requests++;
+			h->done++;
+			if (ok == 0)
+				samples_add(&h->s, t1 - t0);
+			else
+				h->s.errors++;
+		}
+		if (ok != 0 && !opt.total)
+			usleep(1000);
+	}
+	if (session)
+		SSL_SESSION_free(session);
+	return NULL;
+}
+
+/* ---- idle connections ------------------------------------------------------------------ */
+
+struct idle_thread {
+	pthread_t thread;
 	struct conn *conns;
 	int from, to, opened;
 };
 
-/* Opens conns[from, to): the first with a full handshake, the rest resuming its session. */
 static void *idle_main(void *arg)
 {
-	struct idle_worker *iw = arg;
-	for (int i = iw->from; i < iw->to; i++) {
-		struct conn *c = &iw->conns[i];
+	struct idle_thread *it = arg;
+	SSL_SESSION *session = NULL;
+	for (int i = it->from; i < it->to; i++) {
+		struct conn *c = &it->conns[i];
 		c->fd = -1;
-		if (conn_open(&iw->w, c, true) != 0)
+		if (conn_open(c, &session) != 0)
 			continue;
-		if (conn_roundtrip(c) != 0) {
+		conn_next_request(c);
+		if (conn_send(c) != 0 || conn_read_response(c) != 0) {
 			conn_close(c);
 			continue;
 		}
-		iw->opened++;
+		it->opened++;
 	}
+	if (session)
+		SSL_SESSION_free(session);
 	return NULL;
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* ---- CPU accounting -------------------------------------------------------------------- */
+
+static double self_cpu_s(void)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
+
+static long proc_ticks(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	unsigned long utime = 0, stime = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+	                 &stime) != 2)
+		return 0;
+	return (long)(utime + stime);
+}
+
+/* User + system CPU seconds of the server and its children (nginx: master and workers). */
+static double server_cpu_s(void)
+{
+	if (!opt.server_pid)
+		return 0;
+	long ticks = proc_ticks(opt.server_pid);
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", opt.server_pid, opt.server_pid);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		int child;
+		while (fscanf(f, "%d", &child) == 1)
+			ticks += proc_ticks(child);
+		fclose(f);
+	}
+	return (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: loadgen [--host H] [--port P] [--path P] [--method M] [--body B]\n"
-	                "  [--cert F --key F] [--ca F] [-c CONNS] [-d SECONDS] [--warmup S]\n"
-	                "  [--mode keepalive|handshake|resume] [--idle N] [--requests N]\n");
+	fprintf(stderr,
+	        "usage: loadgen [--host H] [--port P] [--path P] [--method M] [--body B]\n"
+	        "  --cert F --key F [-c CONNS] [-t THREADS] [-d SECONDS] [--warmup S]\n"
+	        "  [--mode keepalive|handshake|resume] [--groups G1:G2] [--storm N] [--idle N]\n"
+	        "  [--total N] [--burst] [--server-pid PID]\n");
 	exit(2);
 }
 
 static void parse_args(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i += 2) {
+	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--burst")) {
+			opt.burst = true;
+			continue;
+		}
+		const char *v = i + 1 < argc ? argv[++i] : NULL;
 		if (!v)
 			usage();
 		if (!strcmp(a, "--host"))
@@ -379,27 +589,104 @@ static void parse_args(int argc, char **argv)
 			opt.cert = v;
 		else if (!strcmp(a, "--key"))
 			opt.key = v;
-		else if (!strcmp(a, "--ca"))
-			opt.ca = v;
+		else if (!strcmp(a, "--groups"))
+			opt.groups = v;
 		else if (!strcmp(a, "-c"))
 			opt.conns = atoi(v);
+		else if (!strcmp(a, "-t"))
+			opt.threads = atoi(v);
 		else if (!strcmp(a, "-d"))
 			opt.duration = atof(v);
 		else if (!strcmp(a, "--warmup"))
 			opt.warmup = atof(v);
 		else if (!strcmp(a, "--idle"))
 			opt.idle = atoi(v);
-		else if (!strcmp(a, "--requests"))
-			opt.requests = atol(v);
-		else if (!strcmp(a, "--mode"))
-			opt.mode = !strcmp(v, "handshake") ? MODE_HANDSHAKE
-			           : !strcmp(v, "resume")  ? MODE_RESUME
-			                                   : MODE_KEEPALIVE;
-		else
+		else if (!strcmp(a, "--storm"))
+			opt.storm = atoi(v);
+		else if (!strcmp(a, "--total"))
+			opt.total = atol(v);
+		else if (!strcmp(a, "--server-pid"))
+			opt.server_pid = atoi(v);
+		else if (!strcmp(a, "--mode")) {
+			if (!strcmp(v, "keepalive"))
+				opt.mode = MODE_KEEPALIVE;
+			else if (!strcmp(v, "handshake"))
+				opt.mode = MODE_HANDSHAKE;
+			else if (!strcmp(v, "resume"))
+				opt.mode = MODE_RESUME;
+			else
+				usage();
+		} else
 			usage();
 	}
-	if (opt.conns < 1)
+	if (opt.conns < 1 || opt.storm < 0 || opt.idle < 0 || opt.total < 0)
 		usage();
+	if (opt.burst && opt.mode != MODE_KEEPALIVE)
+		usage();
+	const char *pct = strchr(opt.path, '%');
+	if (pct) {
+		/* Exactly one %d and nothing else a format would read. */
+		if (pct[1] != 'd' || strchr(pct + 2, '%'))
+			usage();
+		path_has_seq = true;
+	}
+}
+
+static void ctx_init(void)
+{
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		die("SSL_CTX_new");
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
+		die("TLS 1.2");
+	if (!SSL_CTX_set_cipher_list(ctx, SUITES))
+		die("cipher suites");
+	if (!SSL_CTX_set1_groups_list(ctx, opt.groups))
+		die("--groups: unknown group");
+	if (opt.cert && SSL_CTX_use_certificate_chain_file(ctx, opt.cert) != 1)
+		die(opt.cert);
+	if (opt.key && SSL_CTX_use_PrivateKey_file(ctx, opt.key, SSL_FILETYPE_PEM) != 1)
+		die(opt.key);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	/* Read whole records (and what follows) in one recv instead of header then body. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	/* Sessions are kept by hand (resume mode); none is cached behind the run's back. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+}
+
+static int open_idle(struct idle_thread *it, struct conn **idle)
+{
+	int opened = 0;
+	*idle = calloc((size_t)opt.idle, sizeof **idle);
+	if (!*idle)
+		die("out of memory");
+	for (int t = 0; t < IDLE_THREADS; t++) {
+		it[t].conns = *idle;
+		it[t].from = opt.idle * t / IDLE_THREADS;
+		it[t].to = opt.idle * (t + 1) / IDLE_THREADS;
+		pthread_create(&it[t].thread, NULL, idle_main, &it[t]);
+	}
+	for (int t = 0; t < IDLE_THREADS; t++) {
+		pthread_join(it[t].thread, NULL);
+		opened += it[t].opened;
+	}
+	fprintf(stderr, "loadgen: holding %d idle connections\n", opened);
+	return opened;
+}
+
+static int idle_count_alive(const struct conn *idle)
+{
+	int alive = 0;
+	for (int i = 0; i < opt.idle; i++) {
+		if (idle[i].fd < 0)
+			continue;
+		char b;
+		ssize_t r = recv(idle[i].fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			alive++;
+	}
+	return alive;
 }
 
 int main(int argc, char **argv)
@@ -411,117 +698,128 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	mbedtls_x509_crt_init(&client_crt);
-	mbedtls_x509_crt_init(&ca_crt);
-	mbedtls_pk_init(&client_key);
-	int ret;
-	if (opt.cert && (ret = mbedtls_x509_crt_parse_file(&client_crt, opt.cert)))
-		die(opt.cert, ret);
-	if (opt.key && (ret = mbedtls_pk_parse_keyfile(&client_key, opt.key, NULL)))
-		die(opt.key, ret);
-	if (opt.ca && (ret = mbedtls_x509_crt_parse_file(&ca_crt, opt.ca)))
-		die(opt.ca, ret);
-	size_t body_len = strlen(opt.body);
-	int n = snprintf(request, sizeof request,
-	                 "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-	                 "Content-Length: %zu\r\n\r\n%s",
-	                 opt.method, opt.path, opt.host, body_len, opt.body);
-	if (n < 0 || (size_t)n >= sizeof request)
-		die("request too long", 0);
-	request_len = (size_t)n;
+	ctx_init();
 
-	/* Idle connections: handshaken, one request answered, then left alone for the run. */
-	struct idle_worker iw[IDLE_THREADS];
+	struct idle_thread it[IDLE_THREADS];
 	struct conn *idle = NULL;
-	int idle_open = 0;
-	if (opt.idle > 0) {
-		idle = calloc((size_t)opt.idle, sizeof *idle);
-		if (!idle)
-			die("out of memory", 0);
-		for (int t = 0; t < IDLE_THREADS; t++) {
-			iw[t].conns = idle;
-			iw[t].from = opt.idle * t / IDLE_THREADS;
-			iw[t].to = opt.idle * (t + 1) / IDLE_THREADS;
-			worker_init(&iw[t].w);
-			pthread_create(&iw[t].thread, NULL, idle_main, &iw[t]);
-		}
-		for (int t = 0; t < IDLE_THREADS; t++) {
-			pthread_join(iw[t].thread, NULL);
-			idle_open += iw[t].opened;
-		}
-		fprintf(stderr, "loadgen: holding %d idle connections\n", idle_open);
-	}
+	int idle_open = opt.idle > 0 ? open_idle(it, &idle) : 0;
 
-	struct worker *workers = calloc((size_t)opt.conns, sizeof *workers);
-	if (opt.requests)
-		pthread_barrier_init(&burst_start, NULL, (unsigned)opt.conns + 1);
-	for (int i = 0; i < opt.conns; i++) {
-		worker_init(&workers[i]);
-		pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+	/* Main group. */
+	int nthreads = 0;
+	struct loop_thread *lts = NULL;
+	struct hs_thread *hss = NULL;
+	if (opt.mode == MODE_KEEPALIVE) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = opt.threads > 0 ? opt.threads : (opt.conns + 15) / 16;
+		if (!opt.threads && nthreads > cores)
+			nthreads = (int)cores;
+		if (nthreads > opt.conns)
+			nthreads = opt.conns;
+		lts = calloc((size_t)nthreads, sizeof *lts);
+		struct conn *conns = calloc((size_t)opt.conns, sizeof *conns);
+		if (!lts || !conns)
+			die("out of memory");
+		if (opt.burst)
+			pthread_barrier_init(&burst_start, NULL, (unsigned)nthreads + 1);
+		for (int t = 0; t < nthreads; t++) {
+			int from = opt.conns * t / nthreads, to = opt.conns * (t + 1) / nthreads;
+			lts[t].conns = conns + from;
+			lts[t].nconns = to - from;
+			pthread_create(&lts[t].thread, NULL, ka_main, &lts[t]);
+		}
+	} else {
+		nthreads = opt.conns;
+		hss = calloc((size_t)nthreads, sizeof *hss);
+		if (!hss)
+			die("out of memory");
+		for (int t = 0; t < nthreads; t++) {
+			hss[t].resume = opt.mode == MODE_RESUME;
+			pthread_create(&hss[t].thread, NULL, hs_main, &hss[t]);
+		}
 	}
-	double start;
-	if (opt.requests) {
-		pthread_barrier_wait(&burst_start);
+	struct hs_thread *storm = opt.storm ? calloc((size_t)opt.storm, sizeof *storm) : NULL;
+	for (int t = 0; t < opt.storm; t++)
+		pthread_create(&storm[t].thread, NULL, hs_main, &storm[t]);
+
+	double start, elapsed = 0, cpu0, srv0;
+	if (opt.total) {
+		if (opt.burst)
+			pthread_barrier_wait(&burst_start);
 		start = now_s();
+		cpu0 = self_cpu_s();
+		srv0 = server_cpu_s();
 	} else {
 		usleep((useconds_t)(opt.warmup * 1e6));
-		atomic_store(&measuring, true);
 		start = now_s();
+		cpu0 = self_cpu_s();
+		srv0 = server_cpu_s();
+		atomic_store(&measuring, true);
 		usleep((useconds_t)(opt.duration * 1e6));
 		atomic_store(&measuring, false);
+	}
+	double cpu1 = 0, srv1 = 0;
+	if (!opt.total) {
+		cpu1 = self_cpu_s();
+		srv1 = server_cpu_s();
+		elapsed = now_s() - start;
 		atomic_store(&stopping, true);
 	}
-	long requests = 0, errors = 0, wmin = -1, wmax = 0;
-	size_t total = 0;
-	for (int i = 0; i < opt.conns; i++) {
-		pthread_join(workers[i].thread, NULL);
-		if (wmin < 0 || workers[i].requests < wmin)
-			wmin = workers[i].requests;
-		if (workers[i].requests > wmax)
-			wmax = workers[i].requests;
-		requests += workers[i].requests;
-		errors += workers[i].errors;
-		total += workers[i].nlat;
-	}
-	double elapsed = opt.requests ? now_s() - start : opt.duration;
-	uint32_t *all = malloc((total ? total : 1) * sizeof *all);
-	size_t k = 0;
-	for (int i = 0; i < opt.conns; i++) {
-		memcpy(all + k, workers[i].lat, workers[i].nlat * sizeof *all);
-		k += workers[i].nlat;
-	}
-	qsort(all, total, sizeof *all, cmp_u32);
-#define PCT(p) (total ? all[(size_t)((double)(total - 1) * (p))] : 0)
-	int idle_alive = 0;
-	for (int i = 0; i < opt.idle; i++) {
-		if (idle[i].fd >= 0) {
-			/* Still open if the server has not closed it. */
-			char b;
-			ssize_t r = recv(idle[i].fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
-			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				idle_alive++;
+
+	struct samples all = {0}, st = {0};
+	long wmin = -1, wmax = 0;
+	if (lts) {
+		for (int t = 0; t < nthreads; t++) {
+			pthread_join(lts[t].thread, NULL);
+			samples_merge(&all, &lts[t].s);
+			for (int i = 0; i < lts[t].nconns; i++) {
+				long d = lts[t].conns[i].done;
+				wmin = wmin < 0 || d < wmin ? d : wmin;
+				wmax = d > wmax ? d : wmax;
+			}
+		}
+	} else {
+		for (int t = 0; t < nthreads; t++) {
+			pthread_join(hss[t].thread, NULL);
+			samples_merge(&all, &hss[t].s);
+			wmin = wmin < 0 || hss[t].done < wmin ? hss[t].done : wmin;
+			wmax = hss[t].done > wmax ? hss[t].done : wmax;
 		}
 	}
-	printf("requests=%ld errors=%ld seconds=%.2f rps=%.0f p50_us=%u p99_us=%u p999_us=%u"
-	       " idle_open=%d idle_alive=%d wmin=%ld wmax=%ld\n",
-	       requests, errors, elapsed, (double)(requests - errors) / elapsed, PCT(0.50),
-	       PCT(0.99), PCT(0.999), idle_open, idle_alive, wmin, wmax);
+	if (opt.total) {
+		/* The storm (if any) runs as long as the main group. */
+		atomic_store(&stopping, true);
+		cpu1 = self_cpu_s();
+		srv1 = server_cpu_s();
+		elapsed = now_s() - start;
+	}
+	for (int t = 0; t < opt.storm; t++) {
+		pthread_join(storm[t].thread, NULL);
+		samples_merge(&st, &storm[t].s);
+	}
+	qsort(all.lat, all.n, sizeof *all.lat, cmp_u32);
+	qsort(st.lat, st.n, sizeof *st.lat, cmp_u32);
+	int idle_alive = idle ? idle_count_alive(idle) : 0;
+	long done = (all.requests - all.errors) + (st.requests - st.errors);
+	double per = done > 0 ? 1e6 / (double)done : 0;
+	pthread_mutex_lock(&last_lock);
+	printf("requests=%ld errors=%ld seconds=%.3f rps=%.0f p50_us=%u p99_us=%u p999_us=%u"
+	       " max_us=%u wmin=%ld wmax=%ld client_cpu_s=%.3f client_us=%.1f server_cpu_s=%.3f"
+	       " server_us=%.1f storm_requests=%ld storm_errors=%ld storm_rps=%.0f"
+	       " storm_p50_us=%u storm_p99_us=%u idle_open=%d idle_alive=%d cipher=%s group=%s\n",
+	       all.requests, all.errors, elapsed, (double)(all.requests - all.errors) / elapsed,
+	       samples_pct(&all, 0.50), samples_pct(&all, 0.99), samples_pct(&all, 0.999),
+	       samples_pct(&all, 1.0), wmin < 0 ? 0 : wmin, wmax, cpu1 - cpu0, (cpu1 - cpu0) * per,
+	       srv1 - srv0, (srv1 - srv0) * per, st.requests, st.errors,
+	       (double)(st.requests - st.errors) / elapsed, samples_pct(&st, 0.50),
+	       samples_pct(&st, 0.99), idle_open, idle_alive, last_cipher, last_group);
+	pthread_mutex_unlock(&last_lock);
 	fflush(stdout);
 
 	for (int i = 0; i < opt.idle; i++)
 		conn_close(&idle[i]);
 	free(idle);
-	for (int i = 0; i < opt.conns; i++) {
-		free(workers[i].lat);
-		worker_free(&workers[i]);
-	}
-	if (opt.idle > 0)
-		for (int t = 0; t < IDLE_THREADS; t++)
-			worker_free(&iw[t].w);
-	free(workers);
-	free(all);
-	mbedtls_x509_crt_free(&client_crt);
-	mbedtls_x509_crt_free(&ca_crt);
-	mbedtls_pk_free(&client_key);
-	return errors && requests == errors ? 1 : 0;
+	free(all.lat);
+	free(st.lat);
+	SSL_CTX_free(ctx);
+	return all.errors && all.requests == all.errors ? 1 : 0;
 }
