@@ -182,16 +182,25 @@ static int tcp_connect(void)
 	return fd;
 }
 
-static void conn_close(struct conn *c)
+/* Ends the connection. keep: the SSL object stays for the next connection (SSL_clear), which
+ * spares the client an SSL_new and SSL_free per handshake. */
+static void conn_end(struct conn *c, bool keep)
 {
 	if (c->ssl) {
 		SSL_shutdown(c->ssl); /* close_notify, as Go sends; no wait for the peer's */
-		SSL_free(c->ssl);
-		c->ssl = NULL;
+		if (!keep) {
+			SSL_free(c->ssl);
+			c->ssl = NULL;
+		}
 	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+}
+
+static void conn_close(struct conn *c)
+{
+	conn_end(c, false);
 }
 
 static void note_handshake(SSL *ssl)
@@ -219,11 +228,15 @@ static int conn_open(struct conn *c, SSL_SESSION **session)
 	c->fd = tcp_connect();
 	if (c->fd < 0)
 		return -1;
-	c->ssl = SSL_new(ctx);
+	if (!c->ssl)
+		c->ssl = SSL_new(ctx);
+	else if (!SSL_clear(c->ssl))
+		goto fail;
 	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
 		goto fail;
-	if (session && *session)
-		SSL_set_session(c->ssl, *session);
+	/* SSL_clear keeps the last session: a full handshake must not offer it. */
+	if (!SSL_set_session(c->ssl, session ? *session : NULL))
+		goto fail;
 	if (SSL_connect(c->ssl) != 1)
 		goto fail;
 	if (session && !*session)
@@ -437,7 +450,7 @@ static void *ka_main(void *arg)
 
 struct hs_thread {
 	pthread_t thread;
-	bool resume;
+	bool resume, noted;
 	long done;
 	struct conn c;
 	struct samples s;
@@ -455,10 +468,11 @@ static void *hs_main(void *arg)
 		double t0 = now_s();
 		int ok = conn_open(c, h->resume ? &session : NULL);
 		if (ok == 0) {
-			note_handshake(c->ssl);
+			if (!h->noted)
+				note_handshake(c->ssl), h->noted = true;
 			ok = conn_send(c) == 0 ? conn_read_response(c) : -1;
 		}
-		conn_close(c);
+		conn_end(c, true);
 		ERR_clear_error();
 		double t1 = now_s();
 		if (atomic_load(&measuring) || opt.total) {
@@ -472,6 +486,7 @@ static void *hs_main(void *arg)
 		if (ok != 0 && !opt.total)
 			usleep(1000);
 	}
+	conn_close(c);
 	if (session)
 		SSL_SESSION_free(session);
 	return NULL;
