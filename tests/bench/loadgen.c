@@ -811,8 +811,10 @@ int main(int argc, char **argv)
 		pthread_join(storm[t].thread, NULL);
 		samples_merge(&st, &storm[t].s);
 	}
-	qsort(all.lat, all.n, sizeof *all.lat, cmp_u32);
-	qsort(st.lat, st.n, sizeof *st.lat, cmp_u32);
+	if (all.n)
+		qsort(all.lat, all.n, sizeof *all.lat, cmp_u32);
+	if (st.n)
+		qsort(st.lat, st.n, sizeof *st.lat, cmp_u32);
 	int idle_alive = idle ? idle_count_alive(idle) : 0;
 	long done = (all.requests - all.errors) + (st.requests - st.errors);
 	double per = done > 0 ? 1e6 / (double)done : 0;
@@ -833,6 +835,18 @@ int main(int argc, char **argv)
 	for (int i = 0; i < opt.idle; i++)
 		conn_close(&idle[i]);
 	free(idle);
+	if (lts) {
+		for (int t = 0; t < nthreads; t++)
+			free(lts[t].s.lat);
+		free(lts[0].conns); /* one array, spread over the threads */
+		free(lts);
+	}
+	for (int t = 0; hss && t < nthreads; t++)
+		free(hss[t].s.lat);
+	for (int t = 0; t < opt.storm; t++)
+		free(storm[t].s.lat);
+	free(hss);
+	free(storm);
 	free(all.lat);
 	free(st.lat);
 	SSL_CTX_free(ctx);
