@@ -40,6 +40,8 @@
 static mbedtls_entropy_context entropy;
 static mbedtls_ctr_drbg_context drbg;
 static int iterations = 100;
+/* Runs of each operation before the measured ones (caches, lazy set-up). */
+#define WARMUP 3
 
 static double cpu_us(void)
 {
@@ -81,6 +83,68 @@ static void pk_make(mbedtls_pk_context *pk)
 	      "ecp_gen_key");
 }
 
+/* One operation each, never inlined: `tests/bench/run callgrind` reads their instruction
+ * counts by name (callgrind_annotate --inclusive=yes), independent of the machine's load. */
+#define OP __attribute__((noipa))
+
+OP static void op_sign(mbedtls_pk_context *key, unsigned char *sig, size_t *slen)
+{
+	check(mbedtls_pk_sign(key, MBEDTLS_MD_SHA256, HASH, sizeof HASH, sig, slen,
+	                      mbedtls_ctr_drbg_random, &drbg),
+	      "pk_sign");
+}
+
+OP static void op_verify(const unsigned char *spki, size_t len, const unsigned char *sig,
+                         size_t slen)
+{
+	mbedtls_pk_context peer;
+	mbedtls_pk_init(&peer);
+	check(mbedtls_pk_parse_public_key(&peer, spki, len), "pk_parse_public_key");
+	check(mbedtls_pk_verify(&peer, MBEDTLS_MD_SHA256, HASH, sizeof HASH, sig, slen),
+	      "pk_verify");
+	mbedtls_pk_free(&peer);
+}
+
+static void ecdhe_keygen(mbedtls_ecdh_context *srv, mbedtls_ecp_group_id gid, unsigned char *params,
+                         size_t size, size_t *plen)
+{
+	check(mbedtls_ecdh_setup(srv, gid), "ecdh_setup");
+	check(mbedtls_ecdh_make_params(srv, plen, params, size, mbedtls_ctr_drbg_random, &drbg),
+	      "ecdh_make_params");
+}
+
+static void ecdhe_shared(mbedtls_ecdh_context *srv, const unsigned char *pub, size_t publen)
+{
+	unsigned char secret[66];
+	size_t slen;
+	check(mbedtls_ecdh_read_public(srv, pub, publen), "ecdh_read_public");
+	check(mbedtls_ecdh_calc_secret(srv, &slen, secret, sizeof secret, mbedtls_ctr_drbg_random,
+	                               &drbg),
+	      "ecdh_calc_secret");
+}
+
+OP static void op_p256_keygen(mbedtls_ecdh_context *srv, unsigned char *params, size_t size,
+                              size_t *plen)
+{
+	ecdhe_keygen(srv, MBEDTLS_ECP_DP_SECP256R1, params, size, plen);
+}
+
+OP static void op_x25519_keygen(mbedtls_ecdh_context *srv, unsigned char *params, size_t size,
+                                size_t *plen)
+{
+	ecdhe_keygen(srv, MBEDTLS_ECP_DP_CURVE25519, params, size, plen);
+}
+
+OP static void op_p256_shared(mbedtls_ecdh_context *srv, const unsigned char *pub, size_t len)
+{
+	ecdhe_shared(srv, pub, len);
+}
+
+OP static void op_x25519_shared(mbedtls_ecdh_context *srv, const unsigned char *pub, size_t len)
+{
+	ecdhe_shared(srv, pub, len);
+}
+
 static double bench_sign(void)
 {
 	mbedtls_pk_context key;
@@ -88,11 +152,9 @@ static double bench_sign(void)
 	unsigned char sig[MBEDTLS_ECDSA_MAX_LEN];
 	size_t slen;
 	double *t = calloc((size_t)iterations, sizeof *t);
-	for (int i = -3; i < iterations; i++) {
+	for (int i = -WARMUP; i < iterations; i++) {
 		double t0 = cpu_us();
-		check(mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, HASH, sizeof HASH, sig, &slen,
-		                      mbedtls_ctr_drbg_random, &drbg),
-		      "pk_sign");
+		op_sign(&key, sig, &slen);
 		if (i >= 0)
 			t[i] = cpu_us() - t0;
 	}
@@ -111,7 +173,7 @@ static double bench_sign_kept(void)
 	unsigned char sig[MBEDTLS_ECDSA_MAX_LEN];
 	size_t slen;
 	double *t = calloc((size_t)iterations, sizeof *t);
-	for (int i = -3; i < iterations; i++) {
+	for (int i = -WARMUP; i < iterations; i++) {
 		double t0 = cpu_us();
 		check(mbedtls_ecdsa_write_signature(&key, MBEDTLS_MD_SHA256, HASH, sizeof HASH, sig,
 		                                    &slen, mbedtls_ctr_drbg_random, &drbg),
@@ -139,15 +201,9 @@ static double bench_verify(void)
 		check(dlen ? dlen : -1, "pk_write_pubkey_der");
 	const unsigned char *spki = der + sizeof der - dlen; /* written at the end of the buffer */
 	double *t = calloc((size_t)iterations, sizeof *t);
-	for (int i = -3; i < iterations; i++) {
+	for (int i = -WARMUP; i < iterations; i++) {
 		double t0 = cpu_us();
-		mbedtls_pk_context peer;
-		mbedtls_pk_init(&peer);
-		check(mbedtls_pk_parse_public_key(&peer, spki, (size_t)dlen),
-		      "pk_parse_public_key");
-		check(mbedtls_pk_verify(&peer, MBEDTLS_MD_SHA256, HASH, sizeof HASH, sig, slen),
-		      "pk_verify");
-		mbedtls_pk_free(&peer);
+		op_verify(spki, (size_t)dlen, sig, slen);
 		if (i >= 0)
 			t[i] = cpu_us() - t0;
 	}
@@ -162,18 +218,18 @@ static void bench_ecdhe(mbedtls_ecp_group_id gid, double *keygen, double *shared
 {
 	double *tk = calloc((size_t)iterations, sizeof *tk);
 	double *ts = calloc((size_t)iterations, sizeof *ts);
-	for (int i = -3; i < iterations; i++) {
+	for (int i = -WARMUP; i < iterations; i++) {
 		mbedtls_ecdh_context srv, cli;
 		mbedtls_ecdh_init(&srv);
 		mbedtls_ecdh_init(&cli);
-		unsigned char params[200], pub[200], secret[66];
-		size_t plen, publen, slen;
+		unsigned char params[200], pub[200];
+		size_t plen, publen;
 
 		double t0 = cpu_us();
-		check(mbedtls_ecdh_setup(&srv, gid), "ecdh_setup");
-		check(mbedtls_ecdh_make_params(&srv, &plen, params, sizeof params,
-		                               mbedtls_ctr_drbg_random, &drbg),
-		      "ecdh_make_params");
+		if (gid == MBEDTLS_ECP_DP_CURVE25519)
+			op_x25519_keygen(&srv, params, sizeof params, &plen);
+		else
+			op_p256_keygen(&srv, params, sizeof params, &plen);
 		double t1 = cpu_us();
 
 		/* The client's share (not timed). */
@@ -184,10 +240,10 @@ static void bench_ecdhe(mbedtls_ecp_group_id gid, double *keygen, double *shared
 		      "ecdh_make_public");
 
 		double t2 = cpu_us();
-		check(mbedtls_ecdh_read_public(&srv, pub, publen), "ecdh_read_public");
-		check(mbedtls_ecdh_calc_secret(&srv, &slen, secret, sizeof secret,
-		                               mbedtls_ctr_drbg_random, &drbg),
-		      "ecdh_calc_secret");
+		if (gid == MBEDTLS_ECP_DP_CURVE25519)
+			op_x25519_shared(&srv, pub, publen);
+		else
+			op_p256_shared(&srv, pub, publen);
 		double t3 = cpu_us();
 		if (i >= 0) {
 			tk[i] = t1 - t0;
@@ -231,11 +287,12 @@ int main(int argc, char **argv)
 	double floor_x25519 = sign + verify + x_gen + x_shared;
 
 	if (kv) {
-		printf("mbedtls=%s iterations=%d sign_us=%.0f sign_kept_us=%.0f verify_us=%.0f"
+		printf("mbedtls=%s iterations=%d warmup=%d sign_us=%.0f sign_kept_us=%.0f "
+		       "verify_us=%.0f"
 		       " p256_keygen_us=%.0f p256_shared_us=%.0f x25519_keygen_us=%.0f"
 		       " x25519_shared_us=%.0f floor_p256_us=%.0f floor_x25519_us=%.0f\n",
-		       MBEDTLS_VERSION_STRING, iterations, sign, sign_kept, verify, p256_gen,
-		       p256_shared, x_gen, x_shared, floor_p256, floor_x25519);
+		       MBEDTLS_VERSION_STRING, iterations, WARMUP, sign, sign_kept, verify,
+		       p256_gen, p256_shared, x_gen, x_shared, floor_p256, floor_x25519);
 	} else {
 		printf("Server compute floor of one full TLS 1.2 mTLS handshake, mbedTLS %s\n"
 		       "(median thread CPU time of %d runs, µs)\n\n",
