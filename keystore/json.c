@@ -236,13 +236,28 @@ static const yajl_callbacks CALLBACKS = {
 
 static yajl_alloc_funcs ZALLOC = {zmalloc, zrealloc, zfree, NULL};
 
+static struct json_value *parse(const char *text, size_t len, size_t max_values, bool first_only,
+                                char *err, size_t errlen);
+
 struct json_value *json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	return json_parse_limited(text, len, 0, err, errlen);
+	return parse(text, len, 0, false, err, errlen);
 }
 
 struct json_value *json_parse_limited(const char *text, size_t len, size_t max_values, char *err,
                                       size_t errlen)
+{
+	return parse(text, len, max_values, false, err, errlen);
+}
+
+struct json_value *json_parse_first(const char *text, size_t len, size_t max_values, char *err,
+                                    size_t errlen)
+{
+	return parse(text, len, max_values, true, err, errlen);
+}
+
+static struct json_value *parse(const char *text, size_t len, size_t max_values, bool first_only,
+                                char *err, size_t errlen)
 {
 	struct parse_state st;
 	memset(&st, 0, sizeof st);
@@ -253,6 +268,14 @@ struct json_value *json_parse_limited(const char *text, size_t len, size_t max_v
 	if (!h) {
 		if (err)
 			snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* yajl then stops at the end of the first value without looking at what follows, as
+	 * Go's json.Decoder does. */
+	if (first_only && !yajl_config(h, yajl_allow_trailing_garbage, 1)) {
+		if (err)
+			snprintf(err, errlen, "out of memory");
+		yajl_free(h);
 		return NULL;
 	}
 	yajl_status s = yajl_parse(h, (const unsigned char *)text, len);

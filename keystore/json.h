@@ -35,6 +35,11 @@ struct json_value *json_parse(const char *text, size_t len, char *err, size_t er
  * microseconds to refuse instead of building a tree on a loop thread. */
 struct json_value *json_parse_limited(const char *text, size_t len, size_t max_values, char *err,
                                       size_t errlen);
+/* The same, reading only the first JSON value, as Go's json.Decoder.Decode does: whatever
+ * follows a complete value (white space, another value, any bytes) is ignored unread. KES
+ * decodes request bodies that way, so {"a":1}{"b":2} or {"a":1}garbage mean {"a":1}. */
+struct json_value *json_parse_first(const char *text, size_t len, size_t max_values, char *err,
+                                    size_t errlen);
 /* Zeroes every string and frees the tree. NULL is fine. */
 void json_free(struct json_value *v);
 

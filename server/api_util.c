@@ -138,8 +138,8 @@ int api_parse_body(const struct api_request *req, bool allow_empty, struct json_
 	char err[64];
 	/* KES's bodies have a handful of members; no client needs thousands of values, and the
 	 * cap keeps a hostile body from costing a loop thread a large tree. */
-	struct json_value *v = json_parse_limited((const char *)req->body, req->body_len,
-	                                          API_BODY_MAX_JSON_VALUES, err, sizeof err);
+	struct json_value *v = json_parse_first((const char *)req->body, req->body_len,
+	                                        API_BODY_MAX_JSON_VALUES, err, sizeof err);
 	if (!v)
 		return -1;
 	if (json_type(v) == JSON_NULL) {

@@ -34,8 +34,9 @@ void api_reply_json_end(struct api_response *resp);
 void api_reply_empty(struct api_response *resp);
 
 /*
- * Decodes a request body the way Go's json.Decoder into a struct does: a JSON object (or
- * null, meaning no fields); anything else, or a body that was too large, is an error.
+ * Decodes a request body the way Go's json.Decoder into a struct does: the first JSON value
+ * must be an object (or null, meaning no fields) and whatever follows it is ignored; anything
+ * else, or a body that was too large, is an error.
  * Returns 0 with *out set (NULL for an empty or null body when allow_empty), -1 on error.
  */
 int api_parse_body(const struct api_request *req, bool allow_empty, struct json_value **out);

@@ -1,8 +1,10 @@
 /* http.c — strict HTTP/1.1 request parsing in place, chunked bodies, response heads. */
 #include "server/http.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "keystore/json.h"
 #include "server/transport_limits.h"
@@ -19,7 +21,11 @@ static const char MSG_BAD_LENGTH[] = "invalid Content-Length";
 static const char MSG_BAD_TE[] = "unsupported transfer encoding";
 static const char MSG_TE_AND_LENGTH[] = "both Transfer-Encoding and Content-Length";
 static const char MSG_BAD_EXPECT[] = "unsupported Expect header";
+/* Go's net/http answers these three before any handler runs, in its own plain-text format
+ * (http_write_error sends them that way); the texts are Go's. */
+static const char MSG_NO_HOST[] = "missing required Host header";
 static const char MSG_DUP_HOST[] = "too many Host headers";
+static const char MSG_BAD_HOST[] = "malformed Host header";
 static const char MSG_BAD_ESCAPE[] = "invalid URL escape";
 static const char MSG_BAD_PATH_CHAR[] = "invalid character in URL path";
 static const char MSG_NONCANONICAL[] = "non-canonical URL path";
@@ -194,6 +200,18 @@ struct header_flags {
 	bool close, keep_alive, host;
 };
 
+/* Go's httpguts.ValidHostHeader: any byte that may appear in a host, an IP literal or a port. */
+static bool valid_host(const char *value)
+{
+	for (const char *p = value; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      strchr("!$%&'()*+,-.:;=[]_~", c)))
+			return false;
+	}
+	return true;
+}
+
 static int apply_header(const char *name, const char *value, struct http_request *req,
                         struct header_flags *f)
 {
@@ -214,6 +232,8 @@ static int apply_header(const char *name, const char *value, struct http_request
 	} else if (!strcasecmp(name, "host")) {
 		if (f->host)
 			return fail(req, 400, MSG_DUP_HOST);
+		if (!valid_host(value))
+			return fail(req, 400, MSG_BAD_HOST);
 		f->host = true;
 	}
 	return HTTP_PARSE_DONE;
@@ -286,6 +306,10 @@ int http_parse_head(char *buf, size_t len, struct http_request *req)
 		return fail(req, 400, MSG_BAD_LINE);
 	if (req->chunked && req->has_content_length)
 		return fail(req, 400, MSG_TE_AND_LENGTH);
+	/* RFC 9112 §3.2 and Go: HTTP/1.1 requires Host (HTTP/1.0 does not; CONNECT names its
+	 * authority in the target). */
+	if (req->version_minor == 1 && !f.host && strcmp(req->method, "CONNECT") != 0)
+		return fail(req, 400, MSG_NO_HOST);
 	req->keep_alive = req->version_minor == 1 ? !f.close : (f.keep_alive && !f.close);
 	return HTTP_PARSE_DONE;
 }
@@ -431,79 +455,161 @@ out:
 	return rc;
 }
 
+/* Go's http.StatusText, so that every status line reads as KES's. */
+struct http_status_text {
+	int status;
+	const char *text;
+};
+/* clang-format off: one status per line reads as the table it is */
+static const struct http_status_text STATUS_TEXTS[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {102, "Processing"},
+    {103, "Early Hints"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {203, "Non-Authoritative Information"},
+    {204, "No Content"},
+    {205, "Reset Content"},
+    {206, "Partial Content"},
+    {207, "Multi-Status"},
+    {208, "Already Reported"},
+    {226, "IM Used"},
+    {300, "Multiple Choices"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {305, "Use Proxy"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {407, "Proxy Authentication Required"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Request Entity Too Large"},
+    {414, "Request URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {416, "Requested Range Not Satisfiable"},
+    {417, "Expectation Failed"},
+    {418, "I'm a teapot"},
+    {421, "Misdirected Request"},
+    {422, "Unprocessable Entity"},
+    {423, "Locked"},
+    {424, "Failed Dependency"},
+    {425, "Too Early"},
+    {426, "Upgrade Required"},
+    {428, "Precondition Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {451, "Unavailable For Legal Reasons"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+    {506, "Variant Also Negotiates"},
+    {507, "Insufficient Storage"},
+    {508, "Loop Detected"},
+    {510, "Not Extended"},
+    {511, "Network Authentication Required"},
+};
+/* clang-format on */
+
 const char *http_reason(int status)
 {
-	switch (status) {
-	case 100:
-		return "Continue";
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 204:
-		return "No Content";
-	case 301:
-		return "Moved Permanently";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Request Entity Too Large";
-	case 417:
-		return "Expectation Failed";
-	case 429:
-		return "Too Many Requests";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return "Unknown";
+	for (size_t i = 0; i < sizeof STATUS_TEXTS / sizeof STATUS_TEXTS[0]; i++)
+		if (STATUS_TEXTS[i].status == status)
+			return STATUS_TEXTS[i].text;
+	return NULL;
+}
+
+void http_format_date(int64_t unix_seconds, char out[HTTP_DATE_LEN + 1])
+{
+	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t t = (time_t)unix_seconds;
+	struct tm tm;
+	if (!gmtime_r(&t, &tm)) {
+		t = 0; /* out of range for struct tm: cannot happen with a real clock */
+		gmtime_r(&t, &tm);
 	}
+	snprintf(out, HTTP_DATE_LEN + 1, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+	         tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	         tm.tm_sec);
+}
+
+/* The Date header of every reply, as Go sends it. Formatted at most once a second on each
+ * thread (each event loop is one thread), so a reply costs a clock read and a copy. */
+static void append_date(struct buf *out)
+{
+	static __thread int64_t cached_second = -1;
+	static __thread char cached[HTTP_DATE_LEN + 1];
+	struct timespec ts;
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+		ts.tv_sec = time(NULL);
+	if ((int64_t)ts.tv_sec != cached_second) {
+		http_format_date((int64_t)ts.tv_sec, cached);
+		cached_second = (int64_t)ts.tv_sec;
+	}
+	buf_append_str(out, "Date: ");
+	buf_append(out, cached, HTTP_DATE_LEN);
+	buf_append_str(out, "\r\n");
 }
 
 void http_write_head(struct buf *out, int status, const char *content_type, size_t body_len,
                      const char *allow, bool chunked, int connection)
 {
-	buf_printf(out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
-	if (content_type)
-		buf_printf(out, "Content-Type: %s\r\n", content_type);
+	const char *reason = http_reason(status);
+	if (reason)
+		buf_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
+	else
+		buf_printf(out, "HTTP/1.1 %d status code %d\r\n", status, status);
+	/* The order Go writes them in: the handler's headers, then the ones it adds itself. */
 	if (allow)
 		buf_printf(out, "Accept: %s\r\n", allow);
-	if (chunked)
-		buf_append_str(out, "Transfer-Encoding: chunked\r\n");
-	else
-		buf_printf(out, "Content-Length: %zu\r\n", body_len);
+	if (content_type)
+		buf_printf(out, "Content-Type: %s\r\n", content_type);
+	/* Go's http.Error (the 404 of an unknown path) is what sends this content type, and it
+	 * always adds nosniff. */
+	if (content_type && !strcmp(content_type, HTTP_CONTENT_TYPE_TEXT))
+		buf_append_str(out, "X-Content-Type-Options: nosniff\r\n");
 	if (connection == HTTP_CONN_CLOSE)
 		buf_append_str(out, "Connection: close\r\n");
 	else if (connection == HTTP_CONN_KEEP_ALIVE)
 		buf_append_str(out, "Connection: keep-alive\r\n");
+	if (chunked)
+		buf_append_str(out, "Transfer-Encoding: chunked\r\n");
+	append_date(out);
+	if (!chunked)
+		buf_printf(out, "Content-Length: %zu\r\n", body_len);
 	buf_append_str(out, "\r\n");
 }
 
 void http_write_error(struct buf *out, int status, const char *message, bool close)
 {
+	if (message == MSG_NO_HOST || message == MSG_DUP_HOST || message == MSG_BAD_HOST) {
+		/* Go's stock reply, written on the connection before it is closed: no Date, no
+		 * Content-Length, the text in the status line and again as the body. */
+		const char *reason = http_reason(status);
+		buf_printf(out,
+		           "HTTP/1.1 %d %s: %s\r\nContent-Type: " HTTP_CONTENT_TYPE_TEXT
+		           "\r\nConnection: close\r\n\r\n%d %s: %s",
+		           status, reason, message, status, reason, message);
+		return;
+	}
 	struct buf body;
 	buf_init(&body, 4096);
 	buf_append_str(&body, "{\"message\":");

@@ -67,21 +67,33 @@ void http_chunked_init(struct http_chunked *c);
 int http_chunked_decode(struct http_chunked *c, const char *in, size_t len, size_t *consumed,
                         struct buf *out, uint64_t max_body, const char **message);
 
-/* Reason phrase for a status code ("OK", "Bad Request", …; "Unknown" if we never send it). */
+/* Reason phrase for a status code as Go's http.StatusText has it ("OK", "Not Acceptable", …);
+ * NULL for a code without one (the status line then reads "status code N", as Go's). */
 const char *http_reason(int status);
+
+/* Go's http.TimeFormat of a time: "Mon, 02 Jan 2006 15:04:05 GMT" (29 characters). */
+#define HTTP_DATE_LEN 29
+void http_format_date(int64_t unix_seconds, char out[HTTP_DATE_LEN + 1]);
+
+/* The content type of Go's plain-text replies (http.Error, its stock errors). A reply with it
+ * gets "X-Content-Type-Options: nosniff", as http.Error adds. */
+#define HTTP_CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 
 /* The Connection header of a response: none (HTTP/1.1 default), close, or keep-alive (what an
  * HTTP/1.0 client that asked for keep-alive needs to see). */
 enum http_connection { HTTP_CONN_DEFAULT = 0, HTTP_CONN_CLOSE = 1, HTTP_CONN_KEEP_ALIVE = 2 };
 
 /*
- * Appends a response head. content_type may be NULL (omitted); allow is the value of the
- * "Accept" header KES sends with 405 (NULL = none); chunked selects Transfer-Encoding: chunked
- * instead of Content-Length (log streams); connection is an enum http_connection.
+ * Appends a response head with the headers Go's net/http adds (Date; nosniff for plain text).
+ * content_type may be NULL (omitted); allow is the value of the "Accept" header KES sends
+ * with 405 (NULL = none); chunked selects Transfer-Encoding: chunked instead of
+ * Content-Length (log streams); connection is an enum http_connection.
  */
 void http_write_head(struct buf *out, int status, const char *content_type, size_t body_len,
                      const char *allow, bool chunked, int connection);
-/* Appends a complete JSON error response {"message":"<text>"\n} with KES's body layout. */
+/* Appends a complete JSON error response {"message":"<text>"\n} with KES's body layout; for
+ * the parser's Host errors (missing, repeated, malformed) Go's plain-text stock reply, which
+ * must be followed by closing the connection. */
 void http_write_error(struct buf *out, int status, const char *message, bool close);
 
 #endif

@@ -1,5 +1,6 @@
 /* test_http.c — the request parser (server/http.c): what it accepts, what it refuses, and that
  * it never reads past a head or a body. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@ static void test_request_line(void)
 	CHECK(!req.has_content_length && !req.chunked);
 	free(c);
 
-	CHECK_EQ_INT(parse("PUT /v1/key/list/a%2Ab?x=1&y HTTP/1.1\r\n\r\n", &req, &c),
+	CHECK_EQ_INT(parse("PUT /v1/key/list/a%2Ab?x=1&y HTTP/1.1\r\nHost: x\r\n\r\n", &req, &c),
 	             HTTP_PARSE_DONE);
 	CHECK_EQ_STR(req.path, "/v1/key/list/a*b");
 	CHECK_EQ_STR(req.query, "x=1&y");
@@ -70,9 +71,11 @@ static void test_nul_refused_early(void)
 
 static void test_paths(void)
 {
-	CHECK_EQ_INT(parse_status("GET /v1/key/create/a%2Fb HTTP/1.1\r\n\r\n"), HTTP_PARSE_DONE);
-	CHECK_EQ_INT(parse_status("GET /v1/key/create/ HTTP/1.1\r\n\r\n"), HTTP_PARSE_DONE);
-	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\n\r\n"), HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse_status("GET /v1/key/create/a%2Fb HTTP/1.1\r\nHost: x\r\n\r\n"),
+	             HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse_status("GET /v1/key/create/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+	             HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), HTTP_PARSE_DONE);
 	CHECK_EQ_INT(parse_status("GET /v1//status HTTP/1.1\r\n\r\n"), 400);
 	CHECK_EQ_INT(parse_status("GET /v1/./status HTTP/1.1\r\n\r\n"), 400);
 	CHECK_EQ_INT(parse_status("GET /v1/key/../status HTTP/1.1\r\n\r\n"), 400);
@@ -90,7 +93,8 @@ static void test_paths(void)
 	CHECK_EQ_INT(parse_status("GET /v1/key/% HTTP/1.1\r\n\r\n"), 400);
 	CHECK_EQ_INT(parse_status("GET /v1/key/%4 HTTP/1.1\r\n\r\n"), 400);
 	/* ".x" and "..." are ordinary names. */
-	CHECK_EQ_INT(parse_status("GET /v1/key/.x/... HTTP/1.1\r\n\r\n"), HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse_status("GET /v1/key/.x/... HTTP/1.1\r\nHost: x\r\n\r\n"),
+	             HTTP_PARSE_DONE);
 
 	const char *msg = NULL;
 	char p[] = "/a%41%c3%a9";
@@ -102,10 +106,11 @@ static void test_headers(void)
 {
 	struct http_request req;
 	char *c;
-	CHECK_EQ_INT(parse("PUT /x HTTP/1.1\r\nContent-Length:  12 \r\nAccept: text/plain\r\n"
-	                   "Expect: 100-Continue\r\nX-Other: a\tb\r\n\r\nBODY",
-	                   &req, &c),
-	             HTTP_PARSE_DONE);
+	CHECK_EQ_INT(
+	    parse("PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length:  12 \r\nAccept: text/plain\r\n"
+	          "Expect: 100-Continue\r\nX-Other: a\tb\r\n\r\nBODY",
+	          &req, &c),
+	    HTTP_PARSE_DONE);
 	CHECK(req.has_content_length);
 	CHECK_EQ_INT(req.content_length, 12);
 	CHECK_EQ_STR(req.accept, "text/plain");
@@ -128,7 +133,7 @@ static void test_header_limits(void)
 	/* A head exactly at the limit parses; one byte more is refused with 431. */
 	size_t cap = LIMIT_HEAD_BYTES + 64;
 	char *big = malloc(cap);
-	const char *start = "GET / HTTP/1.1\r\nX: ";
+	const char *start = "GET / HTTP/1.1\r\nHost: x\r\nX: ";
 	size_t n = strlen(start);
 	memcpy(big, start, n);
 	size_t fill = LIMIT_HEAD_BYTES - n - 4;
@@ -164,8 +169,9 @@ static void test_length_and_chunked(void)
 {
 	struct http_request req;
 	char *c;
-	CHECK_EQ_INT(parse("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &req, &c),
-	             HTTP_PARSE_DONE);
+	CHECK_EQ_INT(
+	    parse("PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", &req, &c),
+	    HTTP_PARSE_DONE);
 	CHECK(req.chunked);
 	free(c);
 	CHECK_EQ_INT(parse_status("PUT / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: "
@@ -185,7 +191,8 @@ static void test_length_and_chunked(void)
 	CHECK_EQ_INT(
 	    parse_status("PUT / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), 400);
 	CHECK_EQ_INT(
-	    parse_status("PUT / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
+	    parse_status(
+	        "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
 	    HTTP_PARSE_DONE);
 }
 
@@ -267,8 +274,9 @@ static void test_chunked_body(void)
 
 static void test_pipelining(void)
 {
-	char data[] = "GET /a HTTP/1.1\r\n\r\nPUT /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c "
-	              "HTTP/1.1\r\n\r\n";
+	char data[] =
+	    "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPUT /b HTTP/1.1\r\nHost: x\r\nContent-Length: "
+	    "2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: x\r\n\r\n";
 	size_t len = strlen(data), off = 0;
 	struct http_request req;
 	CHECK_EQ_INT(http_parse_head(data, len, &req), HTTP_PARSE_DONE);
@@ -297,30 +305,130 @@ static void test_keep_alive(void)
 	             HTTP_PARSE_DONE);
 	CHECK(req.keep_alive);
 	free(c);
-	CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n", &req, &c),
+	CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n", &req, &c),
 	             HTTP_PARSE_DONE);
 	CHECK(!req.keep_alive);
 	free(c);
 }
 
+/* The head of a reply: Go's header set (Date on every reply, nosniff with http.Error's plain
+ * text) and Go's reason phrases. */
 static void test_response_head(void)
 {
 	struct buf out;
 	buf_init(&out, 0);
 	http_write_head(&out, 405, "application/json", 3, "PUT", false, HTTP_CONN_CLOSE);
-	CHECK_EQ_STR(out.data,
-	             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\n"
-	             "Accept: PUT\r\nContent-Length: 3\r\nConnection: close\r\n\r\n");
+	/* "Date: " + 29 characters of Go's http.TimeFormat. */
+	const char *date = strstr(out.data, "Date: ");
+	CHECK(date != NULL);
+	char masked[512];
+	snprintf(masked, sizeof masked, "%s", out.data);
+	if (date)
+		memset(masked + (date - out.data) + 6, '*', HTTP_DATE_LEN);
+	CHECK_EQ_STR(masked, "HTTP/1.1 405 Method Not Allowed\r\nAccept: PUT\r\n"
+	                     "Content-Type: application/json\r\nConnection: close\r\n"
+	                     "Date: *****************************\r\nContent-Length: 3\r\n\r\n");
+	buf_reset(&out);
+	http_write_head(&out, 404, "text/plain; charset=utf-8", 19, NULL, false, HTTP_CONN_DEFAULT);
+	CHECK(strstr(out.data,
+	             "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; "
+	             "charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: ") == out.data);
+	buf_reset(&out);
+	http_write_head(&out, 406, "application/json", 0, NULL, false, HTTP_CONN_DEFAULT);
+	CHECK(strncmp(out.data, "HTTP/1.1 406 Not Acceptable\r\n", 29) == 0);
+	CHECK(strstr(out.data, "nosniff") == NULL);
+	buf_reset(&out);
+	http_write_head(&out, 299, NULL, 0, NULL, false, HTTP_CONN_DEFAULT);
+	CHECK(strncmp(out.data, "HTTP/1.1 299 status code 299\r\n", 30) == 0);
+	buf_reset(&out);
+	http_write_head(&out, 200, "application/x-ndjson", 0, NULL, true, HTTP_CONN_DEFAULT);
+	CHECK(strstr(out.data, "Transfer-Encoding: chunked\r\nDate: ") != NULL);
+	CHECK(strstr(out.data, "Content-Length") == NULL);
 	buf_reset(&out);
 	http_write_error(&out, 400, "a \"b\"", false);
-	CHECK_EQ_STR(out.data, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-	                       "Content-Length: 22\r\n\r\n{\"message\":\"a \\\"b\\\"\"\n}");
+	CHECK(strncmp(out.data, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n",
+	              57) == 0);
+	CHECK(strstr(out.data, "Content-Length: 22\r\n\r\n{\"message\":\"a \\\"b\\\"\"\n}") !=
+	      NULL);
 	buf_free(&out);
+}
+
+/* http.TimeFormat: "Mon, 02 Jan 2006 15:04:05 GMT", always in GMT, day and hour zero-padded. */
+static void test_date_format(void)
+{
+	char d[HTTP_DATE_LEN + 1];
+	http_format_date(1136214245, d); /* Go's reference time */
+	CHECK_EQ_STR(d, "Mon, 02 Jan 2006 15:04:05 GMT");
+	http_format_date(0, d);
+	CHECK_EQ_STR(d, "Thu, 01 Jan 1970 00:00:00 GMT");
+	http_format_date(1709251199, d);
+	CHECK_EQ_STR(d, "Thu, 29 Feb 2024 23:59:59 GMT");
+}
+
+/* Every code of Go's http.StatusText has its text; others have none. */
+static void test_reason_phrases(void)
+{
+	CHECK_EQ_STR(http_reason(200), "OK");
+	CHECK_EQ_STR(http_reason(406), "Not Acceptable");
+	CHECK_EQ_STR(http_reason(409), "Conflict");
+	CHECK_EQ_STR(http_reason(413), "Request Entity Too Large");
+	CHECK_EQ_STR(http_reason(418), "I'm a teapot");
+	CHECK_EQ_STR(http_reason(502), "Bad Gateway");
+	CHECK_EQ_STR(http_reason(504), "Gateway Timeout");
+	CHECK_EQ_STR(http_reason(505), "HTTP Version Not Supported");
+	CHECK_EQ_STR(http_reason(511), "Network Authentication Required");
+	CHECK(http_reason(299) == NULL);
+	CHECK(http_reason(0) == NULL);
+	int known = 0;
+	for (int code = 100; code < 600; code++)
+		known += http_reason(code) != NULL;
+	CHECK_EQ_INT(known, 62);
+}
+
+/* Go's readRequest: HTTP/1.1 needs exactly one valid Host; HTTP/1.0 needs none. */
+static void test_host_rules(void)
+{
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\n\r\n"), 400);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nX: y\r\n\r\n"), 400);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.0\r\n\r\n"), HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nHost:\r\n\r\n"), HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nhOsT: [fe80::1%25en0]:7373\r\n\r\n"),
+	             HTTP_PARSE_DONE);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n"), 400);
+	CHECK_EQ_INT(parse_status("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+
+	/* Each is answered with Go's stock text, which the connection then closes. */
+	const char *cases[][2] = {
+	    {"GET / HTTP/1.1\r\n\r\n", "missing required Host header"},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "too many Host headers"},
+	    {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "malformed Host header"},
+	};
+	for (size_t i = 0; i < 3; i++) {
+		struct http_request req;
+		char *c;
+		CHECK_EQ_INT(parse(cases[i][0], &req, &c), HTTP_PARSE_FAIL);
+		struct buf out;
+		buf_init(&out, 0);
+		http_write_error(&out, req.error_status, req.error_message, true);
+		char want[256];
+		snprintf(want, sizeof want,
+		         "HTTP/1.1 400 Bad Request: %s\r\nContent-Type: text/plain; "
+		         "charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: %s",
+		         cases[i][1], cases[i][1]);
+		CHECK_EQ_STR(out.data, want);
+		buf_free(&out);
+		free(c);
+	}
 }
 
 int main(void)
 {
 	RUN(test_request_line);
+	RUN(test_date_format);
+	RUN(test_reason_phrases);
+	RUN(test_host_rules);
 	RUN(test_nul_refused_early);
 	RUN(test_paths);
 	RUN(test_headers);

@@ -114,8 +114,42 @@ static void test_value_limit(void)
 	json_free(v);
 }
 
+/* json_parse_first reads as Go's json.Decoder.Decode: the first complete value, whatever
+ * follows unread; json_parse (stored records, replies) stays strict. */
+static void test_first_value(void)
+{
+	char err[64];
+	const char *ok[][2] = {
+	    {"{\"a\":1}{\"a\":2}", "1"}, {"{\"a\":1}garbage", "1"}, {"{\"a\":1}}", "1"},
+	    {" {\"a\":1} \n", "1"},      {"{\"a\":1}[", "1"},       {"{\"a\":1}\xff\x00", "1"},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		struct json_value *v =
+		    json_parse_first(ok[i][0], strlen(ok[i][0]), 0, err, sizeof err);
+		CHECK(v != NULL && json_type(v) == JSON_OBJECT);
+		CHECK_EQ_STR(json_number(json_get(v, "a")), ok[i][1]);
+		json_free(v);
+		struct json_value *strict = parse(ok[i][0]);
+		CHECK((strict == NULL) == (i != 3)); /* only the white-space tail is strict JSON */
+		json_free(strict);
+	}
+	struct json_value *v = json_parse_first("nullx", 5, 0, err, sizeof err);
+	CHECK(v != NULL && json_type(v) == JSON_NULL);
+	json_free(v);
+	v = json_parse_first("[1,2]3", 6, 0, err, sizeof err);
+	CHECK(v != NULL && json_count(v) == 2);
+	json_free(v);
+	const char *bad[] = {"", "  ", "{", "{\"a\":", "{\"a\":1", "x{\"a\":1}", "{\"a\":}{}"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(json_parse_first(bad[i], strlen(bad[i]), 0, err, sizeof err) == NULL);
+	/* The value limit still applies to the first value. */
+	CHECK(json_parse_first("[1,2,3]{}", 9, 3, err, sizeof err) == NULL);
+	CHECK_EQ_STR(err, "too many values");
+}
+
 int main(void)
 {
+	RUN(test_first_value);
 	RUN(test_value_limit);
 	RUN(test_lookup_rules);
 	RUN(test_rejects);
