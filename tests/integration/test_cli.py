@@ -4,15 +4,23 @@ shapes (kes.md §8), its exit codes and error texts, and `kesc migrate` between 
 Vault keystores (the Vault test server in tests/vault/). Standard library only; every process
 started here is stopped again, also when a test fails.
 
+Where a script reads it (standard output not a terminal, standard error, the exit code) the
+output is pinned to what KES's `kes` command prints, from KES's cmd/kes/*.go at 63649d0 and the
+kms-go v0.3.1 types it re-encodes replies with: "Error: " lines and exit code 1, list headers,
+Go's %q quoting, Duration and time formats, json.Encoder's omitempty and indentation.
+
 Environment: KESC_BIN (the kesc binary), KESC_SOURCE_ROOT (the source tree).
 """
 import base64
+import calendar
 import hashlib
 import json
 import os
 import pty
+import re
 import select
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -153,11 +161,19 @@ class CLITestCase(unittest.TestCase):
         return rc, out, err
 
 
+VERSION_RE = (r"^Version    \d+\.\d+\.\d+ {10,}commit=\S+\n"
+              r"Runtime    \S+ \S+ linux/\S+ +compiler=\S.*\n"
+              r"License    Apache-2\.0 {16}https://www\.apache\.org/licenses/LICENSE-2\.0\n"
+              r"Copyright  .{22} \S+\n$")
+
+
 class VersionAndHelpTest(unittest.TestCase):
     def test_version(self):
+        # kes -v: four "Label      value  detail" lines (main.go).
         rc, out, _ = run(["--version"])
         self.assertEqual(rc, 0)
-        self.assertRegex(out, r"^kesc version \d+\.\d+\.\d+")
+        self.assertRegex(out, VERSION_RE)
+        self.assertEqual(run(["-v"]), (0, out, ""))
 
     def test_help_for_every_verb(self):
         for verb in (["key"], ["key", "create"], ["key", "dek"], ["identity"], ["identity", "new"],
@@ -168,16 +184,45 @@ class VersionAndHelpTest(unittest.TestCase):
             rc2, out2, _ = run(verb + ["--help"])
             self.assertEqual((rc2, out2), (0, out), verb)
 
-    def test_usage_errors_exit_2(self):
-        self.assertEqual(run(["no-such-verb"])[0], 2)
-        self.assertEqual(run([])[0], 2)
-        rc, _, err = run(["key", "create"])
-        self.assertEqual(rc, 2)
-        self.assertIn("no key name specified", err)
-        self.assertEqual(run(["key", "frobnicate"])[0], 2)
-        self.assertEqual(run(["key", "ls", "--no-such-option"])[0], 2)
-        self.assertEqual(run(["key", "decrypt", "k", "not base64!"])[0], 2)
-        self.assertEqual(run(["migrate", "--from", "a.yml"])[0], 2)
+    def test_usage_errors_exit_1_as_kes(self):
+        # cli.Fatalf("%v. See 'kes key ls --help'", err) with pflag's messages: exit 1.
+        cases = [
+            (["key", "ls", "--bogus"], "unknown flag: --bogus. See 'kesc key ls --help'"),
+            (["key", "ls", "-x"], "unknown shorthand flag: 'x' in -x. See 'kesc key ls --help'"),
+            (["key", "ls", "--ca"], "flag needs an argument: --ca. See 'kesc key ls --help'"),
+            (["key", "create", "k", "-e"],
+             "flag needs an argument: 'e' in -e. See 'kesc key create --help'"),
+            (["key", "ls", "--color", "sometimes"],
+             'invalid argument "sometimes" for "--color" flag: invalid color option. '
+             "See 'kesc key ls --help'"),
+            (["metric", "--rate", "soon"],
+             'invalid argument "soon" for "--rate" flag: time: invalid duration "soon". '
+             "See 'kesc metric --help'"),
+            (["key", "create"], "no key name specified. See 'kesc key create --help'"),
+            (["key", "import", "k"], "no crypto key specified. See 'kesc key import --help'"),
+            (["key", "info", "a", "b"], "too many arguments. See 'kesc key info --help'"),
+            (["key", "dek"], "no key name specified. See 'kesc key dek --help'"),
+            (["policy", "show"], "no policy name specified. See 'kesc policy show --help'"),
+            (["identity", "of"], "no API key or certificate specified. See 'kesc identity of --help'"),
+            (["log", "--audit", "--error"], "cannot display audit and error logs at the same time"),
+            (["no-such-verb"], '"no-such-verb" is not a kesc command. See \'kesc --help\''),
+            (["key", "frobnicate"], '"frobnicate" is not a key command. See \'kesc key --help\''),
+            (["key", "--bogus"], "unknown flag: --bogus. See 'kesc key --help'"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                self.assertEqual(run(args), (1, "", "Error: " + message + "\n"))
+        self.assertEqual(run(["key", "decrypt", "k", "not base64!"])[:2], (1, ""))
+        self.assertEqual(run(["migrate", "--from", "a.yml"])[:2], (1, ""))
+        self.assertEqual(run(["identity", "new", "--expiry", "soon"])[:2], (1, ""))
+
+    def test_command_group_without_command_prints_usage_exit_2(self):
+        # kes, kes key, kes policy: the usage on standard error and exit code 2.
+        for args in ([], ["key"], ["policy"]):
+            with self.subTest(args=args):
+                rc, out, err = run(args)
+                self.assertEqual((rc, out), (2, ""))
+                self.assertTrue(err.startswith("Usage:"), err)
 
 
 class ConnectionErrorsTest(unittest.TestCase):
@@ -190,6 +235,7 @@ class ConnectionErrorsTest(unittest.TestCase):
         rc, out, err = run(["key", "create", "k"], env=clean_env(KES_SERVER="127.0.0.1:%d" % port))
         self.assertEqual(rc, 1)
         self.assertEqual(out, "")
+        self.assertTrue(err.startswith('Error: failed to create key "k": '), err)
         self.assertIn("cannot connect to https://127.0.0.1:%d" % port, err)
 
     def test_api_key_is_refused_clearly(self):
@@ -209,7 +255,7 @@ class KeyTest(CLITestCase):
         _, out, _ = self.kesc("key", "info", "k-one", "--json")
         info = json.loads(out)
         self.assertEqual(info["name"], "k-one")
-        self.assertIn(info["algorithm"], ("AES256", "ChaCha20"))
+        self.assertEqual(info.get("algorithm", "AES256"), "AES256")
         self.assertEqual(info["created_by"], self.admin_id)
         _, out, _ = self.kesc("key", "info", "k-one")
         self.assertRegex(out, r"Name\s+k-one\n")
@@ -218,7 +264,7 @@ class KeyTest(CLITestCase):
         _, out, _ = self.kesc("key", "ls", "--json")
         self.assertTrue({"k-one", "k-two"} <= set(json.loads(out)))
         _, out, _ = self.kesc("key", "ls", "k-t*")
-        self.assertEqual(out, "k-two\n")
+        self.assertEqual(out, "Key\nk-two\n")
 
         self.kesc("key", "rm", "k-two")
         rc, _, err = self.kesc("key", "info", "k-two", ok=False)
@@ -254,7 +300,10 @@ class KeyTest(CLITestCase):
         _, out, _ = self.kesc("key", "decrypt", "k-imported", ct)
         self.assertEqual(base64.b64decode(json.loads(out)["plaintext"]), b"hello, world")
         _, out, _ = self.kesc("key", "info", "k-imported", "--json")
-        self.assertEqual(json.loads(out)["algorithm"], "AES256")
+        # kms-go's KeyInfo: AES256 is the zero KeyAlgorithm, which omitempty leaves out.
+        self.assertNotIn("algorithm", json.loads(out))
+        _, out, _ = self.kesc("key", "info", "k-imported")
+        self.assertIn("\nAlgorithm   AES256\n", out)
         rc, _, err = self.kesc("key", "import", "k-imported", base64.b64encode(raw).decode(), ok=False)
         self.assertEqual(rc, 1)
         self.assertIn("key already exists", err)
@@ -356,7 +405,7 @@ class IdentityTest(CLITestCase):
         self.assertIn("DNS:alt.example, DNS:kes.example.net, IP Address:10.1.2.3", text)
         self.assertIn("CN = kes.example.net", text)
         self.assertNotIn("localhost", text)
-        self.assertEqual(run(["identity", "new", "--expiry", "soon"])[0], 2)
+        self.assertEqual(run(["identity", "new", "--expiry", "soon"])[0], 1)
 
     def test_of(self):
         rc, out, _ = run(["identity", "of", self.app_crt])
@@ -405,7 +454,7 @@ class IdentityTest(CLITestCase):
 class PolicyTest(CLITestCase):
     def test_ls_info_show(self):
         _, out, _ = self.kesc("policy", "ls")
-        self.assertEqual(out, "app-policy\nreadonly\n")
+        self.assertEqual(out, "Key\napp-policy\nreadonly\n")  # KES's header, "Key"
         _, out, _ = self.kesc("policy", "ls", "--json", "app*")
         self.assertEqual(json.loads(out), ["app-policy"])
         _, out, _ = self.kesc("policy", "info", "app-policy", "--json")
@@ -413,8 +462,9 @@ class PolicyTest(CLITestCase):
         self.assertEqual(info["name"], "app-policy")
         self.assertIn("created_at", info)
         _, out, _ = self.kesc("policy", "show", "app-policy")
-        self.assertEqual(out, "Allow:\n  - /v1/key/decrypt/app-*\n  - /v1/key/describe/app-*\n"
-                              "  - /v1/key/generate/app-*\nDeny:\n  - /v1/key/decrypt/app-secret\n")
+        self.assertEqual(list(json.loads(out)["allow"]), ["/v1/key/decrypt/app-*",
+                                                          "/v1/key/describe/app-*",
+                                                          "/v1/key/generate/app-*"])
         _, out, _ = self.kesc("policy", "show", "app-policy", "--json")
         self.assertIn("/v1/key/describe/app-*", json.loads(out)["allow"])
         rc, _, err = self.kesc("policy", "info", "nope", ok=False)
@@ -430,20 +480,20 @@ class StatusTest(CLITestCase):
         self.assertGreaterEqual(st["uptime"], 0)
         self.assertNotIn("keystore_unreachable", st)
         _, out, _ = self.kesc("status")
-        self.assertIn("Endpoint        https://" + self.server.addr, out)
-        self.assertRegex(out, r"Keystore\s+reachable")
+        self.assertTrue(out.startswith("● %s\n  Version  " % self.server.addr), out)
         _, out, _ = self.kesc("status", "--short")
-        self.assertEqual(out, "https://%s online\n" % self.server.addr)
+        self.assertEqual(out, "● %s\n" % self.server.addr)
         _, out, _ = self.kesc("status", "--api", "--json")
         paths = {(r["method"], r["path"]) for r in json.loads(out)}
         self.assertIn(("PUT", "/v1/key/create/"), paths)
         self.assertIn(("GET", "/v1/log/audit"), paths)
         _, out, _ = self.kesc("status", "--api")
-        self.assertRegex(out, r"GET\s+/v1/status\s+0\s+15s")
+        self.assertIn("\n  GET     /v1/status                   15s\n", out)
 
-    def test_metric(self):
+    def test_metric_raw(self):
+        # kesc extension: the Prometheus text once.
         self.kesc("key", "create", "m-key")
-        _, out, _ = self.kesc("metric")
+        _, out, _ = self.kesc("metric", "--raw")
         self.assertIn("# TYPE kes_http_request_success counter", out)
         self.assertRegex(out, r'kes_http_request_success\{code="200"\} [1-9]')
 
@@ -475,7 +525,8 @@ class LogTest(CLITestCase):
             proc.communicate(timeout=10)
 
     def test_audit_table_on_a_terminal(self):
-        header = "Time      Status  Identity          IP               API"
+        header = ("Time        Status    Identity                IP                 API"
+                  "                               Latency")
         result = {}
 
         def follow():
@@ -491,8 +542,8 @@ class LogTest(CLITestCase):
         t.join()
         _, out = result["out"]
         self.assertIn(header, out)
-        self.assertRegex(out, r"\d\d:\d\d:\d\d  200     %s  127\.0\.0\.1\s+/v1/key/create/tty-log-\d+\s+\S+"
-                         % self.admin_id[:16])
+        self.assertRegex(out, r"\d\d:\d\d:\d\d    200       %s    127\.0\.0\.1 {6}    "
+                              r"/v1/key/create/tty-log-\d+ *    \S+" % self.admin_id[:20])
 
     def test_error_log_is_reachable(self):
         # The stream answers (200) and stays open until the client goes away.
@@ -512,6 +563,327 @@ class LogTest(CLITestCase):
         rc, out, err = self.kesc("log", "--audit", who="unknown", ok=False)
         self.assertEqual((rc, out), (1, ""))
         self.assertIn(NOT_ALLOWED, err)
+
+
+def go_clock(rfc3339):
+    """time.Time's Date()/Clock() in the time's own zone, as `kes` prints it."""
+    return rfc3339[:10] + " " + rfc3339[11:19]
+
+
+def ed25519_identity(api_key):
+    """The identity of a KES API key, computed with openssl from the seed (kes.md §2.2)."""
+    raw = base64.b64decode(api_key[len("kes:v1:"):])
+    assert len(raw) == 33 and raw[0] == 0
+    pkcs8 = bytes.fromhex("302e020100300506032b657004220420") + raw[1:]
+    spki = subprocess.run(["openssl", "pkey", "-inform", "DER", "-pubout", "-outform", "DER"],
+                          input=pkcs8, stdout=subprocess.PIPE, check=True).stdout
+    return hashlib.sha256(spki).hexdigest()
+
+
+class KesOutputTest(CLITestCase):
+    """What `kes` prints where a script reads it, verb by verb (cmd/kes/*.go)."""
+
+    def describe(self, path):
+        r = self.server.request("GET", path)
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    def test_operation_errors(self):
+        self.kesc("key", "create", "cli-1")
+        key = base64.b64encode(b"\x01" * 32).decode()
+        cases = [
+            (["key", "create", "cli-1"], 'failed to create key "cli-1": key already exists'),
+            (["key", "import", "cli-1", key], 'failed to import "cli-1": key already exists'),
+            (["key", "rm", "cli-none"], 'failed to remove key "cli-none": key does not exist'),
+            (["key", "info", "cli-none"], "failed to describe keys: key does not exist"),
+            (["key", "dek", "cli-none"], "failed to derive key: key does not exist"),
+            (["key", "encrypt", "cli-none", "msg"], "failed to encrypt message: key does not exist"),
+            (["key", "decrypt", "cli-none", "AAAA"],
+             "failed to decrypt ciphertext: key does not exist"),
+            (["policy", "info", "nope"], "policy does not exist"),
+            (["policy", "show", "nope"], "failed to show policy 'nope': policy does not exist"),
+            (["identity", "info", "0" * 64], "identity does not exist"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                self.assertEqual(self.kesc(*args, ok=False), (1, "", "Error: " + message + "\n"))
+
+    def test_enclave_and_color_are_accepted(self):
+        # kes takes -e/--enclave NAME (ignored by a KES server without enclaves) and
+        # --color auto|never|always; scripts that pass them must keep working.
+        self.kesc("key", "create", "-e", "tenant-1", "enc-b")
+        self.kesc("key", "create", "--enclave=tenant-1", "enc-a")
+        for color in (["--color", "always"], ["--color=never"], ["--color", "AUTO"]):
+            with self.subTest(color=color):
+                _, out, _ = self.kesc("key", "ls", *color, "enc-*")
+                self.assertEqual(out, "Key\nenc-a\nenc-b\n")
+        self.kesc("key", "info", "-e", "x", "--color", "never", "enc-a")
+        self.kesc("policy", "show", "--enclave", "x", "app-policy")
+        self.kesc("identity", "info", "-e", "x", "--color", "never")
+        self.kesc("status", "--color", "never")
+        # pflag's boolean flags take an explicit value.
+        _, out, _ = self.kesc("key", "ls", "--json=false", "enc-*")
+        self.assertEqual(out, "Key\nenc-a\nenc-b\n")
+        _, out, _ = self.kesc("key", "ls", "--json=true", "enc-*")
+        self.assertEqual(out, '["enc-a","enc-b"]\n')
+
+    def test_list_headers_and_json(self):
+        self.kesc("key", "create", "lsh-b", "lsh-a")
+        self.assertEqual(self.kesc("key", "ls", "lsh-*")[1], "Key\nlsh-a\nlsh-b\n")
+        self.assertEqual(self.kesc("key", "ls", "--json", "lsh-*")[1], '["lsh-a","lsh-b"]\n')
+        self.assertEqual(self.kesc("key", "ls", "nomatch-*")[1], "")
+        self.assertEqual(self.kesc("key", "ls", "--json", "nomatch-*")[1], "[]\n")
+        self.assertEqual(self.kesc("policy", "ls")[1], "Key\napp-policy\nreadonly\n")
+        ids = sorted([self.admin_id, self.app_id])
+        self.assertEqual(self.kesc("identity", "ls")[1], "Identity\n" + "".join(i + "\n" for i in ids))
+        self.assertEqual(self.kesc("identity", "ls", "--json")[1], json.dumps(ids, separators=(",", ":")) + "\n")
+        # On a terminal the policy list is headed "Policy" (kesc's choice; KES prints "Key").
+        rc, out = run_tty(["policy", "ls", "--ca", self.ca], self.env())
+        self.assertEqual((rc, out), (0, "Policy\napp-policy\nreadonly\n"))
+
+    def test_kesc_ls(self):
+        self.kesc("key", "create", "top-2", "top-1")
+        self.assertEqual(self.kesc("ls", "top*")[1], "Key\ntop-1\ntop-2\n")
+        self.assertEqual(self.kesc("ls", "--json", "top*")[1], '["top-1","top-2"]\n')
+        self.assertEqual(self.kesc("ls", "-p")[1], "Policy\napp-policy\nreadonly\n")
+        self.assertEqual(self.kesc("ls", "--policy", "--json", "read*")[1], '["readonly"]\n')
+        self.assertEqual(self.kesc("ls", "-i", self.app_id[:8] + "*")[1],
+                         "Identity\n%s\n" % self.app_id)
+        self.assertEqual(self.kesc("ls", "-s", self.server.addr, "top-1*")[1], "Key\ntop-1\n")
+        rc, out, err = self.kesc("ls", "-p", "-i", ok=False)
+        self.assertEqual((rc, out, err), (1, "", "Error: '-p / --policy' and '-i / --identity' "
+                                                  "must not be used at the same time\n"))
+        rc, out, err = self.kesc("ls", "-a", "kes:v1:AGaV6VXHasF0FnaB60WdCOeTZ8eTIDikL4zlN16c8NAs",
+                                 ok=False)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("API keys (kes:v1:…) are not supported by kesc", err)
+        self.assertNotIn("AGaV6VXHasF0", err)
+
+    def test_key_info(self):
+        self.kesc("key", "create", "info-aes")
+        self.kesc("key", "import", "--cipher", "ChaCha20", "info-cc",
+                  base64.b64encode(b"\x02" * 32).decode())
+        aes = self.describe("/v1/key/describe/info-aes")
+        cc = self.describe("/v1/key/describe/info-cc")
+        # Text: four lines, the last without a newline (describeKeyCmd).
+        _, out, _ = self.kesc("key", "info", "info-aes")
+        self.assertEqual(out, "Name        info-aes\nAlgorithm   AES256\nDate        %s\nOwner       %s"
+                         % (go_clock(aes["created_at"]), self.admin_id))
+        _, out, _ = self.kesc("key", "info", "info-cc")
+        self.assertIn("\nAlgorithm   ChaCha20\n", out)
+        # JSON: kms-go's KeyInfo, AES256 (the zero value) left out by omitempty.
+        _, out, _ = self.kesc("key", "info", "--json", "info-aes")
+        self.assertEqual(out, '{"name":"info-aes","created_at":"%s","created_by":"%s"}\n'
+                         % (aes["created_at"], self.admin_id))
+        _, out, _ = self.kesc("key", "info", "--json", "info-cc")
+        self.assertEqual(out, '{"name":"info-cc","algorithm":"ChaCha20","created_at":"%s",'
+                              '"created_by":"%s"}\n' % (cc["created_at"], self.admin_id))
+
+    def test_crypto_output(self):
+        self.kesc("key", "create", "out-key")
+        _, out, _ = self.kesc("key", "encrypt", "out-key", "hello")
+        ct = json.loads(out)["ciphertext"]
+        # On a terminal: one space after "plaintext:" and "ciphertext:" (two for dek's
+        # "plaintext:", aligned under "ciphertext:").
+        rc, out = run_tty(["key", "decrypt", "out-key", ct, "--ca", self.ca], self.env())
+        self.assertEqual((rc, out), (0, "\nplaintext: %s\n" % base64.b64encode(b"hello").decode()))
+        rc, out = run_tty(["key", "encrypt", "out-key", "hi", "--ca", self.ca], self.env())
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"^\nciphertext: [A-Za-z0-9+/=]+\n$")
+
+    def test_identity_of_and_bare(self):
+        self.assertEqual(run(["identity", "of", self.app_crt]), (0, self.app_id, ""))
+        self.assertEqual(run(["identity", self.app_crt]), (0, self.app_id, ""))
+        rc, out = run_tty(["identity", "of", self.app_crt], clean_env())
+        self.assertEqual((rc, out), (0, "Identity:\n\n   %s\n" % self.app_id))
+
+    def test_identity_makes_api_keys(self):
+        rc, key, err = run(["identity"])
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(key, r"^kes:v1:A[A-Za-z0-9+/]{43}$")  # no newline, as kes
+        self.assertNotEqual(run(["identity"])[1], key)
+        identity = ed25519_identity(key)
+        self.assertEqual(run(["identity", key]), (0, identity, ""))
+        self.assertEqual(run(["identity", "of", key]), (0, identity, ""))
+        # `kes identity FILE` with an Ed25519 PKCS#8 key prints the API key of that key.
+        seed = base64.b64decode(key[7:])[1:]
+        der = bytes.fromhex("302e020100300506032b657004220420") + seed
+        pem = os.path.join(self.dir, "ed25519.key")
+        with open(pem, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n"
+                    % base64.b64encode(der).decode())
+        self.assertEqual(run(["identity", pem]), (0, key, ""))
+        rc, out, err = run(["identity", self.app_key])
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("contains unsupported private key. Only ed25519 private keys are supported", err)
+        rc, out = run_tty(["identity"], clean_env())
+        self.assertEqual(rc, 0)
+        self.assertIn("Your API key:\n\n   kes:v1:", out)
+        api_key = re.search(r"kes:v1:\S+", out).group(0)
+        self.assertIn("\n   %s\n" % ed25519_identity(api_key), out)
+
+    def test_policy_info_and_show(self):
+        info = self.describe("/v1/policy/describe/app-policy")
+        # Text: the date in the local time zone (Local()), "Created by" when known.
+        _, out, _ = self.kesc("policy", "info", "app-policy", TZ="UTC")
+        self.assertEqual(out, "Name        app-policy\nDate        %s\nCreated by  %s\n"
+                         % (go_clock(info["created_at"]), info["created_by"]))
+        _, out, _ = self.kesc("policy", "info", "app-policy", TZ="JST-9")
+        utc = calendar.timegm(time.strptime(go_clock(info["created_at"]), "%Y-%m-%d %H:%M:%S"))
+        shifted = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(utc + 9 * 3600))
+        self.assertIn("\nDate        %s\n" % shifted, out)
+        _, out, _ = self.kesc("policy", "info", "--json", "app-policy")
+        self.assertEqual(out, '{"name":"app-policy","created_at":"%s","created_by":"%s"}\n'
+                         % (info["created_at"], info["created_by"]))
+        # show, not on a terminal: the policy as JSON (showPolicyCmd's Response type),
+        # empty rule sets left out.
+        _, out, _ = self.kesc("policy", "show", "app-policy")
+        self.assertEqual(out, '{"allow":{"/v1/key/decrypt/app-*":{},"/v1/key/describe/app-*":{},'
+                              '"/v1/key/generate/app-*":{}},"deny":{"/v1/key/decrypt/app-secret":{}},'
+                              '"created_at":"%s","created_by":"%s"}\n'
+                         % (info["created_at"], info["created_by"]))
+        ro = self.describe("/v1/policy/describe/readonly")
+        _, out, _ = self.kesc("policy", "show", "readonly")
+        self.assertEqual(out, '{"allow":{"/v1/status":{}},"created_at":"%s","created_by":"%s"}\n'
+                         % (ro["created_at"], ro["created_by"]))
+        # --json on a terminal: indented by json.Encoder.SetIndent("", "  ").
+        rc, out = run_tty(["policy", "show", "--json", "readonly", "--ca", self.ca], self.env())
+        self.assertEqual((rc, out), (0, '{\n  "allow": {\n    "/v1/status": {}\n  },\n'
+                                        '  "created_at": "%s",\n  "created_by": "%s"\n}\n'
+                                     % (ro["created_at"], ro["created_by"])))
+
+    def test_identity_info(self):
+        app = self.describe("/v1/identity/describe/" + self.app_id)
+        _, out, _ = self.kesc("identity", "info", self.app_id)
+        self.assertEqual(out, "Identity    %s\nPolicy      app-policy\nCreated At  %s\n"
+                              "Role        User\nCreated By  %s\n"
+                         % (self.app_id, go_clock(app["created_at"]), app["created_by"]))
+        admin = self.describe("/v1/identity/describe/" + self.admin_id)
+        _, out, _ = self.kesc("identity", "info", self.admin_id)
+        self.assertEqual(out, "Identity    %s\nCreated At  %s\nRole        Admin\n"
+                         % (self.admin_id, go_clock(admin["created_at"])))
+        me = self.describe("/v1/identity/self/describe")
+        _, out, _ = self.kesc("identity", "info")
+        self.assertEqual(out, "Identity    %s\nCreated At  %s\nRole        Admin\n"
+                         % (self.admin_id, go_clock(me["created_at"])))
+        # A policy's identity: its policy and rules follow (DescribeSelf has no policy date,
+        # so kes prints the zero time there).
+        _, out, _ = self.kesc("identity", "info", who="app")
+        self.assertEqual(out, "Identity    %s\nCreated At  %s\nRole        User\nCreated By  %s\n\n"
+                              "Policy      app-policy\nCreated At  0001-01-01 00:00:00\n"
+                              "Allow      \n"
+                              "            · /v1/key/decrypt/app-*\n"
+                              "            · /v1/key/describe/app-*\n"
+                              "            · /v1/key/generate/app-*\n"
+                              "Deny       \n"
+                              "            · /v1/key/decrypt/app-secret\n"
+                         % (self.app_id, go_clock(app["created_at"]), app["created_by"]))
+
+    def test_status(self):
+        _, out, _ = self.kesc("status")
+        self.assertRegex(out, r"^● %s\n  Version  \d+\.\d+\.\d+\n"
+                              r"  Uptime   \d+ (seconds|minutes|hours)\n  Latency  \d+(ms|s|\.\d+s)\n"
+                              r"  OS       linux\n  CPUs     \d+ (amd64|arm64|386|arm|\S+)\n"
+                              r"  Memory  \n  · Heap   \d+(\.\d)?[KMGTP]?B\n"
+                              r"  · Stack  \d+(\.\d)?[KMGTP]?B\n$" % re.escape(self.server.addr))
+        self.assertEqual(self.kesc("status", "-s")[1], "● %s\n" % self.server.addr)
+        # JSON: kms-go's State re-encoded — its order, zero values left out, compact.
+        _, out, _ = self.kesc("status", "--json")
+        self.assertTrue(out.endswith("}\n") and " " not in out, out)
+        order = ["version", "os", "arch", "uptime", "num_cpu", "num_cpu_used", "mem_heap_used",
+                 "mem_stack_used", "keystore_latency", "keystore_unreachable",
+                 "keystore_unavailable"]
+        keys = list(json.loads(out))
+        self.assertEqual(keys, [k for k in order if k in keys])
+        self.assertTrue({"version", "os", "arch", "num_cpu", "keystore_latency"} <= set(keys))
+        self.assertTrue(all(v not in (0, False, "") for v in json.loads(out).values()), out)
+        # --api: kes's table after the status, and API JSON with omitempty.
+        _, out, _ = self.kesc("status", "--api", "-s")
+        self.assertTrue(out.startswith("● %s\n\n  Method  API                          Timeout\n"
+                                       "  GET     /version                     10s\n"
+                                       % self.server.addr), out)
+        self.assertIn("\n  GET     /v1/log/audit                Inf\n", out)
+        _, out, _ = self.kesc("status", "--api", "--json")
+        self.assertTrue(out.startswith('[{"method":"GET","path":"/version","timeout":10},'), out)
+        self.assertIn('{"method":"PUT","path":"/v1/key/import/","max_body":1000000,"timeout":15}', out)
+        self.assertIn('{"method":"GET","path":"/v1/log/audit"}', out)
+
+    def test_metric_json_snapshots_until_interrupted(self):
+        self.kesc("key", "create", "metric-key")
+        proc = subprocess.Popen([KESC, "metric", "--rate", "200ms", "--ca", self.ca],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env())
+        lines = []
+        try:
+            buf = b""
+            deadline = time.time() + 60
+            while len(lines) < 2 and time.time() < deadline:
+                ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+                if ready:
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                    self.assertTrue(chunk, proc.stderr.read())
+                    buf += chunk
+                    *done, buf = buf.split(b"\n")
+                    lines += done
+            self.assertGreaterEqual(len(lines), 2, "fewer than two snapshots in 60 s")
+            proc.send_signal(signal.SIGINT)
+            self.assertEqual(proc.wait(timeout=30), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=10)
+        buckets = sorted(str(ms * 1000000) for ms in (10, 50, 100, 250, 500, 1000, 1500, 3000,
+                                                       5000, 10000))
+        for line in lines[:2]:
+            m = json.loads(line)
+            self.assertEqual(list(m), [
+                "kes_http_request_success", "kes_http_request_error", "kes_http_request_failure",
+                "kes_http_request_active", "kes_log_audit_events", "kes_log_error_events",
+                "kes_http_response_time", "kes_system_up_time", "kes_system_num_cpu",
+                "kes_system_num_cpu_used", "kes_system_num_threads", "kes_system_mem_heap_used",
+                "kes_system_mem_heap_objects", "kes_system_mem_stack_used"])
+            self.assertEqual(list(m["kes_http_response_time"]), buckets)  # Go sorts map keys
+            self.assertGreaterEqual(m["kes_http_request_success"], 1)
+            self.assertEqual(m["kes_system_up_time"] % 1000000000, 0)  # whole seconds, in ns
+            self.assertTrue(all(isinstance(v, int) for k, v in m.items()
+                                if k != "kes_http_response_time"))
+
+    def follow_log(self, args, until, make):
+        """Runs `kesc log ARGS` with stdout a pipe, calls make() until `until` shows up."""
+        proc = subprocess.Popen([KESC, "log"] + args + ["--ca", self.ca], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=self.env())
+        out = b""
+        try:
+            deadline = time.time() + 30
+            n = 0
+            while until not in out and time.time() < deadline:
+                n += 1
+                make(n)
+                ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+                if ready:
+                    out += os.read(proc.stdout.fileno(), 65536)
+                self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+        finally:
+            proc.kill()
+            proc.communicate(timeout=10)
+        return out.decode()
+
+    def test_log_table_when_piped(self):
+        out = self.follow_log([], b"/v1/key/create/plog-", lambda n: self.kesc("key", "create", "plog-%d" % n))
+        lines = out.split("\n")
+        self.assertEqual(lines[0], "Time        Status    Identity                IP                 "
+                                   "API                               Latency")
+        self.assertRegex(lines[1], r"^\d\d:\d\d:\d\d    200       %s    127\.0\.0\.1          "
+                                   r"/v1/key/create/plog-\d+ +    \d+(\.\d+)?(ns|µs|ms|s)$"
+                         % self.admin_id[:20])
+
+    def test_log_json_is_kms_go_shape(self):
+        out = self.follow_log(["--json"], b"/v1/key/create/jlog-", lambda n: self.kesc("key", "create", "jlog-%d" % n))
+        event = json.loads(out.split("\n")[0])
+        self.assertEqual(list(event), ["time", "request", "response"])
+        self.assertEqual(list(event["request"]), ["ip", "path", "identity"])
+        self.assertEqual(list(event["response"]), ["code", "time"])
+        self.assertEqual(event["request"]["ip"], "127.0.0.1")
+
 
 
 def files_of(directory):
@@ -584,7 +956,7 @@ class MigrateFsTest(MigrateCase):
         rc, out, err = run(["migrate", "--from", self.src_cfg, "--to", self.dst_cfg, "--merge"])
         self.assertEqual((rc, out), (0, "copied 0, skipped 4, failed 0\n"), err)
         rc, _, err = run(["migrate", "--from", self.src_cfg, "--to", self.dst_cfg, "--force"])
-        self.assertEqual(rc, 2)
+        self.assertEqual(rc, 1)
 
         # The migrated key decrypts what the source server encrypted.
         dst = self.dst_srv.start()
