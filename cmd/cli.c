@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cmd/client.h"
 #include "cmd/cmd.h"
+#include "cmd/goformat.h"
 #include "keystore/bytes.h"
 #include "keystore/json.h"
 
@@ -18,6 +20,9 @@ static const char *const MESSAGES[] = {
     [CLI_MSG_API_KEY_UNSUPPORTED] =
         ("API keys (kes:v1:…) are not supported by kesc; use a client certificate "
          "(KES_CLIENT_CERT and KES_CLIENT_KEY, e.g. from 'kesc identity new')"),
+    [CLI_MSG_API_KEY_NOT_A_CREDENTIAL] =
+        ("kesc cannot log in with an API key (mbedTLS 2.28 has no Ed25519 in TLS); KES, "
+         "MinIO and other KES clients can, and servers accept its identity"),
     [CLI_MSG_CERT_WITHOUT_KEY] =
         "a client certificate is set but no private key (set KES_CLIENT_KEY)",
     [CLI_MSG_KEY_WITHOUT_CERT] =
@@ -50,43 +55,79 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("kesc: ", stderr);
+	fputs("Error: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, ". See 'kesc %s --help'.\n", command);
-	return EXIT_USAGE;
+	fprintf(stderr, ". See 'kesc %s%s--help'\n", command, *command ? " " : "");
+	return 1;
 }
 
 int cli_fail(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("kesc: ", stderr);
+	fputs("Error: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 	return 1;
 }
 
-int cli_exit_for(int parse_result)
+int cli_fail_named(const char *what, const char *name, const char *why)
 {
-	return parse_result == CLI_HELP ? 0 : EXIT_USAGE;
+	struct buf quoted;
+	buf_init(&quoted, 16384);
+	goformat_quote(&quoted, name);
+	int rc = cli_fail("%s %s: %s", what, buf_failed(&quoted) ? "\"…\"" : quoted.data, why);
+	buf_free(&quoted);
+	return rc;
 }
 
-/* The options every client verb takes besides its own. */
-static int client_flag(struct cli_args *out, const char *name, char short_name,
-                       const char **value_needed)
+int cli_exit_for(int parse_result)
 {
-	*value_needed = NULL;
-	if ((name && !strcmp(name, "insecure")) || short_name == 'k') {
-		out->client.insecure = true;
-		return 1;
+	return parse_result == CLI_HELP ? 0 : 1;
+}
+
+/* pflag's strconv.ParseBool. */
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+	static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+	for (size_t i = 0; i < 6; i++) {
+		if (!strcmp(v, yes[i]))
+			return *out = true, 0;
+		if (!strcmp(v, no[i]))
+			return *out = false, 0;
 	}
-	if ((name && !strcmp(name, "ca")))
-		return *value_needed = "ca", 2;
-	if ((name && !strcmp(name, "server")) || short_name == 's')
-		return *value_needed = "server", 2;
-	return 0;
+	return -1;
+}
+
+/* The options every client verb takes besides its own: kind 1 = boolean, 2 = with value. */
+enum client_flag {
+	CLIENT_NONE = 0,
+	CLIENT_INSECURE,
+	CLIENT_CA,
+	CLIENT_SERVER,
+	CLIENT_ENCLAVE,
+	CLIENT_COLOR
+};
+
+static enum client_flag client_flag(const char *name, char short_name)
+{
+	static const struct {
+		const char *name;
+		char short_name;
+		enum client_flag flag;
+	} table[] = {{"insecure", 'k', CLIENT_INSECURE},
+	             {"ca", 0, CLIENT_CA},
+	             {"server", 's', CLIENT_SERVER},
+	             {"enclave", 'e', CLIENT_ENCLAVE},
+	             {"color", 0, CLIENT_COLOR}};
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+		if ((name && !strcmp(name, table[i].name)) ||
+		    (!name && short_name && short_name == table[i].short_name))
+			return table[i].flag;
+	return CLIENT_NONE;
 }
 
 static const struct cli_flag *find_flag(const struct cli_flag *flags, size_t n, const char *name,
@@ -101,84 +142,137 @@ static const struct cli_flag *find_flag(const struct cli_flag *flags, size_t n, 
 	return NULL;
 }
 
-static int set_flag(const struct cli_flag *f, const char *value)
+/* kes's --color values (color-option.go), any case. */
+static bool valid_color(const char *v)
 {
-	switch (f->kind) {
-	case CLI_BOOL:
-		*(bool *)f->target = true;
-		return 0;
-	case CLI_STRING:
-		*(const char **)f->target = value;
-		return 0;
-	case CLI_LIST: {
-		struct cli_list *l = f->target;
-		if (l->count >= sizeof l->items / sizeof l->items[0])
-			return -1;
-		l->items[l->count++] = value;
-		return 0;
-	}
-	}
-	return -1;
+	return !strcasecmp(v, "auto") || !strcasecmp(v, "never") || !strcasecmp(v, "always") || !*v;
 }
 
-/* One option at argv[*i]: "--name", "--name=value", "-x", "-x value", "-xvalue". */
-static int parse_option(int argc, char **argv, int *i, const struct cli_flag *flags,
-                        size_t flag_count, bool with_client, const char *command, const char *usage,
-                        struct cli_args *out)
+/* Stores a value for a verb flag or a client option. The shown name is pflag's ("--color"). */
+static int set_value(const struct cli_flag *f, enum client_flag cf, const char *value,
+                     const char *shown, const char *command, struct cli_args *out)
 {
-	/* Errors name the option as shown, never an inline value: a mistyped "--secret=…" or
-	 * "-p…" must not put the value on the terminal or into a CI log. */
-	const char *arg = argv[*i], *name = NULL, *inline_value = NULL;
-	char short_name = 0, namebuf[64], shown[72];
-	if (arg[1] == '-') {
-		const char *eq = strchr(arg + 2, '=');
-		size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-		if (len >= sizeof namebuf)
-			return cli_usage_error(command, "unknown option '--%.16s…'", arg + 2),
+	if (f) {
+		if (f->kind == CLI_STRING) {
+			*(const char **)f->target = value;
+			return CLI_OK;
+		}
+		struct cli_list *l = f->target;
+		if (l->count >= sizeof l->items / sizeof l->items[0])
+			return cli_usage_error(command, "flag given too often: %s", shown),
 			       CLI_USAGE;
-		memcpy(namebuf, arg + 2, len);
-		namebuf[len] = '\0';
-		name = namebuf;
-		inline_value = eq ? eq + 1 : NULL;
-		snprintf(shown, sizeof shown, "--%s", name);
-	} else {
-		short_name = arg[1];
-		inline_value = arg[2] ? arg + 2 : NULL;
-		snprintf(shown, sizeof shown, "-%c", short_name);
+		l->items[l->count++] = value;
+		return CLI_OK;
 	}
-	arg = shown;
-	if ((name && !strcmp(name, "help")) || short_name == 'h') {
+	switch (cf) {
+	case CLIENT_CA:
+		out->client.ca = value;
+		break;
+	case CLIENT_SERVER:
+		out->client.server = value;
+		break;
+	case CLIENT_ENCLAVE:
+		out->client.enclave = value;
+		break;
+	case CLIENT_COLOR:
+		/* Not a secret, and pflag repeats it: so does kesc. */
+		if (!valid_color(value))
+			return cli_usage_error(command,
+			                       "invalid argument \"%s\" for \"%s\" flag: invalid "
+			                       "color option",
+			                       value, shown),
+			       CLI_USAGE;
+		out->client.color = value;
+		break;
+	default:
+		break;
+	}
+	return CLI_OK;
+}
+
+static int set_bool(const struct cli_flag *f, const char *inline_value, const char *shown,
+                    const char *command, struct cli_args *out)
+{
+	bool v = true;
+	/* The value is not repeated: a mistyped --flag=… may carry a secret. */
+	if (inline_value && parse_bool(inline_value, &v) < 0)
+		return cli_usage_error(command, "invalid argument for \"%s\" flag: not a boolean",
+		                       shown),
+		       CLI_USAGE;
+	if (f)
+		*(bool *)f->target = v;
+	else
+		out->client.insecure = v;
+	return CLI_OK;
+}
+
+/* "--name", "--name=value", "--name value". */
+static int parse_long(int argc, char **argv, int *i, const struct cli_flag *flags,
+                      size_t flag_count, bool with_client, const char *command, const char *usage,
+                      struct cli_args *out)
+{
+	/* Errors name the option, never an inline value a mistyped "--secret=…" might carry. */
+	const char *arg = argv[*i] + 2, *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	char name[64], shown[72];
+	if (len >= sizeof name)
+		return cli_usage_error(command, "unknown flag: --%.16s…", arg), CLI_USAGE;
+	memcpy(name, arg, len);
+	name[len] = '\0';
+	snprintf(shown, sizeof shown, "--%s", name);
+	if (!strcmp(name, "help")) {
 		fputs(usage, stdout);
 		return CLI_HELP;
 	}
-	const struct cli_flag *f = find_flag(flags, flag_count, name, short_name);
-	const char *client_value = NULL;
-	int client_kind =
-	    (!f && with_client) ? client_flag(out, name, short_name, &client_value) : 0;
-	if (!f && !client_kind)
-		return cli_usage_error(command, "unknown option '%s'", arg), CLI_USAGE;
-	bool wants_value = f ? f->kind != CLI_BOOL : client_kind == 2;
-	if (!wants_value) {
-		if (inline_value)
-			return cli_usage_error(command, "option '%s' takes no value", arg),
-			       CLI_USAGE;
-		return f ? (set_flag(f, NULL), CLI_OK) : CLI_OK;
-	}
-	const char *value = inline_value;
+	const struct cli_flag *f = find_flag(flags, flag_count, name, 0);
+	enum client_flag cf = !f && with_client ? client_flag(name, 0) : CLIENT_NONE;
+	if (!f && cf == CLIENT_NONE)
+		return cli_usage_error(command, "unknown flag: %s", shown), CLI_USAGE;
+	if ((f && f->kind == CLI_BOOL) || cf == CLIENT_INSECURE)
+		return set_bool(f, eq ? eq + 1 : NULL, shown, command, out);
+	const char *value = eq ? eq + 1 : NULL;
 	if (!value) {
 		if (*i + 1 >= argc)
-			return cli_usage_error(command, "option '%s' needs a value", arg),
+			return cli_usage_error(command, "flag needs an argument: %s", shown),
 			       CLI_USAGE;
 		value = argv[++*i];
 	}
-	if (f) {
-		if (set_flag(f, value) < 0)
-			return cli_usage_error(command, "option '%s' given too often", arg),
+	return set_value(f, cf, value, shown, command, out);
+}
+
+/* "-x", "-xvalue", "-x=value", "-x value", and groups of boolean ones ("-kf"). */
+static int parse_short(int argc, char **argv, int *i, const struct cli_flag *flags,
+                       size_t flag_count, bool with_client, const char *command, const char *usage,
+                       struct cli_args *out)
+{
+	for (const char *p = argv[*i] + 1; *p; p++) {
+		char c = *p, shown[8];
+		snprintf(shown, sizeof shown, "-%c", c);
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return CLI_HELP;
+		}
+		const struct cli_flag *f = find_flag(flags, flag_count, NULL, c);
+		enum client_flag cf = !f && with_client ? client_flag(NULL, c) : CLIENT_NONE;
+		if (!f && cf == CLIENT_NONE)
+			return cli_usage_error(command, "unknown shorthand flag: '%c' in -%c", c,
+			                       c),
 			       CLI_USAGE;
-	} else if (!strcmp(client_value, "ca")) {
-		out->client.ca = value;
-	} else {
-		out->client.server = value;
+		if ((f && f->kind == CLI_BOOL) || cf == CLIENT_INSECURE) {
+			if (p[1] == '=')
+				return set_bool(f, p + 2, shown, command, out);
+			set_bool(f, NULL, shown, command, out);
+			continue; /* "-kf": the next letter is another flag */
+		}
+		const char *value = p[1] == '=' ? p + 2 : p[1] ? p + 1 : NULL;
+		if (!value) {
+			if (*i + 1 >= argc)
+				return cli_usage_error(command,
+				                       "flag needs an argument: '%c' in -%c", c, c),
+				       CLI_USAGE;
+			value = argv[++*i];
+		}
+		return set_value(f, cf, value, shown, command, out);
 	}
 	return CLI_OK;
 }
@@ -203,8 +297,10 @@ int cli_parse(int argc, char **argv, const struct cli_flag *flags, size_t flag_c
 			out->args[out->count++] = argv[i];
 			continue;
 		}
-		int rc = parse_option(argc, argv, &i, flags, flag_count, with_client, command,
-		                      usage, out);
+		int rc = arg[1] == '-' ? parse_long(argc, argv, &i, flags, flag_count, with_client,
+		                                    command, usage, out)
+		                       : parse_short(argc, argv, &i, flags, flag_count, with_client,
+		                                     command, usage, out);
 		if (rc != CLI_OK) {
 			cli_args_free(out);
 			return rc;
@@ -227,14 +323,28 @@ int cli_dispatch(int argc, char **argv, const struct cli_subcommand *subs, const
 		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+	const char *sub = argv[1];
+	if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
 		fputs(usage, stdout);
 		return 0;
 	}
 	for (const struct cli_subcommand *s = subs; s->name; s++)
-		if (!strcmp(s->name, argv[1]))
+		if (!strcmp(s->name, sub))
 			return s->run(argc - 1, argv + 1);
-	return cli_usage_error(command, "'%s' is not a %s command", argv[1], command);
+	/* kes parses the group's own (absent) flags first: an option is an unknown flag. */
+	if (sub[0] == '-' && sub[1] == '-')
+		return cli_usage_error(command, "unknown flag: --%.*s", (int)strcspn(sub + 2, "="),
+		                       sub + 2);
+	if (sub[0] == '-' && sub[1])
+		return cli_usage_error(command, "unknown shorthand flag: '%c' in -%c", sub[1],
+		                       sub[1]);
+	struct buf quoted;
+	buf_init(&quoted, 4096);
+	goformat_quote(&quoted, sub);
+	int rc = cli_fail("%s is not a %s command. See 'kesc %s --help'",
+	                  buf_failed(&quoted) ? "\"…\"" : quoted.data, command, command);
+	buf_free(&quoted);
+	return rc;
 }
 
 void cli_print_json_body(const char *body, size_t body_len)
@@ -258,17 +368,48 @@ struct json_value *cli_parse_reply(const char *body, size_t body_len, enum json_
 	return v;
 }
 
-void cli_print_member(const struct json_value *v, const char *key, const char *label)
+const char *cli_reply_string(const struct json_value *v, const char *key)
 {
-	size_t n = 0;
-	const char *s = json_string(json_get(v, key), &n);
-	size_t klen = strlen(key);
-	if (!s || n == 0)
+	const struct json_value *m = json_get(v, key);
+	if (!m || json_type(m) == JSON_NULL)
+		return "";
+	const char *s = json_string(m, NULL);
+	if (!s)
+		cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+	return s;
+}
+
+int cli_reply_time(const struct json_value *v, const char *key, struct go_time *t)
+{
+	const char *s = cli_reply_string(v, key);
+	if (!s)
+		return -1;
+	if (!*s) {
+		goformat_zero_time(t);
+		return 0;
+	}
+	if (goformat_parse_time(s, strlen(s), t) < 0)
+		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE)), -1;
+	return 0;
+}
+
+void cli_write_json(const struct buf *compact, bool indent)
+{
+	if (buf_failed(compact)) {
+		cli_fail("%s", cli_message(CLI_MSG_OUT_OF_MEMORY));
 		return;
-	if (n >= 19 && s[10] == 'T' && klen > 3 && strcmp(key + klen - 3, "_at") == 0)
-		printf("%-11s %.10s %.8s\n", label, s, s + 11);
-	else
-		printf("%-11s %.*s\n", label, (int)n, s);
+	}
+	if (!indent) {
+		fwrite(compact->data ? compact->data : "", 1, compact->len, stdout);
+		fputc('\n', stdout);
+		return;
+	}
+	struct buf out;
+	buf_init(&out, BUF_DEFAULT_MAX);
+	goformat_json_indent(&out, compact->data ? compact->data : "", compact->len);
+	buf_append_char(&out, '\n');
+	fwrite(out.data ? out.data : "", 1, out.len, stdout);
+	buf_free(&out);
 }
 
 int cli_run_list_verb(int argc, char **argv, const struct cli_list_verb *v)
@@ -285,8 +426,10 @@ int cli_run_list_verb(int argc, char **argv, const struct cli_list_verb *v)
 		struct client_reply reply;
 		rc = client_get_or_report(&a.client, v->prefix, a.count ? a.args[0] : "*", &reply,
 		                          v->what);
+		const char *header =
+		    v->terminal_header && cli_stdout_is_terminal() ? v->terminal_header : v->header;
 		if (rc == 0)
-			rc = cli_print_names(reply.body.data, reply.body.len, v->member, v->header,
+			rc = cli_print_names(reply.body.data, reply.body.len, v->member, header,
 			                     json);
 		client_reply_free(&reply);
 	}
@@ -294,8 +437,42 @@ int cli_run_list_verb(int argc, char **argv, const struct cli_list_verb *v)
 	return rc;
 }
 
-/* Prints the names of a list reply: a JSON array with --json, else one per line (with a
- * "Key" header on a terminal, as kes does). */
+int cli_strcmp_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t cli_rule_names(const struct json_value *rules, const char ***out)
+{
+	size_t n = json_count(rules), m = 0;
+	const char **names = calloc(n ? n : 1, sizeof *names);
+	*out = names;
+	if (!names)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *r = json_type(rules) == JSON_OBJECT
+		                    ? json_key_at(rules, i)
+		                    : json_string(json_at(rules, i), NULL);
+		if (r)
+			names[m++] = r;
+	}
+	qsort(names, m, sizeof *names, cli_strcmp_ptr);
+	return m;
+}
+
+struct name_ref {
+	const char *s;
+	size_t n;
+};
+
+/* Go's string order: bytes, shorter first on a common prefix. */
+static int name_cmp(const void *a, const void *b)
+{
+	const struct name_ref *x = a, *y = b;
+	int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
 int cli_print_names(const char *body, size_t body_len, const char *member, const char *header,
                     bool json)
 {
@@ -308,35 +485,43 @@ int cli_print_names(const char *body, size_t body_len, const char *member, const
 		return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
 	}
 	size_t count = names && json_type(names) == JSON_ARRAY ? json_count(names) : 0;
+	struct name_ref *sorted = calloc(count ? count : 1, sizeof *sorted);
+	if (!sorted) {
+		json_free(v);
+		return cli_fail("%s", cli_message(CLI_MSG_OUT_OF_MEMORY));
+	}
+	for (size_t i = 0; i < count; i++) {
+		sorted[i].s = json_string(json_at(names, i), &sorted[i].n);
+		if (!sorted[i].s) {
+			free(sorted);
+			json_free(v);
+			return cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+		}
+	}
+	qsort(sorted, count, sizeof *sorted, name_cmp);
 	struct buf out;
 	buf_init(&out, BUF_DEFAULT_MAX);
 	if (json) {
+		/* kes prints null for no names and then the table as well; kesc prints a list. */
 		struct json_writer w;
 		json_writer_init(&w, &out);
 		json_array_begin(&w);
-		for (size_t i = 0; i < count; i++) {
-			size_t n = 0;
-			const char *s = json_string(json_at(names, i), &n);
-			json_write_string_n(&w, s ? s : "", s ? n : 0);
-		}
+		for (size_t i = 0; i < count; i++)
+			json_write_string_n(&w, sorted[i].s, sorted[i].n);
 		json_array_end(&w);
 		buf_append_char(&out, '\n');
-	} else {
-		if (count > 0 && cli_stdout_is_terminal())
-			buf_printf(&out, "%s\n", header);
-		for (size_t i = 0; i < count; i++) {
-			size_t n = 0;
-			const char *s = json_string(json_at(names, i), &n);
-			if (s)
-				buf_printf(&out, "%.*s\n", (int)n, s);
-		}
+	} else if (count > 0) {
+		buf_printf(&out, "%s\n", header);
+		for (size_t i = 0; i < count; i++)
+			buf_printf(&out, "%.*s\n", (int)sorted[i].n, sorted[i].s);
 	}
 	size_t more = 0;
 	const char *cont = json_string(json_get(v, "continue_at"), &more);
 	if (cont && more > 0)
-		fprintf(stderr, "kesc: the server listed only the first %zu names\n", count);
+		fprintf(stderr, "Warning: the server listed only the first %zu names\n", count);
 	fwrite(out.data ? out.data : "", 1, out.len, stdout);
 	buf_free(&out);
+	free(sorted);
 	json_free(v);
 	return 0;
 }

@@ -196,11 +196,31 @@ void client_reply_free(struct client_reply *reply)
 struct transfer {
 	struct client *client;
 	struct client_reply *reply;
+	int (*on_open)(void *arg);
 	int (*on_line)(void *arg, const char *line, size_t len);
 	void *arg;
 	struct buf line;
 	bool stopped;
+	bool opened;
 };
+
+/* The end of a response head ("\r\n") with a 2xx status: the stream is open. */
+static size_t on_header(char *data, size_t size, size_t n, void *userdata)
+{
+	struct transfer *t = userdata;
+	size_t len = size * n;
+	long status = 0;
+	if (t->on_open && !t->opened && len == 2 && data[0] == '\r' && data[1] == '\n' &&
+	    curl_easy_getinfo(t->client->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+	    status >= 200 && status < 300) {
+		t->opened = true;
+		if (t->on_open(t->arg)) {
+			t->stopped = true;
+			return 0;
+		}
+	}
+	return len;
+}
 
 static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 {
@@ -251,6 +271,10 @@ static int options_apply(struct client *c, const char *url, const char *method, 
 	bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, t) != CURLE_OK;
+	if (t->on_open) {
+		bad |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+		bad |= curl_easy_setopt(h, CURLOPT_HEADERDATA, t) != CURLE_OK;
+	}
 	bad |= curl_easy_setopt(h, CURLOPT_USERAGENT, "kesc") != CURLE_OK;
 	if (c->cert) {
 		bad |= curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert) != CURLE_OK;
@@ -413,13 +437,14 @@ int client_call(struct client *c, const char *method, const char *path, const ch
 	return rc;
 }
 
-int client_stream(struct client *c, const char *path,
+int client_stream(struct client *c, const char *path, int (*on_open)(void *arg),
                   int (*on_line)(void *arg, const char *line, size_t len), void *arg,
                   struct client_reply *reply)
 {
 	memset(reply, 0, sizeof *reply);
 	buf_init(&reply->body, CLIENT_BODY_MAX);
-	struct transfer t = {.client = c, .reply = reply, .on_line = on_line, .arg = arg};
+	struct transfer t = {
+	    .client = c, .reply = reply, .on_open = on_open, .on_line = on_line, .arg = arg};
 	buf_init(&t.line, CLIENT_LINE_MAX);
 	int rc = transfer_run(c, "GET", path, NULL, 0, &t);
 	buf_free(&t.line);
@@ -442,8 +467,7 @@ int client_get_or_report(const struct client_options *opt, const char *prefix, c
 	int rc = 0;
 	if (buf_failed(&path) || client_call(c, "GET", path.data, NULL, 0, reply) < 0) {
 		const char *why = reply->message[0] ? reply->message : "invalid name";
-		rc =
-		    name ? cli_fail("%s '%s': %s", what, name, why) : cli_fail("%s: %s", what, why);
+		rc = what ? cli_fail("%s: %s", what, why) : cli_fail("%s", why);
 	}
 	buf_free(&path);
 	client_close(c);

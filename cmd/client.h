@@ -48,20 +48,21 @@ void client_reply_free(struct client_reply *reply);
  * {"message"} of a JSON body as kms-go reads them, else the body text, else the status. */
 void client_reply_message(struct client_reply *reply, const char *content_type);
 
-/* A streaming GET (the log routes): on_line gets each '\n'-terminated line without the
- * newline; returning non-zero from it stops the stream. Returns 0 when the server ends the
- * stream or on_line stopped it, -1 with reply->message set otherwise. */
-int client_stream(struct client *c, const char *path,
+/* A streaming GET (the log routes): on_open (may be NULL) is called once when the server
+ * accepted the stream (2xx head received, before any line); on_line gets each '\n'-terminated
+ * line without the newline; returning non-zero from either stops the stream. Returns 0 when
+ * the server ends the stream or a callback stopped it, -1 with reply->message set otherwise. */
+int client_stream(struct client *c, const char *path, int (*on_open)(void *arg),
                   int (*on_line)(void *arg, const char *line, size_t len), void *arg,
                   struct client_reply *reply);
 
-/* client_open for a verb: prints "kesc: <reason>" and returns NULL on failure. */
+/* client_open for a verb: prints "Error: <reason>" and returns NULL on failure. */
 struct client *client_open_or_report(const struct client_options *opt);
 
 /*
  * The one-request shape of most verbs: opens a client from opt, GETs prefix followed by the
  * escaped name (prefix alone when name is NULL) and closes the client. On failure prints
- * "kesc: <what> '<name>': <reason>" (or "kesc: <what>: <reason>") and returns 1, else 0.
+ * "Error: <what>: <reason>" (or "Error: <reason>" when what is NULL) and returns 1, else 0.
  * reply is always initialised; free it with client_reply_free.
  */
 int client_get_or_report(const struct client_options *opt, const char *prefix, const char *name,

@@ -1,17 +1,23 @@
 /*
- * identity.c — `kesc identity new|of|info|ls` (kes.md §2, §8).
+ * identity.c — `kesc identity [new|of|info|ls]` (kes.md §2, §8; cmd/kes/identity.go).
  *
  * `new` writes an ECDSA P-256 private key and a self-signed certificate that works as a
- * client certificate and, with its SANs, as a server certificate. KES makes Ed25519 keys and
- * API keys here; mbedTLS 2.28 cannot, so kesc does not (the man page says so).
+ * client certificate and, with its SANs, as a server certificate. KES makes an Ed25519 API
+ * key there (and an Ed25519 certificate with --key/--cert); kesc cannot use Ed25519 in TLS
+ * (mbedTLS 2.28), so its identities are certificates it can log in with. `kesc identity`
+ * alone still makes a KES API key, as kes does, for KES clients that can use one.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cmd/apikey.h"
 #include "cmd/cli.h"
 #include "cmd/client.h"
 #include "cmd/cmd.h"
+#include "cmd/goformat.h"
 #include "keystore/json.h"
+#include "keystore/secmem.h"
 #include "policy/identity.h"
 #include "server/certgen.h"
 #include "server/config.h"
@@ -22,14 +28,20 @@
 static const char IDENTITY_USAGE[] =
     "Usage:\n"
     "    kesc identity <command>\n"
-    "    kesc identity <cert-file>\n\n"
+    "    kesc identity [<api-key> | <file>]\n\n"
     "Commands:\n"
     "    new                      Create a new identity (private key and certificate).\n"
-    "    of                       Print the identity of a certificate.\n"
+    "    of                       Compute the identity of a certificate or API key.\n"
     "    info                     Get information about an identity.\n"
     "    ls                       List identities.\n\n"
     "Options:\n"
-    "    -h, --help               Print command line options.\n";
+    "    -h, --help               Print command line options.\n\n"
+    "Without arguments, creates a new KES API key (kes:v1:...) and prints it; on a\n"
+    "terminal also its identity. kesc itself cannot log in with an API key (mbedTLS\n"
+    "2.28 has no Ed25519 in TLS): use it with KES, MinIO or another KES client, and\n"
+    "'kesc identity new' for certificates kesc can use. With an API key or a\n"
+    "certificate file, prints its identity; with an Ed25519 private key file (PKCS#8\n"
+    "PEM), prints its API key.\n";
 
 static const char NEW_USAGE[] =
     "Usage:\n"
@@ -42,10 +54,13 @@ static const char NEW_USAGE[] =
     "        --expiry <duration>  Validity of the certificate (default: 720h).\n"
     "    -f, --force              Overwrite existing files.\n\n"
     "    -h, --help               Print command line options.\n\n"
-    "The key is ECDSA P-256 (kesc does not create Ed25519 keys or KES API keys). The\n"
-    "certificate allows client and server authentication. Without --ip and --dns it is\n"
-    "valid for localhost, 127.0.0.1 and ::1; a subject that looks like a host name is\n"
-    "added as a DNS name.\n\n"
+    "Unlike kes, which makes an Ed25519 API key here (and writes files only with\n"
+    "--key and --cert), kesc always writes an ECDSA P-256 private key (mode 0600) and a\n"
+    "self-signed certificate, by default ./private.key and ./public.crt, and prints the\n"
+    "identity: mbedTLS 2.28 has no Ed25519 in TLS. 'kesc identity' alone makes an API\n"
+    "key. The certificate allows client and server authentication. Without --ip and\n"
+    "--dns it is valid for localhost, 127.0.0.1 and ::1; a subject that looks like a\n"
+    "host name is added as a DNS name. kes's --encrypt is not supported.\n\n"
     "Examples:\n"
     "    $ kesc identity new\n"
     "    $ kesc identity new --key client.key --cert client.crt my-app\n"
@@ -53,24 +68,22 @@ static const char NEW_USAGE[] =
 
 static const char OF_USAGE[] =
     "Usage:\n"
-    "    kesc identity of <cert-file|api-key>...\n\n"
+    "    kesc identity of <api-key>\n"
+    "    kesc identity of <certificate>...\n\n"
     "Options:\n"
     "    -h, --help               Print command line options.\n\n"
-    "Prints the identity (hex SHA-256 of the public key) of each certificate or KES\n"
-    "API key (kes:v1:...).\n\n"
+    "Prints the identity (hex SHA-256 of the public key) of a certificate or KES API\n"
+    "key (kes:v1:...), without a newline when not on a terminal. kesc extension: with\n"
+    "several arguments, one \"<identity>  <argument>\" line each.\n\n"
     "Examples:\n"
     "    $ kesc identity of client.crt\n";
-
-#define CLIENT_OPTIONS_USAGE                                                  \
-	"    -k, --insecure           Skip TLS certificate validation.\n"     \
-	"        --ca <file>          Trust the CA certificates in <file>.\n" \
-	"    -s, --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
 
 static const char INFO_USAGE[] =
     "Usage:\n"
     "    kesc identity info [options] [<identity>]\n\n"
-    "Options:\n" CLIENT_OPTIONS_USAGE
-    "        --json               Print the identity in JSON format.\n\n"
+    "Options:\n" CLI_CLIENT_OPTIONS_USAGE
+    "        --json               Print the server's reply (JSON). kesc extension: kes\n"
+    "                             accepts the flag and prints the text.\n\n"
     "    -h, --help               Print command line options.\n\n"
     "Without an identity, describes the identity of the client certificate in use.\n\n"
     "Examples:\n"
@@ -79,7 +92,7 @@ static const char INFO_USAGE[] =
 
 static const char LS_USAGE[] = "Usage:\n"
                                "    kesc identity ls [options] [<pattern>]\n\n"
-                               "Options:\n" CLIENT_OPTIONS_USAGE
+                               "Options:\n" CLI_CLIENT_OPTIONS_USAGE
                                "        --json               Print identities in JSON format.\n\n"
                                "    -h, --help               Print command line options.\n\n"
                                "Examples:\n"
@@ -183,6 +196,16 @@ out:
 	return rc;
 }
 
+/* kes prints an identity bare when not on a terminal, and as "Identity:" with the identity
+ * indented below it on one. */
+static void print_identity(const char *identity)
+{
+	if (cli_stdout_is_terminal())
+		printf("Identity:\n\n   %s\n", identity);
+	else
+		fputs(identity, stdout);
+}
+
 /* One certificate file (or, for `kes` compatibility, an API key, whose identity needs no
  * Ed25519 signing). An API key is a private key: it is never echoed, in errors or labels, so
  * it cannot end up in a terminal scroll-back, a CI log or a shared screen. index is the
@@ -197,13 +220,11 @@ static int identity_of_one(const char *arg, size_t index, bool label)
 		snprintf(shown, sizeof shown, "API key #%zu", index + 1);
 	if (rc < 0)
 		return api_key ? cli_fail("failed to compute the identity of %s: %s", shown, err)
-		               : cli_fail("failed to compute the identity of '%s': %s", arg, err);
+		               : cli_fail("failed to parse certificate in '%s': %s", arg, err);
 	if (label)
 		printf("%s  %s\n", identity, api_key ? shown : arg);
-	else if (cli_stdout_is_terminal())
-		printf("%s\n", identity);
 	else
-		fputs(identity, stdout);
+		print_identity(identity);
 	return 0;
 }
 
@@ -214,7 +235,7 @@ static int identity_of(int argc, char **argv)
 	if (rc != CLI_OK)
 		return cli_exit_for(rc);
 	if (a.count == 0)
-		rc = cli_usage_error("identity of", "no certificate specified");
+		rc = cli_usage_error("identity of", "no API key or certificate specified");
 	for (size_t i = 0; i < a.count; i++)
 		if (identity_of_one(a.args[i], i, a.count > 1) != 0)
 			rc = 1;
@@ -222,6 +243,22 @@ static int identity_of(int argc, char **argv)
 	return rc;
 }
 
+/* A rule set under its label, sorted (kes prints Go's random map order). */
+static void print_rules(struct buf *out, const struct json_value *v, const char *key,
+                        const char *label)
+{
+	const char **rules;
+	size_t n = cli_rule_names(json_get(v, key), &rules);
+	if (n > 0) {
+		buf_printf(out, "%-11s\n", label);
+		for (size_t i = 0; i < n; i++)
+			buf_printf(out, "%-11s · %s\n", " ", rules[i]);
+	}
+	free(rules);
+}
+
+/* kes's infoIdentityCmd: "Identity", ["Policy"], "Created At", "Role", ["Created By"]; for the
+ * caller's own identity the policy and its rules follow. */
 static int identity_info_print(const struct client_reply *reply, const char *identity, bool json)
 {
 	if (json) {
@@ -231,21 +268,38 @@ static int identity_info_print(const struct client_reply *reply, const char *ide
 	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
 	if (!v)
 		return 1;
-	if (identity)
-		printf("%-11s %s\n", "Identity", identity);
-	else
-		cli_print_member(v, "identity", "Identity");
-	const struct json_value *policy = json_get(v, "policy");
-	if (json_type(policy) == JSON_OBJECT)
-		cli_print_member(policy, "name", "Policy");
-	else
-		cli_print_member(v, "policy", "Policy");
-	if (json_bool(json_get(v, "admin")))
-		printf("%-11s %s\n", "Admin", "yes");
-	cli_print_member(v, "created_at", "Date");
-	cli_print_member(v, "created_by", "Owner");
+	int rc = 1;
+	const char *policy = cli_reply_string(v, "policy");
+	const char *created_by = cli_reply_string(v, "created_by");
+	const char *self = identity ? identity : cli_reply_string(v, "identity");
+	struct go_time t;
+	if (!policy || !created_by || !self || cli_reply_time(v, "created_at", &t) < 0)
+		goto out;
+	struct buf out;
+	buf_init(&out, BUF_DEFAULT_MAX);
+	buf_printf(&out, "%-11s %s\n", "Identity", self);
+	if (identity && *policy)
+		buf_printf(&out, "%-11s %s\n", "Policy", policy);
+	buf_printf(&out, "%-11s ", "Created At");
+	goformat_time_clock(&out, &t, false);
+	buf_printf(&out, "\n%-11s %s\n", "Role",
+	           json_bool(json_get(v, "admin")) ? "Admin" : "User");
+	if (*created_by)
+		buf_printf(&out, "%-11s %s\n", "Created By", created_by);
+	if (!identity && *policy) {
+		/* kms-go's DescribeSelf carries no date for the policy: kes prints Go's zero time.
+		 */
+		buf_printf(&out, "\n%-11s %s\n%-11s 0001-01-01 00:00:00\n", "Policy", policy,
+		           "Created At");
+		print_rules(&out, v, "allow", "Allow");
+		print_rules(&out, v, "deny", "Deny");
+	}
+	fwrite(out.data ? out.data : "", 1, out.len, stdout);
+	buf_free(&out);
+	rc = 0;
+out:
 	json_free(v);
-	return 0;
+	return rc;
 }
 
 static int identity_info(int argc, char **argv)
@@ -261,10 +315,10 @@ static int identity_info(int argc, char **argv)
 		goto out;
 	}
 	struct client_reply reply;
-	rc = a.count ? client_get_or_report(&a.client, "/v1/identity/describe/", a.args[0], &reply,
-	                                    "failed to describe identity")
-	             : client_get_or_report(&a.client, "/v1/identity/self/describe", NULL, &reply,
-	                                    "failed to describe the identity in use");
+	rc =
+	    a.count
+	        ? client_get_or_report(&a.client, "/v1/identity/describe/", a.args[0], &reply, NULL)
+	        : client_get_or_report(&a.client, "/v1/identity/self/describe", NULL, &reply, NULL);
 	if (rc == 0)
 		rc = identity_info_print(&reply, a.count ? a.args[0] : NULL, json);
 	client_reply_free(&reply);
@@ -276,18 +330,64 @@ out:
 static int identity_ls(int argc, char **argv)
 {
 	static const struct cli_list_verb ls = {
-	    "identity ls", LS_USAGE,   "/v1/identity/list/",
-	    "identities",  "Identity", "failed to list identities matching",
+	    "identity ls", LS_USAGE, "/v1/identity/list/",        "identities",
+	    "Identity",    NULL,     "failed to list identities",
 	};
 	return cli_run_list_verb(argc, argv, &ls);
 }
 
-/* `kesc identity <file>` without a sub-command, as `kes identity <file>`. */
-static int identity_bare(int argc, char **argv)
+/* `kesc identity` alone: a new API key, bare when not on a terminal (kes identityCmd). */
+static int identity_api_key_new(void)
 {
-	if (argc == 2 && argv[1][0] != '-')
-		return identity_of_one(argv[1], 0, false);
-	return -1;
+	char key[APIKEY_LEN + 1], identity[IDENTITY_HEX_LEN + 1], err[256];
+	if (apikey_generate(key, err, sizeof err) < 0)
+		return cli_fail("%s", err);
+	int rc = 0;
+	if (identity_of_api_key(key, identity, err, sizeof err) < 0) {
+		rc = cli_fail("failed to generate API key: %s", err);
+	} else if (!cli_stdout_is_terminal()) {
+		fputs(key, stdout);
+	} else {
+		printf(
+		    "\nYour API key:\n\n   %s\n\n"
+		    "This is the only time it is shown. Keep it secret and secure!\n\n"
+		    "Your API key's identity:\n\n   %s\n\n"
+		    "The identity is not a secret and can be shared securely.\n"
+		    "Peers need your identity in order to verify your API key.\n\n"
+		    "This identity can be re-computed again via:\n\n"
+		    "  $ kesc identity %s\n\n"
+		    "KES, MinIO and other KES clients can log in with this API key; kesc cannot\n"
+		    "(mbedTLS 2.28 has no Ed25519 in TLS). For kesc use 'kesc identity new'.\n\n",
+		    key, identity, key);
+	}
+	fflush(stdout);
+	secure_zero(key, sizeof key);
+	return rc;
+}
+
+/* `kesc identity <api-key|file>` (kes identityCmd): the identity of an API key or certificate,
+ * or the API key of an Ed25519 private key file. */
+static int identity_bare(const char *arg)
+{
+	if (!strncmp(arg, "kes:v1:", 7))
+		return identity_of_one(arg, 0, false);
+	char key[APIKEY_LEN + 1], err[512];
+	switch (apikey_of_file(arg, key, err, sizeof err)) {
+	case APIKEY_FILE_CERTIFICATE:
+		return identity_of_one(arg, 0, false);
+	case APIKEY_FILE_PRIVATE_KEY:
+		if (cli_stdout_is_terminal())
+			printf("\nYour API key:\n\n   %s\n\nIt corresponds to the private key in: "
+			       "%s.\nKeep it secret and secure!\n\n",
+			       key, arg);
+		else
+			fputs(key, stdout);
+		fflush(stdout);
+		secure_zero(key, sizeof key);
+		return 0;
+	default:
+		return cli_fail("%s", err);
+	}
 }
 
 int cmd_identity(int argc, char **argv)
@@ -296,18 +396,19 @@ int cmd_identity(int argc, char **argv)
 	    {"new", identity_new}, {"of", identity_of}, {"info", identity_info},
 	    {"ls", identity_ls},   {NULL, NULL},
 	};
-	if (argc == 2) {
-		bool is_sub = false;
-		for (const struct cli_subcommand *s = subs; s->name; s++)
-			is_sub |= !strcmp(s->name, argv[1]);
-		int rc = is_sub ? -1 : identity_bare(argc, argv);
-		if (rc >= 0)
-			return rc;
-	}
-	if (argc < 2) {
-		fputs(IDENTITY_USAGE, stderr);
-		fprintf(stderr, "\nkesc: %s\n", cli_message(CLI_MSG_API_KEY_UNSUPPORTED));
-		return EXIT_USAGE;
-	}
-	return cli_dispatch(argc, argv, subs, "identity", IDENTITY_USAGE);
+	for (const struct cli_subcommand *sub = subs; argc >= 2 && sub->name; sub++)
+		if (!strcmp(sub->name, argv[1]))
+			return sub->run(argc - 1, argv + 1);
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, NULL, 0, false, "identity", IDENTITY_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count > 1)
+		rc = cli_fail("too many arguments");
+	else if (a.count == 1)
+		rc = identity_bare(a.args[0]);
+	else
+		rc = identity_api_key_new();
+	cli_args_free(&a);
+	return rc;
 }

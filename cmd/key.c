@@ -1,8 +1,8 @@
 /*
  * key.c — `kesc key create|import|info|ls|rm|encrypt|decrypt|dek` (kes.md §8): the key API of
- * a kesc or KES server, with KES's argument order and output. On a terminal the output is for
- * people; otherwise (or with --json) it is JSON for programs, and the crypto verbs print a
- * single JSON object without a trailing newline exactly as `kes` does.
+ * a kesc or KES server, with KES's argument order, output and error lines (cmd/kes/key.go).
+ * The crypto verbs print a single JSON object without a trailing newline when standard output
+ * is not a terminal (or with --json, a kesc extension), "label: value" lines on a terminal.
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "cmd/cli.h"
 #include "cmd/client.h"
 #include "cmd/cmd.h"
+#include "cmd/goformat.h"
 #include "keystore/bytes.h"
 #include "keystore/json.h"
 
@@ -28,57 +29,60 @@ static const char KEY_USAGE[] =
     "Options:\n"
     "    -h, --help               Print command line options.\n";
 
-#define CLIENT_OPTIONS_USAGE                                                  \
-	"    -k, --insecure           Skip TLS certificate validation.\n"     \
-	"        --ca <file>          Trust the CA certificates in <file>.\n" \
-	"    -s, --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
-
 static const char CREATE_USAGE[] =
-    "Usage:\n    kesc key create [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "Usage:\n    kesc key create [options] <name>...\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ kesc key create my-key\n    $ kesc key create my-key1 my-key2\n";
 static const char IMPORT_USAGE[] =
-    "Usage:\n    kesc key import [options] <name> <key>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "Usage:\n    kesc key import [options] <name> <key>\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "        --cipher <alg>       AES256 (default) or ChaCha20.\n"
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ kesc key import my-key-2 Xlnr/nOgAWE5cA7GAsl3L2goCvmfs6KE0gNgB1T93wE=\n";
 static const char INFO_USAGE[] =
-    "Usage:\n    kesc key info [options] <name>\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "Usage:\n    kesc key info [options] <name>\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "        --json               Print the key in JSON format.\n"
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ kesc key info my-key\n";
 static const char LS_USAGE[] =
-    "Usage:\n    kesc key ls [options] [<pattern>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "Usage:\n    kesc key ls [options] [<pattern>]\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "        --json               Print keys in JSON format.\n"
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ kesc key ls\n    $ kesc key ls 'my-key*'\n";
 static const char RM_USAGE[] =
-    "Usage:\n    kesc key rm [options] <name>...\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "Usage:\n    kesc key rm [options] <name>...\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ kesc key rm my-key\n    $ kesc key rm my-key1 my-key2\n";
 static const char ENCRYPT_USAGE[] =
     "Usage:\n    kesc key encrypt [options] <name> <message> "
-    "[<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "[<context>]\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "        --json               Print the result in JSON format.\n"
     "\n    -h, --help               Print command line options.\n\n"
     "The optional context is base64 and must be given again to decrypt.\n\n"
     "Examples:\n    $ kesc key encrypt my-key \"Hello World\"\n";
 static const char DECRYPT_USAGE[] =
     "Usage:\n    kesc key decrypt [options] <name> <ciphertext> "
-    "[<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "[<context>]\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "        --json               Print the result in JSON format.\n"
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ CIPHERTEXT=$(kesc key dek my-key | jq -r .ciphertext)\n"
     "    $ kesc key decrypt my-key \"$CIPHERTEXT\"\n";
 static const char DEK_USAGE[] =
-    "Usage:\n    kesc key dek [options] <name> [<context>]\n\nOptions:\n" CLIENT_OPTIONS_USAGE
+    "Usage:\n    kesc key dek [options] <name> [<context>]\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "        --json               Print the result in JSON format.\n"
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ kesc key dek my-key\n";
 
-/* Runs one call and reports a failure as "kesc: <what> '<name>': <server message>". */
+/* How kes words a failed call: "<what> \"<name>\": <reason>" with the name quoted as Go's %q
+ * (create, import, rm), or "<what>: <reason>" (the others). */
+struct key_failure {
+	const char *what;
+	bool with_name;
+};
+
+/* Runs one call and reports a failure as kes does. */
 static int key_call(struct client *c, const char *method, const char *prefix, const char *name,
-                    const struct buf *body, struct client_reply *reply, const char *what)
+                    const struct buf *body, struct client_reply *reply,
+                    const struct key_failure *failure)
 {
 	struct buf path;
 	buf_init(&path, 4096);
@@ -88,9 +92,10 @@ static int key_call(struct client *c, const char *method, const char *prefix, co
 	                                         body ? body->len : 0, reply);
 	buf_free(&path);
 	if (rc < 0) {
-		cli_fail("%s '%s': %s", what, name,
-		         reply->message[0] ? reply->message : "invalid name");
-		return 1;
+		const char *why = reply->message[0] ? reply->message : "invalid name";
+		if (failure->with_name)
+			return cli_fail_named(failure->what, name, why);
+		return cli_fail("%s: %s", failure->what, why);
 	}
 	return 0;
 }
@@ -106,7 +111,7 @@ static int valid_base64(const char *arg)
 
 /* create and rm: one call per name on one connection, stopping at the first failure. */
 static int key_each(int argc, char **argv, const char *command, const char *usage,
-                    const char *method, const char *prefix, const char *what)
+                    const char *method, const char *prefix, const struct key_failure *what)
 {
 	struct cli_args a;
 	int rc = cli_parse(argc, argv, NULL, 0, true, command, usage, &a);
@@ -135,8 +140,9 @@ out:
 
 static int key_create(int argc, char **argv)
 {
+	static const struct key_failure failure = {"failed to create key", true};
 	return key_each(argc, argv, "key create", CREATE_USAGE, "POST", "/v1/key/create/",
-	                "failed to create key");
+	                &failure);
 }
 
 static int key_import(int argc, char **argv)
@@ -172,8 +178,8 @@ static int key_import(int argc, char **argv)
 		rc = 1;
 	} else {
 		struct client_reply reply;
-		rc = key_call(c, "POST", "/v1/key/import/", a.args[0], &body, &reply,
-		              "failed to import key");
+		static const struct key_failure failure = {"failed to import", true};
+		rc = key_call(c, "POST", "/v1/key/import/", a.args[0], &body, &reply, &failure);
 		client_reply_free(&reply);
 		client_close(c);
 	}
@@ -183,21 +189,72 @@ out:
 	return rc;
 }
 
+/* kms-go's KeyAlgorithm: 0 AES256 (also "AES256-GCM_SHA256"), 1 ChaCha20 (also
+ * "XCHACHA20-POLY1305"); -1 for anything else, which kms-go refuses to decode. */
+static int key_algorithm(const char *s)
+{
+	if (!strcmp(s, "") || !strcmp(s, "AES256") || !strcmp(s, "AES256-GCM_SHA256"))
+		return 0;
+	if (!strcmp(s, "ChaCha20") || !strcmp(s, "XCHACHA20-POLY1305"))
+		return 1;
+	return -1;
+}
+
+/* The reply as kes's describeKeyCmd prints it: kms-go's KeyInfo as JSON (name, algorithm
+ * unless AES256, created_at, created_by unless empty) or four lines, the last without a
+ * newline. */
 static int key_info_print(const struct client_reply *reply, bool json)
 {
-	if (json) {
-		cli_print_json_body(reply->body.data, reply->body.len);
-		return 0;
-	}
 	struct json_value *v = cli_parse_reply(reply->body.data, reply->body.len, JSON_OBJECT);
 	if (!v)
 		return 1;
-	cli_print_member(v, "name", "Name");
-	cli_print_member(v, "algorithm", "Algorithm");
-	cli_print_member(v, "created_at", "Date");
-	cli_print_member(v, "created_by", "Owner");
+	int rc = 1;
+	const char *name = cli_reply_string(v, "name"), *alg = cli_reply_string(v, "algorithm");
+	const char *created_by = cli_reply_string(v, "created_by");
+	struct go_time t;
+	if (!name || !alg || !created_by || cli_reply_time(v, "created_at", &t) < 0)
+		goto out;
+	int algorithm = key_algorithm(alg);
+	if (algorithm < 0) {
+		rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+		goto out;
+	}
+	struct buf out;
+	buf_init(&out, BUF_DEFAULT_MAX);
+	if (json) {
+		struct json_writer w;
+		json_writer_init(&w, &out);
+		json_object_begin(&w);
+		json_key(&w, "name");
+		json_write_string(&w, name);
+		if (algorithm != 0) {
+			json_key(&w, "algorithm");
+			json_write_string(&w, "ChaCha20");
+		}
+		struct buf when;
+		buf_init(&when, 64);
+		goformat_time_json(&when, &t);
+		json_key(&w, "created_at");
+		json_write_string(&w, when.data ? when.data : "");
+		buf_free(&when);
+		if (*created_by) {
+			json_key(&w, "created_by");
+			json_write_string(&w, created_by);
+		}
+		json_object_end(&w);
+		buf_append_char(&out, '\n');
+	} else {
+		buf_printf(&out, "%-11s %s\n%-11s %s\n%-11s ", "Name", name, "Algorithm",
+		           algorithm ? "ChaCha20" : "AES256", "Date");
+		goformat_time_clock(&out, &t, false);
+		buf_printf(&out, "\n%-11s %s", "Owner", created_by);
+	}
+	fwrite(out.data ? out.data : "", 1, out.len, stdout);
+	buf_free(&out);
+	rc = 0;
+out:
 	json_free(v);
-	return 0;
+	return rc;
 }
 
 static int key_info(int argc, char **argv)
@@ -219,8 +276,8 @@ static int key_info(int argc, char **argv)
 		goto out;
 	}
 	struct client_reply reply;
-	rc = key_call(c, "GET", "/v1/key/describe/", a.args[0], NULL, &reply,
-	              "failed to describe key");
+	static const struct key_failure failure = {"failed to describe keys", false};
+	rc = key_call(c, "GET", "/v1/key/describe/", a.args[0], NULL, &reply, &failure);
 	if (rc == 0)
 		rc = key_info_print(&reply, json);
 	client_reply_free(&reply);
@@ -233,19 +290,20 @@ out:
 static int key_ls(int argc, char **argv)
 {
 	static const struct cli_list_verb ls = {
-	    "key ls", LS_USAGE, "/v1/key/list/", "names", "Key", "failed to list keys matching",
+	    "key ls", LS_USAGE, "/v1/key/list/", "names", "Key", NULL, "failed to list keys",
 	};
 	return cli_run_list_verb(argc, argv, &ls);
 }
 
 static int key_rm(int argc, char **argv)
 {
-	return key_each(argc, argv, "key rm", RM_USAGE, "DELETE", "/v1/key/delete/",
-	                "failed to remove key");
+	static const struct key_failure failure = {"failed to remove key", true};
+	return key_each(argc, argv, "key rm", RM_USAGE, "DELETE", "/v1/key/delete/", &failure);
 }
 
-/* The crypto verbs' output: on a terminal "\n<label>: <value>" lines, else one JSON object
- * without a trailing newline (kes.md §8). fields are the reply members to show, in order. */
+/* The crypto verbs' output: on a terminal "\n<label>: <value>" lines (dek aligns its two
+ * labels), else one JSON object without a trailing newline (kes.md §8). fields are the reply
+ * members to show, in order. */
 static int print_crypto(const struct client_reply *reply, const char *const *fields, size_t n,
                         bool json)
 {
@@ -278,8 +336,8 @@ static int print_crypto(const struct client_reply *reply, const char *const *fie
 		for (size_t i = 0; i < n; i++) {
 			size_t len = 0;
 			const char *s = json_string(json_get(v, fields[i]), &len);
-			printf("%s:%*s%.*s\n", fields[i], (int)(11 - strlen(fields[i])), "",
-			       (int)len, s);
+			int pad = n > 1 ? (int)(11 - strlen(fields[i])) : 1;
+			printf("%s:%*s%.*s\n", fields[i], pad, "", (int)len, s);
 		}
 	}
 	fflush(stdout);
@@ -308,7 +366,8 @@ static void crypto_body(struct buf *body, const char *k0, const char *v0, const 
 
 /* Shared by encrypt, decrypt and dek: POST body to prefix+name, print fields. */
 static int crypto_call(const struct cli_args *a, const char *prefix, const struct buf *body,
-                       const char *const *fields, size_t n, bool json, const char *what)
+                       const char *const *fields, size_t n, bool json,
+                       const struct key_failure *what)
 {
 	if (buf_failed(body))
 		return cli_fail("%s", cli_message(CLI_MSG_OUT_OF_MEMORY));
@@ -349,8 +408,8 @@ static int key_encrypt(int argc, char **argv)
 	base64_encode(&message, (const uint8_t *)a.args[1], strlen(a.args[1]));
 	crypto_body(&body, "plaintext", message.len ? message.data : "", "context",
 	            a.count == 3 ? a.args[2] : NULL);
-	rc = crypto_call(&a, "/v1/key/encrypt/", &body, fields, 1, json,
-	                 "failed to encrypt with key");
+	static const struct key_failure failure = {"failed to encrypt message", false};
+	rc = crypto_call(&a, "/v1/key/encrypt/", &body, fields, 1, json, &failure);
 	buf_free(&message);
 	buf_free(&body);
 out:
@@ -382,8 +441,8 @@ static int key_decrypt(int argc, char **argv)
 	struct buf body;
 	buf_init(&body, BUF_DEFAULT_MAX);
 	crypto_body(&body, "ciphertext", a.args[1], "context", a.count == 3 ? a.args[2] : NULL);
-	rc = crypto_call(&a, "/v1/key/decrypt/", &body, fields, 1, json,
-	                 "failed to decrypt with key");
+	static const struct key_failure failure = {"failed to decrypt ciphertext", false};
+	rc = crypto_call(&a, "/v1/key/decrypt/", &body, fields, 1, json, &failure);
 	buf_free(&body);
 out:
 	cli_args_free(&a);
@@ -410,8 +469,8 @@ static int key_dek(int argc, char **argv)
 	struct buf body;
 	buf_init(&body, BUF_DEFAULT_MAX);
 	crypto_body(&body, "context", a.count == 2 ? a.args[1] : NULL, NULL, NULL);
-	rc = crypto_call(&a, "/v1/key/generate/", &body, fields, 2, json,
-	                 "failed to generate a data key with key");
+	static const struct key_failure failure = {"failed to derive key", false};
+	rc = crypto_call(&a, "/v1/key/generate/", &body, fields, 2, json, &failure);
 	buf_free(&body);
 out:
 	cli_args_free(&a);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/cli.h"
 #include "cmd/cmd.h"
 #include "server/devmode.h"
 #include "server/server.h"
@@ -80,33 +81,31 @@ int cmd_server(int argc, char **argv)
 			        "kesc: warning: '%s' is deprecated and ignored (as in KES); "
 			        "use the config file\n",
 			        opt_name);
+		} else if (missing) {
+			return cli_usage_error("server", "flag needs an argument: %s", argv[i]);
 		} else {
-			if (!missing)
-				fprintf(stderr, "kesc server: unknown option '%s'\n", argv[i]);
-			else
-				fprintf(stderr, "kesc server: option '%s' needs a value\n",
-				        argv[i]);
-			usage(stderr);
-			return EXIT_USAGE;
+			/* Only the name: a mistyped "--secret=…" must not be repeated. */
+			const char *arg = argv[i];
+			int dashes = arg[0] == '-' ? arg[1] == '-' ? 2 : 1 : 0;
+			if (dashes == 0)
+				return cli_usage_error("server", "too many arguments");
+			if (dashes == 1)
+				return cli_usage_error("server",
+				                       "unknown shorthand flag: '%c' in -%c",
+				                       arg[1], arg[1]);
+			return cli_usage_error("server", "unknown flag: --%.*s",
+			                       (int)strcspn(arg + 2, "="), arg + 2);
 		}
-		if (missing) {
-			fprintf(stderr, "kesc server: option '%s' needs a value\n", opt_name);
-			return EXIT_USAGE;
-		}
+		if (missing)
+			return cli_usage_error("server", "flag needs an argument: %s", opt_name);
 	}
-	if (dev && opt.check_only) {
-		/* --dev writes its directory first: that is no check without side effects. */
-		fprintf(stderr, "kesc server: --check-config needs --config, not --dev\n");
-		return EXIT_USAGE;
-	}
-	if (dev && opt.config_path) {
-		fprintf(stderr, "kesc server: --dev and --config cannot be used together\n");
-		return EXIT_USAGE;
-	}
-	if (!dev && dir) {
-		fprintf(stderr, "kesc server: --dir needs --dev\n");
-		return EXIT_USAGE;
-	}
+	/* --dev writes its directory first: that is no check without side effects. */
+	if (dev && opt.check_only)
+		return cli_usage_error("server", "'--check-config' needs '--config', not '--dev'");
+	if (dev && opt.config_path)
+		return cli_usage_error("server", "'--dev' and '--config' cannot be used together");
+	if (!dev && dir)
+		return cli_usage_error("server", "'--dir' requires '--dev'");
 	char dev_config[PATH_MAX];
 	if (dev) {
 		char err[1024];
@@ -123,10 +122,8 @@ int cmd_server(int argc, char **argv)
 		opt.on_listening = print_dev_usage;
 		opt.on_listening_arg = (void *)dir;
 	}
-	if (!opt.config_path) {
-		fprintf(stderr, "kesc server: --config FILE or --dev is required\n");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (!opt.config_path)
+		return cli_usage_error("server",
+		                       "no config file specified (--config FILE, or --dev)");
 	return server_run(&opt);
 }

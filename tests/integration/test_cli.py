@@ -163,8 +163,8 @@ class CLITestCase(unittest.TestCase):
 
 VERSION_RE = (r"^Version    \d+\.\d+\.\d+ {10,}commit=\S+\n"
               r"Runtime    \S+ \S+ linux/\S+ +compiler=\S.*\n"
-              r"License    Apache-2\.0 {16}https://www\.apache\.org/licenses/LICENSE-2\.0\n"
-              r"Copyright  .{22} \S+\n$")
+              r"License    Apache-2\.0 {13}https://www\.apache\.org/licenses/LICENSE-2\.0\n"
+              r"Copyright  .{22} .+\n$")
 
 
 class VersionAndHelpTest(unittest.TestCase):
@@ -477,7 +477,7 @@ class StatusTest(CLITestCase):
         _, out, _ = self.kesc("status", "--json")
         st = json.loads(out)
         self.assertIn("version", st)
-        self.assertGreaterEqual(st["uptime"], 0)
+        self.assertGreaterEqual(st.get("uptime", 0), 0)  # omitempty: absent at 0
         self.assertNotIn("keystore_unreachable", st)
         _, out, _ = self.kesc("status")
         self.assertTrue(out.startswith("● %s\n  Version  " % self.server.addr), out)
@@ -820,7 +820,8 @@ class KesOutputTest(CLITestCase):
                 ready, _, _ = select.select([proc.stdout], [], [], 0.5)
                 if ready:
                     chunk = os.read(proc.stdout.fileno(), 65536)
-                    self.assertTrue(chunk, proc.stderr.read())
+                    if not chunk:
+                        self.fail("metric ended: %r" % proc.stderr.read())
                     buf += chunk
                     *done, buf = buf.split(b"\n")
                     lines += done

@@ -1,11 +1,14 @@
 /* test_cli.c — the client side of `kesc`: option parsing as KES's pflag command line does it,
- * server and credential selection from KES's environment variables, and path escaping. */
+ * server and credential selection from KES's environment variables, path escaping, and the Go
+ * text formats kes prints (goformat.c). */
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "cmd/cli.h"
 #include "cmd/client.h"
+#include "cmd/goformat.h"
 
 static void test_parse_mixed_options(void)
 {
@@ -87,7 +90,7 @@ static void test_parse_errors_never_echo_values(void)
 	char *unknown_short[] = {"info", "-phunter2-secret"};
 	CHECK_EQ_INT(parse_capturing_stderr(2, unknown_short, flags, 1, text, sizeof text),
 	             CLI_USAGE);
-	CHECK(strstr(text, "'-p'") != NULL);
+	CHECK(strstr(text, "unknown shorthand flag: 'p' in -p.") != NULL);
 	CHECK(strstr(text, "hunter2") == NULL);
 	char *bool_value[] = {"info", "--json=hunter2-secret"};
 	CHECK_EQ_INT(parse_capturing_stderr(2, bool_value, flags, 1, text, sizeof text), CLI_USAGE);
@@ -102,12 +105,14 @@ static void test_parse_errors_and_help(void)
 	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
 	char *unknown[] = {"info", "--nope", "x"};
 	CHECK_EQ_INT(cli_parse(3, unknown, flags, 1, true, "key info", "usage\n", &a), CLI_USAGE);
-	CHECK_EQ_INT(cli_exit_for(CLI_USAGE), 2);
+	CHECK_EQ_INT(cli_exit_for(CLI_USAGE), 1); /* kes: cli.Fatalf, exit code 1 */
 	char *missing[] = {"info", "--ca"};
 	CHECK_EQ_INT(cli_parse(2, missing, flags, 1, true, "key info", "usage\n", &a), CLI_USAGE);
 	char *bool_value[] = {"info", "--json=yes"};
 	CHECK_EQ_INT(cli_parse(2, bool_value, flags, 1, true, "key info", "usage\n", &a),
 	             CLI_USAGE);
+	char *bad_color[] = {"info", "--color", "sometimes"};
+	CHECK_EQ_INT(cli_parse(3, bad_color, flags, 1, true, "key info", "usage\n", &a), CLI_USAGE);
 	/* Client options exist only where the verb talks to a server. */
 	char *client_only[] = {"of", "-k", "x"};
 	CHECK_EQ_INT(cli_parse(3, client_only, NULL, 0, false, "identity of", "usage\n", &a),
@@ -119,6 +124,170 @@ static void test_parse_errors_and_help(void)
 	CHECK_EQ_INT(cli_parse(3, dash, flags, 1, true, "key encrypt", "", &a), CLI_OK);
 	CHECK_EQ_INT(a.count, 2); /* a lone "-" is an argument */
 	cli_args_free(&a);
+}
+
+/* pflag's forms: grouped short booleans, "-x=v", "-xv", "--bool=false", and kes's -e and
+ * --color accepted on every client verb. */
+static void test_parse_pflag_forms(void)
+{
+	bool json = true, shrt = false;
+	const char *rate = NULL;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json},
+	                                 {"short", 's', CLI_BOOL, &shrt},
+	                                 {"rate", 0, CLI_STRING, &rate}};
+	char *argv[] = {"status",        "-ks",       "--json=false", "-e",         "tenant",
+	                "--color=NEVER", "--rate=1s", "--enclave=x",  "--ca=ca.pem"};
+	struct cli_args a;
+	CHECK_EQ_INT(cli_parse(9, argv, flags, 3, true, "status", "", &a), CLI_OK);
+	CHECK(a.client.insecure && shrt && !json);
+	CHECK_EQ_STR(a.client.enclave, "x");
+	CHECK_EQ_STR(a.client.color, "NEVER");
+	CHECK_EQ_STR(rate, "1s");
+	CHECK_EQ_STR(a.client.ca, "ca.pem");
+	CHECK(a.client.server == NULL); /* -s is the verb's --short here */
+	cli_args_free(&a);
+	char *values[] = {"ls", "-s=h:1", "-k=false", "-ecorp", "--json=1"};
+	CHECK_EQ_INT(cli_parse(5, values, flags, 1, true, "key ls", "", &a), CLI_OK);
+	CHECK_EQ_STR(a.client.server, "h:1");
+	CHECK(!a.client.insecure && json);
+	CHECK_EQ_STR(a.client.enclave, "corp");
+	cli_args_free(&a);
+}
+
+static void test_go_quote_and_pad(void)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	goformat_quote(&b, "cli-1");
+	CHECK_EQ_STR(b.data, "\"cli-1\"");
+	buf_reset(&b);
+	goformat_quote(&b, "a\"b\\c\n\t\x01\x7f\xc3\xa9\xff\xc2\x85");
+	CHECK_EQ_STR(b.data, "\"a\\\"b\\\\c\\n\\t\\x01\\x7f\xc3\xa9\\xff\\u0085\"");
+	buf_reset(&b);
+	goformat_pad(&b, "\xc2\xb7", 3); /* fmt pads "·" by runes: two spaces */
+	CHECK_EQ_STR(b.data, "\xc2\xb7  ");
+	buf_free(&b);
+}
+
+static void check_duration(int64_t ns, const char *want)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	goformat_duration(&b, ns);
+	CHECK_EQ_STR(b.data, want);
+	buf_free(&b);
+}
+
+/* time.Duration's String and Round, and time.ParseDuration, on Go's own examples. */
+static void test_go_durations(void)
+{
+	check_duration(0, "0s");
+	check_duration(1, "1ns");
+	check_duration(1100, "1.1\xc2\xb5s");
+	check_duration(2200000, "2.2ms");
+	check_duration(3300000000LL, "3.3s");
+	check_duration(4 * 60 * GO_SECOND + 5 * GO_SECOND, "4m5s");
+	check_duration(4 * 60 * GO_SECOND + 5001 * GO_MILLISECOND, "4m5.001s");
+	check_duration(5 * 3600 * GO_SECOND + 6 * 60 * GO_SECOND + 7001 * GO_MILLISECOND,
+	               "5h6m7.001s");
+	check_duration(8 * 60 * GO_SECOND + 1, "8m0.000000001s");
+	check_duration(60 * GO_SECOND, "1m0s");
+	check_duration(-GO_MILLISECOND, "-1ms");
+	check_duration(INT64_MAX, "2562047h47m16.854775807s");
+	CHECK_EQ_INT(goformat_duration_round(1234567, GO_MILLISECOND), GO_MILLISECOND);
+	CHECK_EQ_INT(goformat_duration_round(1500000, GO_MILLISECOND), 2 * GO_MILLISECOND);
+	CHECK_EQ_INT(goformat_duration_round(-1500000, GO_MILLISECOND), -2 * GO_MILLISECOND);
+	CHECK_EQ_INT(goformat_duration_round(12345, 0), 12345);
+
+	char err[128];
+	int64_t d = 0;
+	CHECK_EQ_INT(goformat_parse_duration("5s", &d, err, sizeof err), 0);
+	CHECK_EQ_INT(d, 5 * GO_SECOND);
+	CHECK_EQ_INT(goformat_parse_duration("1h2m3.5s", &d, err, sizeof err), 0);
+	CHECK_EQ_INT(d, 3723500 * GO_MILLISECOND);
+	CHECK_EQ_INT(goformat_parse_duration("250ms", &d, err, sizeof err), 0);
+	CHECK_EQ_INT(d, 250 * GO_MILLISECOND);
+	CHECK_EQ_INT(goformat_parse_duration("1.5h", &d, err, sizeof err), 0);
+	CHECK_EQ_INT(d, 5400 * GO_SECOND);
+	CHECK_EQ_INT(goformat_parse_duration("-.5us", &d, err, sizeof err), 0);
+	CHECK_EQ_INT(d, -500);
+	CHECK_EQ_INT(goformat_parse_duration("0", &d, err, sizeof err), 0);
+	CHECK_EQ_INT(d, 0);
+	CHECK_EQ_INT(goformat_parse_duration("soon", &d, err, sizeof err), -1);
+	CHECK_EQ_STR(err, "time: invalid duration \"soon\"");
+	CHECK_EQ_INT(goformat_parse_duration("5", &d, err, sizeof err), -1);
+	CHECK_EQ_STR(err, "time: missing unit in duration \"5\"");
+	CHECK_EQ_INT(goformat_parse_duration("5x", &d, err, sizeof err), -1);
+	CHECK_EQ_STR(err, "time: unknown unit \"x\" in duration \"5x\"");
+	CHECK_EQ_INT(goformat_parse_duration("", &d, err, sizeof err), -1);
+	CHECK_EQ_INT(goformat_parse_duration(".s", &d, err, sizeof err), -1);
+	CHECK_EQ_INT(goformat_parse_duration("9999999999h", &d, err, sizeof err), -1);
+}
+
+/* time.Time's JSON form, Date()/Clock() and Local(), as kes prints dates. */
+static void test_go_times(void)
+{
+	struct go_time t;
+	struct buf b;
+	buf_init(&b, 0);
+	const char *in = "2024-01-02T03:04:05.120000000Z";
+	CHECK_EQ_INT(goformat_parse_time(in, strlen(in), &t), 0);
+	goformat_time_json(&b, &t);
+	CHECK_EQ_STR(b.data, "2024-01-02T03:04:05.12Z");
+	buf_reset(&b);
+	goformat_time_clock(&b, &t, false);
+	CHECK_EQ_STR(b.data, "2024-01-02 03:04:05");
+	buf_reset(&b);
+	in = "2024-02-29T23:30:00+05:30";
+	CHECK_EQ_INT(goformat_parse_time(in, strlen(in), &t), 0);
+	goformat_time_json(&b, &t);
+	CHECK_EQ_STR(b.data, "2024-02-29T23:30:00+05:30");
+	buf_reset(&b);
+	setenv("TZ", "UTC", 1);
+	tzset();
+	goformat_time_clock(&b, &t, true);
+	CHECK_EQ_STR(b.data, "2024-02-29 18:00:00");
+	buf_reset(&b);
+	in = "2024-01-01T00:00:00.5-00:00";
+	CHECK_EQ_INT(goformat_parse_time(in, strlen(in), &t), 0);
+	goformat_time_json(&b, &t);
+	CHECK_EQ_STR(b.data, "2024-01-01T00:00:00.5Z");
+	buf_reset(&b);
+	goformat_zero_time(&t);
+	CHECK(goformat_time_is_zero(&t));
+	goformat_time_json(&b, &t);
+	CHECK_EQ_STR(b.data, "0001-01-01T00:00:00Z");
+	buf_free(&b);
+	const char *bad[] = {"2024-13-01T00:00:00Z",     "2023-02-29T00:00:00Z",
+	                     "2024-01-01 00:00:00Z",     "2024-01-01T00:00:60Z",
+	                     "2024-01-01T00:00:00",      "2024-01-01T00:00:00.Z",
+	                     "2024-01-01T00:00:00+0100", "x"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK_EQ_INT(goformat_parse_time(bad[i], strlen(bad[i]), &t), -1);
+}
+
+/* json.Encoder.SetIndent("", "  ") and aead.dev/mem's FormatSize(…, 'D', 1). */
+static void test_go_json_indent_and_sizes(void)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	const char *in = "{\"a\":{},\"b\":[],\"c\":{\"x,:{\":[1,\"\\\"]\"]},\"d\":true}";
+	goformat_json_indent(&b, in, strlen(in));
+	CHECK_EQ_STR(b.data,
+	             "{\n  \"a\": {},\n  \"b\": [],\n  \"c\": {\n    \"x,:{\": [\n      1,\n"
+	             "      \"\\\"]\"\n    ]\n  },\n  \"d\": true\n}");
+	struct {
+		uint64_t n;
+		const char *want;
+	} sizes[] = {{0, "0B"},           {512, "512.0B"},         {1000, "1.0KB"},
+	             {135168, "135.2KB"}, {3145728, "3.1MB"},      {999999, "999.0KB"},
+	             {2000000, "2.0MB"},  {1500000000000, "1.5TB"}};
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		buf_reset(&b);
+		goformat_size(&b, sizes[i].n);
+		CHECK_EQ_STR(b.data, sizes[i].want);
+	}
+	buf_free(&b);
 }
 
 static void test_path_escaping(void)
@@ -284,6 +453,11 @@ int main(void)
 	RUN(test_parse_mixed_options);
 	RUN(test_parse_errors_and_help);
 	RUN(test_parse_errors_never_echo_values);
+	RUN(test_parse_pflag_forms);
+	RUN(test_go_quote_and_pad);
+	RUN(test_go_durations);
+	RUN(test_go_times);
+	RUN(test_go_json_indent_and_sizes);
 	RUN(test_path_escaping);
 	RUN(test_server_from_environment);
 	RUN(test_credentials_from_environment);
