@@ -887,6 +887,58 @@ class KesOutputTest(CLITestCase):
 
 
 
+class DifferencesPageTest(CLITestCase):
+    """man/kesc-differences.7 and the README stay true: every extension flag the page names
+    exists in that command's usage, what it says is not provided is not, and every route the
+    README lists is served."""
+
+    def page(self, name):
+        with open(os.path.join(SOURCE_ROOT, name)) as f:
+            return f.read()
+
+    def section(self, text, title):
+        start = text.index(".Sh " + title + "\n")
+        end = text.find("\n.Sh ", start + 1)
+        return text[start:end if end >= 0 else len(text)]
+
+    def test_extension_flags_exist(self):
+        ext = self.section(self.page("man/kesc-differences.7"), "EXTENSIONS")
+        entries = re.findall(r"^\.It Nm kesc Cm ((?:[a-z]+ )+)Fl (-?[a-z-]+)", ext, re.M)
+        self.assertGreaterEqual(len(entries), 8, entries)
+        for words, flag in entries:
+            verb = words.split()
+            with self.subTest(verb=verb, flag=flag):
+                rc, out, _ = run(verb + ["--help"])
+                self.assertEqual(rc, 0)
+                self.assertIn("-" + flag, out)
+
+    def test_not_provided_is_not_provided(self):
+        text = self.section(self.page("man/kesc-differences.7"), "DELIBERATE DIFFERENCES")
+        self.assertIn(".Nm kes Cm update", text)
+        self.assertEqual(run(["update"])[0:2], (1, ""))
+        self.assertIn(".Fl -auto-completion", text)
+        self.assertEqual(run(["--auto-completion"])[0:2], (1, ""))
+        self.assertIn(".Fl -encrypt", text)
+        self.assertEqual(run(["identity", "new", "--encrypt"])[0:2], (1, ""))
+
+    def test_readme_routes_are_served(self):
+        readme = self.page("README.md")
+        listed = set()
+        para = readme[readme.index("Every KES route is served"):]
+        para = para[:para.index("\n\n")]
+        for route in re.findall(r"`(/[^`]+)`", para):
+            m = re.match(r"^(.*)\{([^}]*)\}(.*)$", route)
+            if m:
+                listed |= {m.group(1) + part + m.group(3) for part in m.group(2).split(",")}
+            else:
+                listed.add(route)
+        _, out, _ = self.kesc("status", "--api", "--json")
+        served = {api["path"] for api in json.loads(out)}
+        self.assertGreaterEqual(len(listed), 18, listed)
+        self.assertEqual(listed - served, set())
+        self.assertEqual(served - listed, set())
+
+
 def files_of(directory):
     out = {}
     for name in sorted(os.listdir(directory)):
