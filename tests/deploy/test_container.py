@@ -218,7 +218,8 @@ class BuildStage(unittest.TestCase):
                 self.assertTrue(os.path.exists(out + srcpath[len("/out"):]), srcpath)
         kesc = os.path.join(out, "usr/local/bin/kesc")
         v = subprocess.run([kesc, "--version"], capture_output=True, text=True)
-        self.assertEqual(v.stdout.strip(), "kesc version " + dt.project_version())
+        # kes -v's layout: "Version    <version>  commit=<revision>" first.
+        self.assertRegex(v.stdout, r"^Version    %s +commit=" % re.escape(dt.project_version()))
         self.assertTrue(os.path.exists(os.path.join(out, "usr/local/share/man/man7/kesc-deploy.7")))
 
 
