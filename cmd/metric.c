@@ -104,12 +104,22 @@ static void histogram_bucket(struct metric *m, const char *labels, double count)
 	if (!le || m->bucket_count >= MAX_BUCKETS)
 		return;
 	double bound = strtod(le + 4, NULL);
-	if (isinf(bound) || bound <= 0) /* kms-go skips +Inf and drops the zero bucket */
+	m->has_histogram = true;
+	if (isinf(bound) || isnan(bound)) /* kms-go skips +Inf */
 		return;
-	m->buckets[m->bucket_count].le_ns = (int64_t)(1000 * bound) * GO_MILLISECOND;
+	/* kms-go's key: whole milliseconds, so bounds below 1 ms all become 0, which it deletes,
+	 * and bounds within the same millisecond share a key, the later bucket's count winning. */
+	int64_t le_ns = (int64_t)(1000 * bound) * GO_MILLISECOND;
+	if (le_ns <= 0)
+		return;
+	for (size_t i = 0; i < m->bucket_count; i++)
+		if (m->buckets[i].le_ns == le_ns) {
+			m->buckets[i].count = (uint64_t)count;
+			return;
+		}
+	m->buckets[m->bucket_count].le_ns = le_ns;
 	m->buckets[m->bucket_count].count = (uint64_t)count;
 	m->bucket_count++;
-	m->has_histogram = true;
 }
 
 /* What kms-go's Client.Metrics reads from the text: the three request counters summed over
