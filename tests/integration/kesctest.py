@@ -55,6 +55,7 @@ Process control
         waits for "configuration reloaded" (returns True) or "reload failed" (False).
     srv.signal(signum); srv.stop(timeout=20) -> exit code (SIGTERM, then SIGKILL)
     srv.stderr_text(), srv.audit_lines() (parsed JSON lines from stdout)
+    srv.wait_stderr(regex, timeout=15) waits for a line of the (asynchronously written) error log
     srv.sanitizer_report() -> '' or the ASan/UBSan/LSan lines found in stderr
     srv.cli(*args, cert='admin', input=None, env=None) -> subprocess.CompletedProcess running
         `kesc <args>` with KES_SERVER, KES_CLIENT_CERT, KES_CLIENT_KEY set and the server
@@ -472,6 +473,21 @@ class Server:
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def wait_stderr(self, pattern, timeout=15):
+        """Waits until the error log matches pattern (a regular expression); the log is
+        written by a thread of its own, so a line may follow the answer it is about. Returns
+        the match; raises AssertionError with the log's tail after timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.stderr_text()
+            m = re.search(pattern, text)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError("no %r in the error log within %s s:\n%s" %
+                                     (pattern, timeout, text[-3000:]))
+            time.sleep(0.05)
 
     def audit_lines(self):
         with open(self.stdout_path, "rb") as f:

@@ -27,6 +27,9 @@ DECRYPT_FAILED = "decryption failed: ciphertext is not authentic"
 BAD_BODY = "invalid request body"
 CERT_REQUIRED = "tls: client certificate is required"
 HANDSHAKE_TIMEOUT_S = 2
+# A good client's p99 above this means a loop was blocked by someone else's request; below it,
+# scheduling noise on a loaded 2-core machine (these are stall detectors, not benchmarks).
+STALL_S = 0.5
 HEADER_TIMEOUT_S = 3
 
 
@@ -610,9 +613,11 @@ class HostileTest(unittest.TestCase):
         self.assertEqual(flood_errors, [])
         self.assertGreaterEqual(len(statuses), 4, "the flood did not happen")
         self.assertTrue(set(statuses) <= {200, 400}, statuses)
-        self.assertGreater(len(lat), 10, "the good client got %d answers in 4 s" % len(lat))
+        # Bounds that tell a stalled loop (a flood parsed on it blocks everyone behind it for
+        # the whole parse, seconds under ASan) from a machine busy with other work.
+        self.assertGreater(len(lat), 5, "the good client got %d answers in 4 s" % len(lat))
         p99 = lat[max(0, int(len(lat) * 0.99) - 1)]
-        self.assertLess(p99, 0.2, "p99 %.3fs while another client sends token floods" % p99)
+        self.assertLess(p99, STALL_S, "p99 %.3fs while another client sends token floods" % p99)
 
     def test_base64_variants(self):
         self.new_key("b64-key")
@@ -707,7 +712,7 @@ class HostileTest(unittest.TestCase):
                 lat = sorted(b.latencies)
             self.assertGreater(len(lat), 50)
             p99 = lat[int(len(lat) * 0.99) - 1]
-            self.assertLess(p99, 0.2, "p99 %.3fs with 200 slow clients" % p99)
+            self.assertLess(p99, STALL_S, "p99 %.3fs with 200 slow clients" % p99)
             # The dribblers never completed a request: the header timeout ends them.
             for s in socks[:20]:
                 self.assertTrue(closed_by_peer(s, HEADER_TIMEOUT_S + 8))

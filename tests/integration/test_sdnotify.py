@@ -115,7 +115,7 @@ class TestNotify(unittest.TestCase):
         """A stale $NOTIFY_SOCKET (nobody listening) must not stop the server."""
         with kesctest.Server(env={"NOTIFY_SOCKET": "/nonexistent-kesc/notify"}) as srv:
             self.assertEqual(srv.request("GET", "/v1/status").status, 200)
-            self.assertIn("service manager notification failed", srv.stderr_text())
+            srv.wait_stderr("service manager notification failed")
 
 
 if __name__ == "__main__":

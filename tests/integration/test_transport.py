@@ -408,7 +408,7 @@ class LifecycleTest(unittest.TestCase):
             while served_cert() == before and time.monotonic() < deadline:
                 time.sleep(0.5)
             self.assertNotEqual(served_cert(), before)
-            self.assertIn("TLS certificate reloaded", srv.stderr_text())
+            srv.wait_stderr("TLS certificate reloaded")
             # Established connections keep their session; new ones verify the new certificate.
             conn.request("GET", "/version")
             self.assertEqual(conn.getresponse().status, 200)

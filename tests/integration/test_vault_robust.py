@@ -8,6 +8,7 @@ faults reset them when they end.
 
 import base64
 import json
+import re
 import os
 import subprocess
 import sys
@@ -182,8 +183,7 @@ class VaultV1Overwrite(unittest.TestCase):
                 VAULT.ok("PUT", "/v1/sys/policies/acl/kes-live", {"policy": POLICY_V1_UPDATE})
                 r = srv.request("POST", "/v1/key/create/after")
                 self.assertEqual((r.status, r.message), (502, "failed to create key"))
-                self.assertIn("grants 'update' on K/V v1 path 'kv/live/after'",
-                              srv.stderr_text())
+                srv.wait_stderr(re.escape("grants 'update' on K/V v1 path 'kv/live/after'"))
                 g = srv.request("POST", "/v1/key/generate/before", {"context": b64(b"x")})
                 self.assertEqual(g.status, 200, g)  # reads go on
                 status, _ = VAULT.call("GET", "/v1/kv/live/after")
@@ -221,16 +221,17 @@ class SlowVault(unittest.TestCase):
             self.assertEqual((r.status, r.message), (504, "request timeout exceeded"))
             self.assertEqual(r.headers.get("connection"), "close")
             self.assertLess(took, 4.5, "answered only when Vault did")
-            self.assertIn("POST /v1/key/create/late from 127.0.0.1: no result within the "
-                          "route's timeout", srv.stderr_text())
+            srv.wait_stderr(re.escape("POST /v1/key/create/late from 127.0.0.1: no result "
+                                      "within the route's timeout"))
             # The worker finishes when Vault answers; its outcome is logged, not sent.
+            srv.wait_stderr(r"create/late from 127\.0\.0\.1: finished after its 504 answer, "
+                            r"\d+ ms after it began, with status 200")
             deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and "finished after its 504" not in \
-                    srv.stderr_text():
+            while True:
+                audit = [a for a in srv.audit_lines() if "/v1/key/create/late" in json.dumps(a)]
+                if audit or time.monotonic() > deadline:
+                    break
                 time.sleep(0.1)
-            self.assertRegex(srv.stderr_text(), r"create/late from 127\.0\.0\.1: finished "
-                             r"after its 504 answer, \d+ ms after it began, with status 200")
-            audit = [a for a in srv.audit_lines() if "/v1/key/create/late" in json.dumps(a)]
             self.assertEqual(len(audit), 1, audit)
             self.assertIn("504", json.dumps(audit[0]))
             VAULT.ok("POST", "/_test/reset-faults")
@@ -249,7 +250,7 @@ class SlowVault(unittest.TestCase):
                                              "after": True, "path_prefix": "/v1/kv/ambiguous/"})
             r = srv.request("POST", "/v1/key/create/stored")
             self.assertEqual(r.status, 200, r)
-            self.assertIn("read back: the key was stored, create succeeded", srv.stderr_text())
+            srv.wait_stderr("read back: the key was stored, create succeeded")
             g = srv.request("POST", "/v1/key/generate/stored", {"context": b64(b"x")})
             self.assertEqual(g.status, 200, g)
         with kesc("kes", "ambiguous") as srv:  # a cold cache: the key in Vault is that key
