@@ -102,6 +102,7 @@ struct conn {
 	struct buf out;
 	size_t out_off;
 	struct log_subscriber *sub;
+	enum log_kind sub_kind; /* what sub streams (the request is over once it streams) */
 	struct log_audit_wait *audit_wait; /* PHASE_AUDIT: the record we wait for */
 };
 
@@ -517,6 +518,7 @@ static void start_stream(struct conn *c)
 	    c->resp.stream == API_STREAM_AUDIT_LOG ? LOG_KIND_AUDIT : LOG_KIND_ERROR;
 	http_write_head(&c->out, 200, "application/x-ndjson", 0, NULL, true, HTTP_CONN_DEFAULT);
 	c->sub = log_subscribe(kind, stream_notify, c);
+	c->sub_kind = kind;
 	end_request(c);
 	if (!c->sub) {
 		c->close_after = true;
@@ -1231,11 +1233,13 @@ void conn_stream_pump(struct loop_link *link)
 		return;
 	struct buf lines;
 	buf_init(&lines, 0);
-	log_subscriber_drain(c->sub, &lines);
+	size_t events = log_subscriber_drain(c->sub, &lines);
 	if (lines.len && c->out.len - c->out_off < LIMIT_STREAM_OUTPUT_BYTES) {
 		buf_printf(&c->out, "%zx\r\n", lines.len);
 		buf_append(&c->out, lines.data, lines.len);
 		buf_append_str(&c->out, "\r\n");
+		/* KES counts kes_log_*_events where it writes them to a subscriber. */
+		metrics_log_streamed(c->sub_kind == LOG_KIND_AUDIT, events);
 	}
 	buf_free(&lines);
 	progress(c);

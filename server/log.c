@@ -74,7 +74,7 @@ static void update_audit_wanted(void)
 static void error_written(size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		metrics_log_event(false);
+		metrics_log_written(false);
 }
 
 static void error_lost(size_t n, enum log_loss why)
@@ -88,7 +88,7 @@ static int error_drop_notice(uint64_t lost, char *out, size_t n);
 static void audit_written(size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		metrics_log_event(true);
+		metrics_log_written(true);
 }
 
 static void audit_lost(size_t n, enum log_loss why)

@@ -67,8 +67,10 @@ struct shard {
 	_Atomic uint64_t latency_sum_ns;
 	_Atomic int64_t active;
 	_Atomic int64_t connections;
-	_Atomic uint64_t error_events;
-	_Atomic uint64_t audit_events;
+	_Atomic uint64_t error_events;  /* delivered to /v1/log/error subscribers (KES's meaning) */
+	_Atomic uint64_t audit_events;  /* delivered to /v1/log/audit subscribers (KES's meaning) */
+	_Atomic uint64_t error_lines;   /* written to the error log */
+	_Atomic uint64_t audit_records; /* written to the audit log */
 	_Atomic uint64_t handshake_failures[METRICS_HANDSHAKE_REASONS];
 	_Atomic uint64_t refused[METRICS_REFUSED_REASONS];
 } __attribute__((aligned(64)));
@@ -136,10 +138,17 @@ void metrics_request_active(int delta)
 	atomic_fetch_add_explicit(&shard_of_thread()->active, delta, memory_order_relaxed);
 }
 
-void metrics_log_event(bool audit)
+void metrics_log_written(bool audit)
 {
 	struct shard *s = shard_of_thread();
-	atomic_fetch_add_explicit(audit ? &s->audit_events : &s->error_events, 1,
+	atomic_fetch_add_explicit(audit ? &s->audit_records : &s->error_lines, 1,
+	                          memory_order_relaxed);
+}
+
+void metrics_log_streamed(bool audit, uint64_t n)
+{
+	struct shard *s = shard_of_thread();
+	atomic_fetch_add_explicit(audit ? &s->audit_events : &s->error_events, n,
 	                          memory_order_relaxed);
 }
 
@@ -281,15 +290,22 @@ static void family(struct buf *out, const char *name, const char *type, const ch
 	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Go's client prints a labelled family only once it has a sample: so does this. */
 static void request_counter(struct buf *out, const char *name, const char *help, int lo)
 {
-	family(out, name, "counter", help);
-	for (int code = lo; code < lo + 100; code++) {
-		uint64_t n = SUM_U(codes[code - CODE_MIN]);
-		if (n)
-			buf_printf(out, "%s{code=\"%d\"} %llu\n", name, code,
-			           (unsigned long long)n);
+	uint64_t n[100];
+	bool any = false;
+	for (int i = 0; i < 100; i++) {
+		n[i] = SUM_U(codes[lo + i - CODE_MIN]);
+		any |= n[i] != 0;
 	}
+	if (!any)
+		return;
+	family(out, name, "counter", help);
+	for (int i = 0; i < 100; i++)
+		if (n[i])
+			buf_printf(out, "%s{code=\"%d\"} %llu\n", name, lo + i,
+			           (unsigned long long)n[i]);
 }
 
 /* One pass over the shards: every bucket, +Inf and _count come from the same reads, so the
@@ -369,22 +385,38 @@ static void kesc_metrics(struct buf *out)
 	labelled_counter(out, "kesc_log_audit_write_failures_total",
 	                 "Audit records that could not be written, by reason.", "reason",
 	                 AUDIT_FAILURE_LABELS, audit, METRICS_AUDIT_REASONS);
+	counter(out, "kesc_log_error_lines_total", "Lines written to the error log.",
+	        SUM_U(error_lines));
+	counter(out, "kesc_log_audit_records_total",
+	        "Audit records written to the audit log (write(2) returned).",
+	        SUM_U(audit_records));
 	counter(out, "kesc_log_error_lines_dropped_total",
 	        "Error log lines lost because the error log could not keep up or failed.",
 	        atomic_load(&log_dropped));
 	int64_t server_cert = atomic_load(&server_cert_expiry);
-	family(out, "kesc_tls_server_certificate_expiry_timestamp_seconds", "gauge",
-	       "When the server's TLS certificate expires (notAfter), in Unix seconds.");
-	if (server_cert)
+	if (server_cert) {
+		family(out, "kesc_tls_server_certificate_expiry_timestamp_seconds", "gauge",
+		       "When the server's TLS certificate expires (notAfter), in Unix seconds.");
 		buf_printf(out, "kesc_tls_server_certificate_expiry_timestamp_seconds %lld\n",
 		           (long long)server_cert);
+	}
 	int64_t client_cert = client_cert_earliest();
-	family(out, "kesc_tls_client_certificate_expiry_timestamp_seconds", "gauge",
-	       "The earliest expiry (notAfter, Unix seconds) among client certificates seen in "
-	       "the last 15 to 30 minutes.");
-	if (client_cert)
+	if (client_cert) {
+		family(
+		    out, "kesc_tls_client_certificate_expiry_timestamp_seconds", "gauge",
+		    "The earliest expiry (notAfter, Unix seconds) among client certificates seen "
+		    "in the last 15 to 30 minutes.");
 		buf_printf(out, "kesc_tls_client_certificate_expiry_timestamp_seconds %lld\n",
 		           (long long)client_cert);
+	}
+}
+
+/* All CPUs the system has online (Go's runtime.NumCPU reports the usable ones; KES's help
+ * text promises the available ones here, which is what a dashboard compares with). */
+static long online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? n : 1;
 }
 
 static long usable_cpus(void)
@@ -422,11 +454,16 @@ static void system_gauges(struct buf *out)
 	double up = (double)(now_ns() - start) / 1e9;
 	gauge(out, "kes_system_up_time", "The time the server has been up and running in seconds.",
 	      up > 0 ? up : 0);
-	gauge(out, "kes_system_num_cpu", "The number of logical CPU cores available on the system.",
-	      (double)usable_cpus());
+	gauge(out, "kes_system_num_cpu",
+	      "The number of logical CPUs available on the system. It may be larger than the "
+	      "number of usable CPUs.",
+	      (double)online_cpus());
 	gauge(out, "kes_system_num_cpu_used",
-	      "The number of logical CPU cores usable by the server.", (double)usable_cpus());
-	gauge(out, "kes_system_num_threads", "The number of OS threads of the server.",
+	      "The number of logical CPUs usable by the server. It may be smaller than the number "
+	      "of available CPUs.",
+	      (double)usable_cpus());
+	gauge(out, "kes_system_num_threads",
+	      "The number of concurrent co-routines/threads that currently exists.",
 	      (double)proc_status_value("Threads"));
 	gauge(out, "kes_system_mem_heap_used",
 	      "The number of bytes that are currently allocated on the heap memory.",
@@ -434,10 +471,8 @@ static void system_gauges(struct buf *out)
 	/* glibc keeps no count of live allocations; the chunks it can count are the mmapped ones
 	 * plus the free-list chunks, which says nothing useful, so this stays 0 (unknown). */
 	gauge(out, "kes_system_mem_heap_objects",
-	      "The number of objects that are currently allocated on the heap memory (0: unknown).",
-	      0);
-	gauge(out, "kes_system_mem_stack_used",
-	      "The number of bytes that are currently used on the stack memory.",
+	      "The number of objects that are currently allocated on the heap memory.", 0);
+	gauge(out, "kes_system_mem_stack_used", "The bytes of stack memory obtained from the OS.",
 	      (double)proc_status_value("VmStk") * 1024);
 	/* The start-up banner says whether mlock worked then; a limit reached later (a
 	 * container's RLIMIT_MEMLOCK filled by a growing cache) shows only here. */
@@ -480,9 +515,11 @@ void metrics_render(struct buf *out, struct ks_cache *cache)
 	      "Number of active requests that are not finished, yet.", (double)SUM_I(active));
 	histogram(out);
 	counter(out, "kes_log_error_events",
-	        "Number of error log events written to error log targets.", SUM_U(error_events));
+	        "Number of error log events written to the error log targets.",
+	        SUM_U(error_events));
 	counter(out, "kes_log_audit_events",
-	        "Number of audit log events written to audit log targets.", SUM_U(audit_events));
+	        "Number of audit log events written to the audit log targets.",
+	        SUM_U(audit_events));
 	system_gauges(out);
 	if (cache)
 		cache_metrics(out, cache);

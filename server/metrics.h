@@ -22,8 +22,12 @@ void metrics_init(void);
 /* A metered request finished with status after latency_ns. */
 void metrics_request_done(int status, int64_t latency_ns);
 void metrics_request_active(int delta);
-/* An event was written to the error log (false) or audit log (true) target. */
-void metrics_log_event(bool audit);
+/* A line was written to the error log (false) or an audit record to the audit log (true):
+ * kesc_log_error_lines_total / kesc_log_audit_records_total. */
+void metrics_log_written(bool audit);
+/* n events were delivered to a /v1/log/error (false) or /v1/log/audit (true) subscriber:
+ * kes_log_error_events / kes_log_audit_events, which is what KES counts under those names. */
+void metrics_log_streamed(bool audit, uint64_t n);
 void metrics_connection(int delta); /* open TLS connections (kesc_connections_open) */
 
 /* Why a TLS handshake failed: kesc_tls_handshake_failures_total{reason}. */

@@ -179,11 +179,11 @@ static const struct route *route_admit(struct api_call *call, struct server_stat
 	if (!method_ok(r, req->method)) {
 		api_error(resp, API_ERR_METHOD, req->method, r->method);
 		resp->allow = r->method;
-		resp->metered = r->metered;
+		resp->metered = false; /* KES answers before its counters, as below */
 		return NULL;
 	}
 	if (!authenticate(call, r)) {
-		resp->metered = r->metered;
+		resp->metered = false;
 		return NULL;
 	}
 	return r;

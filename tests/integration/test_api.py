@@ -293,7 +293,7 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
         text = r.body.decode()
         for name in ["kes_http_request_success", "kes_http_request_error",
-                     "kes_http_request_failure", "kes_http_request_active",
+                     "kes_http_request_active",
                      "kes_http_response_time", "kes_log_error_events", "kes_log_audit_events",
                      "kes_system_up_time", "kes_system_num_cpu", "kes_system_num_cpu_used",
                      "kes_system_num_threads", "kes_system_mem_heap_used",
@@ -362,6 +362,80 @@ class ApiTest(unittest.TestCase):
                     pass
         finally:
             sock.close()
+
+
+def metric_value(text, series):
+    """The value of one series line (name plus labels exactly as printed), or None."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
+
+
+class MetricSemanticsTest(unittest.TestCase):
+    """/v1/metrics counts what KES counts under KES's names (dashboards and alerts built for
+    KES read them): only key, policy and identity requests that passed the method check and
+    authentication; kes_log_*_events are events delivered to /v1/log/* subscribers; a labelled
+    family appears once it has a sample. kesc's own figures have kesc_ names."""
+
+    def test_what_kes_counts(self):
+        with kesctest.Server() as srv:
+            text = metrics_text(srv)
+            # Nothing was answered yet: no request family at all, as Go's client prints none.
+            for family in ("kes_http_request_success", "kes_http_request_error",
+                           "kes_http_request_failure"):
+                self.assertNotIn("# TYPE %s " % family, text)
+            self.assertEqual(metric_value(text, "kes_log_audit_events"), 0)
+            self.assertIn("# HELP kes_system_mem_stack_used The bytes of stack memory "
+                          "obtained from the OS.\n", text)
+
+            # Refused before KES's counters: a wrong method, no permission, no certificate.
+            self.assertEqual(srv.request("GET", "/v1/key/create/m").status, 405)
+            self.assertEqual(srv.request("POST", "/v1/key/create/m", cert="limited").status,
+                             403)
+            self.assertEqual(srv.request("POST", "/v1/key/create/m", cert="unknown").status,
+                             403)
+            # Counted: handlers' answers, 2xx and 4xx alike.
+            self.assertEqual(srv.request("POST", "/v1/key/create/limited-m",
+                                         cert="limited").status, 200)
+            self.assertEqual(srv.request("GET", "/v1/key/describe/none").status, 404)
+            text = metrics_text(srv)
+            self.assertEqual(metric_value(text, 'kes_http_request_success{code="200"}'), 1)
+            self.assertEqual(metric_value(text, 'kes_http_request_error{code="404"}'), 1)
+            self.assertIsNone(metric_value(text, 'kes_http_request_error{code="403"}'))
+            self.assertIsNone(metric_value(text, 'kes_http_request_error{code="405"}'))
+            self.assertNotIn("# TYPE kes_http_request_failure ", text)
+            self.assertIn("# HELP kes_http_request_error Number of request that failed due to "
+                          "some error. (HTTP 4xx status code)\n", text)
+            self.assertEqual(metric_value(text, "kes_http_response_time_count"), 2)
+            # Audit records were written, but none was streamed to a subscriber.
+            self.assertEqual(metric_value(text, "kes_log_audit_events"), 0)
+            written = metric_value(text, "kesc_log_audit_records_total")
+            self.assertGreaterEqual(written, 5)
+
+            # A subscriber: each event it is sent counts once.
+            sock = srv.tls_socket(timeout=10)
+            try:
+                sock.sendall(b"GET /v1/log/audit HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                deadline = time.monotonic() + 10
+                while data.count(b"/v1/key/describe/streamed-") < 3:
+                    if b"/v1/key/describe/streamed-2" not in data:
+                        for i in range(3):
+                            srv.request("GET", "/v1/key/describe/streamed-%d" % i)
+                    self.assertLess(time.monotonic(), deadline, data)
+                    try:
+                        data += sock.recv(65536)
+                    except TimeoutError:
+                        pass
+            finally:
+                sock.close()
+            deadline = time.monotonic() + 10
+            while metric_value(metrics_text(srv), "kes_log_audit_events") < 3:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.1)
+            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.sanitizer_report(), "")
 
 
 class ConfigTest(unittest.TestCase):

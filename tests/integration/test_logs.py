@@ -148,9 +148,9 @@ class AuditFailClosedTest(unittest.TestCase):
             text = metrics_text(srv)
             self.assertGreaterEqual(
                 metric(text, "kesc_log_audit_write_failures_total", '{reason="error"}'), 1)
-            events = metric(text, "kes_log_audit_events")
+            events = metric(text, "kesc_log_audit_records_total")
             self.assertEqual(srv.request("POST", "/v1/key/create/refused-x").status, 503)
-            self.assertEqual(metric(metrics_text(srv), "kes_log_audit_events"), events)
+            self.assertEqual(metric(metrics_text(srv), "kesc_log_audit_records_total"), events)
             self.assertGreaterEqual(
                 metric(text, "kes_http_request_failure", '{code="503"}'), 5)
             err = srv.stderr_text()

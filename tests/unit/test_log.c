@@ -359,7 +359,7 @@ static void test_audit_full_disk(void)
 	CHECK_EQ_INT(log_configure(&cfg, err, sizeof(err)), 0);
 	CHECK(log_audit_accepting());
 	double failures0 = metric_value("kesc_log_audit_write_failures_total{reason=\"error\"} ");
-	double events0 = metric_value("\nkes_log_audit_events ");
+	double events0 = metric_value("\nkesc_log_audit_records_total ");
 
 	atomic_store(&ready_calls, 0);
 	struct log_audit_wait *w = NULL;
@@ -368,7 +368,7 @@ static void test_audit_full_disk(void)
 	CHECK(!log_audit_finish(w));
 	CHECK(!log_audit_accepting());
 	CHECK(metric_value("kesc_log_audit_write_failures_total{reason=\"error\"} ") > failures0);
-	CHECK_EQ_INT(metric_value("\nkes_log_audit_events "), events0);
+	CHECK_EQ_INT(metric_value("\nkesc_log_audit_records_total "), events0);
 	/* A best-effort record (a refusal's) is kept and retried; it never waits. */
 	struct audit_record refusal = AUDITED;
 	refusal.status = 503;
