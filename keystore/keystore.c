@@ -91,11 +91,22 @@ static int name_compare(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Strictly ascending: sorted and without duplicates. */
+static bool name_list_is_sorted(const struct name_list *l)
+{
+	for (size_t i = 1; i < l->count; i++)
+		if (strcmp(l->names[i - 1], l->names[i]) >= 0)
+			return false;
+	return true;
+}
+
 void name_list_sort(struct name_list *l)
 {
 	size_t in, out = 0;
 
-	if (l->count < 2)
+	/* A list is sorted by its store and again by the API: the second time costs one pass
+	 * instead of an n log n sort (100,000 keys: the list's only superlinear step). */
+	if (l->count < 2 || name_list_is_sorted(l))
 		return;
 	qsort(l->names, l->count, sizeof(*l->names), name_compare);
 	for (in = 0; in < l->count; in++) {

@@ -925,6 +925,24 @@ static void test_name_list(void)
 	name_list_free(&l);
 	CHECK(l.names == NULL && l.count == 0);
 	name_list_free(&l);
+
+	/* Already in order: kept as is; in order but with a duplicate: still deduplicated. */
+	const char *sorted[] = {"a", "b", "c"}, *dup[] = {"a", "b", "b"};
+	for (int i = 0; i < 3; i++)
+		CHECK(name_list_add(&l, sorted[i]) == 0);
+	name_list_sort(&l);
+	CHECK_EQ_INT(l.count, 3);
+	if (l.count == 3)
+		CHECK_EQ_STR(l.names[2], "c");
+	name_list_free(&l);
+	for (int i = 0; i < 3; i++)
+		CHECK(name_list_add(&l, dup[i]) == 0);
+	name_list_sort(&l);
+	CHECK_EQ_INT(l.count, 2);
+	if (l.count == 2)
+		CHECK_EQ_STR(l.names[1], "b");
+	name_list_free(&l);
+
 	CHECK_EQ_STR(ks_result_name(KS_EXISTS), "exists");
 	CHECK_EQ_STR(ks_result_name(KS_WOULD_BLOCK), "would block");
 }
