@@ -45,9 +45,22 @@ void tombstone_format_time(int64_t sec, char *out, size_t n)
 		snprintf(out, n, "(unknown time)");
 }
 
-int tombstone_encode(const struct tombstone *t, struct bytes *out)
+/* A time member, or null past year 9999 (before 1970: 1970, long past). */
+static void write_time(struct json_writer *w, const char *key, int64_t sec)
 {
-	char at[32], until[32];
+	char text[32];
+
+	json_key(w, key);
+	if (sec == TOMBSTONE_FOREVER || sec > TOMBSTONE_LAST_SECOND) {
+		json_write_null(w);
+		return;
+	}
+	tombstone_format_time(sec < 0 ? 0 : sec, text, sizeof(text));
+	json_write_string(w, text);
+}
+
+static int encode(const struct tombstone *t, const struct bytes *key, struct bytes *out)
+{
 	size_t by_len = strnlen(t->deleted_by, sizeof(t->deleted_by));
 	struct json_writer w;
 	struct buf b;
@@ -61,27 +74,39 @@ int tombstone_encode(const struct tombstone *t, struct bytes *out)
 	json_object_begin(&w);
 	json_key(&w, "algorithm");
 	json_write_string(&w, TOMBSTONE_ALGORITHM);
-	json_key(&w, "deleted_at");
 	if (t->deleted_at < 0 || t->deleted_at > TOMBSTONE_LAST_SECOND) {
+		json_key(&w, "deleted_at");
 		json_write_null(&w);
 	} else {
-		tombstone_format_time(t->deleted_at, at, sizeof(at));
-		json_write_string(&w, at);
+		write_time(&w, "deleted_at", t->deleted_at);
 	}
 	json_key(&w, "deleted_by");
 	json_write_string_n(&w, t->deleted_by, by_len);
-	json_key(&w, "until");
-	if (t->until == TOMBSTONE_FOREVER || t->until > TOMBSTONE_LAST_SECOND) {
-		json_write_null(&w);
-	} else {
-		/* Before 1970: long expired, and RFC 3339 has no years before 0000. */
-		tombstone_format_time(t->until < 0 ? 0 : t->until, until, sizeof(until));
-		json_write_string(&w, until);
+	write_time(&w, "until", t->until);
+	if (key) {
+		write_time(&w, "restore_until", t->restore_until);
+		json_key(&w, "key");
+		json_write_string_n(&w, (const char *)key->data, key->len);
 	}
 	json_object_end(&w);
 	int rc = buf_take(&b, out) == 0 ? 0 : KEY_ERR_NOMEM;
 	buf_free(&b);
 	return rc;
+}
+
+int tombstone_encode(const struct tombstone *t, struct bytes *out)
+{
+	return encode(t, NULL, out);
+}
+
+int tombstone_encode_with_key(const struct tombstone *t, const struct bytes *key, struct bytes *out)
+{
+	if (!key || !key->data || key->len == 0 || t->restore_until <= 0) {
+		out->data = NULL;
+		out->len = 0;
+		return KEY_ERR_INVALID;
+	}
+	return encode(t, key, out);
 }
 
 /* A time member as Unix seconds, rounded up (a reserved name stays reserved a little longer
@@ -112,18 +137,40 @@ static bool looks_like_object(const uint8_t *p, size_t len)
 	return false;
 }
 
-bool tombstone_parse(const uint8_t *record, size_t len, struct tombstone *t)
+/* The parsed record if it is a tombstone, else NULL. */
+static struct json_value *parse_tombstone(const uint8_t *record, size_t len)
 {
 	char err[64];
 	size_t n;
 
 	if (!looks_like_object(record, len))
-		return false;
+		return NULL;
 	struct json_value *v =
 	    json_parse_limited((const char *)record, len, TOMBSTONE_MAX_VALUES, err, sizeof(err));
 	const char *alg = json_string(json_get(v, "algorithm"), &n);
-	bool is = json_type(v) == JSON_OBJECT && alg && n == strlen(TOMBSTONE_ALGORITHM) &&
-	          memcmp(alg, TOMBSTONE_ALGORITHM, n) == 0;
+	if (json_type(v) == JSON_OBJECT && alg && n == strlen(TOMBSTONE_ALGORITHM) &&
+	    memcmp(alg, TOMBSTONE_ALGORITHM, n) == 0)
+		return v;
+	json_free(v);
+	return NULL;
+}
+
+int tombstone_key(const uint8_t *record, size_t len, struct bytes *key)
+{
+	struct json_value *v = parse_tombstone(record, len);
+	size_t n = 0;
+	const char *s = json_string(json_get(v, "key"), &n);
+	int rc = s && n > 0 && bytes_set(key, s, n) == 0 ? 0 : -1;
+
+	json_free(v);
+	return rc;
+}
+
+bool tombstone_parse(const uint8_t *record, size_t len, struct tombstone *t)
+{
+	struct json_value *v = parse_tombstone(record, len);
+	size_t n;
+	bool is = v != NULL;
 
 	if (is) {
 		memset(t, 0, sizeof(*t));
@@ -137,6 +184,10 @@ bool tombstone_parse(const uint8_t *record, size_t len, struct tombstone *t)
 			memcpy(t->deleted_by, by, n);
 			t->deleted_by[n] = '\0';
 		}
+		/* Restorable only with a key to restore and a window that can be read. */
+		if (!json_string(json_get(v, "key"), &n) || n == 0 ||
+		    !member_time(v, "restore_until", &t->restore_until) || t->restore_until <= 0)
+			t->restore_until = 0;
 	}
 	json_free(v);
 	return is;
@@ -147,10 +198,21 @@ bool tombstone_expired(const struct tombstone *t, int64_t now)
 	return t->until != TOMBSTONE_FOREVER && now >= t->until;
 }
 
+bool tombstone_restorable(const struct tombstone *t, int64_t now)
+{
+	return t->restore_until > 0 && now < t->restore_until;
+}
+
 void tombstone_describe(const struct tombstone *t, char *out, size_t n)
 {
-	char at[32], until[32];
+	char at[32], until[32], restore[64] = "";
 
+	if (t->restore_until > 0) {
+		char when[32];
+
+		tombstone_format_time(t->restore_until, when, sizeof(when));
+		snprintf(restore, sizeof(restore), ", can be restored until %s", when);
+	}
 	if (t->deleted_at > 0)
 		tombstone_format_time(t->deleted_at, at, sizeof(at));
 	else
@@ -159,6 +221,6 @@ void tombstone_describe(const struct tombstone *t, char *out, size_t n)
 		snprintf(until, sizeof(until), "it is purged");
 	else
 		tombstone_format_time(t->until, until, sizeof(until));
-	snprintf(out, n, "deleted at %s by %s, name reserved until %s", at,
-	         t->deleted_by[0] ? t->deleted_by : "(unknown)", until);
+	snprintf(out, n, "deleted at %s by %s%s, name reserved until %s", at,
+	         t->deleted_by[0] ? t->deleted_by : "(unknown)", restore, until);
 }
