@@ -6,7 +6,8 @@
  * expiry tasks (kes.md §10) and probes the store to know whether it is offline.
  *
  * Entries are refcounted: the table holds one reference, every key_ref and every flight one
- * more; eviction drops the table's and the last release frees (key_free zeroes the key).
+ * more; eviction drops the table's and the last release frees (key_free zeroes the keys). An
+ * entry holds every version of its key (key_versions.h); ref->key is the current one.
  *
  * An entry is served only while it is younger than expiry.any (plus expiry.offline while the
  * store is offline), counted from when the store read that loaded it began: the sweeps free
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #include "keystore/key_internal.h"
+#include "keystore/key_versions.h"
 #include "keystore/secmem.h"
 #include "keystore/tombstone.h"
 
@@ -46,7 +48,8 @@
 struct cache_entry {
 	struct cache_entry *next; /* hash chain */
 	uint64_t hash;
-	struct secret_key *key;
+	struct key_set *set;
+	const struct secret_key *key; /* the current version, in set */
 	int64_t loaded_us; /* coarse monotonic time the load began: the age bound counts from it */
 	uint8_t fp[CACHE_FP_SIZE];
 	atomic_uint refs;
@@ -197,8 +200,10 @@ static void cache_fingerprint(const struct ks_cache *c, const struct secret_key 
 	secure_zero(mac, sizeof(mac));
 }
 
+/* Takes set on success. The fingerprint is of version 1, which rotation never changes: a key
+ * another server rotated is the same key, one created again under the name is not. */
 static struct cache_entry *entry_new(const struct ks_cache *c, const char *name, uint64_t hash,
-                                     struct secret_key *key, int64_t loaded_us)
+                                     struct key_set *set, int64_t loaded_us)
 {
 	size_t len = strlen(name);
 	struct cache_entry *e = malloc(sizeof(*e) + len + 1);
@@ -207,9 +212,10 @@ static struct cache_entry *entry_new(const struct ks_cache *c, const char *name,
 		return NULL;
 	e->next = NULL;
 	e->hash = hash;
-	e->key = key;
+	e->set = set;
+	e->key = key_set_current(set);
 	e->loaded_us = loaded_us;
-	cache_fingerprint(c, key, e->fp);
+	cache_fingerprint(c, set->keys[0], e->fp);
 	atomic_init(&e->refs, 1);
 	atomic_init(&e->used, true);
 	memcpy(e->name, name, len + 1);
@@ -225,7 +231,7 @@ static void entry_release(struct cache_entry *e)
 {
 	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	key_free(e->key);
+	key_set_free(e->set);
 	free(e);
 }
 
@@ -236,12 +242,14 @@ void key_ref_release(struct key_ref *ref)
 	entry_release(ref->entry);
 	ref->entry = NULL;
 	ref->key = NULL;
+	ref->set = NULL;
 }
 
 static void ref_fill(struct key_ref *ref, struct cache_entry *e)
 {
 	ref->entry = e;
 	ref->key = e->key;
+	ref->set = e->set;
 }
 
 /* Caller holds s->lock (read or write). */
@@ -337,8 +345,8 @@ static void ghost_put(struct cache_shard *s, const struct cache_entry *e)
 		return; /* only a log line is lost */
 	g->hash = e->hash;
 	memcpy(g->fp, e->fp, CACHE_FP_SIZE);
-	g->created_at_sec = e->key->created_at_sec;
-	memcpy(g->created_by, e->key->created_by, sizeof(g->created_by));
+	g->created_at_sec = e->set->keys[0]->created_at_sec;
+	memcpy(g->created_by, e->set->keys[0]->created_by, sizeof(g->created_by));
 	memcpy(g->name, e->name, len + 1);
 	pthread_mutex_lock(&s->ghost_lock);
 	if (s->ghost_count >= CACHE_GHOSTS_PER_SHARD) {
@@ -404,7 +412,8 @@ static void ghost_check(struct cache_shard *s, const char *name, uint64_t hash, 
 		       "keystore: %s; it is no longer served",
 		       name, was, err && err->msg[0] ? err->msg : "no entry under that name");
 	} else if (!ct_equal(g->fp, now->fp, CACHE_FP_SIZE)) {
-		describe_creation(now->key->created_at_sec, now->key->created_by, is, sizeof(is));
+		describe_creation(now->set->keys[0]->created_at_sec, now->set->keys[0]->created_by,
+		                  is, sizeof(is));
 		ks_log(
 		    "cache: key '%s' CHANGED in the keystore since this server cached it (cached: "
 		    "%s; now: %s): the keystore's key is served from now on, and data keys this "
@@ -523,7 +532,7 @@ static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
                             struct cache_entry **out, struct ks_err *err)
 {
 	struct bytes record = {0};
-	struct secret_key *key = NULL;
+	struct key_set *set = NULL;
 	int64_t start = cache_now_us(), loaded = cache_coarse_us();
 	int rc;
 
@@ -531,14 +540,14 @@ static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
 	rc = cache_store_done(c, start, keystore_get(c->store, name, &record, err));
 	if (rc != KS_OK)
 		return rc;
-	if (key_record_decode(record.data, record.len, &key) != 0) {
+	if (key_set_decode(record.data, record.len, &set) != 0) {
 		/* Never the record itself: it is key material. */
 		ks_err_set(err, "cache: stored record of key '%s' is malformed (%zu bytes)", name,
 		           record.len);
 		rc = KS_FAILED;
-	} else if (!(*out = entry_new(c, name, hash, key, loaded))) {
+	} else if (!(*out = entry_new(c, name, hash, set, loaded))) {
 		ks_err_set(err, "cache: out of memory");
-		key_free(key);
+		key_set_free(set);
 		rc = KS_FAILED;
 	}
 	bytes_free(&record);
@@ -701,6 +710,7 @@ int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct ke
 	struct cache_shard *s = cache_shard_of(c, hash);
 
 	ref->key = NULL;
+	ref->set = NULL;
 	ref->entry = NULL;
 	if (cache_lookup(c, s, name, hash, ref, true)) {
 		atomic_fetch_add_explicit(&s->hits, 1, memory_order_relaxed);
@@ -709,6 +719,45 @@ int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct ke
 	/* Not counted as a miss: the caller retries off the loop thread, and that counts. */
 	if (flags & KS_CACHE_NONBLOCK)
 		return KS_WOULD_BLOCK;
+	atomic_fetch_add_explicit(&s->misses, 1, memory_order_relaxed);
+	return cache_miss(c, s, name, hash, ref, err);
+}
+
+/* Takes e (seen in the table, too old) out of it, unless it was replaced meanwhile. */
+static void cache_unlink_entry(struct ks_cache *c, struct cache_shard *s, struct cache_entry *e)
+{
+	struct cache_entry **link;
+
+	pthread_rwlock_wrlock(&s->lock);
+	for (link = &s->buckets[cache_bucket_of(s, e->hash)]; *link; link = &(*link)->next) {
+		if (*link == e) {
+			s->generation++;
+			shard_unlink(c, s, link);
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&s->lock);
+}
+
+int ks_cache_get_fresh(struct ks_cache *c, const char *name, struct key_ref *ref,
+                       struct ks_err *err)
+{
+	uint64_t hash = cache_hash(name);
+	struct cache_shard *s = cache_shard_of(c, hash);
+
+	ref->key = NULL;
+	ref->set = NULL;
+	ref->entry = NULL;
+	if (cache_lookup(c, s, name, hash, ref, true)) {
+		struct cache_entry *e = ref->entry;
+
+		if (cache_coarse_us() - e->loaded_us < KS_CACHE_REFRESH_MIN_MS * 1000) {
+			atomic_fetch_add_explicit(&s->hits, 1, memory_order_relaxed);
+			return KS_OK;
+		}
+		key_ref_release(ref);
+		cache_unlink_entry(c, s, e);
+	}
 	atomic_fetch_add_explicit(&s->misses, 1, memory_order_relaxed);
 	return cache_miss(c, s, name, hash, ref, err);
 }
@@ -726,15 +775,18 @@ static void cache_insert_created(struct ks_cache *c, const char *name, const str
 	uint64_t hash = cache_hash(name);
 	struct cache_shard *s = cache_shard_of(c, hash);
 	struct secret_key *copy = key_alloc();
+	struct key_set *set;
 	struct cache_entry *e, **link;
 
 	ghost_forget(s, name, hash); /* a new key by our own hand is no news */
 	if (!copy)
 		return; /* stored all the same; the first get will read it */
 	*copy = *key;
-	e = entry_new(c, name, hash, copy, loaded_us);
+	if (!(set = key_set_of(copy)))
+		return;
+	e = entry_new(c, name, hash, set, loaded_us);
 	if (!e) {
-		key_free(copy);
+		key_set_free(set);
 		return;
 	}
 	pthread_rwlock_wrlock(&s->lock);
@@ -828,6 +880,58 @@ int ks_cache_remove(struct ks_cache *c, const char *name, const char *deleted_by
 	/* Also on errors: whether the key is still there is unknown, and a miss is only slower. */
 	cache_evict(c, name);
 	return rc;
+}
+
+/* Changes that keep colliding with other writers give up after this many attempts. */
+#define CACHE_UPDATE_TRIES 8
+
+static bool same_record(const struct bytes *a, const struct bytes *b)
+{
+	return a->len == b->len && ct_equal(a->data, b->data, a->len);
+}
+
+/* One read-modify-write. *retry: the store saw another change come first. */
+static int cache_update_once(struct ks_cache *c, const char *name, ks_update_fn fn, void *arg,
+                             bool *retry, struct ks_err *err)
+{
+	struct bytes cur = {0}, next = {0};
+	int64_t start = cache_now_us();
+	int rc = cache_store_done(c, start, keystore_get_raw(c->store, name, &cur, err));
+
+	*retry = false;
+	if (rc != KS_OK && rc != KS_NOT_FOUND)
+		return rc;
+	rc = fn(arg, rc == KS_OK ? &cur : NULL, &next, err);
+	if (rc == KS_OK && next.data && !(cur.data && same_record(&cur, &next))) {
+		start = cache_now_us();
+		rc = cache_store_done(c, start, keystore_replace(c->store, name, &cur, &next, err));
+		/* Also on errors: whether the change landed may be unknown. */
+		cache_evict(c, name);
+		*retry = rc == KS_EXISTS || rc == KS_NOT_FOUND;
+	}
+	bytes_free(&cur);
+	bytes_free(&next);
+	return rc;
+}
+
+int ks_cache_update(struct ks_cache *c, const char *name, ks_update_fn fn, void *arg,
+                    struct ks_err *err)
+{
+	for (int attempt = 0; attempt < CACHE_UPDATE_TRIES; attempt++) {
+		bool retry;
+		int rc = cache_update_once(c, name, fn, arg, &retry, err);
+
+		if (!retry)
+			return rc;
+	}
+	ks_err_set(err, "cache: key '%s' kept changing while it was being changed (%d attempts)",
+	           name, CACHE_UPDATE_TRIES);
+	return KS_FAILED;
+}
+
+const struct ks_cache_config *ks_cache_settings(const struct ks_cache *c)
+{
+	return &c->cfg;
 }
 
 /* Whether a listed name holds a key: a key cached here does; else the store says (a

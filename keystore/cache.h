@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "keystore/key.h"
+#include "keystore/key_versions.h"
 #include "keystore/keystore.h"
 
 struct ks_cache_config {
@@ -40,9 +41,11 @@ struct ks_cache *ks_cache_new(struct keystore *store, const struct ks_cache_conf
 void ks_cache_free(struct ks_cache *c);
 
 /* A counted reference to a cached key, valid until key_ref_release. Holding one never blocks
- * eviction for long: eviction unlinks the entry and the last release frees it. */
+ * eviction for long: eviction unlinks the entry and the last release frees it. key is the
+ * current version (what generate, encrypt and hmac use), set every version (key_versions.h). */
 struct key_ref {
 	const struct secret_key *key;
+	const struct key_set *set;
 	void *entry; /* private */
 };
 void key_ref_release(struct key_ref *ref);
@@ -53,6 +56,15 @@ void key_ref_release(struct key_ref *ref);
  * Results: KS_OK (ref filled), KS_NOT_FOUND, KS_WOULD_BLOCK, KS_UNREACHABLE, KS_FAILED. */
 int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct key_ref *ref,
                  struct ks_err *err);
+/* How old a cached key must be before ks_cache_get_fresh reads it again: a stream of
+ * ciphertexts naming versions that do not exist costs at most one store read per name and
+ * second. */
+#define KS_CACHE_REFRESH_MIN_MS 1000
+/* As ks_cache_get (blocking), but a cached key loaded more than KS_CACHE_REFRESH_MIN_MS ago is
+ * read from the store again first: for a ciphertext that names a version newer than the cached
+ * key has, made by a server that rotated the key since. */
+int ks_cache_get_fresh(struct ks_cache *c, const char *name, struct key_ref *ref,
+                       struct ks_err *err);
 /* Encodes and stores a new key; never overwrites (KS_EXISTS). On KS_OK the key is cached,
  * unless an eviction in its shard (a delete of the same name, say) happened while the store
  * wrote it: the cache never holds a key that this process deleted. */
@@ -63,6 +75,22 @@ int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_ke
  * into the tombstone. */
 int ks_cache_remove(struct ks_cache *c, const char *name, const char *deleted_by,
                     struct ks_err *err);
+/*
+ * A read-modify-write of the record stored at name (key_lifecycle.h builds every change of a
+ * key on it). fn gets what the store holds now (a key record or a tombstone; NULL when the name
+ * holds nothing) and returns KS_OK with the record to store in *next (allocated; left empty: no
+ * change), or any other KS_* code, which ks_cache_update returns as it is. The change is made
+ * with the store's replace (keystore.h): one step that lands only on the record fn saw; when
+ * another writer changed the record in between, fn is called again with the new one (a few
+ * times, then KS_FAILED). The name is evicted from the cache afterwards, so this server uses
+ * the new record from its next request on; other servers within their cache expiry.
+ */
+typedef int (*ks_update_fn)(void *arg, const struct bytes *current, struct bytes *next,
+                            struct ks_err *err);
+int ks_cache_update(struct ks_cache *c, const char *name, ks_update_fn fn, void *arg,
+                    struct ks_err *err);
+/* The settings the cache was made with. */
+const struct ks_cache_config *ks_cache_settings(const struct ks_cache *c);
 /* How long a delete reserves the name: longer than any replica with these settings can
  * serve the deleted key from its cache (see cache.c). -1: forever (expiry.any off). */
 int64_t ks_cache_tombstone_lifetime_ms(const struct ks_cache_config *cfg);

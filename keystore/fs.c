@@ -10,7 +10,8 @@
  *
  * A delete leaves a tombstone (tombstone.h) in the key's file: written to a temp file, fsync'ed
  * and rename()d over the key, so a reader sees the key or the tombstone, never neither. A
- * create over an expired tombstone replaces it the same way. These two steps read what is
+ * create over an expired tombstone replaces it the same way, and so does a replace (a
+ * rotation, a scheduled deletion, a restore: keystore.h). These steps read what is
  * there and then replace it, so they hold a lock on the directory while they do: flock() on an
  * open file description of their own, which excludes other threads of this process and other
  * processes serving the same directory alike (a second server, `kesc migrate --to`). A second
@@ -588,6 +589,60 @@ static int fs_remove(void *self, const char *name, const struct bytes *tombstone
 	return rc;
 }
 
+/* Caller holds the directory (fs_dir_enter). Under the directory lock, so that no other
+ * delete, create over a tombstone or replace of a kesc process can come in between the
+ * comparison and the rename; the rename makes the change one step (temp + fsync + rename +
+ * fsync of the directory): a kill -9 at any moment leaves the old file or the new one. */
+static int fs_replace_in_dir(struct fs_store *fs, const char *name, const struct bytes *expected,
+                             const struct bytes *record, struct ks_err *err)
+{
+	struct bytes cur = {0};
+	int lockfd, rc;
+
+	rc = fs_check_entry(fs, name, err);
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_lock_dir(fs, &lockfd, err);
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_get_in_dir(fs, name, &cur, err);
+	if (rc == KS_OK) {
+		bool same = cur.len == expected->len && ct_equal(cur.data, expected->data, cur.len);
+
+		bytes_free(&cur);
+		if (same) {
+			rc = fs_replace(fs, name, record, err);
+		} else {
+			ks_err_set(err, "fs: '%s' in %s changed since it was read", name, fs->path);
+			rc = KS_EXISTS;
+		}
+	}
+	fs_unlock_dir(lockfd);
+	return rc;
+}
+
+static int fs_replace_record(void *self, const char *name, const struct bytes *expected,
+                             const struct bytes *record, struct ks_err *err)
+{
+	struct fs_store *fs = self;
+	int rc;
+
+	if (!fs_name_valid(name)) {
+		ks_err_set(err, "%s", fs_err_invalid_name);
+		return KS_FAILED;
+	}
+	if (record->len > KS_MAX_RECORD) {
+		ks_err_set(err, "fs: record for '%s' is larger than %d bytes", name, KS_MAX_RECORD);
+		return KS_FAILED;
+	}
+	rc = fs_dir_enter(fs, err);
+	if (rc != KS_OK)
+		return rc;
+	rc = fs_replace_in_dir(fs, name, expected, record, err);
+	fs_dir_leave(fs);
+	return rc;
+}
+
 /* Whether a directory entry is a key: a regular file with a valid name. Decided from the entry
  * alone (d_type, or an fstatat that does not follow links): nothing is opened. */
 static bool fs_entry_is_key(int dirfd, const struct dirent *de)
@@ -712,6 +767,7 @@ static const struct keystore_ops fs_ops = {
     .list = fs_list,
     .status = fs_status,
     .close = fs_close,
+    .replace = fs_replace_record,
 };
 
 /* mkdir -p with mode 0700 for every directory it creates. */

@@ -61,6 +61,12 @@ const char *ks_result_name(int result)
 		return "would block";
 	case KS_DELETED:
 		return "deleted";
+	case KS_NO_VERSION:
+		return "no such version";
+	case KS_TOO_MANY:
+		return "too many versions";
+	case KS_PURGED:
+		return "purged";
 	default:
 		return "unknown";
 	}
@@ -143,7 +149,7 @@ int keystore_get(struct keystore *ks, const char *name, struct bytes *record_out
                  struct ks_err *err)
 {
 	struct tombstone t;
-	char what[160];
+	char what[256];
 	int rc = ks->ops->get(ks->self, name, record_out, err);
 
 	if (rc != KS_OK || !tombstone_parse(record_out->data, record_out->len, &t))
@@ -175,11 +181,28 @@ int keystore_remove(struct keystore *ks, const char *name, const struct bytes *t
 	return ks->ops->remove(ks->self, name, tombstone, err);
 }
 
+int keystore_get_raw(struct keystore *ks, const char *name, struct bytes *record_out,
+                     struct ks_err *err)
+{
+	return ks->ops->get(ks->self, name, record_out, err);
+}
+
+int keystore_replace(struct keystore *ks, const char *name, const struct bytes *expected,
+                     const struct bytes *record, struct ks_err *err)
+{
+	if (!ks->ops->replace) {
+		ks_err_set(err, "%s: this keystore cannot replace a record in one step",
+		           ks->ops->name);
+		return KS_FAILED;
+	}
+	return ks->ops->replace(ks->self, name, expected, record, err);
+}
+
 int keystore_check_taken(const char *name, const struct bytes *record, int64_t now,
                          struct ks_err *err)
 {
 	struct tombstone t;
-	char what[160];
+	char what[256];
 
 	if (!tombstone_parse(record->data, record->len, &t)) {
 		ks_err_set(err, "key '%s' already exists", name);

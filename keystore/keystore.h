@@ -22,6 +22,14 @@
  *           KS_NOT_FOUND if the name holds no key: nothing, or already a tombstone. Whatever
  *           is stored that is not a tombstone counts as a key, also a record that does not
  *           parse.
+ *   replace replaces what name holds with record if it holds exactly expected now (byte for
+ *           byte): in one step, so that a reader, a crash or a kill -9 finds the old record or
+ *           the new one, never neither, and so that no other writer's change in between is
+ *           overwritten. KS_EXISTS when name holds anything else now (it changed since the
+ *           caller read it: read again and retry), KS_NOT_FOUND when it holds nothing. Keys
+ *           are rotated, retired, scheduled for deletion, restored and purged this way
+ *           (key_lifecycle.h). A store that cannot make the step safe refuses with KS_FAILED
+ *           and says why (Vault K/V v1 unless the operator opted in, vault.h).
  *   list    every name starting with prefix ("" = all), sorted, each exactly once, names that
  *           hold a tombstone included: telling them apart takes a read per name, which
  *           ks_cache_list does for the API.
@@ -47,6 +55,9 @@ enum ks_result {
 	KS_WOULD_BLOCK =
 	    -5,          /* cache only: answer needs store I/O and the caller asked not to wait */
 	KS_DELETED = -6, /* create: the name holds a tombstone that has not expired (API 409) */
+	KS_NO_VERSION = -7, /* retire, rewrap: the key has no such version (API 400) */
+	KS_TOO_MANY = -8,   /* rotate: the key has the most versions a key can have (API 409) */
+	KS_PURGED = -9,     /* restore: deleted, and its restore window is over or it was purged */
 };
 
 /* Details of a failure, for the error log only: never shown to API clients, never holds key
@@ -65,7 +76,8 @@ typedef void (*ks_log_fn)(const char *message);
 void keystore_set_log(ks_log_fn fn);
 void ks_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* "ok", "not found", "exists", "unreachable", "failed", "would block", "deleted". */
+/* "ok", "not found", "exists", "unreachable", "failed", "would block", "deleted", "no such
+ * version", "too many versions", "purged". */
 const char *ks_result_name(int result);
 
 /* A list of owned names. */
@@ -95,6 +107,9 @@ struct keystore_ops {
 	/* Optional: whether name holds a key (true) or a tombstone (false), as cheaply as the
 	 * store can tell; KS_NOT_FOUND if absent. NULL: keystore_holds_key uses get. */
 	int (*holds_key)(void *self, const char *name, bool *key, struct ks_err *err);
+	/* Optional: NULL means the store cannot replace records (KS_FAILED). */
+	int (*replace)(void *self, const char *name, const struct bytes *expected,
+	               const struct bytes *record, struct ks_err *err);
 };
 
 /* A store instance: its table and its state. All operations are safe to call from several
@@ -117,6 +132,11 @@ int keystore_holds_key(struct keystore *ks, const char *name, struct ks_err *err
 /* tombstone: the record to leave in place of the key (tombstone_encode). */
 int keystore_remove(struct keystore *ks, const char *name, const struct bytes *tombstone,
                     struct ks_err *err);
+/* The stored record of name as it is, a tombstone included (the store's own get). */
+int keystore_get_raw(struct keystore *ks, const char *name, struct bytes *record_out,
+                     struct ks_err *err);
+int keystore_replace(struct keystore *ks, const char *name, const struct bytes *expected,
+                     const struct bytes *record, struct ks_err *err);
 int keystore_list(struct keystore *ks, const char *prefix, struct name_list *out,
                   struct ks_err *err);
 int keystore_status(struct keystore *ks, struct ks_status *out, struct ks_err *err);

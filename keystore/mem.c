@@ -6,6 +6,7 @@
  */
 #include "keystore/keystore.h"
 
+#include "keystore/secmem.h"
 #include "keystore/tombstone.h"
 
 #include <pthread.h>
@@ -152,6 +153,45 @@ static int mem_remove(void *self, const char *name, const struct bytes *tombston
 	return rc;
 }
 
+static int mem_replace(void *self, const char *name, const struct bytes *expected,
+                       const struct bytes *record, struct ks_err *err)
+{
+	struct mem_store *m = self;
+	struct bytes copy = {0};
+	bool found;
+	size_t at;
+	int rc = KS_NOT_FOUND;
+
+	if (record->len > KS_MAX_RECORD) {
+		ks_err_set(err, "mem: record for '%s' is larger than %d bytes", name,
+		           KS_MAX_RECORD);
+		return KS_FAILED;
+	}
+	if (bytes_set(&copy, record->data, record->len) != 0) {
+		ks_err_set(err, "mem: out of memory");
+		return KS_FAILED;
+	}
+	pthread_rwlock_wrlock(&m->lock);
+	at = mem_find(m, name, &found);
+	if (found) {
+		struct bytes *cur = &m->entries[at].record;
+
+		rc = KS_EXISTS;
+		if (cur->len == expected->len && ct_equal(cur->data, expected->data, cur->len)) {
+			struct bytes gone = *cur;
+
+			*cur = copy;
+			copy = gone; /* the old record, zeroed and freed below */
+			rc = KS_OK;
+		}
+	}
+	pthread_rwlock_unlock(&m->lock);
+	if (rc == KS_EXISTS)
+		ks_err_set(err, "mem: '%s' changed since it was read", name);
+	bytes_free(&copy);
+	return rc;
+}
+
 static int mem_list(void *self, const char *prefix, struct name_list *out, struct ks_err *err)
 {
 	struct mem_store *m = self;
@@ -206,6 +246,7 @@ static const struct keystore_ops mem_ops = {
     .list = mem_list,
     .status = mem_status,
     .close = mem_close,
+    .replace = mem_replace,
 };
 
 struct keystore *mem_keystore_open(void)

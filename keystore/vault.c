@@ -91,12 +91,43 @@ int vault_store_call(struct vault_store *v, const struct vault_call *call,
 
 /* ---- operations ---- */
 
-/* The record of a stored value: decrypted if it is a transit ciphertext, decoded if marked. */
-static int store_unwrap(struct vault_store *v, struct bytes *value, struct bytes *record,
-                        struct ks_err *err)
+/* A plain tombstone whose key (a scheduled deletion's) is a transit ciphertext: the same
+ * tombstone with the key decrypted, into record. KS_NOT_FOUND when value is no such thing. */
+static int unwrap_tombstone_key(struct vault_store *v, const struct bytes *value,
+                                struct bytes *record, struct ks_err *err)
 {
-	if (!vault_transit_is_ciphertext(value))
-		return vault_record_decode(value, record, err);
+	struct bytes wrapped = {0}, key = {0};
+	struct tombstone t;
+	int rc = KS_NOT_FOUND;
+
+	if (!tombstone_parse(value->data, value->len, &t) ||
+	    tombstone_key(value->data, value->len, &wrapped) != 0)
+		return KS_NOT_FOUND;
+	if (vault_transit_is_ciphertext(&wrapped)) {
+		if (!v->transit_key) {
+			ks_err_set(err,
+			           "vault: a deleted key is encrypted with a vault transit key "
+			           "but transit is not configured");
+			rc = KS_FAILED;
+		} else if ((rc = vault_transit_decrypt(v, &wrapped, &key, err)) == KS_OK &&
+		           tombstone_encode_with_key(&t, &key, record) != 0) {
+			ks_err_set(err, "vault: cannot read a deleted key's tombstone");
+			rc = KS_FAILED;
+		}
+	}
+	bytes_free(&wrapped);
+	bytes_free(&key);
+	return rc;
+}
+
+int vault_store_unwrap(struct vault_store *v, struct bytes *value, struct bytes *record,
+                       struct ks_err *err)
+{
+	if (!vault_transit_is_ciphertext(value)) {
+		int rc = unwrap_tombstone_key(v, value, record, err);
+
+		return rc == KS_NOT_FOUND ? vault_record_decode(value, record, err) : rc;
+	}
 	if (!v->transit_key) {
 		ks_err_set(
 		    err,
@@ -112,7 +143,7 @@ static int vault_get(void *self, const char *name, struct bytes *record_out, str
 	struct bytes value = {0};
 	int rc = vault_kv_read(v, name, &value, err);
 	if (rc == KS_OK)
-		rc = store_unwrap(v, &value, record_out, err);
+		rc = vault_store_unwrap(v, &value, record_out, err);
 	bytes_free(&value);
 	if (rc == KS_OK && record_out->len > KS_MAX_RECORD) {
 		bytes_free(record_out);
@@ -159,6 +190,48 @@ static int create_read_back(struct vault_store *v, const char *name, const struc
 	return rc;
 }
 
+/* A scheduled deletion: the tombstone stays plain text (an operator reads it with `vault kv
+ * get`, and a list tells it from a key without transit), the key it carries is wrapped.
+ * KS_NOT_FOUND when record is no tombstone carrying a key. */
+static int wrap_tombstone_key(struct vault_store *v, const struct bytes *record,
+                              struct bytes *value, struct ks_err *err)
+{
+	struct bytes key = {0}, wrapped = {0};
+	struct tombstone t;
+	int rc;
+
+	if (!tombstone_parse(record->data, record->len, &t) ||
+	    tombstone_key(record->data, record->len, &key) != 0)
+		return KS_NOT_FOUND;
+	rc = vault_transit_encrypt(v, &key, &wrapped, err);
+	if (rc == KS_OK && tombstone_encode_with_key(&t, &wrapped, value) != 0) {
+		ks_err_set(err, "vault: cannot write a deleted key's tombstone");
+		rc = KS_FAILED;
+	}
+	bytes_free(&key);
+	bytes_free(&wrapped);
+	return rc;
+}
+
+int vault_store_wrap(struct vault_store *v, const struct bytes *record, struct bytes *value,
+                     struct ks_err *err)
+{
+	int rc;
+	struct tombstone t;
+
+	if (v->transit_key) {
+		rc = wrap_tombstone_key(v, record, value, err);
+		if (rc != KS_NOT_FOUND)
+			return rc;
+		/* A tombstone without a key holds no secret: plain, as the delete writes it. */
+		if (!tombstone_parse(record->data, record->len, &t))
+			return vault_transit_encrypt(v, record, value, err);
+	}
+	if ((rc = vault_record_encode(record, value)) != KS_OK)
+		ks_err_set(err, "vault: out of memory");
+	return rc;
+}
+
 static int vault_create_locked(struct vault_store *v, const char *name, const struct bytes *record,
                                struct ks_err *err)
 {
@@ -173,10 +246,7 @@ static int vault_create_locked(struct vault_store *v, const char *name, const st
 	/* v1: a token that may update could overwrite another server's key (vault_caps.c). */
 	if ((rc = vault_caps_check(v, name, err)) != KS_OK)
 		return rc;
-	if (v->transit_key)
-		rc = vault_transit_encrypt(v, record, &value, err);
-	else if ((rc = vault_record_encode(record, &value)) != KS_OK)
-		ks_err_set(err, "vault: out of memory");
+	rc = vault_store_wrap(v, record, &value, err);
 	bool maybe_stored = false;
 	if (rc == KS_OK && cas > 0)
 		rc = vault_kv_write_cas(v, name, &value, cas, &maybe_stored, err);
@@ -201,7 +271,7 @@ static void create_locks_init(void)
 
 /* The stripe of a key, by its namespace and full K/V path: the same for every store (every
  * configuration generation) that writes that Vault entry, whatever the endpoint is called. */
-static pthread_mutex_t *create_lock(const struct vault_store *v, const char *path)
+pthread_mutex_t *vault_create_lock(const struct vault_store *v, const char *path)
 {
 	pthread_once(&create_locks_once, create_locks_init);
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -224,7 +294,7 @@ static int vault_create(void *self, const char *name, const struct bytes *record
 	int rc = vault_kv_path(v, name, path, sizeof(path), err);
 	if (rc != KS_OK)
 		return rc;
-	pthread_mutex_t *m = create_lock(v, path);
+	pthread_mutex_t *m = vault_create_lock(v, path);
 	pthread_mutex_lock(m);
 	rc = vault_create_locked(v, name, record, err);
 	pthread_mutex_unlock(m);
@@ -242,15 +312,15 @@ static int vault_remove(void *self, const char *name, const struct bytes *tombst
 	int rc = vault_kv_path(v, name, path, sizeof(path), err);
 	if (rc != KS_OK)
 		return rc;
-	pthread_mutex_t *m = create_lock(v, path);
+	pthread_mutex_t *m = vault_create_lock(v, path);
 	pthread_mutex_lock(m);
 	rc = vault_tomb_remove(v, name, tombstone, err);
 	pthread_mutex_unlock(m);
 	return rc;
 }
 
-/* For a list: the stored value tells a key from a tombstone (plain text, never wrapped), so
- * no transit decryption is needed. */
+/* For a list: the stored value tells a key from a tombstone (plain text, never wrapped: a
+ * scheduled deletion wraps only the key it carries), so no transit decryption is needed. */
 static int vault_holds_key(void *self, const char *name, bool *key, struct ks_err *err)
 {
 	struct vault_store *v = self;
@@ -320,6 +390,7 @@ static const struct keystore_ops vault_ops = {
     .status = vault_status,
     .close = vault_close,
     .holds_key = vault_holds_key,
+    .replace = vault_replace,
 };
 
 /* ---- open ---- */

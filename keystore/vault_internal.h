@@ -77,6 +77,28 @@ struct vault_call {
 int vault_store_call(struct vault_store *v, const struct vault_call *call,
                      struct vault_response *rs, struct ks_err *err);
 
+/* The record of a stored value: decrypted if it is a transit ciphertext, decoded if marked,
+ * and a scheduled deletion with its key decrypted. value may be consumed (moved into record). */
+int vault_store_unwrap(struct vault_store *v, struct bytes *value, struct bytes *record,
+                       struct ks_err *err);
+/* The value to store for record: its transit ciphertext when transit is configured, else
+ * vault_record_encode's form. Tombstones stay plain text; a scheduled deletion's key is wrapped
+ * inside it. */
+int vault_store_wrap(struct vault_store *v, const struct bytes *record, struct bytes *value,
+                     struct ks_err *err);
+/* The process-wide lock that serialises writes of one K/V v1 entry (creates, deletes, and
+ * replaces where the operator allows them). */
+pthread_mutex_t *vault_create_lock(const struct vault_store *v, const char *path);
+
+/* ---- vault_replace.c ---- */
+
+/* The store's replace (keystore.h). K/V v2: read the latest version n, compare, write with
+ * cas=n, then destroy versions 1..n (KES reads version 1: it must not find a key there that is
+ * no longer the key). K/V v1: only with allow_unsafe_kv_v1_update (serialised in this process,
+ * not across servers), else KS_FAILED saying why. */
+int vault_replace(void *self, const char *name, const struct bytes *expected,
+                  const struct bytes *record, struct ks_err *err);
+
 /* ---- vault_health.c: is Vault up, sealed or down? ---- */
 
 /* Starts the monitor thread (probes sys/health every ping_ms; while Vault is sealed or down,

@@ -63,7 +63,7 @@ int vault_tomb_create_check(struct vault_store *v, const char *name, int64_t *ca
 	rc = keystore_check_taken(name, &cur, keystore_now(), err);
 	bytes_free(&cur);
 	if (rc == KS_OK && v->kv_version == 1) {
-		char what[160];
+		char what[256];
 
 		tombstone_describe(&t, what, sizeof(what));
 		ks_err_set(

@@ -611,6 +611,157 @@ static void conformance_reads_see_whole_records(void)
 	case_close(ks);
 }
 
+static int replace_str(struct keystore *ks, const char *name, const char *expected,
+                       const char *record)
+{
+	struct bytes e = {(uint8_t *)expected, strlen(expected)};
+	struct bytes r = {(uint8_t *)record, strlen(record)};
+	struct ks_err err = {{0}};
+
+	return keystore_replace(ks, name, &e, &r, &err);
+}
+
+/* A replace lands only on the record it expects, and a tombstone can be replaced (restore). */
+static void conformance_replace(void)
+{
+	struct keystore *ks = case_open();
+	struct bytes tomb = {0}, got = {0};
+	struct ks_err err = {{0}};
+
+	if (!ks)
+		return;
+	CHECK_EQ_INT(create_str(ks, "turn", "first"), KS_OK);
+	if (conf->refuses_replace) {
+		CHECK_EQ_INT(replace_str(ks, "turn", "first", "second"), KS_FAILED);
+		check_record(ks, "turn", "first", 5);
+		case_close(ks);
+		return;
+	}
+	CHECK_EQ_INT(replace_str(ks, "turn", "first", "second"), KS_OK);
+	check_record(ks, "turn", "second", 6);
+	CHECK_EQ_INT(replace_str(ks, "turn", "first", "third"), KS_EXISTS);
+	check_record(ks, "turn", "second", 6);
+	CHECK_EQ_INT(replace_str(ks, "absent", "first", "third"), KS_NOT_FOUND);
+	CHECK_EQ_INT(get_raw(ks, "absent", &got), KS_NOT_FOUND);
+	/* a key becomes a tombstone and back */
+	tomb = make_tombstone(3600);
+	struct bytes cur = {(uint8_t *)"second", 6};
+	CHECK_EQ_INT(keystore_replace(ks, "turn", &cur, &tomb, &err), KS_OK);
+	CHECK(holds_tombstone(ks, "turn"));
+	CHECK_EQ_INT(keystore_get(ks, "turn", &got, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(keystore_replace(ks, "turn", &tomb, &cur, &err), KS_OK);
+	check_record(ks, "turn", "second", 6);
+	bytes_free(&tomb);
+	case_close(ks);
+}
+
+struct appender {
+	struct keystore *ks;
+	pthread_barrier_t *start;
+	const char *name;
+	int id, attempts, rc;
+};
+
+/* Read, append " t<id>", replace; again when another writer came first. */
+static void *append_loop(void *arg)
+{
+	struct appender *a = arg;
+
+	pthread_barrier_wait(a->start);
+	for (a->attempts = 0; a->attempts < 1000; a->attempts++) {
+		struct bytes cur = {0}, next = {0};
+		struct ks_err err = {{0}};
+		char tail[16];
+
+		if ((a->rc = get_raw(a->ks, a->name, &cur)) != KS_OK)
+			return NULL;
+		snprintf(tail, sizeof(tail), " t%d", a->id);
+		next.len = cur.len + strlen(tail);
+		next.data = malloc(next.len + 1);
+		memcpy(next.data, cur.data, cur.len);
+		memcpy(next.data + cur.len, tail, strlen(tail) + 1);
+		a->rc = keystore_replace(a->ks, a->name, &cur, &next, &err);
+		bytes_free(&cur);
+		bytes_free(&next);
+		if (a->rc != KS_EXISTS)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* Read-modify-writes of one record at once (two servers rotating a key): none is lost. */
+static void conformance_race_replace(void)
+{
+	struct keystore *ks = case_open();
+	struct appender a[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+	pthread_barrier_t start;
+	char name[32];
+
+	if (!ks)
+		return;
+	if (conf->refuses_replace) {
+		case_close(ks);
+		return;
+	}
+	for (int round = 0; round < RACE_ROUNDS / 4; round++) {
+		struct bytes got = {0};
+
+		snprintf(name, sizeof(name), "appended-%d", round);
+		CHECK_EQ_INT(create_str(ks, name, "base"), KS_OK);
+		pthread_barrier_init(&start, NULL, RACE_THREADS);
+		for (int i = 0; i < RACE_THREADS; i++) {
+			a[i] = (struct appender){.ks = ks, .start = &start, .name = name, .id = i};
+			CHECK(pthread_create(&t[i], NULL, append_loop, &a[i]) == 0);
+		}
+		for (int i = 0; i < RACE_THREADS; i++) {
+			pthread_join(t[i], NULL);
+			CHECK_EQ_INT(a[i].rc, KS_OK);
+		}
+		pthread_barrier_destroy(&start);
+		CHECK_EQ_INT(get_raw(ks, name, &got), KS_OK);
+		for (int i = 0; i < RACE_THREADS && got.data; i++) {
+			char tail[16];
+
+			snprintf(tail, sizeof(tail), " t%d", i);
+			CHECK(strstr((const char *)got.data, tail) != NULL);
+		}
+		CHECK_EQ_INT(got.len, 4 + 3 * RACE_THREADS);
+		bytes_free(&got);
+	}
+	case_close(ks);
+}
+
+/* A reader sees the old record or the new one while replaces go on, never nothing. */
+static void conformance_replace_leaves_no_gap(void)
+{
+	struct keystore *ks = case_open();
+	volatile int done = 0;
+	pthread_t t;
+
+	if (!ks)
+		return;
+	if (conf->refuses_replace) {
+		case_close(ks);
+		return;
+	}
+	CHECK_EQ_INT(create_str(ks, "flipped", "r0"), KS_OK);
+	struct watcher w = {.ks = ks, .name = "flipped", .done = &done};
+	CHECK(pthread_create(&t, NULL, watch_name, &w) == 0);
+	for (int i = 0; i < 30; i++) {
+		char cur[16], next[16];
+
+		snprintf(cur, sizeof(cur), "r%d", i);
+		snprintf(next, sizeof(next), "r%d", i + 1);
+		CHECK_EQ_INT(replace_str(ks, "flipped", cur, next), KS_OK);
+	}
+	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(w.gaps, 0);
+	check_record(ks, "flipped", "r30", 3);
+	case_close(ks);
+}
+
 static void conformance_status(void)
 {
 	struct keystore *ks = case_open();
@@ -650,6 +801,9 @@ int keystore_conformance_run(const struct keystore_conformance *c)
 	CONFORMANCE_CASE(conformance_remove_leaves_no_gap);
 	CONFORMANCE_CASE(conformance_concurrent_names);
 	CONFORMANCE_CASE(conformance_reads_see_whole_records);
+	CONFORMANCE_CASE(conformance_replace);
+	CONFORMANCE_CASE(conformance_race_replace);
+	CONFORMANCE_CASE(conformance_replace_leaves_no_gap);
 	CONFORMANCE_CASE(conformance_status);
 	conf = NULL;
 	return check_failures - before;

@@ -3,7 +3,8 @@
  * that any store's unit test runs against itself: round trips byte for byte, create never
  * overwrites (also under a race), not-found, sorted prefix lists, status, and tombstones: a
  * remove leaves one in a single step, a create is refused until it expires and then replaces
- * it exactly once (also under a race).
+ * it exactly once (also under a race); a replace lands only on the record it expects, in one
+ * step, and concurrent read-modify-writes lose nothing.
  *
  * Compiled into each test that uses it (tests/unit/meson.build, conformance_users).
  */
@@ -29,6 +30,8 @@ struct keystore_conformance {
 	/* Whether a reader may find nothing while remove replaces a key by its tombstone (Vault
 	 * K/V v1 deletes, then writes). */
 	bool remove_leaves_gap;
+	/* Whether replace is refused (Vault K/V v1 without allow_unsafe_kv_v1_update). */
+	bool refuses_replace;
 	/* Largest record the round-trip case writes; 0 = KS_MAX_RECORD. */
 	size_t max_record;
 };

@@ -434,6 +434,7 @@ static void test_conformance(void)
 		    /* K/V v1 has no conditional write (vault_tomb.c) */
 		    .refuses_expired_tombstones = CASES[i].version == 1,
 		    .remove_leaves_gap = CASES[i].version == 1,
+		    .refuses_replace = CASES[i].version == 1,
 		};
 		int failed = keystore_conformance_run(&c);
 		if (failed)
@@ -1320,6 +1321,108 @@ out:
 	buf_free(&body);
 }
 
+/*
+ * Replace (rotations, scheduled deletions, restores: key_lifecycle.h). K/V v2: each change is
+ * the next version, written with check-and-set, and the versions before it are destroyed, so
+ * KES (reading version 1) never finds an outdated record. A scheduled deletion with transit is
+ * a plain tombstone whose key is wrapped: a list still needs no transit.
+ */
+static void test_replace_v2(void)
+{
+	struct store_case sc = {"repl-v2", "kv2", 2, "tomb", NULL, true, &role_v2};
+	struct ks_err err = {{0}};
+	struct buf body;
+	bool destroyed;
+	buf_init(&body, 0);
+	wipe(NULL, "kv2", 2, "tomb");
+	struct keystore *ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		goto out;
+	CHECK_EQ_INT(put_str(ks, "r", "record-1"), KS_OK);
+	struct bytes r1 = {(uint8_t *)"record-1", 8}, r2 = {(uint8_t *)"record-2", 8};
+	CHECK_EQ_INT(keystore_replace(ks, "r", &r1, &r2, &err), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "r", "record-2"), KS_OK);
+	CHECK_EQ_INT(v2_version("r", 1, &destroyed, &body), 404);
+	CHECK(destroyed);
+	CHECK_EQ_INT(v2_version("r", 2, &destroyed, &body), 200);
+	CHECK(body.data && strstr(body.data, "vault:v") != NULL); /* a key: wrapped */
+	CHECK_EQ_INT(keystore_replace(ks, "r", &r1, &r2, &err), KS_EXISTS);
+
+	/* scheduled deletion: a tombstone carrying the key */
+	struct tombstone t = {.deleted_at = keystore_now(),
+	                      .until = keystore_now() + 3600,
+	                      .restore_until = keystore_now() + 3600};
+	struct bytes pending = {0}, got = {0};
+	CHECK_EQ_INT(tombstone_encode_with_key(&t, &r2, &pending), 0);
+	CHECK_EQ_INT(keystore_replace(ks, "r", &r2, &pending, &err), KS_OK);
+	CHECK_EQ_INT(v2_version("r", 0, &destroyed, &body), 200);
+	CHECK(body.data && strstr(body.data, "kesc-tombstone") != NULL);
+	CHECK(body.data && strstr(body.data, "record-2") == NULL); /* the key is wrapped */
+	CHECK(body.data && strstr(body.data, "vault:v") != NULL);
+	CHECK_EQ_INT(v2_version("r", 2, &destroyed, &body), 404);
+	CHECK(destroyed);
+	long unwraps = stat_count("POST /v1/transit/decrypt/kesc");
+	CHECK_EQ_INT(keystore_holds_key(ks, "r", &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(stat_count("POST /v1/transit/decrypt/kesc"), unwraps);
+	/* read back as written (the key decrypted), and restored */
+	CHECK_EQ_INT(keystore_get_raw(ks, "r", &got, &err), KS_OK);
+	CHECK(got.len == pending.len && memcmp(got.data, pending.data, got.len) == 0);
+	bytes_free(&got);
+	CHECK_EQ_INT(keystore_create(ks, "r", &r1, &err), KS_DELETED);
+	CHECK_EQ_INT(keystore_remove(ks, "r", &pending, &err), KS_NOT_FOUND);
+	CHECK_EQ_INT(keystore_replace(ks, "r", &pending, &r2, &err), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "r", "record-2"), KS_OK);
+	bytes_free(&pending);
+	keystore_close(ks);
+
+	/* KES's policy (no update): a replace is refused and changes nothing */
+	sc.transit = false;
+	ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		CHECK_EQ_INT(put_str(ks, "p", "record-1"), KS_OK);
+		keystore_close(ks);
+	}
+	sc.role = &role_v2_kes;
+	ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		memset(&err, 0, sizeof(err));
+		CHECK_EQ_INT(keystore_replace(ks, "p", &r1, &r2, &err), KS_FAILED);
+		CHECK(strstr(err.msg, "permission denied") != NULL);
+		CHECK_EQ_INT(get_is(ks, "p", "record-1"), KS_OK);
+		keystore_close(ks);
+	}
+out:
+	buf_free(&body);
+}
+
+/* K/V v1: a replace overwrites, so it is refused unless the operator opted in. */
+static void test_replace_v1(void)
+{
+	struct store_case sc = V1;
+	struct ks_err err = {{0}};
+	struct bytes r1 = {(uint8_t *)"record-1", 8}, r2 = {(uint8_t *)"record-2", 8};
+	struct keystore *ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(put_str(ks, "v1-replaced", "record-1"), KS_OK);
+	CHECK_EQ_INT(keystore_replace(ks, "v1-replaced", &r1, &r2, &err), KS_FAILED);
+	CHECK(strstr(err.msg, "allow_unsafe_kv_v1_update") != NULL);
+	keystore_close(ks);
+	sc.role = &role_update;
+	ks = open_with(&sc, allow_update);
+	CHECK(ks != NULL);
+	if (!ks)
+		return;
+	CHECK_EQ_INT(keystore_replace(ks, "v1-replaced", &r1, &r2, &err), KS_OK);
+	CHECK_EQ_INT(get_is(ks, "v1-replaced", "record-2"), KS_OK);
+	CHECK_EQ_INT(keystore_replace(ks, "v1-replaced", &r1, &r2, &err), KS_EXISTS);
+	keystore_close(ks);
+}
+
 /* ---- TLS to Vault: CA file, CA directory, client certificate ---- */
 
 static bool make_tls_material(const char *dir)
@@ -1455,6 +1558,8 @@ int main(int argc, char **argv)
 	RUN_SOME(test_kes_records);
 	RUN_SOME(test_tombstones_v2);
 	RUN_SOME(test_tombstones_v1);
+	RUN_SOME(test_replace_v2);
+	RUN_SOME(test_replace_v1);
 	RUN_SOME(test_transit_rotation);
 	RUN_SOME(test_fault_sealed);
 	RUN_SOME(test_fault_retries);
