@@ -429,6 +429,7 @@ static void config_set_defaults(struct config *c)
 	c->server.idle_timeout_ms = 90000;
 	c->server.shutdown_timeout_ms = 10000;
 	c->server.threads = 0;
+	c->lifecycle.check_interval_ms = CONFIG_LIFECYCLE_CHECK_MS;
 }
 
 static int config_fill(struct cfg_ctx *x, const struct ynode *root)
@@ -446,7 +447,7 @@ static int config_fill(struct cfg_ctx *x, const struct ynode *root)
 	    cfg_set_string(x, &x->c->tls.proxy_cert_header, "X-Tls-Client-Cert") < 0)
 		return -1;
 	if (cfg_load_top(x, root) < 0 || cfg_load_policies(x, root) < 0 ||
-	    cfg_load_keystore(x, root) < 0)
+	    cfg_load_keystore(x, root) < 0 || cfg_load_lifecycle(x, root) < 0)
 		return -1;
 	return 0;
 }

@@ -56,6 +56,9 @@
  *     max_connections >= 1; timeouts > 0; threads 0..1024 (0 = one per core).
  *   keystore.vault: { connect_timeout 100ms..1m, request_timeout 100ms..5m (0 = default),
  *     max_retries 0..10, allow_unsafe_kv_v1_update bool }
+ *   key_lifecycle: { rotate_after, delete_window, check_interval } durations, 0 = off (check
+ *     1h by default), each 1s..10 years; with rotate_after or delete_window on a Vault K/V v1
+ *     mount, allow_unsafe_kv_v1_update is required.
  *
  * Secrets (tls.password, approle secret, inline Kubernetes JWT) are zeroed by config_free, as
  * are the file text and the YAML tree; libyaml's own internal copies are freed unzeroed.
@@ -152,7 +155,17 @@ struct config {
 		int64_t shutdown_timeout_ms;  /* default 10000: SIGTERM drain deadline */
 		unsigned threads;             /* event loops; 0 = one per core */
 	} server;
+
+	/* key_lifecycle: (kesc only, config_lifecycle.c). 0 = off. */
+	struct {
+		int64_t rotate_after_ms;   /* rotate keys whose current version is older */
+		int64_t delete_window_ms;  /* deletes can be undone this long, then purged */
+		int64_t check_interval_ms; /* how often due rotations and purges are looked for */
+	} lifecycle;
 };
+
+/* key_lifecycle.check_interval when not set. */
+#define CONFIG_LIFECYCLE_CHECK_MS (3600 * 1000)
 
 /* A warning produced while loading: "file:line: field: text". */
 typedef void (*config_warn_fn)(void *arg, const char *message);

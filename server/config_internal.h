@@ -77,5 +77,7 @@ int cfg_check_fields(struct cfg_ctx *x, const struct ynode *root);
 int cfg_load_top(struct cfg_ctx *x, const struct ynode *root);
 int cfg_load_policies(struct cfg_ctx *x, const struct ynode *root);
 int cfg_load_keystore(struct cfg_ctx *x, const struct ynode *root);
+/* key_lifecycle: (config_lifecycle.c); after the keystore, whose kind it checks. */
+int cfg_load_lifecycle(struct cfg_ctx *x, const struct ynode *root);
 
 #endif

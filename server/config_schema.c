@@ -56,6 +56,8 @@ static const struct schema s_cache[] = {MAP("expiry", s_expiry), END};
 static const struct schema s_log[] = {LEAF("error"), LEAF("audit"), LEAF("audit_failure"), END};
 static const struct schema s_api[] = {LEAF("skip_auth"), LEAF("timeout"), END};
 static const struct schema s_key[] = {LEAF("name"), END};
+static const struct schema s_lifecycle[] = {LEAF("rotate_after"), LEAF("delete_window"),
+                                            LEAF("check_interval"), END};
 static const struct schema s_server[] = {LEAF("max_connections"),
                                          LEAF("handshake_timeout"),
                                          LEAF("header_timeout"),
@@ -156,6 +158,7 @@ static const struct schema s_root[] = {LEAF("version"),
                                        {"keys", SCHEMA_SEQ_OF, s_key},
                                        MAP("keystore", s_keystore),
                                        MAP("server", s_server),
+                                       MAP("key_lifecycle", s_lifecycle),
                                        END};
 
 /* Levenshtein distance, capped: only small distances matter for a suggestion. */

@@ -553,6 +553,75 @@ static void test_errors_sections(void)
 	             "config.yml:10: server.shutdown_timeout: must be a positive duration");
 }
 
+/* key_lifecycle: (kesc only): rotation by age and deletion protection. */
+static void test_key_lifecycle(void)
+{
+	char err[1024] = "";
+	struct warnings w = {0};
+	struct config *c = parse_w(BASE, &w, err, sizeof err);
+	CHECK(c != NULL);
+	if (c) { /* off by default: KES's immediate delete, no rotation */
+		CHECK_EQ_INT(c->lifecycle.rotate_after_ms, 0);
+		CHECK_EQ_INT(c->lifecycle.delete_window_ms, 0);
+		CHECK_EQ_INT(c->lifecycle.check_interval_ms, 3600 * 1000);
+	}
+	config_free(c);
+	c = parse_w(BASE "key_lifecycle:\n  rotate_after: 2160h\n  delete_window: 168h\n"
+	                 "  check_interval: 10m\n",
+	            &w, err, sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_EQ_INT(c->lifecycle.rotate_after_ms, 2160LL * 3600 * 1000);
+		CHECK_EQ_INT(c->lifecycle.delete_window_ms, 168LL * 3600 * 1000);
+		CHECK_EQ_INT(c->lifecycle.check_interval_ms, 600 * 1000);
+	}
+	config_free(c);
+	c = parse_w(BASE "key_lifecycle:\n  rotate_after: 0\n  check_interval: 0s\n", &w, err,
+	            sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_EQ_INT(c->lifecycle.rotate_after_ms, 0);
+		CHECK_EQ_INT(c->lifecycle.check_interval_ms, 3600 * 1000);
+	}
+	config_free(c);
+	expect_error(BASE "key_lifecycle:\n  rotate_after: 500ms\n",
+	             "config.yml:10: key_lifecycle.rotate_after: must be 0 (off) or between 1s and "
+	             "10 years");
+	expect_error(BASE "key_lifecycle:\n  delete_window: -1h\n",
+	             "config.yml:10: key_lifecycle.delete_window: must be 0 (off) or between 1s "
+	             "and 10 years");
+	expect_error(BASE "key_lifecycle:\n  delete_window: 7d\n",
+	             "config.yml:10: key_lifecycle.delete_window: invalid duration '7d' (use Go "
+	             "syntax such as '30s', '5m', '1h30m')");
+	expect_error(BASE "key_lifecycle:\n  rotate_afte: 1h\n",
+	             "config.yml:10: unknown field 'key_lifecycle.rotate_afte' (did you mean "
+	             "'rotate_after'?)");
+	/* A K/V v1 mount can only overwrite: refused unless the operator opted in. */
+	static const char v1[] = "admin:\n  identity: " ADMIN "\ntls:\n  key: k\n  cert: c\n"
+	                         "keystore:\n  vault:\n    endpoint: https://v:8200\n"
+	                         "    approle:\n      id: i\n      secret: s\n";
+	char text[1024];
+	snprintf(text, sizeof text, "%skey_lifecycle:\n  delete_window: 1h\n", v1);
+	char want[512];
+	snprintf(want, sizeof want,
+	         "config.yml:13: key_lifecycle: rotation and deletion protection change stored "
+	         "keys in place, which a K/V v1 mount can only do by overwriting them: use a K/V "
+	         "v2 mount, or set keystore.vault.allow_unsafe_kv_v1_update (see kesc.yml(5))");
+	expect_error(text, want);
+	snprintf(text, sizeof text,
+	         "%s    allow_unsafe_kv_v1_update: true\nkey_lifecycle:\n  delete_window: 1h\n",
+	         v1);
+	c = parse_w(text, &w, err, sizeof err);
+	CHECK(c != NULL);
+	config_free(c);
+	snprintf(text, sizeof text, "%s    version: v2\nkey_lifecycle:\n  rotate_after: 1h\n", v1);
+	c = parse_w(text, &w, err, sizeof err);
+	if (!c)
+		fprintf(stderr, "  %s\n", err);
+	CHECK(c != NULL);
+	config_free(c);
+}
+
 static void test_errors_policy(void)
 {
 	expect_error(BASE "version: v1\npolicy:\n  p:\n    identities:\n    - " ADMIN "\n",
@@ -1131,7 +1200,8 @@ static void test_deploy_examples(void)
 		snprintf(path, sizeof path, "%s/../../../deploy/examples/%s", data_dir, files[i]);
 		int rc = config_load(path, &c, err, sizeof err, collect, &w);
 		/* vault-transit.yml logs in with the Kubernetes service account token file, which
-		 * the loader reads; it exists only inside a pod. The schema check runs before it. */
+		 * the loader reads; it exists only inside a pod. The schema check runs before it.
+		 */
 		if (rc != 0 && strstr(err, "/var/run/secrets/kubernetes.io/serviceaccount/token"))
 			rc = 0;
 		else if (rc != 0)
@@ -1206,6 +1276,7 @@ int main(void)
 	RUN(test_policy_fields);
 	RUN(test_deploy_examples);
 	RUN(test_load_missing);
+	RUN(test_key_lifecycle);
 	rmdir(tmp_dir);
 	return CHECK_DONE();
 }
