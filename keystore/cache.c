@@ -978,6 +978,14 @@ int ks_cache_list(struct ks_cache *c, const char *prefix, struct name_list *out,
 	return rc;
 }
 
+int ks_cache_list_names(struct ks_cache *c, const char *prefix, struct name_list *out,
+                        struct ks_err *err)
+{
+	int64_t start = cache_now_us();
+
+	return cache_store_done(c, start, keystore_list(c->store, prefix, out, err));
+}
+
 /* Asks the store; remembers the latency. */
 static int cache_probe(struct ks_cache *c, struct ks_status *out, struct ks_err *err)
 {

@@ -98,6 +98,10 @@ int64_t ks_cache_tombstone_lifetime_ms(const struct ks_cache_config *cfg);
  * cached here is read to leave out names that hold a tombstone (one store read per name). */
 int ks_cache_list(struct ks_cache *c, const char *prefix, struct name_list *out,
                   struct ks_err *err);
+/* Every name the store lists under prefix, the ones that hold a tombstone included (a
+ * scheduled deletion is one): for a pass over every key, which reads each name anyway. */
+int ks_cache_list_names(struct ks_cache *c, const char *prefix, struct name_list *out,
+                        struct ks_err *err);
 /* While the store is considered offline returns KS_UNREACHABLE at once; else asks the store. */
 int ks_cache_status(struct ks_cache *c, struct ks_status *out, struct ks_err *err);
 /* The wrapped store's name ("fs", "vault", …). */

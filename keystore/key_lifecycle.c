@@ -266,3 +266,49 @@ int key_lifecycle_purge(struct ks_cache *c, const char *name, bool only_expired,
 	*purged = rc == KS_OK && a.purged;
 	return rc;
 }
+
+/* ---- a server's periodic pass ---- */
+
+struct tend_arg {
+	struct rotate_arg rotate;
+	struct purge_arg purge;
+	enum key_lifecycle_done done;
+};
+
+static int tend_fn(void *arg, const struct bytes *cur, struct bytes *next, struct ks_err *err)
+{
+	struct tend_arg *a = arg;
+	struct tombstone t;
+	int rc;
+
+	a->done = KEY_LIFECYCLE_NOTHING;
+	if (!cur)
+		return KS_OK; /* gone since the listing */
+	if (tombstone_parse(cur->data, cur->len, &t)) {
+		rc = purge_fn(&a->purge, cur, next, err);
+		if (rc == KS_OK && a->purge.purged)
+			a->done = KEY_LIFECYCLE_PURGED;
+		return rc;
+	}
+	if (a->rotate.older_than_s <= 0)
+		return KS_OK;
+	rc = rotate_fn(&a->rotate, cur, next, err);
+	if (rc == KS_OK && a->rotate.rotated)
+		a->done = KEY_LIFECYCLE_ROTATED;
+	return rc;
+}
+
+int key_lifecycle_tend(struct ks_cache *c, const char *name, const char *by,
+                       int64_t rotate_older_than_s, int64_t now, enum key_lifecycle_done *done,
+                       uint32_t *version, struct ks_err *err)
+{
+	struct tend_arg a = {
+	    .rotate = {.by = by ? by : "", .older_than_s = rotate_older_than_s, .now = now},
+	    .purge = {.c = c, .only_expired = true, .now = now},
+	};
+	int rc = ks_cache_update(c, name, tend_fn, &a, err);
+
+	*done = rc == KS_OK ? a.done : KEY_LIFECYCLE_NOTHING;
+	*version = a.rotate.version;
+	return rc;
+}

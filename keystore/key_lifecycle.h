@@ -46,4 +46,13 @@ int key_lifecycle_restore(struct ks_cache *c, const char *name, int64_t now, str
 int key_lifecycle_purge(struct ks_cache *c, const char *name, bool only_expired, int64_t now,
                         bool *purged, struct ks_err *err);
 
+/* What a server's periodic pass does to one name (lifecycle.c in server/), with one store read:
+ * a scheduled deletion past its window is purged; a key whose current version was created at
+ * least rotate_older_than_s (> 0; 0: never) before now is rotated by `by`. *done says which
+ * happened (*version: the new version after a rotation). Anything else is left alone. */
+enum key_lifecycle_done { KEY_LIFECYCLE_NOTHING, KEY_LIFECYCLE_ROTATED, KEY_LIFECYCLE_PURGED };
+int key_lifecycle_tend(struct ks_cache *c, const char *name, const char *by,
+                       int64_t rotate_older_than_s, int64_t now, enum key_lifecycle_done *done,
+                       uint32_t *version, struct ks_err *err);
+
 #endif

@@ -55,6 +55,17 @@ static const struct api_error_entry ERRORS[API_ERR_COUNT] = {
     /* kesc: the audit rule (log.h). 503 so that MinIO's client retries and, with several
      * endpoints, tries another server. */
     [API_ERR_AUDIT] = {503, "audit log unavailable: request not served"},
+    /* kesc: key versions (issue 14). A version a request names that the key does not have,
+     * or one older than the key's minimum decryption version: 400, as the request is what
+     * cannot be served, and a ciphertext of a retired version is told apart from one that is
+     * not authentic (it authenticated). */
+    [API_ERR_VERSION_UNKNOWN] = {400, "key version '%s' does not exist"},
+    [API_ERR_VERSION_RETIRED] = {400, "key version '%s' is retired"},
+    [API_ERR_VERSIONS_MAX] = {409, "key has the maximum number of versions"},
+    /* kesc: deletion protection. Restore and purge act on a key scheduled for deletion only. */
+    [API_ERR_KEY_NOT_DELETED] = {409, "key is not scheduled for deletion"},
+    [API_ERR_KEY_PURGED] = {404, "key was deleted and cannot be restored"},
+    [API_ERR_UPDATE_KEY] = {502, "failed to update key"},
 };
 /* clang-format on */
 

@@ -47,6 +47,13 @@ enum api_error_id {
 	API_ERR_TIMEOUT,            /* 504 request timeout exceeded (the transport's deadline) */
 	API_ERR_INTERNAL,           /* 500 internal server error (out of memory) */
 	API_ERR_AUDIT,              /* 503 audit log unavailable: request not served (kesc) */
+	/* kesc: key versions and deletion protection (issue 14) */
+	API_ERR_VERSION_UNKNOWN, /* 400 key version '%s' does not exist */
+	API_ERR_VERSION_RETIRED, /* 400 key version '%s' is retired */
+	API_ERR_VERSIONS_MAX,    /* 409 key has the maximum number of versions */
+	API_ERR_KEY_NOT_DELETED, /* 409 key is not scheduled for deletion */
+	API_ERR_KEY_PURGED,      /* 404 key was deleted and cannot be restored */
+	API_ERR_UPDATE_KEY,      /* 502 failed to update key */
 	API_ERR_COUNT
 };
 

@@ -21,6 +21,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "keystore/secmem.h"
+#include "server/key_stats.h"
 
 #define SHARD_COUNT 16
 #define CODE_MIN    100
@@ -526,4 +527,5 @@ void metrics_render(struct buf *out, struct ks_cache *cache)
 	gauge(out, "kesc_connections_open", "Open client TLS connections.",
 	      (double)SUM_I(connections));
 	kesc_metrics(out);
+	key_stats_render(out); /* decrypts under old key versions (issue 14) */
 }

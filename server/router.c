@@ -41,6 +41,13 @@ static const struct route ROUTES[] = {
      true},
     {"GET", "/v1/log/error", false, 0, 0, ROUTE_AUTH_VERIFY, api_log_error, false},
     {"GET", "/v1/log/audit", false, 0, 0, ROUTE_AUTH_VERIFY, api_log_audit, false},
+    /* kesc: key versions and deletion protection (api_key_lifecycle.c), after KES's routes so
+     * that /v1/api lists those first and in KES's order */
+    {"PUT", "/v1/key/rotate/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_rotate, true},
+    {"PUT", "/v1/key/rewrap/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_rewrap, true},
+    {"PUT", "/v1/key/retire/", true, 4096, S(15), ROUTE_AUTH_VERIFY, api_key_retire, true},
+    {"PUT", "/v1/key/restore/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_restore, true},
+    {"DELETE", "/v1/key/purge/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_key_purge, true},
 };
 /* clang-format on */
 

@@ -1,7 +1,8 @@
 /*
  * router.h — the KES route table as data, and the handler interface behind api_handle.
  *
- * One row per KES HEAD route (kes.md §1.5): method, path, whether the path is a subtree
+ * One row per KES HEAD route (kes.md §1.5), and kesc's own (key versions and deletion
+ * protection, api_key_lifecycle.c): method, path, whether the path is a subtree
  * prefix, the body limit, the default timeout, the authentication mode, the handler and
  * whether the route counts in the kes_http_* metrics. /v1/api prints this table.
  */
@@ -64,7 +65,7 @@ struct server_state *server_state_new_with_store(struct config *cfg, struct keys
 bool server_state_route_skip_auth(const struct server_state *st, size_t route_index);
 int64_t server_state_route_timeout_ms(const struct server_state *st, size_t route_index);
 
-/* Handlers (api_key.c, api_status.c, api_policy.c, api_log.c). */
+/* Handlers (api_key.c, api_key_lifecycle.c, api_status.c, api_policy.c, api_log.c). */
 enum api_outcome api_key_create(struct api_call *c);
 enum api_outcome api_key_import(struct api_call *c);
 enum api_outcome api_key_describe(struct api_call *c);
@@ -74,6 +75,11 @@ enum api_outcome api_key_generate(struct api_call *c);
 enum api_outcome api_key_encrypt(struct api_call *c);
 enum api_outcome api_key_decrypt(struct api_call *c);
 enum api_outcome api_key_hmac(struct api_call *c);
+enum api_outcome api_key_rotate(struct api_call *c);
+enum api_outcome api_key_rewrap(struct api_call *c);
+enum api_outcome api_key_retire(struct api_call *c);
+enum api_outcome api_key_restore(struct api_call *c);
+enum api_outcome api_key_purge(struct api_call *c);
 enum api_outcome api_status_version(struct api_call *c);
 enum api_outcome api_status_ready(struct api_call *c);
 enum api_outcome api_status_status(struct api_call *c);

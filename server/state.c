@@ -13,6 +13,7 @@
 
 #include "keystore/key.h"
 #include "keystore/vault.h"
+#include "server/lifecycle.h"
 #include "server/log.h"
 #include "server/router.h"
 
@@ -27,6 +28,7 @@ struct server_state {
 	atomic_int refs;
 	struct config *cfg;
 	struct ks_cache *cache;
+	struct lifecycle *lifecycle; /* key_lifecycle: rotations and purges (NULL: none) */
 	struct policy_set *policies;
 	struct route_setting routes[MAX_ROUTES];
 	bool any_skip_auth;
@@ -141,6 +143,7 @@ static int create_keys(struct server_state *st, char *err, size_t errlen)
 
 static void state_destroy(struct server_state *st, bool free_cfg)
 {
+	lifecycle_stop(st->lifecycle); /* it uses the cache and the config */
 	if (st->cache)
 		ks_cache_free(st->cache);
 	if (st->policies)
@@ -183,6 +186,7 @@ static struct server_state *state_build(struct config *cfg, struct keystore *sto
 	}
 	if (create_keys(st, err, errlen) != 0)
 		goto fail;
+	st->lifecycle = lifecycle_start(st->cache, st->cfg);
 	return st;
 fail:
 	keystore_close(store);

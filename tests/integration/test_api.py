@@ -278,7 +278,11 @@ class ApiTest(unittest.TestCase):
         r = self.req("GET", "/v1/api")
         self.assertEqual(r.status, 200)
         routes = r.json()
-        self.assertEqual(len(routes), 22)
+        # KES's 22 routes first, then kesc's 5 for key versions and deletion protection
+        self.assertEqual(len(routes), 27)
+        self.assertEqual([x["path"] for x in routes[22:]],
+                         ["/v1/key/rotate/", "/v1/key/rewrap/", "/v1/key/retire/",
+                          "/v1/key/restore/", "/v1/key/purge/"])
         self.assertEqual(routes[0], {"method": "GET", "path": "/version", "max_body": 0,
                                      "timeout": 10})
         by_path = {x["path"]: x for x in routes}

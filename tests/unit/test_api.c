@@ -15,6 +15,8 @@
 #include "server/api.h"
 #include "server/api_errors.h"
 #include "server/api_util.h"
+#include "server/key_stats.h"
+#include "server/lifecycle.h"
 #include "server/metrics.h"
 #include "server/router.h"
 #include "server/state.h"
@@ -86,6 +88,15 @@ static int spy_status(void *self, struct ks_status *out, struct ks_err *err)
 	return keystore_status(s->inner, out, err);
 }
 
+static int spy_replace(void *self, const char *name, const struct bytes *expected,
+                       const struct bytes *rec, struct ks_err *err)
+{
+	struct spy *s = self;
+	if (atomic_load(&s->down))
+		return KS_UNREACHABLE;
+	return keystore_replace(s->inner, name, expected, rec, err);
+}
+
 static void spy_close(void *self)
 {
 	struct spy *s = self;
@@ -101,6 +112,7 @@ static const struct keystore_ops SPY_OPS = {
     .list = spy_list,
     .status = spy_status,
     .close = spy_close,
+    .replace = spy_replace,
 };
 
 /* ---- configuration and state ---- */
@@ -1131,7 +1143,15 @@ static void test_status_routes(void)
 	    "{\"method\":\"GET\",\"path\":\"/v1/identity/self/"
 	    "describe\",\"max_body\":0,\"timeout\":15},"
 	    "{\"method\":\"GET\",\"path\":\"/v1/log/error\",\"max_body\":0,\"timeout\":0},"
-	    "{\"method\":\"GET\",\"path\":\"/v1/log/audit\",\"max_body\":0,\"timeout\":0}]\n";
+	    "{\"method\":\"GET\",\"path\":\"/v1/log/audit\",\"max_body\":0,\"timeout\":0},"
+	    /* kesc's own, after KES's */
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/rotate/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/rewrap/"
+	    "\",\"max_body\":1000000,\"timeout\":15},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/retire/\",\"max_body\":4096,\"timeout\":15},"
+	    "{\"method\":\"PUT\",\"path\":\"/v1/key/restore/\",\"max_body\":0,\"timeout\":15},"
+	    "{\"method\":\"DELETE\",\"path\":\"/v1/key/purge/\",\"max_body\":0,\"timeout\":15}]"
+	    "\n";
 	CHECK_REPLY(200, api);
 
 	/* what the transport asks before reading a body */
@@ -1251,6 +1271,272 @@ static void test_metrics_counting(void)
 	buf_free(&b);
 }
 
+/* A string member of the last reply's JSON body, copied into out. */
+static void reply_string(const char *key, char *out, size_t n)
+{
+	char err[64];
+	size_t len = 0;
+	struct json_value *v = json_parse(R.body, R.body_len, err, sizeof err);
+	const char *s = json_string(json_get(v, key), &len);
+	snprintf(out, n, "%.*s", s ? (int)len : 0, s ? s : "");
+	json_free(v);
+}
+
+/* The last reply's "ciphertext", as a JSON string for the next request. */
+static void reply_ciphertext(char *out, size_t n)
+{
+	reply_string("ciphertext", out, n);
+}
+
+/*
+ * Key versions through the API (issue 14): a key never rotated answers as KES; rotate, then
+ * generate/encrypt say their version, describe lists the versions, decrypt needs no version,
+ * rewrap moves a ciphertext to the current version, retire refuses old ones (and says so).
+ */
+static void test_key_versions(void)
+{
+	struct config *c = make_config();
+	struct server_state *st = make_state(c);
+	char ct1[256], ct2[256], body[512], v[16];
+	if (!st)
+		return;
+	key_stats_reset();
+	call(st, "PUT", "/v1/key/create/rot", NULL);
+	CHECK_EMPTY_OK();
+	call(st, "PUT", "/v1/key/generate/rot", "{\"context\":\"e30=\"}");
+	CHECK_EQ_INT(R.status, 200);
+	CHECK(strstr(R.body, "\"version\"") == NULL); /* KES's reply */
+	reply_ciphertext(ct1, sizeof ct1);
+	call(st, "GET", "/v1/key/describe/rot", NULL);
+	CHECK(strstr(R.body, "version") == NULL);
+
+	call(st, "PUT", "/v1/key/rotate/rot", NULL);
+	CHECK_REPLY(200, "{\"version\":\"v2\"}\n");
+	call(st, "POST", "/v1/key/rotate/rot", NULL);
+	CHECK_REPLY(200, "{\"version\":\"v3\"}\n");
+	call(st, "PUT", "/v1/key/rotate/nope", NULL);
+	CHECK_ERROR(404, "key does not exist");
+	call(st, "PUT", "/v1/key/rotate/my.key", NULL);
+	CHECK_ERROR(400, "key name 'my.key' is empty, too long or contains invalid characters");
+	call_as(st, MINIO, "PUT", "/v1/key/rotate/rot", NULL);
+	CHECK_ERROR(403, "not authorized: insufficient permissions");
+
+	call(st, "GET", "/v1/key/describe/rot", NULL);
+	CHECK_EQ_INT(R.status, 200);
+	CHECK(strstr(R.body, "\"version\":\"v3\",\"min_decryption_version\":\"v1\",\"versions\":"
+	                     "[{\"version\":\"v1\",\"algorithm\":") != NULL);
+	CHECK(strstr(R.body, "{\"version\":\"v3\",\"algorithm\":") != NULL);
+
+	call(st, "PUT", "/v1/key/generate/rot", "{\"context\":\"e30=\"}");
+	reply_string("version", v, sizeof v);
+	CHECK_EQ_STR(v, "v3");
+	reply_ciphertext(ct2, sizeof ct2);
+	/* MinIO's decrypt: no version, old and new ciphertexts alike */
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"e30=\"}", ct1);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_EQ_INT(R.status, 200);
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"e30=\"}", ct2);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_EQ_INT(R.status, 200);
+	CHECK(strstr(R.body, "version") == NULL); /* decrypt answers as KES */
+	/* with a version: the right one, a wrong one, one that does not exist, a bad one */
+	snprintf(body, sizeof body,
+	         "{\"ciphertext\":\"%s\",\"context\":\"e30=\",\"version\":\"v3\"}", ct2);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_EQ_INT(R.status, 200);
+	snprintf(body, sizeof body,
+	         "{\"ciphertext\":\"%s\",\"context\":\"e30=\",\"version\":\"v1\"}", ct2);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_ERROR(400, "decryption failed: ciphertext is not authentic");
+	snprintf(body, sizeof body,
+	         "{\"ciphertext\":\"%s\",\"context\":\"e30=\",\"version\":\"v9\"}", ct2);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_ERROR(400, "key version 'v9' does not exist");
+	snprintf(body, sizeof body,
+	         "{\"ciphertext\":\"%s\",\"context\":\"e30=\",\"version\":\"2\"}", ct2);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_ERROR(400, "key version '2' does not exist");
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"e30=\",\"version\":2}",
+	         ct2);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_ERROR(400, "invalid request body");
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"e30=\",\"version\":\"\"}",
+	         ct2);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_EQ_INT(R.status, 200);
+	/* encrypt: under the current version, or the one asked for */
+	call(st, "PUT", "/v1/key/encrypt/rot", "{\"plaintext\":\"aGk=\"}");
+	CHECK_EQ_INT(R.status, 200);
+	reply_string("version", v, sizeof v);
+	CHECK_EQ_STR(v, "v3");
+	call(st, "PUT", "/v1/key/encrypt/rot", "{\"plaintext\":\"aGk=\",\"version\":\"v1\"}");
+	reply_string("version", v, sizeof v);
+	CHECK_EQ_STR(v, "v1");
+	call(st, "PUT", "/v1/key/generate/rot", "{\"version\":\"v4\"}");
+	CHECK_ERROR(400, "key version 'v4' does not exist");
+
+	/* rewrap: the old ciphertext under the current version, same context */
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"e30=\"}", ct1);
+	call(st, "PUT", "/v1/key/rewrap/rot", body);
+	CHECK_EQ_INT(R.status, 200);
+	reply_string("version", v, sizeof v);
+	CHECK_EQ_STR(v, "v3");
+	char rewrapped[256];
+	reply_ciphertext(rewrapped, sizeof rewrapped);
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"e30=\"}", rewrapped);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_EQ_INT(R.status, 200);
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"eyJhIjoxfQ==\"}", ct1);
+	call(st, "PUT", "/v1/key/rewrap/rot", body);
+	CHECK_ERROR(400, "decryption failed: ciphertext is not authentic");
+	call(st, "PUT", "/v1/key/rewrap/rot", "{");
+	CHECK_ERROR(400, "invalid request body");
+
+	/* the old version served decrypts (ct1 twice, counting the rewrap) */
+	struct buf m;
+	buf_init(&m, 0);
+	key_stats_render(&m);
+	CHECK(m.data && strstr(m.data, "kesc_key_old_version_decrypts_total{key=\"rot\","
+	                               "version=\"v1\"} 2\n") != NULL);
+	buf_free(&m);
+
+	/* retire: v1 and v2 refused, said so; undone by retiring less */
+	call(st, "PUT", "/v1/key/retire/rot", "{\"min_decryption_version\":\"v3\"}");
+	CHECK_REPLY(200, "{\"min_decryption_version\":\"v3\",\"version\":\"v3\"}\n");
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\",\"context\":\"e30=\"}", ct1);
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_ERROR(400, "key version 'v1' is retired");
+	call(st, "PUT", "/v1/key/rewrap/rot", body);
+	CHECK_ERROR(400, "key version 'v1' is retired");
+	call(st, "PUT", "/v1/key/encrypt/rot", "{\"plaintext\":\"aGk=\",\"version\":\"v1\"}");
+	CHECK_ERROR(400, "key version 'v1' is retired");
+	call(st, "GET", "/v1/key/describe/rot", NULL);
+	CHECK(strstr(R.body, "\"min_decryption_version\":\"v3\"") != NULL);
+	call(st, "PUT", "/v1/key/retire/rot", "{\"min_decryption_version\":\"v4\"}");
+	CHECK_ERROR(400, "key version 'v4' does not exist");
+	call(st, "PUT", "/v1/key/retire/rot", "{\"min_decryption_version\":3}");
+	CHECK_ERROR(400, "invalid request body");
+	call(st, "PUT", "/v1/key/retire/rot", "{}");
+	CHECK_ERROR(400, "invalid request body");
+	call(st, "PUT", "/v1/key/retire/rot", "{\"min_decryption_version\":\"v1\"}");
+	CHECK_REPLY(200, "{\"min_decryption_version\":\"v1\",\"version\":\"v3\"}\n");
+	call(st, "PUT", "/v1/key/decrypt/rot", body);
+	CHECK_EQ_INT(R.status, 200);
+	/* the HMAC key did not change */
+	server_state_release(st);
+}
+
+/* Deletion protection: a delete is scheduled, the key can be restored within the window,
+ * purged by an admin, and purged by the server's pass once the window is over. */
+static void test_deletion_protection(void)
+{
+	struct config *c = make_config();
+	c->lifecycle.delete_window_ms = 3600 * 1000;
+	struct server_state *st = make_state(c);
+	char ct[256], body[512], mac[64], mac2[64];
+	if (!st)
+		return;
+	call(st, "PUT", "/v1/key/create/keep", NULL);
+	CHECK_EMPTY_OK();
+	call(st, "PUT", "/v1/key/generate/keep", NULL);
+	reply_ciphertext(ct, sizeof ct);
+	call(st, "PUT", "/v1/key/hmac/keep", "{\"message\":\"aGk=\"}");
+	reply_string("hmac", mac, sizeof mac);
+	call(st, "PUT", "/v1/key/restore/keep", NULL);
+	CHECK_ERROR(409, "key is not scheduled for deletion");
+	call(st, "DELETE", "/v1/key/purge/keep", NULL);
+	CHECK_ERROR(409, "key is not scheduled for deletion");
+
+	call(st, "DELETE", "/v1/key/delete/keep", NULL);
+	CHECK_EMPTY_OK();
+	call(st, "GET", "/v1/key/describe/keep", NULL);
+	CHECK_ERROR(404, "key does not exist");
+	call(st, "DELETE", "/v1/key/delete/keep", NULL);
+	CHECK_ERROR(404, "key does not exist");
+	call(st, "PUT", "/v1/key/create/keep", NULL);
+	CHECK_ERROR(409, "key was deleted recently: its name cannot be used again yet");
+	call(st, "GET", "/v1/key/list/", NULL);
+	CHECK_REPLY(200, "{\"names\":[]}\n");
+	call(st, "PUT", "/v1/key/rotate/keep", NULL);
+	CHECK_ERROR(404, "key does not exist");
+
+	call(st, "PUT", "/v1/key/restore/keep", NULL);
+	CHECK_EMPTY_OK();
+	snprintf(body, sizeof body, "{\"ciphertext\":\"%s\"}", ct);
+	call(st, "PUT", "/v1/key/decrypt/keep", body);
+	CHECK_EQ_INT(R.status, 200);
+	call(st, "PUT", "/v1/key/hmac/keep", "{\"message\":\"aGk=\"}");
+	reply_string("hmac", mac2, sizeof mac2);
+	CHECK_EQ_STR(mac2, mac);
+
+	call(st, "DELETE", "/v1/key/delete/keep", NULL);
+	CHECK_EMPTY_OK();
+	call(st, "DELETE", "/v1/key/purge/keep", NULL);
+	CHECK_EMPTY_OK();
+	call(st, "PUT", "/v1/key/restore/keep", NULL);
+	CHECK_ERROR(404, "key was deleted and cannot be restored");
+	call(st, "DELETE", "/v1/key/purge/keep", NULL);
+	CHECK_ERROR(404, "key does not exist");
+	call(st, "PUT", "/v1/key/restore/never", NULL);
+	CHECK_ERROR(404, "key does not exist");
+	call(st, "DELETE", "/v1/key/purge/never", NULL);
+	CHECK_ERROR(404, "key does not exist");
+
+	/* the server's pass purges a scheduled deletion whose window is over, and only that */
+	struct ks_err err = {{0}};
+	struct tombstone t = {.deleted_at = keystore_now() - 7200,
+	                      .until = keystore_now() - 3600,
+	                      .restore_until = keystore_now() - 3600};
+	struct bytes key = {(uint8_t *)"a key record", 12}, rec = {0};
+	CHECK_EQ_INT(tombstone_encode_with_key(&t, &key, &rec), 0);
+	CHECK_EQ_INT(keystore_create(spy_of_state->inner, "expired", &rec, &err), KS_OK);
+	bytes_free(&rec);
+	call(st, "PUT", "/v1/key/create/pending", NULL);
+	call(st, "DELETE", "/v1/key/delete/pending", NULL);
+	int rotated = -1, purged = -1;
+	lifecycle_pass(server_state_cache(st), c, &rotated, &purged);
+	CHECK_EQ_INT(rotated, 0);
+	CHECK_EQ_INT(purged, 1);
+	call(st, "PUT", "/v1/key/restore/expired", NULL);
+	CHECK_ERROR(404, "key was deleted and cannot be restored");
+	call(st, "PUT", "/v1/key/restore/pending", NULL);
+	CHECK_EMPTY_OK();
+	server_state_release(st);
+}
+
+/* Automatic rotation: the pass rotates a key whose current version is older than
+ * rotate_after, once, and leaves young keys alone. */
+static void test_rotate_after(void)
+{
+	struct config *c = make_config();
+	c->lifecycle.rotate_after_ms = 3600 * 1000;
+	struct server_state *st = make_state(c);
+	struct ks_err err = {{0}};
+	struct secret_key *k = NULL;
+	struct bytes rec = {0};
+	if (!st)
+		return;
+	CHECK_EQ_INT(key_generate(KEY_ALG_AES256, ADMIN, &k), 0);
+	k->created_at_sec -= 7200;
+	CHECK_EQ_INT(key_record_encode(k, &rec), 0);
+	CHECK_EQ_INT(keystore_create(spy_of_state->inner, "aged", &rec, &err), KS_OK);
+	bytes_free(&rec);
+	key_free(k);
+	call(st, "PUT", "/v1/key/create/young", NULL);
+	int rotated = -1, purged = -1;
+	lifecycle_pass(server_state_cache(st), c, &rotated, &purged);
+	CHECK_EQ_INT(rotated, 1);
+	CHECK_EQ_INT(purged, 0);
+	lifecycle_pass(server_state_cache(st), c, &rotated, &purged);
+	CHECK_EQ_INT(rotated, 0);
+	call(st, "GET", "/v1/key/describe/aged", NULL);
+	CHECK(strstr(R.body, "\"version\":\"v2\"") != NULL);
+	CHECK(strstr(R.body, "\"created_by\":\"" ADMIN "\"") != NULL);
+	call(st, "GET", "/v1/key/describe/young", NULL);
+	CHECK(strstr(R.body, "versions") == NULL);
+	server_state_release(st);
+}
+
 static void test_state_errors(void)
 {
 	char err[256] = "";
@@ -1347,5 +1633,8 @@ int main(void)
 	RUN(test_status_routes);
 	RUN(test_metrics_counting);
 	RUN(test_state_errors);
+	RUN(test_key_versions);
+	RUN(test_deletion_protection);
+	RUN(test_rotate_after);
 	return CHECK_DONE();
 }
