@@ -51,6 +51,7 @@ struct cache_entry {
 	struct key_set *set;
 	const struct secret_key *key; /* the current version, in set */
 	int64_t loaded_us; /* coarse monotonic time the load began: the age bound counts from it */
+	atomic_bool refreshed; /* loaded by ks_cache_get_fresh (which then waits before another) */
 	uint8_t fp[CACHE_FP_SIZE];
 	atomic_uint refs;
 	atomic_bool used; /* set by hits, cleared by the unused sweep */
@@ -218,6 +219,7 @@ static struct cache_entry *entry_new(const struct ks_cache *c, const char *name,
 	cache_fingerprint(c, set->keys[0], e->fp);
 	atomic_init(&e->refs, 1);
 	atomic_init(&e->used, true);
+	atomic_init(&e->refreshed, false);
 	memcpy(e->name, name, len + 1);
 	return e;
 }
@@ -751,7 +753,8 @@ int ks_cache_get_fresh(struct ks_cache *c, const char *name, struct key_ref *ref
 	if (cache_lookup(c, s, name, hash, ref, true)) {
 		struct cache_entry *e = ref->entry;
 
-		if (cache_coarse_us() - e->loaded_us < KS_CACHE_REFRESH_MIN_MS * 1000) {
+		if (atomic_load(&e->refreshed) &&
+		    cache_coarse_us() - e->loaded_us < KS_CACHE_REFRESH_MIN_MS * 1000) {
 			atomic_fetch_add_explicit(&s->hits, 1, memory_order_relaxed);
 			return KS_OK;
 		}
@@ -759,7 +762,10 @@ int ks_cache_get_fresh(struct ks_cache *c, const char *name, struct key_ref *ref
 		cache_unlink_entry(c, s, e);
 	}
 	atomic_fetch_add_explicit(&s->misses, 1, memory_order_relaxed);
-	return cache_miss(c, s, name, hash, ref, err);
+	int rc = cache_miss(c, s, name, hash, ref, err);
+	if (rc == KS_OK)
+		atomic_store(&((struct cache_entry *)ref->entry)->refreshed, true);
+	return rc;
 }
 
 /*

@@ -56,13 +56,14 @@ void key_ref_release(struct key_ref *ref);
  * Results: KS_OK (ref filled), KS_NOT_FOUND, KS_WOULD_BLOCK, KS_UNREACHABLE, KS_FAILED. */
 int ks_cache_get(struct ks_cache *c, const char *name, unsigned flags, struct key_ref *ref,
                  struct ks_err *err);
-/* How old a cached key must be before ks_cache_get_fresh reads it again: a stream of
+/* How old a key read again by ks_cache_get_fresh must be before it is read again: a stream of
  * ciphertexts naming versions that do not exist costs at most one store read per name and
  * second. */
 #define KS_CACHE_REFRESH_MIN_MS 1000
-/* As ks_cache_get (blocking), but a cached key loaded more than KS_CACHE_REFRESH_MIN_MS ago is
- * read from the store again first: for a ciphertext that names a version newer than the cached
- * key has, made by a server that rotated the key since. */
+/* As ks_cache_get (blocking), but the key is read from the store again first: for a ciphertext
+ * that names a version newer than the cached key has, made by a server that rotated the key
+ * since. Unless the cached key was itself read again this way less than
+ * KS_CACHE_REFRESH_MIN_MS ago: then it is what the store had just now. */
 int ks_cache_get_fresh(struct ks_cache *c, const char *name, struct key_ref *ref,
                        struct ks_err *err);
 /* Encodes and stores a new key; never overwrites (KS_EXISTS). On KS_OK the key is cached,

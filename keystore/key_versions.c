@@ -258,7 +258,8 @@ int64_t key_versions_created_at(const struct key_versions *v, uint32_t n)
 	if (n < 1 || n > v->count ||
 	    key_record_decode(v->records[n - 1].data, v->records[n - 1].len, &k) != 0)
 		return 0;
-	at = k->created_at_sec;
+	/* rounded up: "at least this long ago" must not be a second short */
+	at = k->created_at_sec + (k->created_at_nsec > 0);
 	key_free(k);
 	return at;
 }

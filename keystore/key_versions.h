@@ -129,7 +129,7 @@ int key_versions_write(const struct key_versions *v, struct bytes *out);
 int key_versions_rotate(struct key_versions *v, const char *created_by);
 /* Sets min_decryption_version; KEY_ERR_NO_VERSION unless 1 <= min <= count. */
 int key_versions_retire(struct key_versions *v, uint32_t min);
-/* Creation time (Unix seconds) of version n (1..count): 0 if it cannot be read. */
+/* Creation time of version n (1..count) in Unix seconds, rounded up: 0 if it cannot be read. */
 int64_t key_versions_created_at(const struct key_versions *v, uint32_t n);
 
 #endif
