@@ -3,6 +3,10 @@
  * a kesc or KES server, with KES's argument order, output and error lines (cmd/kes/key.go).
  * The crypto verbs print a single JSON object without a trailing newline when standard output
  * is not a terminal (or with --json, a kesc extension), "label: value" lines on a terminal.
+ *
+ * kesc's own verbs for key versions and deletion protection (issue 14): rotate, rewrap, retire,
+ * restore, purge. `info` of a key that was rotated adds its versions; of a key never rotated it
+ * prints exactly what kes prints.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +30,11 @@ static const char KEY_USAGE[] =
     "    encrypt                  Encrypt a message.\n"
     "    decrypt                  Decrypt an encrypted message.\n"
     "    dek                      Generate a new data encryption key.\n\n"
+    "    rotate                   Add a new version to a key (kesc).\n"
+    "    rewrap                   Re-encrypt a ciphertext under the current version (kesc).\n"
+    "    retire                   Refuse decryption under versions older than one (kesc).\n"
+    "    restore                  Undo a scheduled deletion (kesc).\n"
+    "    purge                    Destroy a key scheduled for deletion now (kesc).\n\n"
     "Options:\n"
     "    -h, --help               Print command line options.\n";
 
@@ -66,6 +75,35 @@ static const char DECRYPT_USAGE[] =
     "\n    -h, --help               Print command line options.\n\n"
     "Examples:\n    $ CIPHERTEXT=$(kesc key dek my-key | jq -r .ciphertext)\n"
     "    $ kesc key decrypt my-key \"$CIPHERTEXT\"\n";
+static const char ROTATE_USAGE[] =
+    "Usage:\n    kesc key rotate [options] <name>...\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
+    "        --json               Print the new versions in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "New data keys and ciphertexts use the new version; those made before keep decrypting.\n\n"
+    "Examples:\n    $ kesc key rotate my-key\n";
+static const char REWRAP_USAGE[] =
+    "Usage:\n    kesc key rewrap [options] <name> <ciphertext> "
+    "[<context>]\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
+    "        --json               Print the result in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "The ciphertext is decrypted and encrypted again under the key's current version, with the\n"
+    "same context, on the server: the plaintext is never sent.\n\n"
+    "Examples:\n    $ kesc key rewrap my-key \"$CIPHERTEXT\"\n";
+static const char RETIRE_USAGE[] =
+    "Usage:\n    kesc key retire [options] <name> <version>\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
+    "        --json               Print the result in JSON format.\n"
+    "\n    -h, --help               Print command line options.\n\n"
+    "Ciphertexts of versions older than <version> are refused from now on (v1 undoes it).\n\n"
+    "Examples:\n    $ kesc key retire my-key v3\n";
+static const char RESTORE_USAGE[] =
+    "Usage:\n    kesc key restore [options] <name>...\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
+    "\n    -h, --help               Print command line options.\n\n"
+    "Examples:\n    $ kesc key restore my-key\n";
+static const char PURGE_USAGE[] =
+    "Usage:\n    kesc key purge [options] <name>...\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
+    "\n    -h, --help               Print command line options.\n\n"
+    "The key, deleted and scheduled for deletion, is destroyed now: it cannot be restored.\n\n"
+    "Examples:\n    $ kesc key purge my-key\n";
 static const char DEK_USAGE[] =
     "Usage:\n    kesc key dek [options] <name> [<context>]\n\nOptions:\n" CLI_CLIENT_OPTIONS_USAGE
     "        --json               Print the result in JSON format.\n"
@@ -200,6 +238,85 @@ static int key_algorithm(const char *s)
 	return -1;
 }
 
+/* A rotated key's describe members (api_key.c): version, min_decryption_version and versions,
+ * each version with its version, algorithm and created_at (created_by optional). */
+static bool key_versions_valid(const struct json_value *v)
+{
+	const struct json_value *list = json_get(v, "versions");
+	struct go_time t;
+
+	if (!cli_reply_string(v, "version") || !cli_reply_string(v, "min_decryption_version") ||
+	    json_type(list) != JSON_ARRAY)
+		return false;
+	for (size_t i = 0; i < json_count(list); i++) {
+		const struct json_value *x = json_at(list, i);
+		if (!cli_reply_string(x, "version") || !cli_reply_string(x, "algorithm") ||
+		    cli_reply_time(x, "created_at", &t) < 0)
+			return false;
+	}
+	return true;
+}
+
+static void key_versions_json(struct json_writer *w, const struct json_value *v)
+{
+	const struct json_value *list = json_get(v, "versions");
+
+	json_key(w, "version");
+	json_write_string(w, cli_reply_string(v, "version"));
+	json_key(w, "min_decryption_version");
+	json_write_string(w, cli_reply_string(v, "min_decryption_version"));
+	json_key(w, "versions");
+	json_array_begin(w);
+	for (size_t i = 0; i < json_count(list); i++) {
+		const struct json_value *x = json_at(list, i);
+		const char *by = cli_reply_string(x, "created_by");
+		struct go_time t;
+		struct buf when;
+
+		cli_reply_time(x, "created_at", &t);
+		buf_init(&when, 64);
+		goformat_time_json(&when, &t);
+		json_object_begin(w);
+		json_key(w, "version");
+		json_write_string(w, cli_reply_string(x, "version"));
+		json_key(w, "algorithm");
+		json_write_string(w, cli_reply_string(x, "algorithm"));
+		json_key(w, "created_at");
+		json_write_string(w, when.data ? when.data : "");
+		if (by && *by) {
+			json_key(w, "created_by");
+			json_write_string(w, by);
+		}
+		json_object_end(w);
+		buf_free(&when);
+	}
+	json_array_end(w);
+}
+
+/* After kes's four lines: "Version", the retired range if any, one line per version. */
+static void key_versions_text(struct buf *out, const struct json_value *v)
+{
+	const struct json_value *list = json_get(v, "versions");
+	const char *cur = cli_reply_string(v, "version"),
+	           *min = cli_reply_string(v, "min_decryption_version");
+
+	buf_printf(out, "\n%-11s %s", "Version", cur);
+	if (strcmp(min, "v1") != 0)
+		buf_printf(out, " (older than %s retired)", min);
+	for (size_t i = 0; i < json_count(list); i++) {
+		const struct json_value *x = json_at(list, i);
+		const char *by = cli_reply_string(x, "created_by");
+		struct go_time t;
+
+		cli_reply_time(x, "created_at", &t);
+		buf_printf(out, "\n%-11s %-4s %-8s ", i ? "" : "Versions",
+		           cli_reply_string(x, "version"), cli_reply_string(x, "algorithm"));
+		goformat_time_clock(out, &t, false);
+		if (by && *by)
+			buf_printf(out, "  %s", by);
+	}
+}
+
 /* The reply as kes's describeKeyCmd prints it: kms-go's KeyInfo as JSON (name, algorithm
  * unless AES256, created_at, created_by unless empty) or four lines, the last without a
  * newline. */
@@ -216,6 +333,11 @@ static int key_info_print(const struct client_reply *reply, bool json)
 		goto out;
 	int algorithm = key_algorithm(alg);
 	if (algorithm < 0) {
+		rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+		goto out;
+	}
+	const struct json_value *versions = json_get(v, "versions");
+	if (versions && !key_versions_valid(v)) {
 		rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
 		goto out;
 	}
@@ -241,6 +363,8 @@ static int key_info_print(const struct client_reply *reply, bool json)
 			json_key(&w, "created_by");
 			json_write_string(&w, created_by);
 		}
+		if (versions)
+			key_versions_json(&w, v);
 		json_object_end(&w);
 		buf_append_char(&out, '\n');
 	} else {
@@ -248,6 +372,8 @@ static int key_info_print(const struct client_reply *reply, bool json)
 		           algorithm ? "ChaCha20" : "AES256", "Date");
 		goformat_time_clock(&out, &t, false);
 		buf_printf(&out, "\n%-11s %s", "Owner", created_by);
+		if (versions)
+			key_versions_text(&out, v);
 	}
 	fwrite(out.data ? out.data : "", 1, out.len, stdout);
 	buf_free(&out);
@@ -337,6 +463,8 @@ static int print_crypto(const struct client_reply *reply, const char *const *fie
 			size_t len = 0;
 			const char *s = json_string(json_get(v, fields[i]), &len);
 			int pad = n > 1 ? (int)(11 - strlen(fields[i])) : 1;
+			if (pad < 1)
+				pad = 1; /* a label longer than kes's own (retire's) */
 			printf("%s:%*s%.*s\n", fields[i], pad, "", (int)len, s);
 		}
 	}
@@ -477,12 +605,141 @@ out:
 	return rc;
 }
 
+/* rotate: one call per name; prints each new version ("<name>: v<n>", or JSON lines). */
+static int key_rotate(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	static const struct key_failure failure = {"failed to rotate key", true};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key rotate", ROTATE_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count == 0) {
+		rc = cli_usage_error("key rotate", "no key name specified");
+		goto out;
+	}
+	struct client *c = client_open_or_report(&a.client);
+	if (!c) {
+		rc = 1;
+		goto out;
+	}
+	json = json || !cli_stdout_is_terminal();
+	for (size_t i = 0; i < a.count && rc == 0; i++) {
+		struct client_reply reply;
+		rc = key_call(c, "POST", "/v1/key/rotate/", a.args[i], NULL, &reply, &failure);
+		struct json_value *v =
+		    rc ? NULL : cli_parse_reply(reply.body.data, reply.body.len, JSON_OBJECT);
+		const char *version = cli_reply_string(v, "version");
+		if (rc == 0 && !version) {
+			rc = cli_fail("%s", cli_message(CLI_MSG_BAD_RESPONSE));
+		} else if (rc == 0 && json) {
+			struct buf out;
+			struct json_writer w;
+			buf_init(&out, 4096);
+			json_writer_init(&w, &out);
+			json_object_begin(&w);
+			json_key(&w, "name");
+			json_write_string(&w, a.args[i]);
+			json_key(&w, "version");
+			json_write_string(&w, version);
+			json_object_end(&w);
+			printf("%s\n", out.data ? out.data : "");
+			buf_free(&out);
+		} else if (rc == 0) {
+			printf("%s: %s\n", a.args[i], version);
+		}
+		json_free(v);
+		client_reply_free(&reply);
+	}
+	fflush(stdout);
+	client_close(c);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_rewrap(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	static const char *const fields[] = {"ciphertext", "version"};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key rewrap", REWRAP_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count == 0)
+		rc = cli_usage_error("key rewrap", "no key name specified");
+	else if (a.count == 1)
+		rc = cli_usage_error("key rewrap", "no ciphertext specified");
+	else if (a.count > 3)
+		rc = cli_usage_error("key rewrap", "too many arguments");
+	else if (!valid_base64(a.args[1]))
+		rc = cli_usage_error("key rewrap", "invalid ciphertext: not base64");
+	else if (a.count == 3 && !valid_base64(a.args[2]))
+		rc = cli_usage_error("key rewrap", "invalid context: not base64");
+	if (rc != 0)
+		goto out;
+	struct buf body;
+	buf_init(&body, BUF_DEFAULT_MAX);
+	crypto_body(&body, "ciphertext", a.args[1], "context", a.count == 3 ? a.args[2] : NULL);
+	static const struct key_failure failure = {"failed to rewrap ciphertext", false};
+	rc = crypto_call(&a, "/v1/key/rewrap/", &body, fields, 2, json, &failure);
+	buf_free(&body);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_retire(int argc, char **argv)
+{
+	bool json = false;
+	const struct cli_flag flags[] = {{"json", 0, CLI_BOOL, &json}};
+	static const char *const fields[] = {"min_decryption_version", "version"};
+	struct cli_args a;
+	int rc = cli_parse(argc, argv, flags, 1, true, "key retire", RETIRE_USAGE, &a);
+	if (rc != CLI_OK)
+		return cli_exit_for(rc);
+	if (a.count == 0)
+		rc = cli_usage_error("key retire", "no key name specified");
+	else if (a.count == 1)
+		rc = cli_usage_error("key retire", "no version specified");
+	else if (a.count > 2)
+		rc = cli_usage_error("key retire", "too many arguments");
+	if (rc != 0)
+		goto out;
+	struct buf body;
+	buf_init(&body, 4096);
+	crypto_body(&body, "min_decryption_version", a.args[1], NULL, NULL);
+	static const struct key_failure failure = {"failed to retire key versions", false};
+	rc = crypto_call(&a, "/v1/key/retire/", &body, fields, 2, json, &failure);
+	buf_free(&body);
+out:
+	cli_args_free(&a);
+	return rc;
+}
+
+static int key_restore(int argc, char **argv)
+{
+	static const struct key_failure failure = {"failed to restore key", true};
+	return key_each(argc, argv, "key restore", RESTORE_USAGE, "POST", "/v1/key/restore/",
+	                &failure);
+}
+
+static int key_purge(int argc, char **argv)
+{
+	static const struct key_failure failure = {"failed to purge key", true};
+	return key_each(argc, argv, "key purge", PURGE_USAGE, "DELETE", "/v1/key/purge/", &failure);
+}
+
 int cmd_key(int argc, char **argv)
 {
 	static const struct cli_subcommand subs[] = {
 	    {"create", key_create},   {"import", key_import}, {"info", key_info},
 	    {"ls", key_ls},           {"rm", key_rm},         {"encrypt", key_encrypt},
-	    {"decrypt", key_decrypt}, {"dek", key_dek},       {NULL, NULL},
+	    {"decrypt", key_decrypt}, {"dek", key_dek},       {"rotate", key_rotate},
+	    {"rewrap", key_rewrap},   {"retire", key_retire}, {"restore", key_restore},
+	    {"purge", key_purge},     {NULL, NULL},
 	};
 	return cli_dispatch(argc, argv, subs, "key", KEY_USAGE);
 }
