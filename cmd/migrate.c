@@ -12,6 +12,11 @@
  * the migration is the switch to another keystore, after which no server of the old one
  * serves keys from its cache, so its name need not stay reserved. A name the target still
  * reserves for a key deleted there fails, saying until when.
+ *
+ * Except a scheduled deletion that can still be restored (deletion protection, issue 14): it
+ * is copied as it is, key and window included, so that it stays restorable at the target and
+ * is purged there when its window ends. Not copying it would purge the key early, behind the
+ * operator's back. Rotated keys are copied as they are too (every version).
  */
 #include <fnmatch.h>
 #include <stdio.h>
@@ -21,6 +26,7 @@
 #include "cmd/cli.h"
 #include "cmd/cmd.h"
 #include "keystore/keystore.h"
+#include "keystore/tombstone.h"
 #include "keystore/vault.h"
 #include "server/config.h"
 
@@ -34,8 +40,9 @@ static const char MIGRATE_USAGE[] =
     "    -q, --quiet              Do not print progress.\n\n"
     "    -h, --help               Print command line options.\n\n"
     "The pattern is a glob (default '*'). Keys are copied as stored, without being\n"
-    "decrypted; an existing key at the target is never replaced. Deleted keys are\n"
-    "not copied (they count as skipped).\n\n"
+    "decrypted, every version of a rotated key included; an existing key at the target\n"
+    "is never replaced. Deleted keys are not copied (they count as skipped), except\n"
+    "those scheduled for deletion that can still be restored: they are copied as such.\n\n"
     "Examples:\n"
     "    $ kesc migrate --from fs.yml --to vault.yml\n"
     "    $ kesc migrate --from fs.yml --to vault.yml --merge 'minio-*'\n";
@@ -95,12 +102,38 @@ static void progress(bool show, size_t done, size_t total)
 	}
 }
 
+/* Whether name holds a scheduled deletion that can still be restored; if so, *record is it. */
+static bool restorable(struct keystore *from, const char *name, struct bytes *record)
+{
+	struct ks_err ignored;
+	struct tombstone t;
+
+	bytes_free(record);
+	if (keystore_get_raw(from, name, record, &ignored) == KS_OK &&
+	    tombstone_parse(record->data, record->len, &t) &&
+	    tombstone_restorable(&t, keystore_now()))
+		return true;
+	bytes_free(record);
+	return false;
+}
+
 static void migrate_one(struct keystore *from, struct keystore *to, const char *name, bool merge,
                         struct migrate_counts *n, bool show, bool quiet)
 {
 	struct bytes record = {0};
 	struct ks_err err = {{0}};
 	int rc = keystore_get(from, name, &record, &err);
+	if (rc == KS_NOT_FOUND && restorable(from, name, &record)) {
+		char what[256];
+		struct tombstone t;
+
+		tombstone_parse(record.data, record.len, &t);
+		tombstone_describe(&t, what, sizeof what);
+		if (!quiet)
+			fprintf(stderr, "%skesc: key '%s' is copied as it is: it was %s\n",
+			        show ? "\n" : "", name, what);
+		rc = KS_OK;
+	}
 	if (rc == KS_NOT_FOUND) { /* deleted (a tombstone), or since the listing */
 		n->skipped++;
 		if (!quiet && err.msg[0])
