@@ -18,6 +18,10 @@ What is checked, on the fs keystore and on the Vault test server (K/V v2 + trans
   6. Deletion protection: a delete is scheduled, restorable, purged by an admin or by the
      server once the window is over; each step is in the audit log.
   7. Automatic rotation by age on two replicas: never two rotations of one period.
+  8. `kesc migrate` fs -> Vault copies every version of a rotated key and a scheduled deletion
+     as it is (still restorable at the target).
+  9. The kesc CLI verbs (rotate, rewrap, retire, restore, purge) and `key info` of a rotated
+     key; `key info` of a key never rotated prints what kes prints.
 
 No assertion depends on tight timing: waits poll with generous bounds.
 """
@@ -404,6 +408,124 @@ class AutomaticRotation(unittest.TestCase):
             self.assertEqual(len(audited), len(gaps))
             self.assertTrue(all(x["request"]["identity"] == "kesc:key_lifecycle"
                                 for x in audited))
+
+
+class Migrate(unittest.TestCase):
+    """8: migrate keeps versions and restorable deletions."""
+
+    def test_fs_to_vault(self):
+        life = {"key_lifecycle": {"delete_window": "1h"}}
+        with kesctest.Server(config=life) as src, \
+                kesctest.Server(keystore=vault_keystore("migrated"), config=life,
+                                start=False) as dst:
+            ok(src.request("POST", "/v1/key/create/rotated"))
+            made = [dek(src, "rotated")]
+            for _ in range(2):
+                ok(src.request("POST", "/v1/key/rotate/rotated"))
+                made.append(dek(src, "rotated"))
+            ok(src.request("POST", "/v1/key/create/doomed"))
+            doomed = dek(src, "doomed")
+            ok(src.request("DELETE", "/v1/key/delete/doomed"))
+            ok(src.request("POST", "/v1/key/create/gone"))
+            ok(src.request("DELETE", "/v1/key/delete/gone"))
+            ok(src.request("DELETE", "/v1/key/purge/gone"))
+            src.stop()
+            r = kesctest.run_kesc("migrate", "--from", src.config_path, "--to",
+                                  dst.config_path, "--quiet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.decode().strip(), "copied 2, skipped 1, failed 0")
+            dst.start()
+            self.assertEqual(current_version(dst, "rotated"), 3)
+            for pt, ct, _ in made:
+                self.assertTrue(decrypts(dst, "rotated", pt, ct))
+            self.assertEqual(dst.request("GET", "/v1/key/describe/doomed").status, 404)
+            ok(dst.request("POST", "/v1/key/restore/doomed"))
+            self.assertTrue(decrypts(dst, "doomed", doomed[0], doomed[1]))
+            self.assertEqual(dst.request("GET", "/v1/key/describe/gone").status, 404)
+
+
+def on_terminal(srv, *args):
+    """Runs the kesc CLI with standard output on a pseudo-terminal (it prints for people)."""
+    import pty
+    import select
+    import subprocess
+    master, slave = pty.openpty()
+    env = dict(os.environ)
+    env.update(srv.cli_env("admin"))
+    proc = subprocess.Popen([kesctest.KESC_BIN] + list(args), env=env, stdout=slave,
+                            stderr=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        proc.wait(timeout=30)
+        os.close(master)
+    return out.replace(b"\r\n", b"\n").decode()
+
+
+class Cli(unittest.TestCase):
+    """9: kesc key rotate|rewrap|retire|restore|purge, and info with versions."""
+
+    def run_ok(self, srv, *args):
+        r = srv.cli(*args)
+        self.assertEqual(r.returncode, 0, (args, r.stdout, r.stderr))
+        return r.stdout.decode()
+
+    def test_verbs(self):
+        life = {"key_lifecycle": {"delete_window": "1h"}}
+        with kesctest.Server(config=life) as srv:
+            self.run_ok(srv, "key", "create", "cli-key")
+            plain = self.run_ok(srv, "key", "info", "cli-key")
+            self.assertRegex(plain, r"^Name +cli-key\nAlgorithm +\S+\nDate +.*\nOwner +\S+$")
+            info = json.loads(self.run_ok(srv, "key", "info", "--json", "cli-key"))
+            self.assertNotIn("versions", info)
+            old = json.loads(self.run_ok(srv, "key", "dek", "cli-key"))
+            self.assertEqual(json.loads(self.run_ok(srv, "key", "rotate", "cli-key")),
+                             {"name": "cli-key", "version": "v2"})
+            rewrapped = json.loads(self.run_ok(srv, "key", "rewrap", "cli-key",
+                                               old["ciphertext"]))
+            self.assertEqual(rewrapped["version"], "v2")
+            out = json.loads(self.run_ok(srv, "key", "decrypt", "cli-key",
+                                         rewrapped["ciphertext"]))
+            self.assertEqual(out["plaintext"], old["plaintext"])
+            self.assertEqual(json.loads(self.run_ok(srv, "key", "retire", "cli-key", "v2")),
+                             {"min_decryption_version": "v2", "version": "v2"})
+            r = srv.cli("key", "decrypt", "cli-key", old["ciphertext"])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("key version 'v1' is retired", r.stderr.decode())
+            info = json.loads(self.run_ok(srv, "key", "info", "--json", "cli-key"))
+            self.assertEqual((info["version"], info["min_decryption_version"]), ("v2", "v2"))
+            self.assertEqual([v["version"] for v in info["versions"]], ["v1", "v2"])
+            text = on_terminal(srv, "key", "info", "cli-key")
+            self.assertRegex(text, r"\nVersion +v2 \(older than v2 retired\)\n"
+                                   r"Versions +v1 +\S+ +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \S+\n"
+                                   r" +v2 +\S+ +\d{4}-")
+            self.assertEqual(on_terminal(srv, "key", "rotate", "cli-key"), "cli-key: v3\n")
+            r = srv.cli("key", "retire", "cli-key", "v7")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("key version 'v7' does not exist", r.stderr.decode())
+            self.run_ok(srv, "key", "rm", "cli-key")
+            self.run_ok(srv, "key", "restore", "cli-key")
+            self.run_ok(srv, "key", "info", "cli-key")
+            self.run_ok(srv, "key", "rm", "cli-key")
+            self.run_ok(srv, "key", "purge", "cli-key")
+            r = srv.cli("key", "restore", "cli-key")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn('failed to restore key "cli-key": key was deleted and cannot be '
+                          'restored', r.stderr.decode())
 
 
 if __name__ == "__main__":
