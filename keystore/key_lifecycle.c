@@ -163,14 +163,18 @@ static int schedule_fn(void *arg, const struct bytes *cur, struct bytes *next, s
 	if (t.until != TOMBSTONE_FOREVER && t.until < t.restore_until)
 		t.until = t.restore_until;
 	snprintf(t.deleted_by, sizeof(t.deleted_by), "%s", a->by);
-	if (tombstone_encode_with_key(&t, cur, next) != 0) {
-		t.deleted_by[0] = '\0'; /* a name the record cannot carry: leave it out */
-		if (tombstone_encode_with_key(&t, cur, next) != 0) {
-			ks_err_set(err, "out of memory");
-			return KS_FAILED;
-		}
-	}
-	return KS_OK;
+	if (tombstone_encode_with_key(&t, cur, next) == 0)
+		return KS_OK;
+	t.deleted_by[0] = '\0'; /* a name the record cannot carry: leave it out */
+	if (tombstone_encode_with_key(&t, cur, next) == 0)
+		return KS_OK;
+	/* Not text: no key record kesc or KES writes. Keeping it in a tombstone would change
+	 * it, and a delete must not lose what it promises to keep. */
+	ks_err_set(err,
+	           "the stored record (%zu bytes) is not text and cannot be kept for a restore; "
+	           "it is left in place",
+	           cur->len);
+	return KS_FAILED;
 }
 
 int key_lifecycle_schedule_delete(struct ks_cache *c, const char *name, const char *by,

@@ -99,9 +99,51 @@ int tombstone_encode(const struct tombstone *t, struct bytes *out)
 	return encode(t, NULL, out);
 }
 
+/* Whether s is UTF-8 that a JSON string carries unchanged (the writer replaces invalid
+ * sequences, which would change a kept key). */
+static bool utf8_exact(const uint8_t *s, size_t n)
+{
+	static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = s[i];
+		size_t extra;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			extra = 1;
+			cp = c & 0x1fu;
+		} else if ((c & 0xf0) == 0xe0) {
+			extra = 2;
+			cp = c & 0x0fu;
+		} else if ((c & 0xf8) == 0xf0) {
+			extra = 3;
+			cp = c & 0x07u;
+		} else {
+			return false;
+		}
+		if (n - i - 1 < extra)
+			return false;
+		for (size_t j = 1; j <= extra; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + j] & 0x3fu);
+		}
+		if (cp < min[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += extra + 1;
+	}
+	return true;
+}
+
 int tombstone_encode_with_key(const struct tombstone *t, const struct bytes *key, struct bytes *out)
 {
-	if (!key || !key->data || key->len == 0 || t->restore_until <= 0) {
+	if (!key || !key->data || key->len == 0 || t->restore_until <= 0 ||
+	    !utf8_exact(key->data, key->len)) {
 		out->data = NULL;
 		out->len = 0;
 		return KEY_ERR_INVALID;

@@ -58,7 +58,9 @@ struct tombstone {
  * deletion time before 1970) is written as null, an until before 1970 as 1970. 0, KEY_ERR_INVALID
  * (deleted_by too long or not printable) or KEY_ERR_NOMEM. */
 int tombstone_encode(const struct tombstone *t, struct bytes *out);
-/* A scheduled deletion: t (with restore_until > 0) and the key record it keeps. */
+/* A scheduled deletion: t (with restore_until > 0) and the key record it keeps, which must be
+ * UTF-8 text (every key record is: base64 or JSON) so that it comes back byte for byte;
+ * KEY_ERR_INVALID otherwise. */
 int tombstone_encode_with_key(const struct tombstone *t, const struct bytes *key,
                               struct bytes *out);
 /* Whether record is a tombstone; if so t is filled (restore_until 0 unless it carries a key

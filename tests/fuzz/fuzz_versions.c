@@ -3,7 +3,8 @@
  *     records, KES records) and, as a scheduled deletion, by tombstone_parse/tombstone_key.
  *     Both readers must agree; what reads must write back to a record that reads the same
  *     (versions, minimum) and writes back byte for byte; a record is never both a key and a
- *     tombstone; a tombstone that carries a key re-encodes to one that carries the same key.
+ *     tombstone; a tombstone that carries a key re-encodes (when it encodes) to one that
+ *     carries exactly the same key.
  *   first byte 1: a ciphertext, given to key_set_decrypt under a fixed three-version key whose
  *     v1 is retired (and to key_version_mark_parse): it must never read out of bounds and never
  *     open (nothing here can forge the AEAD under v2 or v3; v1's authentic ciphertexts, KES's
@@ -23,9 +24,8 @@ static void check_tombstone_key(const uint8_t *data, size_t size)
 
 	if (!tombstone_parse(data, size, &t) || tombstone_key(data, size, &key) != 0)
 		return;
-	if (t.restore_until > 0) {
-		if (tombstone_encode_with_key(&t, &key, &enc) != 0)
-			abort();
+	/* A key that is not UTF-8 text is refused (it would not come back the same). */
+	if (t.restore_until > 0 && tombstone_encode_with_key(&t, &key, &enc) == 0) {
 		if (!tombstone_parse(enc.data, enc.len, &back) ||
 		    tombstone_key(enc.data, enc.len, &again) != 0)
 			abort();

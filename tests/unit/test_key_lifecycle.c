@@ -361,6 +361,15 @@ static void test_scheduled_deletion(void)
 	CHECK(purged);
 	CHECK_EQ_INT(key_lifecycle_purge(c, "versioned", true, now + 60, &purged, &err), KS_OK);
 	CHECK(!purged);
+	/* a stored record that is not text cannot be kept for a restore: the delete is refused
+	 * and the record stays as it was */
+	struct bytes odd = {(uint8_t *)"\xc1\xbe not a key", 11}, back2 = {0};
+	CHECK_EQ_INT(keystore_create(store, "binary", &odd, &err), KS_OK);
+	CHECK_EQ_INT(key_lifecycle_schedule_delete(c, "binary", "a", 60, now, &err), KS_FAILED);
+	CHECK(strstr(err.msg, "not text") != NULL);
+	CHECK_EQ_INT(keystore_get_raw(store, "binary", &back2, &err), KS_OK);
+	CHECK(back2.len == odd.len && memcmp(back2.data, odd.data, odd.len) == 0);
+	bytes_free(&back2);
 	key_free(k);
 	bytes_free(&ct);
 	bytes_free(&ct2);

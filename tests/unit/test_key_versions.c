@@ -463,6 +463,9 @@ static void test_tombstone_with_key(void)
 	CHECK_EQ_INT(back.restore_until, 0);
 	CHECK_EQ_INT(tombstone_key(rec.data, rec.len, &got), -1);
 	bytes_free(&rec);
+	/* a key that is not UTF-8 text would not come back the same: refused */
+	struct bytes binary = {(uint8_t *)"AA\xc1\xbe\xff", 5};
+	CHECK_EQ_INT(tombstone_encode_with_key(&t, &binary, &rec), KEY_ERR_INVALID);
 	/* without a window or a key nothing is written */
 	t.restore_until = 0;
 	CHECK_EQ_INT(tombstone_encode_with_key(&t, &key, &rec), KEY_ERR_INVALID);
