@@ -8,8 +8,9 @@ What is checked, on the fs keystore and on the Vault test server (K/V v2 + trans
      its ciphertexts KES's raw format, its replies KES's members; after a rotation the stored
      record keeps the old record byte for byte as version 1.
   3. kill -9 in the middle of rotations, on fs and on Vault (with writes slowed so that one is
-     in flight): after a restart the key reads, its versions only grew, and every data key
-     confirmed before the kill decrypts.
+     in flight): after a restart the key reads, its versions only grew, no rotation answered
+     before the kill is lost, and every data key confirmed before the kill decrypts (those
+     made under the versions the rotations just added included).
   4. Two servers rotating one key at once (two processes on one fs directory; two replicas on
      Vault): every rotation is kept (version = 1 + all rotations) and every data key either
      made decrypts on both.
@@ -196,7 +197,7 @@ class KillDuringRotate(unittest.TestCase):
 
     ROUNDS = 12
 
-    def run_kills(self, srv, name, slow=None):
+    def run_kills(self, srv, name, slow=None, window=0.3):
         ok(srv.request("POST", "/v1/key/create/" + name))
         confirmed = []  # (plaintext, ciphertext) answered 200 before a kill
         last = 1
@@ -204,17 +205,26 @@ class KillDuringRotate(unittest.TestCase):
         for _ in range(self.ROUNDS):
             confirmed.append(dek(srv, name)[:2])
             stop = threading.Event()
+            answered = []  # versions whose rotation was answered 200 before the kill
 
             def hammer():
+                # rotations, each followed by a data key under the new version: whatever was
+                # answered 200 is confirmed and must survive the kill
                 while not stop.is_set():
                     try:
-                        srv.request("POST", "/v1/key/rotate/" + name)
+                        r = srv.request("POST", "/v1/key/rotate/" + name)
+                        if r.status != 200:
+                            continue
+                        answered.append(int(r.json()["version"][1:]))
+                        r = srv.request("POST", "/v1/key/generate/" + name, {"context": CTX})
+                        if r.status == 200:
+                            confirmed.append((r.json()["plaintext"], r.json()["ciphertext"]))
                     except Exception:
                         return  # the server is gone
 
             t = threading.Thread(target=hammer)
             t.start()
-            time.sleep(rng.uniform(0.0, 0.3))
+            time.sleep(rng.uniform(0.0, window))
             srv.proc.send_signal(signal.SIGKILL)
             stop.set()
             t.join()
@@ -225,11 +235,14 @@ class KillDuringRotate(unittest.TestCase):
                 slow(300)
             now = current_version(srv, name)
             self.assertGreaterEqual(now, last)
+            # no confirmed rotation is lost
+            self.assertGreaterEqual(now, max(answered, default=1))
             last = now
             for pt, ct in confirmed:
                 self.assertTrue(decrypts(srv, name, pt, ct))
         self.assertGreater(last, 1)
-        print("kill -9 during rotations: %d kills, key at v%d" % (self.ROUNDS, last))
+        print("kill -9 during rotations: %d kills, key at v%d, %d data keys checked" %
+              (self.ROUNDS, last, len(confirmed)))
 
     def test_fs(self):
         with kesctest.Server() as srv:
@@ -245,7 +258,8 @@ class KillDuringRotate(unittest.TestCase):
         try:
             with kesctest.Server(keystore=vault_keystore("killed")) as srv:
                 slow(300)
-                self.run_kills(srv, "killed", slow)
+                # writes take 300 ms: kills land in a write, and some rotations are answered
+                self.run_kills(srv, "killed", slow, window=1.2)
         finally:
             VAULT.ok("POST", "/_test/reset-faults")
 
