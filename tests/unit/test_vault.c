@@ -1376,8 +1376,56 @@ static void test_replace_v2(void)
 	bytes_free(&pending);
 	keystore_close(ks);
 
-	/* KES's policy (no update): a replace is refused and changes nothing */
+	/* No destroy grant: a scheduled deletion and a purge are written, but the older versions
+	 * (the key, which KES reads as version 1) stay in Vault: that is a failure, said so, not
+	 * a success, as for a delete (test_tombstones_v2). */
 	sc.transit = false;
+	ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		CHECK_EQ_INT(put_str(ks, "nd", "record-1"), KS_OK);
+		keystore_close(ks);
+	}
+	sc.role = &role_v2_no_destroy;
+	ks = open_with(&sc, NULL);
+	CHECK(ks != NULL);
+	if (ks) {
+		struct bytes purged = {0};
+		struct tombstone p = t;
+		p.restore_until = 0;
+		CHECK_EQ_INT(tombstone_encode_with_key(&t, &r1, &pending), 0);
+		CHECK_EQ_INT(tombstone_encode(&p, &purged), 0);
+		memset(&err, 0, sizeof(err));
+		CHECK_EQ_INT(keystore_replace(ks, "nd", &r1, &pending, &err), KS_FAILED);
+		CHECK(strstr(err.msg, "not destroyed") != NULL);
+		CHECK(strstr(err.msg, "record-1") == NULL);
+		CHECK_EQ_INT(keystore_get(ks, "nd", &(struct bytes){0}, &err), KS_NOT_FOUND);
+		CHECK_EQ_INT(v2_version("nd", 1, &destroyed, &body), 200);
+		memset(&err, 0, sizeof(err));
+		CHECK_EQ_INT(keystore_replace(ks, "nd", &pending, &purged, &err), KS_FAILED);
+		CHECK(strstr(err.msg, "not destroyed") != NULL);
+		CHECK(strstr(err.msg, "vault kv destroy") != NULL);
+		CHECK_EQ_INT(v2_version("nd", 2, &destroyed, &body), 200);
+		/* a rotation's older versions are only older versions of the key: logged, done */
+		CHECK_EQ_INT(put_str(ks, "nd-rot", "record-1"), KS_OK);
+		CHECK_EQ_INT(keystore_replace(ks, "nd-rot", &r1, &r2, &err), KS_OK);
+		bytes_free(&pending);
+		bytes_free(&purged);
+		keystore_close(ks);
+	}
+	sc.role = &role_v2;
+	/* with the grant, deleting the name again finishes the job */
+	ks = open_with(&sc, NULL);
+	if (ks) {
+		CHECK_EQ_INT(remove_with(ks, "nd", 3600, &err), KS_NOT_FOUND);
+		CHECK_EQ_INT(v2_version("nd", 1, &destroyed, &body), 404);
+		CHECK(destroyed);
+		CHECK_EQ_INT(v2_version("nd", 2, &destroyed, &body), 404);
+		CHECK(destroyed);
+		keystore_close(ks);
+	}
+
+	/* KES's policy (no update): a replace is refused and changes nothing */
 	ks = open_with(&sc, NULL);
 	CHECK(ks != NULL);
 	if (ks) {
