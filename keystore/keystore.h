@@ -29,7 +29,9 @@
  *           caller read it: read again and retry), KS_NOT_FOUND when it holds nothing. Keys
  *           are rotated, retired, scheduled for deletion, restored and purged this way
  *           (key_lifecycle.h). A store that cannot make the step safe refuses with KS_FAILED
- *           and says why (Vault K/V v1 unless the operator opted in, vault.h).
+ *           and says why (Vault K/V v1 unless the operator opted in, vault.h). As remove,
+ *           a replace by a tombstone whose clean-up after the write failed (Vault versions
+ *           not destroyed) answers KS_FAILED although the tombstone is written.
  *   list    every name starting with prefix ("" = all), sorted, each exactly once, names that
  *           hold a tombstone included: telling them apart takes a read per name, which
  *           ks_cache_list does for the API.

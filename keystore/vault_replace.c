@@ -11,8 +11,10 @@
  * a key that is no longer the key (an older record, or a key now scheduled for deletion); every
  * older record is contained in the new one (a rotation keeps every version), so nothing is
  * lost. A destroy that fails leaves the change done; it is logged and done again by the next
- * change of the key. A write whose answer is lost is read back: our exact value (a transit
- * ciphertext or a record with a fresh random key) means it landed.
+ * change of the key, except after a scheduled deletion or a purge, whose older versions are the
+ * key itself: then the replace fails and says how to finish (the change stays written). A
+ * write whose answer is lost is read back: our exact value (a transit ciphertext or a record
+ * with a fresh random key) means it landed.
  *
  * K/V v1 has no conditional write. A replace is an overwrite, which needs "update" on the key
  * path: kesc refuses a token with that grant unless keystore.vault.allow_unsafe_kv_v1_update is
@@ -25,6 +27,7 @@
 #include <string.h>
 
 #include "keystore/secmem.h"
+#include "keystore/tombstone.h"
 #include "keystore/vault_internal.h"
 
 #define REPLACE_V1_REFUSED                                                                       \
@@ -62,15 +65,38 @@ static bool landed(struct vault_store *v, const char *name, const struct bytes *
 	return ours;
 }
 
-static void destroy_older(struct vault_store *v, const char *name, int64_t upto)
+/* After the change took version upto + 1. A rotation, retirement or restore leaves older
+ * records of the same key behind when this fails: logged, and the next change destroys them.
+ * A scheduled deletion or a purge (record is a tombstone) leaves the key itself readable in
+ * Vault's history, where KES finds it: that change is not done, and the caller hears so, as
+ * for a delete (vault_tomb.c). */
+static int destroy_older(struct vault_store *v, const char *name, const struct bytes *record,
+                         int64_t upto, struct ks_err *err)
 {
 	struct ks_err why = {{0}};
+	struct tombstone t;
+	struct bytes key = {0};
+	bool scheduled;
 
-	if (vault_kv_destroy(v, name, upto, &why) != KS_OK)
+	if (vault_kv_destroy(v, name, upto, &why) == KS_OK)
+		return KS_OK;
+	if (!tombstone_parse(record->data, record->len, &t)) {
 		ks_log("vault: key '%s' was changed, but its versions up to %lld were not "
 		       "destroyed, so KES (which reads version 1) may still find an older record "
 		       "of it; the next change of the key destroys them: %s",
 		       name, (long long)upto, why.msg);
+		return KS_OK;
+	}
+	scheduled = tombstone_key(record->data, record->len, &key) == 0;
+	bytes_free(&key);
+	ks_err_set(err,
+	           "vault: key '%s' is %s (its tombstone is written), but its versions up to %lld "
+	           "were not destroyed, so Vault still holds the key and KES (which reads version "
+	           "1) may serve it; destroy them with 'vault kv destroy -versions=1-%lld' on the "
+	           "key's path with a token that may: %s",
+	           name, scheduled ? "scheduled for deletion" : "purged", (long long)upto,
+	           (long long)upto, why.msg);
+	return KS_FAILED;
 }
 
 static int replace_v2(struct vault_store *v, const char *name, const struct bytes *expected,
@@ -96,7 +122,7 @@ static int replace_v2(struct vault_store *v, const char *name, const struct byte
 		rc = KS_OK;
 	}
 	if (rc == KS_OK)
-		destroy_older(v, name, version);
+		rc = destroy_older(v, name, record, version, err);
 out:
 	bytes_free(&cur);
 	bytes_free(&value);
