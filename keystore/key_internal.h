@@ -48,6 +48,11 @@ struct key_ciphertext {
 int key_ciphertext_parse(const uint8_t *in, size_t len, struct key_ciphertext *out);
 void key_ciphertext_free(struct key_ciphertext *c);
 
+/* key_random calls a thread's generator this many times before it reseeds it from the
+ * kernel; a call produces up to 512 bytes, a generate request uses 60, so a busy thread
+ * reseeds about every 8,000 requests (NIST SP 800-90A allows 2^48 calls). */
+#define KEY_RANDOM_RESEED_INTERVAL 1024
+
 /* Current time as Unix seconds and nanoseconds (UTC). */
 void key_now(int64_t *sec, int32_t *nsec);
 
