@@ -82,7 +82,8 @@ int key_decrypt(const struct secret_key *k, const uint8_t *ciphertext, size_t ci
 /* HMAC-SHA256 with the key's HMAC key. KEY_ERR_NO_HMAC for legacy keys. */
 int key_hmac(const struct secret_key *k, const uint8_t *msg, size_t msg_len, uint8_t out[32]);
 
-/* Fills buf with random bytes from the kernel CSPRNG. 0 or KEY_ERR_CRYPTO. */
+/* Fills buf with random bytes: a per-thread CTR-DRBG that the kernel CSPRNG seeds and
+ * reseeds (key.c). Any thread. 0 or KEY_ERR_CRYPTO (the kernel refused to seed it). */
 int key_random(void *buf, size_t len);
 
 #endif
