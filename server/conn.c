@@ -1,10 +1,14 @@
 /* conn.c — the per-connection state machine (conn.h). Everything here runs on the owning
  * loop's thread, except job_run, which runs on a worker and touches only the request and
- * response of its connection while the loop leaves them alone (phase WORKER). */
+ * response of its connection while the loop leaves them alone (phase WORKER), and
+ * handshake_job_run, which runs on a handshake thread and owns the TLS context and the socket
+ * I/O state while hs_pending is set (the loop then only notes events and deadlines). */
 #include "server/conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 
 #include "keystore/secmem.h"
@@ -25,6 +28,7 @@
 #include "server/loop.h"
 #include "server/metrics.h"
 #include "server/router.h"
+#include "server/sock_io.h"
 #include "server/state.h"
 #include "server/tls.h"
 #include "server/transport_limits.h"
@@ -32,8 +36,10 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-/* The first input buffer; it doubles up to what the request needs. */
-#define IN_INITIAL 2048
+/* The first input buffer; it doubles up to what the request needs. With its NUL byte it is
+ * still small enough for glibc's per-thread cache (1032 bytes): it comes and goes with every
+ * request. */
+#define IN_INITIAL 1024
 /* Largest plaintext mbedTLS takes in one write (one record). */
 #define TLS_RECORD_MAX 16384
 
@@ -64,7 +70,15 @@ struct conn {
 	enum phase phase;
 	int64_t accepted_ms;
 	bool cert_checked;
-	bool tls_seen; /* the first bytes looked like TLS, not plain HTTP */
+	bool tls_seen;  /* the first bytes looked like TLS, not plain HTTP */
+	bool ssl_ready; /* mbedtls_ssl_setup done: on the first TLS bytes, not at accept */
+	/* A handshake thread owns ssl and io (PHASE_HANDSHAKE); job is its job. Events that
+	 * arrive meanwhile are kept in hs_events and given to io when the job is back. */
+	bool hs_pending;
+	uint32_t hs_events;
+	atomic_bool hs_cancel; /* closed meanwhile: a job not yet started does nothing */
+	enum tls_step hs_step; /* the job's result */
+	enum tls_failure hs_why;
 	bool job_pending;
 	bool close_after; /* close once the output is flushed */
 	bool draining;
@@ -79,6 +93,7 @@ struct conn {
 
 	struct tls_server *tls;
 	mbedtls_ssl_context ssl;
+	struct sock_io io;
 	char ip[INET6_ADDRSTRLEN];
 	char identity[IDENTITY_HEX_LEN + 1];
 	enum api_cert_problem cert_problem;
@@ -113,42 +128,6 @@ static int64_t clock_ns(clockid_t id)
 	struct timespec ts;
 	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* ---- socket I/O for mbedTLS ---- */
-
-static int bio_send(void *ctx, const unsigned char *data, size_t len)
-{
-	struct conn *c = ctx;
-	for (;;) {
-		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-		if (n >= 0)
-			return (int)n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return MBEDTLS_ERR_SSL_WANT_WRITE;
-		if (errno == EPIPE || errno == ECONNRESET)
-			return MBEDTLS_ERR_NET_CONN_RESET;
-		return MBEDTLS_ERR_NET_SEND_FAILED;
-	}
-}
-
-static int bio_recv(void *ctx, unsigned char *data, size_t len)
-{
-	struct conn *c = ctx;
-	for (;;) {
-		ssize_t n = recv(c->fd, data, len, 0);
-		if (n >= 0)
-			return (int)n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return MBEDTLS_ERR_SSL_WANT_READ;
-		if (errno == ECONNRESET)
-			return MBEDTLS_ERR_NET_CONN_RESET;
-		return MBEDTLS_ERR_NET_RECV_FAILED;
-	}
 }
 
 /* ---- buffers ---- */
@@ -205,6 +184,7 @@ static void release_buffers(struct conn *c)
 		buf_init(&c->out, 0);
 		c->out_off = 0;
 	}
+	sock_io_release(&c->io);
 }
 
 /* ---- refusals in the error log ---- */
@@ -311,8 +291,16 @@ static void close_now(struct conn *c)
 	loop_ready_remove(c->loop, &c->ready_link);
 	loop_shed_remove(c->loop, &c->shed_link);
 	loop_unwatch(c->loop, c->fd);
-	close(c->fd);
-	c->fd = -1;
+	if (c->hs_pending) {
+		/* A handshake thread still uses the socket: shut it down so its I/O fails at
+		 * once, and close it when the job is back (until then the descriptor cannot be
+		 * reused for another connection the thread would then write to). */
+		atomic_store_explicit(&c->hs_cancel, true, memory_order_relaxed);
+		(void)shutdown(c->fd, SHUT_RDWR);
+	} else {
+		close(c->fd);
+		c->fd = -1;
+	}
 	if (c->sub) {
 		log_unsubscribe(c->sub);
 		c->sub = NULL;
@@ -835,6 +823,9 @@ enum { READ_GOT = 0, READ_WAIT = 1, READ_CLOSED = -1 };
 
 static int read_some(struct conn *c, size_t room)
 {
+	/* Nothing buffered and the socket known to be empty: wait for its next event. */
+	if (!sock_io_may_read(&c->io) && !mbedtls_ssl_check_pending(&c->ssl))
+		return READ_WAIT;
 	int n = mbedtls_ssl_read(&c->ssl, (unsigned char *)c->in + c->in_len, room);
 	if (n > 0) {
 		c->in_len += (size_t)n;
@@ -900,13 +891,32 @@ static bool identity_is_known(const struct conn *c)
 	return policy_set_is_admin(ps, c->identity) || policy_set_policy_of(ps, c->identity);
 }
 
-static bool step_handshake(struct conn *c)
+/* The TLS context needs two 16 KiB record buffers: only set up for a peer that sent TLS
+ * bytes, not for port scans, health checks or plain-HTTP mistakes. */
+static bool start_tls(struct conn *c)
 {
-	if (!c->tls_seen && !check_plain_http(c))
+	if (mbedtls_ssl_setup(&c->ssl, tls_server_conf(c->tls, loop_index(c->loop))) != 0) {
+		close_now(c);
 		return false;
-	enum tls_failure why;
-	switch (tls_handshake(c->tls, &c->ssl, &c->cert_checked, &why)) {
+	}
+	mbedtls_ssl_set_bio(&c->ssl, &c->io, sock_io_send, sock_io_recv, NULL);
+	c->ssl_ready = true;
+	return true;
+}
+
+/* Where a handshake step left it (on the loop or back from a handshake thread): send the
+ * flight it wrote, then go on. True when progress should be called again: the handshake is
+ * done, or it waited only for the socket to take its output and it has. */
+static bool handshake_advanced(struct conn *c, enum tls_step step, enum tls_failure why)
+{
+	if (sock_io_has_output(&c->io) && sock_io_flush(&c->io) == SOCK_IO_ERROR &&
+	    step != TLS_STEP_FAIL) {
+		step = TLS_STEP_FAIL;
+		why = TLS_FAILURE_CLOSED;
+	}
+	switch (step) {
 	case TLS_STEP_DONE:
+		sock_io_uncork(&c->io); /* a flight still unsent goes out before the first reply */
 		tls_peer_identity(&c->ssl, c->identity, &c->cert_problem);
 		metrics_observe_client_cert_expiry(
 		    metrics_cert_not_after(mbedtls_ssl_get_peer_cert(&c->ssl)));
@@ -915,14 +925,95 @@ static bool step_handshake(struct conn *c)
 		c->phase = PHASE_READ_HEAD;
 		arm(c, loop_env(c->loop)->header_timeout_ms, false);
 		return true;
-	case TLS_STEP_WANT_READ:
 	case TLS_STEP_WANT_WRITE:
+		return !sock_io_has_output(&c->io);
+	case TLS_STEP_WANT_READ:
 		return false;
 	default:
 		log_handshake_failure(c, why);
 		close_now(c);
 		return false;
 	}
+}
+
+/* On a handshake thread: the public-key steps, with the TLS context and socket state to
+ * itself (the loop leaves them alone while hs_pending is set). */
+static void handshake_job_run(struct worker_job *job)
+{
+	struct conn *c = container_of(job, struct conn, job);
+	if (atomic_load_explicit(&c->hs_cancel, memory_order_relaxed)) {
+		c->hs_step = TLS_STEP_FAIL;
+		c->hs_why = TLS_FAILURE_CLOSED;
+		return;
+	}
+	c->hs_step = tls_handshake(c->tls, &c->ssl, &c->cert_checked, &c->hs_why, true);
+}
+
+static void handshake_job_done(struct worker_job *job)
+{
+	struct conn *c = container_of(job, struct conn, job);
+	c->job_pending = false;
+	c->hs_pending = false;
+	if (c->phase == PHASE_CLOSED) {
+		close(c->fd);
+		c->fd = -1;
+		loop_conn_remove(c->loop, &c->link);
+		loop_defer_free(c->loop, &c->link);
+		return;
+	}
+	if (c->hs_events) {
+		sock_io_readable(&c->io, c->hs_events);
+		c->hs_events = 0;
+	}
+	if (handshake_advanced(c, c->hs_step, c->hs_why))
+		progress(c);
+	else if (c->phase == PHASE_HANDSHAKE && c->hs_step == TLS_STEP_WANT_READ &&
+	         sock_io_may_read(&c->io))
+		progress(c); /* input came while the job ran: no new event will say so */
+}
+
+/*
+ * Full handshakes cost milliseconds of public-key work (signing, the key exchange, checking
+ * the client's proof of its key). The loop runs the cheap steps itself (the hello, resumed
+ * handshakes entirely) and hands the expensive ones to a handshake thread, so that the other
+ * connections of this loop are not kept waiting. A step that reads waits on the loop until
+ * its input is there.
+ */
+static bool step_handshake(struct conn *c)
+{
+	if (c->hs_pending)
+		return false;
+	if (!c->tls_seen && !check_plain_http(c))
+		return false;
+	if (!c->ssl_ready && !start_tls(c))
+		return false;
+	if (sock_io_has_output(&c->io)) {
+		int f = sock_io_flush(&c->io);
+		if (f == SOCK_IO_WAIT)
+			return false;
+		if (f == SOCK_IO_ERROR)
+			return handshake_advanced(c, TLS_STEP_FAIL, TLS_FAILURE_CLOSED);
+	}
+	enum tls_failure why;
+	sock_io_cork(&c->io); /* one send per flight */
+	enum tls_step step = tls_handshake(c->tls, &c->ssl, &c->cert_checked, &why, false);
+	if (step == TLS_STEP_HEAVY) {
+		if (tls_handshake_reads_next(&c->ssl) && !sock_io_fill(&c->io))
+			return false; /* the client's next flight is not here yet */
+		struct worker_pool *pool = loop_env(c->loop)->handshakes;
+		c->job.run = handshake_job_run;
+		c->job.done = handshake_job_done;
+		c->job.loop = c->loop;
+		c->hs_events = 0;
+		if (pool && worker_pool_submit(pool, &c->job) == 0) {
+			c->hs_pending = true;
+			c->job_pending = true;
+			return false;
+		}
+		/* No handshake thread takes it: do it here rather than fail the client. */
+		step = tls_handshake(c->tls, &c->ssl, &c->cert_checked, &why, true);
+	}
+	return handshake_advanced(c, step, why);
 }
 
 static bool step_read_head(struct conn *c)
@@ -1081,6 +1172,12 @@ static void step_stream(struct conn *c)
 
 static void progress(struct conn *c)
 {
+	/* The end of a handshake flight the socket did not take at once goes out first. */
+	if (c->phase > PHASE_HANDSHAKE && c->phase < PHASE_LINGER && sock_io_has_output(&c->io) &&
+	    sock_io_flush(&c->io) == SOCK_IO_ERROR) {
+		close_now(c);
+		return;
+	}
 	for (;;) {
 		bool again = false;
 		switch (c->phase) {
@@ -1115,7 +1212,12 @@ static void progress(struct conn *c)
 static void on_event(struct loop_handler *h, uint32_t events)
 {
 	struct conn *c = container_of(h, struct conn, handler);
-	(void)events;
+	if (c->hs_pending) {
+		c->hs_events |= events; /* the handshake thread owns io: tell it afterwards */
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		sock_io_readable(&c->io, events);
 	progress(c);
 }
 
@@ -1156,14 +1258,9 @@ void conn_accept(struct loop *l, int fd, const struct sockaddr *addr, socklen_t 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->tls = loop_tls(l);
 	tls_server_retain(c->tls);
-	mbedtls_ssl_init(&c->ssl);
-	if (mbedtls_ssl_setup(&c->ssl, tls_server_conf(c->tls, loop_index(l))) != 0) {
-		mbedtls_ssl_free(&c->ssl);
-		tls_server_release(c->tls);
-		free(c);
-		goto fail;
-	}
-	mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+	mbedtls_ssl_init(&c->ssl); /* set up by start_tls once TLS bytes arrive */
+	sock_io_init(&c->io, fd);
+	atomic_init(&c->hs_cancel, false);
 	if (loop_watch(l, fd, &c->handler) != 0) {
 		mbedtls_ssl_free(&c->ssl);
 		tls_server_release(c->tls);
@@ -1255,6 +1352,7 @@ void conn_free(struct loop_link *link)
 	struct conn *c = container_of(link, struct conn, link);
 	end_request(c);
 	mbedtls_ssl_free(&c->ssl);
+	sock_io_free(&c->io);
 	tls_server_release(c->tls);
 	if (c->in) {
 		secure_zero(c->in, c->in_cap);

@@ -30,9 +30,10 @@ struct worker_pool;
  * settings are atomics because a SIGHUP changes them while the loops run. */
 struct loop_env {
 	struct worker_pool *workers;
-	int listen_fd;           /* shared by all loops; owned (and closed) by server.c */
-	struct loop **loops;     /* for handing connections over */
-	_Atomic unsigned nloops; /* loops[0 .. nloops-1] are running */
+	struct worker_pool *handshakes; /* the public-key steps of full TLS handshakes (conn.c) */
+	int listen_fd;                  /* shared by all loops; owned (and closed) by server.c */
+	struct loop **loops;            /* for handing connections over */
+	_Atomic unsigned nloops;        /* loops[0 .. nloops-1] are running */
 	atomic_uint connections;
 	_Atomic unsigned max_connections;
 	_Atomic int64_t handshake_timeout_ms;

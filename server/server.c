@@ -300,12 +300,12 @@ static void print_banner(const struct server *s, const char *hardening)
 	        "Admin:    %s\n"
 	        "TLS:      %s\n"
 	        "Memory:   %s\n"
-	        "Loops:    %u event loops, %u workers\n"
+	        "Loops:    %u event loops, %u workers, %u handshake threads\n"
 	        "listening on %s\n",
 	        KESC_VERSION, s->bound, keystore_description(cfg, ks, sizeof(ks)), admin,
 	        tls_server_summary(s->tls), hardening, s->nloops,
 	        s->nloops * LIMIT_WORKERS_PER_CORE < 4 ? 4 : s->nloops * LIMIT_WORKERS_PER_CORE,
-	        s->bound);
+	        s->nloops, s->bound);
 	fflush(stderr);
 }
 
@@ -442,8 +442,12 @@ static int start_loops(struct server *s, char *err, size_t errlen)
 {
 	const struct config *cfg = server_state_config(s->state);
 	unsigned workers = s->nloops * LIMIT_WORKERS_PER_CORE;
-	s->env.workers = worker_pool_new(workers < 4 ? 4 : workers, LIMIT_WORKER_QUEUE);
-	if (!s->env.workers) {
+	s->env.workers =
+	    worker_pool_new(workers < 4 ? 4 : workers, LIMIT_WORKER_QUEUE, "kesc-work");
+	/* One handshake thread per loop: the work is CPU only. A connection has at most one
+	 * job queued, so server.max_connections bounds the queue. */
+	s->env.handshakes = worker_pool_new(s->nloops, SIZE_MAX, "kesc-tls");
+	if (!s->env.workers || !s->env.handshakes) {
 		snprintf(err, errlen, "failed to start the worker threads");
 		return -1;
 	}
@@ -562,6 +566,8 @@ static void stop_all(struct server *s, int sfd)
 	}
 	worker_pool_free(s->env.workers);
 	s->env.workers = NULL;
+	worker_pool_free(s->env.handshakes);
+	s->env.handshakes = NULL;
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	s->listen_fd = -1;

@@ -13,6 +13,7 @@
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
@@ -32,7 +33,9 @@ static const int CIPHERSUITES[] = {
     MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     0,
 };
-/* P-256 first: mbedTLS has a fast NIST reduction for it (MBEDTLS_ECP_NIST_OPTIM). */
+/* The server picks the first of these that the client offers. X25519 first: in mbedTLS 2.28
+ * its key generation and shared secret (a fresh group per handshake, as TLS needs) cost less
+ * than P-256's, and it is what Go's clients (MinIO, kms-go) offer first. */
 static const mbedtls_ecp_group_id CURVES[] = {
     MBEDTLS_ECP_DP_CURVE25519,
     MBEDTLS_ECP_DP_SECP256R1,
@@ -49,10 +52,11 @@ static const char ERR_NO_SAN[] =
 
 struct tls_loop_conf {
 	mbedtls_ssl_config conf;
-	mbedtls_ctr_drbg_context drbg;
+	mbedtls_ctr_drbg_context drbg; /* locked by mbedTLS (MBEDTLS_THREADING_C) */
 	/* A private copy of the key per loop: mbedTLS 2.28 caches the EC comb table in the
-	 * key's group on first use (no static tables), so a shared key would be written by
-	 * two loops at once. */
+	 * key's group on first use (no static tables). The copy signs once when it is built
+	 * (warm_key), so that the handshake threads, which may sign with one loop's key at the
+	 * same time, only ever read it. */
 	mbedtls_pk_context key;
 };
 
@@ -215,6 +219,18 @@ static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *
 	return 0;
 }
 
+/* Builds the EC key's comb table now, on one thread (see struct tls_loop_conf). An RSA key
+ * has no such table (its blinding values are updated under the context's lock). */
+static int warm_key(struct tls_loop_conf *lc)
+{
+	if (!mbedtls_pk_can_do(&lc->key, MBEDTLS_PK_ECKEY))
+		return 0;
+	unsigned char hash[32] = {0}, sig[MBEDTLS_ECDSA_MAX_LEN];
+	size_t len;
+	return mbedtls_pk_sign(&lc->key, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, &len,
+	                       mbedtls_ctr_drbg_random, &lc->drbg);
+}
+
 static int build_loop_conf(struct tls_server *t, const struct config *cfg, struct tls_loop_conf *lc,
                            char *err, size_t errlen)
 {
@@ -225,7 +241,7 @@ static int build_loop_conf(struct tls_server *t, const struct config *cfg, struc
 		mbed_error(err, errlen, "failed to load TLS private key", cfg->tls.key, rc);
 		return -1;
 	}
-	if ((rc = seed_drbg(&lc->drbg, "kesc tls loop")) != 0 ||
+	if ((rc = seed_drbg(&lc->drbg, "kesc tls loop")) != 0 || (rc = warm_key(lc)) != 0 ||
 	    (rc =
 	         mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
 	                                     MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
@@ -431,11 +447,29 @@ static enum tls_failure step_failure(int rc)
 	}
 }
 
+/* States of a full handshake whose step does public-key work: writing ServerKeyExchange
+ * (ECDHE key generation and its signature), then reading the client's Certificate (parsing,
+ * and the chain's signatures with tls.auth on), ClientKeyExchange (the shared secret) and
+ * CertificateVerify (checking its signature). The states between them are cheap, and a
+ * resumed handshake goes from ServerHello straight to ChangeCipherSpec. */
+static bool state_is_heavy(int state)
+{
+	return state >= MBEDTLS_SSL_SERVER_KEY_EXCHANGE && state <= MBEDTLS_SSL_CERTIFICATE_VERIFY;
+}
+
+bool tls_handshake_reads_next(const mbedtls_ssl_context *ssl)
+{
+	return ssl->state >= MBEDTLS_SSL_CLIENT_CERTIFICATE &&
+	       ssl->state <= MBEDTLS_SSL_CLIENT_FINISHED;
+}
+
 enum tls_step tls_handshake(const struct tls_server *t, mbedtls_ssl_context *ssl,
-                            bool *cert_checked, enum tls_failure *why)
+                            bool *cert_checked, enum tls_failure *why, bool heavy_ok)
 {
 	*why = TLS_FAILURE_NONE;
 	while (ssl->state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+		if (!heavy_ok && state_is_heavy(ssl->state))
+			return TLS_STEP_HEAVY;
 		int rc = mbedtls_ssl_handshake_step(ssl);
 		if (rc == MBEDTLS_ERR_SSL_WANT_READ)
 			return TLS_STEP_WANT_READ;

@@ -41,7 +41,13 @@ const mbedtls_x509_crt *tls_server_cert(const struct tls_server *t);
 /* One-line description for the start-up banner (subject, SANs, expiry, client auth mode). */
 const char *tls_server_summary(const struct tls_server *t);
 
-enum tls_step { TLS_STEP_DONE = 0, TLS_STEP_WANT_READ, TLS_STEP_WANT_WRITE, TLS_STEP_FAIL };
+enum tls_step {
+	TLS_STEP_DONE = 0,
+	TLS_STEP_WANT_READ,
+	TLS_STEP_WANT_WRITE,
+	TLS_STEP_FAIL,
+	TLS_STEP_HEAVY, /* the next step is public-key work (see tls_handshake) */
+};
 
 /* Why a handshake failed (for the log and the metrics; tls_failure_text words it). */
 enum tls_failure {
@@ -72,7 +78,17 @@ const char *tls_failure_text(enum tls_failure why);
  * certificate at all; certificates after the first are chain material for tls.auth on only.
  */
 enum tls_step tls_handshake(const struct tls_server *t, mbedtls_ssl_context *ssl,
-                            bool *cert_checked, enum tls_failure *why);
+                            bool *cert_checked, enum tls_failure *why, bool heavy_ok);
+/*
+ * With heavy_ok false, tls_handshake stops with TLS_STEP_HEAVY before a step of a full
+ * handshake that does public-key work (our key exchange and its signature; the client's
+ * certificate, key exchange and CertificateVerify), so that an event loop can hand the rest
+ * to another thread; a resumed handshake never gets there. The caller may then run the rest
+ * on any one thread at a time (the configuration's random generator is locked and the
+ * signing key's tables are built in advance, see tls.c). tls_handshake_reads_next says
+ * whether that step first needs input from the client.
+ */
+bool tls_handshake_reads_next(const mbedtls_ssl_context *ssl);
 
 /* After the handshake: identity (64 hex + NUL; "" when none) and what was wrong, if anything. */
 void tls_peer_identity(mbedtls_ssl_context *ssl, char identity[IDENTITY_HEX_LEN + 1],

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "server/loop.h"
@@ -41,7 +42,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-struct worker_pool *worker_pool_new(unsigned threads, size_t queue_max)
+struct worker_pool *worker_pool_new(unsigned threads, size_t queue_max, const char *name)
 {
 	struct worker_pool *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -57,6 +58,9 @@ struct worker_pool *worker_pool_new(unsigned threads, size_t queue_max)
 	for (unsigned i = 0; i < threads; i++) {
 		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
 			break;
+		char tname[32]; /* the kernel keeps the first 15 bytes */
+		snprintf(tname, sizeof(tname), "%.11s%u", name, i);
+		(void)pthread_setname_np(p->threads[i], tname);
 		p->nthreads++;
 	}
 	if (!p->nthreads) {

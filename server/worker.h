@@ -1,5 +1,6 @@
 /*
- * worker.h — the pool of threads that do blocking work (keystore I/O) for the event loops.
+ * worker.h — a pool of threads that work for the event loops: blocking work (keystore I/O), and
+ * separately the public-key steps of TLS handshakes (CPU work that would stall a loop).
  *
  * A loop submits a job; a worker runs job->run and hands the job back to its loop
  * (loop_post_job), which calls job->done on the loop thread. The queue is bounded: a full
@@ -21,8 +22,9 @@ struct worker_job {
 
 struct worker_pool;
 
-/* Starts threads workers with at most queue_max waiting jobs. NULL on failure. */
-struct worker_pool *worker_pool_new(unsigned threads, size_t queue_max);
+/* Starts threads workers with at most queue_max waiting jobs, named name0, name1, … (for top
+ * -H; name at most 11 characters). NULL on failure. */
+struct worker_pool *worker_pool_new(unsigned threads, size_t queue_max, const char *name);
 /* 0, or -1 when the queue is full or the pool is stopping (the job was not taken). */
 int worker_pool_submit(struct worker_pool *p, struct worker_job *job);
 /* Runs the jobs still queued, then joins the threads and frees the pool. */
