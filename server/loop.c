@@ -78,8 +78,10 @@ struct loop {
 	bool draining;
 	int64_t drain_deadline_ms;
 
-	/* Mailbox, guarded by lock. */
+	/* Mailbox, guarded by lock. wake_pending: event_fd was written and the loop has not
+	 * emptied the mailbox since, so a new item needs no second write. */
 	pthread_mutex_t lock;
+	bool wake_pending;
 	struct worker_job *done_head, *done_tail;
 	struct handoff *handoff_head, *handoff_tail;
 	struct server_state *new_state;
@@ -359,6 +361,14 @@ static struct loop *pick_loop(struct loop *l)
 
 static void wake_fd(struct loop *l);
 
+/* Whether the caller, having put something in l's mailbox, must wake the loop. Lock held. */
+static bool mailbox_arm_locked(struct loop *l)
+{
+	bool wake = !l->wake_pending;
+	l->wake_pending = true;
+	return wake;
+}
+
 /* Queues fd for loop o; false when out of memory (the caller keeps the connection). */
 static bool hand_over(struct loop *o, int fd, const struct sockaddr_storage *addr, socklen_t len,
                       bool evict)
@@ -378,8 +388,10 @@ static bool hand_over(struct loop *o, int fd, const struct sockaddr_storage *add
 	else
 		o->handoff_head = h;
 	o->handoff_tail = h;
+	bool wake = mailbox_arm_locked(o);
 	pthread_mutex_unlock(&o->lock);
-	wake_fd(o);
+	if (wake)
+		wake_fd(o);
 	return true;
 }
 
@@ -580,8 +592,10 @@ void loop_post_job(struct loop *l, struct worker_job *job)
 	else
 		l->done_head = job;
 	l->done_tail = job;
+	bool wake = mailbox_arm_locked(l);
 	pthread_mutex_unlock(&l->lock);
-	wake_fd(l);
+	if (wake)
+		wake_fd(l);
 }
 
 void loop_wake(struct loop *l)
@@ -632,9 +646,10 @@ static void on_mailbox(struct loop_handler *h, uint32_t events)
 	struct loop *l = container_of(h, struct loop, event_handler);
 	(void)events;
 	uint64_t count;
-	while (read(l->event_fd, &count, sizeof(count)) > 0)
-		;
+	/* One read resets the counter; a write after it makes event_fd readable again. */
+	(void)!read(l->event_fd, &count, sizeof(count));
 	pthread_mutex_lock(&l->lock);
+	l->wake_pending = false;
 	struct worker_job *jobs = l->done_head;
 	l->done_head = l->done_tail = NULL;
 	struct handoff *handoffs = l->handoff_head;
