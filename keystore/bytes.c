@@ -90,6 +90,21 @@ void buf_append_char(struct buf *b, char c)
 	buf_append(b, &c, 1);
 }
 
+void buf_append_decimal(struct buf *b, int64_t v)
+{
+	char digits[21];
+	size_t n = sizeof(digits);
+	/* In unsigned arithmetic, so that INT64_MIN has a magnitude too. */
+	uint64_t m = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		digits[--n] = (char)('0' + m % 10);
+		m /= 10;
+	} while (m);
+	if (v < 0)
+		digits[--n] = '-';
+	buf_append(b, digits + n, sizeof(digits) - n);
+}
+
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list copy;

@@ -44,6 +44,9 @@ void buf_init(struct buf *b, size_t max);
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_append_str(struct buf *b, const char *s);
 void buf_append_char(struct buf *b, char c);
+/* v in decimal ("-" for negatives): for numbers on the request path, where printf's machinery
+ * costs more than the rest of the line. */
+void buf_append_decimal(struct buf *b, int64_t v);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static inline bool buf_failed(const struct buf *b)

@@ -569,19 +569,6 @@ static void append_date(struct buf *out)
 	buf_append(out, "\r\n", 2);
 }
 
-/* Decimal digits of v: every reply has a status and a length, and vsnprintf's machinery was a
- * visible part of a cached request's cost. */
-static void append_uint(struct buf *out, uint64_t v)
-{
-	char digits[20];
-	size_t n = sizeof(digits);
-	do {
-		digits[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	buf_append(out, digits + n, sizeof(digits) - n);
-}
-
 /* "Name: value\r\n" */
 static void append_header(struct buf *out, const char *name_colon, const char *value)
 {
@@ -593,16 +580,17 @@ static void append_header(struct buf *out, const char *name_colon, const char *v
 void http_write_head(struct buf *out, int status, const char *content_type, size_t body_len,
                      const char *allow, bool chunked, int connection)
 {
+	/* Appended piece by piece: vsnprintf (a sizing pass and a writing pass per call) cost
+	 * 5,000 of a cached request's ~70,000 instructions. */
 	const char *reason = http_reason(status);
-	unsigned code = status > 0 ? (unsigned)status : 0;
 	buf_append(out, "HTTP/1.1 ", 9);
-	append_uint(out, code);
+	buf_append_decimal(out, status);
 	if (reason) {
 		buf_append_char(out, ' ');
 		buf_append_str(out, reason);
 	} else {
 		buf_append_str(out, " status code ");
-		append_uint(out, code);
+		buf_append_decimal(out, status);
 	}
 	buf_append(out, "\r\n", 2);
 	/* The order Go writes them in: the handler's headers, then the ones it adds itself. */
@@ -623,7 +611,7 @@ void http_write_head(struct buf *out, int status, const char *content_type, size
 	append_date(out);
 	if (!chunked) {
 		buf_append_str(out, "Content-Length: ");
-		append_uint(out, body_len);
+		buf_append_decimal(out, (int64_t)body_len);
 		buf_append(out, "\r\n\r\n", 4);
 	} else {
 		buf_append(out, "\r\n", 2);

@@ -95,6 +95,28 @@ static void test_buf_limit(void)
 	buf_free(&b);
 }
 
+static void test_buf_append_decimal(void)
+{
+	static const int64_t values[] = {
+	    0, 7, 10, 200, -1, 1500, 9223372036854775807LL, -9223372036854775807LL - 1};
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		char want[32];
+		snprintf(want, sizeof want, "%lld", (long long)values[i]);
+		struct buf b;
+		buf_init(&b, 0);
+		buf_append_str(&b, "x");
+		buf_append_decimal(&b, values[i]);
+		CHECK(!buf_failed(&b));
+		CHECK_EQ_STR(b.data + 1, want);
+		buf_free(&b);
+	}
+	struct buf small;
+	buf_init(&small, 3);
+	buf_append_decimal(&small, 1234);
+	CHECK(buf_failed(&small));
+	buf_free(&small);
+}
+
 static void test_ct(void)
 {
 	CHECK(ct_equal("abc", "abc", 3));
@@ -136,6 +158,7 @@ int main(void)
 	RUN(test_base64_rejects);
 	RUN(test_hex);
 	RUN(test_buf_limit);
+	RUN(test_buf_append_decimal);
 	RUN(test_ct);
 	RUN(test_secure_alloc);
 	return CHECK_DONE();
