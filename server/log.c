@@ -237,16 +237,15 @@ static void publish(enum log_kind kind, const char *line, size_t len)
 /* ---- error lines ---- */
 
 /* "2026-11-24T21:00:00.123Z" (ms) or with nanoseconds. */
-static void format_time(char *out, size_t n, const struct timespec *ts, bool nanos)
+/* An error line's time, to the millisecond. */
+static void format_time(char *out, size_t n, const struct timespec *ts)
 {
 	struct tm tm;
 	char base[32];
 	gmtime_r(&ts->tv_sec, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (nanos)
-		snprintf(out, n, "%s.%09ldZ", base, ts->tv_nsec);
-	else
-		snprintf(out, n, "%s.%03ldZ", base, ts->tv_nsec / 1000000);
+	int ms = (int)((ts->tv_nsec / 1000000) % 1000);
+	snprintf(out, n, "%s.%03dZ", base, ms < 0 ? 0 : ms);
 }
 
 static const char *level_name(int level)
@@ -265,7 +264,7 @@ static void format_error_line(struct buf *line, int level, const char *msg)
 	char when[40];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	format_time(when, sizeof(when), &ts, false);
+	format_time(when, sizeof(when), &ts);
 	buf_printf(line, "%s %s %s", when, level_name(level), msg);
 }
 
@@ -337,28 +336,58 @@ void log_at(int level, const char *fmt, ...)
 
 /* ---- audit records ---- */
 
-static void json_field(struct buf *b, const char *key, const char *value)
+/* key_quoted_colon is the member's name with its quotes and the colon: "\"ip\":". */
+static void json_field(struct buf *b, const char *key_quoted_colon, const char *value)
 {
-	buf_printf(b, "\"%s\":", key);
+	buf_append_str(b, key_quoted_colon);
 	json_escape_string(b, value ? value : "", value ? strlen(value) : 0);
 }
 
+/* "2006-01-02T15:04:05.999999999Z" for the audit record's time. The seconds part is formatted
+ * once per second and thread: every audited request writes one, so it avoids strftime and
+ * printf. */
+static void append_audit_time(struct buf *b, int64_t time_ns)
+{
+	static __thread int64_t cached_second = INT64_MIN;
+	static __thread char cached[32];
+	static __thread size_t cached_len;
+	int64_t sec = time_ns / 1000000000, nsec = time_ns % 1000000000;
+	if (nsec < 0) {
+		nsec += 1000000000;
+		sec--;
+	}
+	if (sec != cached_second) {
+		struct tm tm;
+		time_t t = (time_t)sec;
+		if (!gmtime_r(&t, &tm))
+			memset(&tm, 0, sizeof(tm));
+		cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_second = sec;
+	}
+	char frac[11] = ".000000000";
+	for (int i = 9; i >= 1; i--, nsec /= 10)
+		frac[i] = (char)('0' + nsec % 10);
+	buf_append(b, cached, cached_len);
+	buf_append(b, frac, 10);
+	buf_append_char(b, 'Z');
+}
+
+/* Appended piece by piece: with printf, formatting the record cost ~10,000 instructions of an
+ * audited request (more than parsing and routing it). */
 static void format_audit(const struct audit_record *r, struct buf *b)
 {
-	struct timespec ts = {.tv_sec = r->time_ns / 1000000000,
-	                      .tv_nsec = r->time_ns % 1000000000};
-	char when[48];
-	format_time(when, sizeof(when), &ts, true);
-	buf_printf(b, "{\"time\":\"%s\",\"request\":{", when);
-	json_field(b, "ip", r->ip);
-	buf_append_char(b, ',');
-	json_field(b, "path", r->path);
-	buf_append_char(b, ',');
-	json_field(b, "identity", r->identity);
-	buf_append_char(b, ',');
-	json_field(b, "method", r->method);
-	buf_printf(b, "},\"response\":{\"code\":%d,\"time\":%lld}}\n", r->status,
-	           (long long)r->latency_ns);
+	buf_append_str(b, "{\"time\":\"");
+	append_audit_time(b, r->time_ns);
+	buf_append_str(b, "\",\"request\":{");
+	json_field(b, "\"ip\":", r->ip);
+	json_field(b, ",\"path\":", r->path);
+	json_field(b, ",\"identity\":", r->identity);
+	json_field(b, ",\"method\":", r->method);
+	buf_append_str(b, "},\"response\":{\"code\":");
+	buf_append_decimal(b, r->status);
+	buf_append_str(b, ",\"time\":");
+	buf_append_decimal(b, r->latency_ns);
+	buf_append_str(b, "}}\n");
 }
 
 static bool audit_sink_on(void)
