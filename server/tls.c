@@ -53,10 +53,10 @@ static const char ERR_NO_SAN[] =
 struct tls_loop_conf {
 	mbedtls_ssl_config conf;
 	mbedtls_ctr_drbg_context drbg; /* locked by mbedTLS (MBEDTLS_THREADING_C) */
-	/* A private copy of the key per loop: mbedTLS 2.28 caches the EC comb table in the
-	 * key's group on first use (no static tables). The copy signs once when it is built
-	 * (warm_key), so that the handshake threads, which may sign with one loop's key at the
-	 * same time, only ever read it. */
+	/* A private copy of the key per loop, an EC key held as an ECDSA context (key_as_ecdsa)
+	 * so that mbedTLS 2.28 keeps the comb table of the generator in it. The copy signs once
+	 * when it is built (warm_key), so that the handshake threads, which may sign with one
+	 * loop's key at the same time, only ever read it. */
 	mbedtls_pk_context key;
 };
 
@@ -219,11 +219,36 @@ static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *
 	return 0;
 }
 
+/*
+ * A parsed EC key is an MBEDTLS_PK_ECKEY context, which mbedTLS 2.28 copies into a fresh ECDSA
+ * context for every signature: the curve is loaded again and the comb table of the generator
+ * (the larger half of a P-256 signature's cost) is recomputed and thrown away, per handshake.
+ * An MBEDTLS_PK_ECDSA context signs in place and keeps the table. The parsed key is checked
+ * against the certificate (load_credentials) before it is converted.
+ */
+static int key_as_ecdsa(mbedtls_pk_context *key)
+{
+	if (mbedtls_pk_get_type(key) != MBEDTLS_PK_ECKEY)
+		return 0;
+	mbedtls_pk_context ecdsa;
+	mbedtls_pk_init(&ecdsa);
+	int rc = mbedtls_pk_setup(&ecdsa, mbedtls_pk_info_from_type(MBEDTLS_PK_ECDSA));
+	if (rc == 0)
+		rc = mbedtls_ecdsa_from_keypair(mbedtls_pk_ec(ecdsa), mbedtls_pk_ec(*key));
+	if (rc != 0) {
+		mbedtls_pk_free(&ecdsa);
+		return rc;
+	}
+	mbedtls_pk_free(key); /* zeroes the parsed copy */
+	*key = ecdsa;
+	return 0;
+}
+
 /* Builds the EC key's comb table now, on one thread (see struct tls_loop_conf). An RSA key
  * has no such table (its blinding values are updated under the context's lock). */
 static int warm_key(struct tls_loop_conf *lc)
 {
-	if (!mbedtls_pk_can_do(&lc->key, MBEDTLS_PK_ECKEY))
+	if (!mbedtls_pk_can_do(&lc->key, MBEDTLS_PK_ECDSA))
 		return 0;
 	unsigned char hash[32] = {0}, sig[MBEDTLS_ECDSA_MAX_LEN];
 	size_t len;
@@ -241,7 +266,8 @@ static int build_loop_conf(struct tls_server *t, const struct config *cfg, struc
 		mbed_error(err, errlen, "failed to load TLS private key", cfg->tls.key, rc);
 		return -1;
 	}
-	if ((rc = seed_drbg(&lc->drbg, "kesc tls loop")) != 0 || (rc = warm_key(lc)) != 0 ||
+	if ((rc = key_as_ecdsa(&lc->key)) != 0 ||
+	    (rc = seed_drbg(&lc->drbg, "kesc tls loop")) != 0 || (rc = warm_key(lc)) != 0 ||
 	    (rc =
 	         mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
 	                                     MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
