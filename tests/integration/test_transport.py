@@ -210,6 +210,23 @@ class TransportTest(unittest.TestCase):
         r = self.srv.request("PUT", "/v1/key/encrypt/big-key", body=b" " * 1000000)
         self.assertEqual((r.status, r.message), (400, "invalid request body"))
 
+    def test_refused_request_with_its_whole_body_keeps_the_connection(self):
+        # The body came with the head, so refusing it early saves nothing: the 403 comes from
+        # the handler's checks and the connection stays open, as Go's server keeps it.
+        s = self.srv.tls_socket(cert="limited")
+        try:
+            reader = kesctest.ResponseReader(s)
+            body = b'{"plaintext":"aGk="}'
+            s.sendall(b"PUT /v1/key/encrypt/not-yours HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            r = reader.read()
+            self.assertEqual((r.status, r.message), (403, NOT_AUTHORIZED))
+            self.assertNotEqual(r.headers.get("connection"), "close")
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(reader.read().status, 200)
+        finally:
+            s.close()
+
     def test_body_on_bodyless_route_discarded_and_connection_kept(self):
         s = self.srv.tls_socket()
         try:
