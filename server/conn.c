@@ -85,7 +85,9 @@ struct conn {
 	bool body_too_large;
 	bool discard_body;
 	bool counted_active;
-	bool audited;         /* this request's audit record is submitted */
+	bool audited;      /* this request's audit record is submitted */
+	bool metered_path; /* the request's path: is_metered_path, needs_audit_record */
+	bool audit_path;
 	bool idle_timer;      /* the armed timer is the keep-alive idle one */
 	bool timed_out;       /* answered 504 while a worker still has the request */
 	size_t pending_write; /* length of a write that returned WANT_*, to repeat exactly */
@@ -537,7 +539,7 @@ static void refuse_for_audit(struct conn *c)
 {
 	api_error(&c->resp, API_ERR_AUDIT, NULL, NULL);
 	c->resp.stream = API_STREAM_NONE;
-	c->resp.metered = c->req.path && is_metered_path(c->req.path);
+	c->resp.metered = c->metered_path;
 	audit(c, c->resp.status);
 }
 
@@ -587,8 +589,7 @@ static bool audit_before_answer(struct conn *c)
 	struct audit_record rec;
 	fill_record(c, &rec, c->resp.status);
 	c->audited = true;
-	switch (log_audit_submit(&rec, needs_audit_record(c->req.path), audit_ready, c,
-	                         &c->audit_wait)) {
+	switch (log_audit_submit(&rec, c->audit_path, audit_ready, c, &c->audit_wait)) {
 	case LOG_AUDIT_PENDING:
 		c->job_pending = true;
 		c->phase = PHASE_AUDIT;
@@ -761,7 +762,9 @@ static void begin_request(struct conn *c)
 	c->req_state = loop_state(c->loop);
 	server_state_retain(c->req_state);
 	api_route_limits(c->req_state, c->req.path, &c->limits);
-	if (is_metered_path(c->req.path)) {
+	c->metered_path = is_metered_path(c->req.path);
+	c->audit_path = needs_audit_record(c->req.path);
+	if (c->metered_path) {
 		metrics_request_active(1);
 		c->counted_active = true;
 	}
@@ -777,7 +780,7 @@ static void begin_request(struct conn *c)
 		disarm(c);
 
 	bool has_body = c->req.chunked || c->req.content_length > 0;
-	if (needs_audit_record(c->req.path) && !log_audit_accepting()) {
+	if (c->audit_path && !log_audit_accepting()) {
 		/* The audit log is failing: refused before it runs (and before its body). */
 		c->body_too_large = has_body;
 		reset_response(c);
@@ -785,7 +788,12 @@ static void begin_request(struct conn *c)
 		finish_request(c);
 		return;
 	}
-	if (has_body && !c->discard_body && !precheck_passes(c)) {
+	/* A body the client may not send is refused before it is read, so that nobody can make
+	 * the server buffer a megabyte. One that came in full with its head costs nothing more to
+	 * hold: the handler's own checks (the same ones) answer it, and a second pass over route,
+	 * method and policy per request is saved. */
+	bool body_here = !c->req.chunked && c->in_len - c->req.head_len >= c->req.content_length;
+	if (has_body && !c->discard_body && !body_here && !precheck_passes(c)) {
 		/* Refused before the body: answer and close without reading it. */
 		c->body_too_large = true;
 		finish_request(c);
