@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -166,6 +167,60 @@ class TlsWorkTest(unittest.TestCase):
         ka.join()
         self.assertEqual(errors, [])
         self.assertGreater(served[0], 0)
+
+
+class HandshakeLifetimeTest(unittest.TestCase):
+    """A handshake job that comes back after its client left, or while the server stops,
+    finds its connection still allocated and its descriptor not yet reused: the connection is
+    closed and freed when the job is back, and the server exits cleanly (ASan/LSan watch)."""
+
+    def _hellos(self, srv, n, reset):
+        """n connections that send a ClientHello, so that a job is queued for each."""
+        ctx = srv.ssl_context("admin")
+        out = []
+        for i in range(n):
+            raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            if reset and i % 2:
+                # Closing with linger 0 sends a reset instead of a FIN.
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1",
+                                do_handshake_on_connect=False)
+            s.setblocking(False)
+            try:
+                s.do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            out.append(s)
+        return out
+
+    def test_clients_that_leave_during_their_handshake_job(self):
+        srv = kesctest.Server(config={"server": {"threads": 1}})
+        try:
+            for _ in range(3):
+                for s in self._hellos(srv, 40, reset=True):
+                    s.close()
+            # Every job came back and its connection went: the server still serves.
+            self.assertEqual(srv.request("GET", "/version").status, 200)
+        finally:
+            code = srv.stop()
+            report = srv.sanitizer_report()
+            srv.cleanup()
+        self.assertEqual(report, "")
+        self.assertEqual(code, 0)
+
+    def test_stop_while_handshake_jobs_are_queued(self):
+        srv = kesctest.Server(config={"server": {"threads": 1}})
+        waiting = []
+        try:
+            waiting = self._hellos(srv, 60, reset=False)
+            code = srv.stop()  # SIGTERM with jobs queued and running
+            report = srv.sanitizer_report()
+        finally:
+            for s in waiting:
+                s.close()
+            srv.cleanup()
+        self.assertEqual(report, "")
+        self.assertEqual(code, 0)
 
 
 if __name__ == "__main__":
