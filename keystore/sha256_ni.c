@@ -43,9 +43,11 @@ __attribute__((target("sha,ssse3,sse4.1"))) static void blocks(uint32_t state[8]
 	__m128i state0 = _mm_alignr_epi8(tmp, state1, 8);             /* ABEF */
 	state1 = _mm_blend_epi16(state1, tmp, 0xF0);                  /* CDGH */
 
+	/* The message schedule of HMAC's first block is derived from the key: zeroed below, as
+	 * mbedTLS zeroes its own. */
+	__m128i w[4];
 	for (; nblocks > 0; nblocks--, data += 64) {
 		__m128i abef = state0, cdgh = state1;
-		__m128i w[4];
 		for (int i = 0; i < 16; i++) {
 			__m128i m;
 			if (i < 4) {
@@ -74,6 +76,7 @@ __attribute__((target("sha,ssse3,sse4.1"))) static void blocks(uint32_t state[8]
 	state1 = _mm_alignr_epi8(state1, tmp, 8);    /* E F G H */
 	_mm_storeu_si128((__m128i *)&state[0], state0);
 	_mm_storeu_si128((__m128i *)&state[4], state1);
+	secure_zero(w, sizeof w);
 }
 #else
 static void blocks(uint32_t state[8], const uint8_t *data, size_t nblocks)
