@@ -23,6 +23,12 @@
 
 #include "server/tls_load.h"
 
+/* Handshake threads share a loop's configuration: its random generator, the session ticket
+ * keys and an RSA key's blinding values are safe to share only under mbedTLS's own locks. */
+#if !defined(MBEDTLS_THREADING_C)
+#error "kesc needs mbedTLS built with MBEDTLS_THREADING_C (handshake threads share its contexts)"
+#endif
+
 /* ECDHE with AEAD only, as Go's defaults for TLS 1.2 (minus CBC). */
 static const int CIPHERSUITES[] = {
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
