@@ -363,6 +363,14 @@ static void test_date_format(void)
 	CHECK_EQ_STR(d, "Thu, 01 Jan 1970 00:00:00 GMT");
 	http_format_date(1709251199, d);
 	CHECK_EQ_STR(d, "Thu, 29 Feb 2024 23:59:59 GMT");
+	/* A five-digit year does not fit the format: the last second that does, not a date cut
+	 * short. Before 1970 (a clock that cannot be right), the epoch. */
+	http_format_date(253402300800, d);
+	CHECK_EQ_STR(d, "Fri, 31 Dec 9999 23:59:59 GMT");
+	http_format_date(INT64_MAX, d);
+	CHECK_EQ_STR(d, "Fri, 31 Dec 9999 23:59:59 GMT");
+	http_format_date(-1, d);
+	CHECK_EQ_STR(d, "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
 /* Every code of Go's http.StatusText has its text; others have none. */
