@@ -535,20 +535,47 @@ const char *http_reason(int status)
 	return NULL;
 }
 
+/* Two digits of v (0..99) at p. */
+static void put_2digits(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+}
+
 void http_format_date(int64_t unix_seconds, char out[HTTP_DATE_LEN + 1])
 {
 	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	/* The format has room for years 1970 to 9999 (the last second is 253402300799); a clock
+	 * outside them cannot be right, and a date cut short is no date. */
+	if (unix_seconds < 0)
+		unix_seconds = 0;
+	if (unix_seconds > 253402300799)
+		unix_seconds = 253402300799;
 	time_t t = (time_t)unix_seconds;
 	struct tm tm;
 	if (!gmtime_r(&t, &tm)) {
-		t = 0; /* out of range for struct tm: cannot happen with a real clock */
+		t = 0;
 		gmtime_r(&t, &tm);
 	}
-	snprintf(out, HTTP_DATE_LEN + 1, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-	         tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-	         tm.tm_sec);
+	/* "Mon, 02 Jan 2006 15:04:05 GMT", field by field: every field has a fixed width. */
+	memcpy(out, days[tm.tm_wday], 3);
+	memcpy(out + 3, ", ", 2);
+	put_2digits(out + 5, tm.tm_mday);
+	out[7] = ' ';
+	memcpy(out + 8, months[tm.tm_mon], 3);
+	out[11] = ' ';
+	put_2digits(out + 12, (tm.tm_year + 1900) / 100);
+	put_2digits(out + 14, (tm.tm_year + 1900) % 100);
+	out[16] = ' ';
+	put_2digits(out + 17, tm.tm_hour);
+	out[19] = ':';
+	put_2digits(out + 20, tm.tm_min);
+	out[22] = ':';
+	put_2digits(out + 23, tm.tm_sec);
+	memcpy(out + 25, " GMT", 4);
+	out[HTTP_DATE_LEN] = '\0';
 }
 
 /* The Date header of every reply, as Go sends it. Formatted at most once a second on each
