@@ -94,9 +94,12 @@ static void finish(uint32_t state[8], size_t prefix, const uint8_t *msg, size_t 
 {
 	uint8_t tail[128];
 	size_t full = len / 64;
-	blocks(state, msg, full);
 	size_t rest = len - 64 * full;
-	memcpy(tail, msg + 64 * full, rest);
+	/* An empty message may be (NULL, 0): no arithmetic on it, no memcpy from it. */
+	if (full)
+		blocks(state, msg, full);
+	if (rest)
+		memcpy(tail, msg + 64 * full, rest);
 	tail[rest] = 0x80;
 	size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
 	memset(tail + rest + 1, 0, tail_len - rest - 1);
