@@ -329,7 +329,7 @@ enum json_type json_type(const struct json_value *v)
  * LATIN SMALL LETTER LONG S (folds with 's'). Any other byte difference, including a NUL,
  * makes it another key.
  */
-static bool key_folds_to(const char *k, size_t n, const char *field)
+bool json_key_matches(const char *k, size_t n, const char *field)
 {
 	const unsigned char *p = (const unsigned char *)k, *end = p + n;
 	for (; *field; field++) {
@@ -360,10 +360,11 @@ const struct json_value *json_get(const struct json_value *v, const char *key)
 	if (!v || v->type != JSON_OBJECT)
 		return NULL;
 	/* Go decodes members in document order and every member whose key matches the field,
-	 * exactly or by folding (key_folds_to), overwrites it: the last matching member wins. */
+	 * exactly or by folding (json_key_matches), overwrites it: the last matching member wins.
+	 */
 	const struct json_value *found = NULL;
 	for (size_t i = 0; i < v->count; i++)
-		if (key_folds_to(v->keys[i], v->key_lens[i], key))
+		if (json_key_matches(v->keys[i], v->key_lens[i], key))
 			found = v->items[i];
 	return found;
 }

@@ -46,6 +46,11 @@ void json_free(struct json_value *v);
 enum json_type json_type(const struct json_value *v);
 /* Object member per Go's rules (see above); NULL if v is not an object or has no such key. */
 const struct json_value *json_get(const struct json_value *v, const char *key);
+/* Whether member key k (n bytes, any UTF-8) names the ASCII field as Go's encoding/json
+ * decides: ASCII letters ignore case, U+212A KELVIN SIGN folds with 'k' and U+017F LONG S
+ * with 's'; any other difference (a NUL included) is another key. For readers that match
+ * keys themselves (streaming parsers). */
+bool json_key_matches(const char *k, size_t n, const char *field);
 /* String value and its length (strings may contain NUL); NULL if v is NULL or not a string. */
 const char *json_string(const struct json_value *v, size_t *len);
 /* Raw number text as written; NULL if not a number. */

@@ -38,8 +38,10 @@ struct api_request {
 	const char *accept;    /* Accept header, or NULL */
 };
 
-/* The largest request body any route reads (KES: 1 * mem.MB). */
-#define API_MAX_BODY 1000000
+/* The largest request body any route reads (KES: 1 * mem.MB), except bulk decrypt, which
+ * KES limited to 1 * mem.MiB. */
+#define API_MAX_BODY      1000000
+#define API_MAX_BULK_BODY (1 << 20)
 
 enum api_stream { API_STREAM_NONE = 0, API_STREAM_AUDIT_LOG, API_STREAM_ERROR_LOG };
 
@@ -53,6 +55,9 @@ struct api_response {
 	enum api_stream stream;
 	/* Whether this request counts in the kes_http_* metrics (key/policy/identity routes). */
 	bool metered;
+	/* For the audit record: how many items a bulk request held (when audit_has_items). */
+	bool audit_has_items;
+	size_t audit_items;
 };
 
 enum api_outcome { API_DONE = 0, API_NEEDS_WORKER = 1 };

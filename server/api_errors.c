@@ -25,6 +25,8 @@ static const struct api_error_entry ERRORS[API_ERR_COUNT] = {
     [API_ERR_PATTERN] = {400, "listing pattern '%s' is empty, too long or is invalid"},
     [API_ERR_BODY] = {400, "invalid request body"},
     [API_ERR_IMPORT_BODY] = {400, "invalid import key request body"},
+    /* KES's bulk decrypt, until its 2023-10-24 release: more than 1000 items. */
+    [API_ERR_BULK_COUNT] = {400, "too many ciphertexts"},
     [API_ERR_ALGORITHM] = {406, "algorithm '%s' is not supported"},
     [API_ERR_KEY_SIZE] = {406, "invalid key size for '%s'"},
     [API_ERR_KEY_NOT_FOUND] = {404, "key does not exist"},

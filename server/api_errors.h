@@ -24,6 +24,7 @@ enum api_error_id {
 	API_ERR_PATTERN,            /* 400 listing pattern '%s' … */
 	API_ERR_BODY,               /* 400 invalid request body */
 	API_ERR_IMPORT_BODY,        /* 400 invalid import key request body */
+	API_ERR_BULK_COUNT,         /* 400 too many ciphertexts (bulk decrypt) */
 	API_ERR_ALGORITHM,          /* 406 algorithm '%s' is not supported */
 	API_ERR_KEY_SIZE,           /* 406 invalid key size for '%s' */
 	API_ERR_KEY_NOT_FOUND,      /* 404 */

@@ -440,6 +440,8 @@ static void fill_record(struct conn *c, struct audit_record *r, int status)
 	r->method = c->req.method ? c->req.method : "";
 	r->path = c->req.path ? c->req.path : "";
 	r->identity = c->identity;
+	r->has_items = c->resp.audit_has_items;
+	r->items = c->resp.audit_items;
 	r->status = status;
 	r->latency_ns = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
 }

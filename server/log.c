@@ -383,6 +383,12 @@ static void format_audit(const struct audit_record *r, struct buf *b)
 	json_field(b, ",\"path\":", r->path);
 	json_field(b, ",\"identity\":", r->identity);
 	json_field(b, ",\"method\":", r->method);
+	if (r->tenant && r->tenant[0])
+		json_field(b, ",\"tenant\":", r->tenant);
+	if (r->has_items) {
+		buf_append_str(b, ",\"items\":");
+		buf_append_decimal(b, (int64_t)r->items);
+	}
 	buf_append_str(b, "},\"response\":{\"code\":");
 	buf_append_decimal(b, r->status);
 	buf_append_str(b, ",\"time\":");

@@ -6,6 +6,8 @@
  * Audit log: one JSON line per request to stdout (or log.audit's file):
  *   {"time":"…","request":{"ip":"…","path":"…","identity":"…","method":"…"},
  *    "response":{"code":200,"time":<ns>}}
+ * kesc adds to "request", only when they apply: "tenant":"<name>" (a request resolved to a
+ * tenant of the tenants: section) and "items":<n> (how many ciphertexts a bulk decrypt held).
  * Neither ever contains key material: callers pass paths, identities and texts only.
  *
  * No caller ever waits on a log write: each log has a writer thread with a bounded queue
@@ -56,6 +58,9 @@ struct audit_record {
 	const char *method;
 	const char *path;
 	const char *identity; /* "" if none */
+	const char *tenant;   /* NULL: no tenant (the top-level keystore, or none resolved) */
+	bool has_items;       /* a bulk request: items says how many it held */
+	size_t items;
 	int status;
 	int64_t latency_ns;
 };

@@ -31,6 +31,9 @@ static const struct route ROUTES[] = {
     {"PUT", "/v1/key/encrypt/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_encrypt, true},
     {"PUT", "/v1/key/decrypt/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_decrypt, true},
     {"PUT", "/v1/key/hmac/", true, MB, S(15), ROUTE_AUTH_VERIFY, api_key_hmac, true},
+    /* KES until 2023-10-24 (older MinIO calls it): POST only, a MiB of body */
+    {"POST", "/v1/key/bulk/decrypt/", true, API_MAX_BULK_BODY, S(15), ROUTE_AUTH_VERIFY,
+     api_key_bulk_decrypt, true},
     {"GET", "/v1/policy/describe/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_describe, true},
     {"GET", "/v1/policy/read/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_read, true},
     {"GET", "/v1/policy/list/", true, 0, S(15), ROUTE_AUTH_VERIFY, api_policy_list, true},

@@ -65,7 +65,7 @@ struct server_state *server_state_new_with_store(struct config *cfg, struct keys
 bool server_state_route_skip_auth(const struct server_state *st, size_t route_index);
 int64_t server_state_route_timeout_ms(const struct server_state *st, size_t route_index);
 
-/* Handlers (api_key.c, api_key_lifecycle.c, api_status.c, api_policy.c, api_log.c). */
+/* Handlers (api_key.c, api_key_lifecycle.c, api_bulk.c, api_status.c, api_policy.c, api_log.c). */
 enum api_outcome api_key_create(struct api_call *c);
 enum api_outcome api_key_import(struct api_call *c);
 enum api_outcome api_key_describe(struct api_call *c);
@@ -80,6 +80,7 @@ enum api_outcome api_key_rewrap(struct api_call *c);
 enum api_outcome api_key_retire(struct api_call *c);
 enum api_outcome api_key_restore(struct api_call *c);
 enum api_outcome api_key_purge(struct api_call *c);
+enum api_outcome api_key_bulk_decrypt(struct api_call *c); /* api_bulk.c */
 enum api_outcome api_status_version(struct api_call *c);
 enum api_outcome api_status_ready(struct api_call *c);
 enum api_outcome api_status_status(struct api_call *c);

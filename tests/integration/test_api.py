@@ -278,9 +278,10 @@ class ApiTest(unittest.TestCase):
         r = self.req("GET", "/v1/api")
         self.assertEqual(r.status, 200)
         routes = r.json()
-        # KES's 22 routes first, then kesc's 5 for key versions and deletion protection
-        self.assertEqual(len(routes), 27)
-        self.assertEqual([x["path"] for x in routes[22:]],
+        # KES HEAD's 22 routes and bulk decrypt first, then kesc's 5 for key versions and
+        # deletion protection
+        self.assertEqual(len(routes), 28)
+        self.assertEqual([x["path"] for x in routes[23:]],
                          ["/v1/key/rotate/", "/v1/key/rewrap/", "/v1/key/retire/",
                           "/v1/key/restore/", "/v1/key/purge/"])
         self.assertEqual(routes[0], {"method": "GET", "path": "/version", "max_body": 0,
@@ -290,6 +291,9 @@ class ApiTest(unittest.TestCase):
                          {"method": "PUT", "path": "/v1/key/decrypt/", "max_body": 1000000,
                           "timeout": 15})
         self.assertEqual(by_path["/v1/log/audit"]["timeout"], 0)
+        self.assertEqual(by_path["/v1/key/bulk/decrypt/"],
+                         {"method": "POST", "path": "/v1/key/bulk/decrypt/",
+                          "max_body": 1048576, "timeout": 15})
 
         self.req("POST", "/v1/key/generate/does-not-exist", "{}")
         r = self.req("GET", "/v1/metrics", cert="minio")

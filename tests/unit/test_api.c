@@ -187,6 +187,8 @@ struct reply {
 	size_t body_len;
 	enum api_stream stream;
 	bool metered;
+	bool has_items;
+	size_t items;
 };
 
 static struct reply R;
@@ -229,6 +231,8 @@ static int call_full(struct server_state *st, const char *method, const char *pa
 	R.allow = resp.allow;
 	R.stream = resp.stream;
 	R.metered = resp.metered;
+	R.has_items = resp.audit_has_items;
+	R.items = resp.audit_items;
 	R.body_len = resp.body.len < sizeof R.body - 1 ? resp.body.len : sizeof R.body - 1;
 	if (resp.body.data)
 		memcpy(R.body, resp.body.data, R.body_len);
@@ -993,6 +997,139 @@ static void test_worker_contract(void)
 	server_state_release(st);
 }
 
+/* A generated data key: its plaintext and ciphertext under key `name` with context ctx. */
+static void gen_dek(struct server_state *st, const char *name, const char *ctx, struct bytes *pt,
+                    struct bytes *ct)
+{
+	char body[256], path[128];
+	snprintf(body, sizeof body, "{\"context\":\"%s\"}", ctx);
+	snprintf(path, sizeof path, "/v1/key/generate/%s", name);
+	call(st, "POST", path, body);
+	CHECK_EQ_INT(R.status, 200);
+	CHECK_EQ_INT(reply_field("plaintext", pt), 0);
+	CHECK_EQ_INT(reply_field("ciphertext", ct), 0);
+}
+
+static void bulk_item(struct buf *b, const struct bytes *ct, const char *ctx)
+{
+	buf_append_str(b, b->len > 1 ? ",{\"ciphertext\":\"" : "{\"ciphertext\":\"");
+	base64_encode(b, ct->data, ct->len);
+	if (ctx)
+		buf_printf(b, "\",\"context\":\"%s\"}", ctx);
+	else
+		buf_append_str(b, "\"}");
+}
+
+/* POST /v1/key/bulk/decrypt/<name> (issue 15 §5): KES's contract until 2023-10-24. */
+static void test_bulk_decrypt(void)
+{
+	struct config *c = make_config();
+	struct server_state *st = make_state(c);
+	if (!st)
+		return;
+	call(st, "PUT", "/v1/key/create/bk", NULL);
+	CHECK_EMPTY_OK();
+	static const char *const ctx[3] = {"e30=", "eyJhIjoiYiJ9", NULL}; /* {}, {"a":"b"}, none */
+	struct bytes pt[3] = {{0}}, ct[3] = {{0}};
+	for (int i = 0; i < 3; i++)
+		gen_dek(st, "bk", ctx[i] ? ctx[i] : "", &pt[i], &ct[i]);
+	struct buf b;
+	buf_init(&b, 0);
+	buf_append_char(&b, '[');
+	for (int i = 0; i < 3; i++)
+		bulk_item(&b, &ct[i], ctx[i]);
+	buf_append_char(&b, ']');
+
+	/* the plaintexts in order, as KES's json.Encoder wrote them */
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", b.data);
+	CHECK_EQ_INT(R.status, 200);
+	CHECK_EQ_STR(R.content_type, "application/json");
+	CHECK(R.metered);
+	CHECK(R.has_items && R.items == 3);
+	struct buf want;
+	buf_init(&want, 0);
+	buf_append_char(&want, '[');
+	for (int i = 0; i < 3; i++) {
+		buf_append_str(&want, i ? ",{\"plaintext\":\"" : "{\"plaintext\":\"");
+		base64_encode(&want, pt[i].data, pt[i].len);
+		buf_append_str(&want, "\"}");
+	}
+	buf_append_str(&want, "]\n");
+	CHECK_EQ_STR(R.body, want.data);
+
+	/* no items: an empty array back */
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", "[]");
+	CHECK_REPLY(200, "[]\n");
+	CHECK(R.has_items && R.items == 0);
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", "null");
+	CHECK_REPLY(200, "[]\n");
+
+	/* one item that fails fails the whole request with the single decrypt's error */
+	buf_reset(&b);
+	buf_append_char(&b, '[');
+	bulk_item(&b, &ct[0], ctx[0]);
+	bulk_item(&b, &ct[1], ctx[0]); /* wrong context */
+	bulk_item(&b, &ct[2], NULL);
+	buf_append_char(&b, ']');
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", b.data);
+	CHECK_ERROR(400, "decryption failed: ciphertext is not authentic");
+	CHECK(R.has_items && R.items == 3);
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", "[null]");
+	CHECK_ERROR(400, "decryption failed: ciphertext is not authentic");
+
+	/* body errors, the item limit, the key, the name, the method */
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", "{\"ciphertext\":\"AAAA\"}");
+	CHECK_ERROR(400, "invalid request body");
+	CHECK(!R.has_items);
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", "[{\"ciphertext\":5}]");
+	CHECK_ERROR(400, "invalid request body");
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", NULL);
+	CHECK_ERROR(400, "invalid request body");
+	buf_reset(&b);
+	buf_append_char(&b, '[');
+	for (int i = 0; i < 1001; i++)
+		bulk_item(&b, &ct[2], NULL);
+	buf_append_char(&b, ']');
+	call(st, "POST", "/v1/key/bulk/decrypt/bk", b.data);
+	CHECK_ERROR(400, "too many ciphertexts");
+	CHECK(R.has_items && R.items == 1001);
+	struct call_opts big = {.identity = ADMIN, .cert = API_CERT_OK, .too_large = true};
+	call_full(st, "POST", "/v1/key/bulk/decrypt/bk", NULL, &big);
+	CHECK_ERROR(400, "invalid request body");
+	call(st, "POST", "/v1/key/bulk/decrypt/nokey", "[]");
+	CHECK_ERROR(404, "key does not exist");
+	call(st, "POST", "/v1/key/bulk/decrypt/no.key", "[]");
+	CHECK_ERROR(400, "key name 'no.key' is empty, too long or contains invalid characters");
+	call(st, "PUT", "/v1/key/bulk/decrypt/bk", "[]");
+	CHECK_ERROR(405, "received method 'PUT' expected 'POST'");
+
+	/* 1000 items decrypt; a large body is decoded on a worker, a small one on the loop */
+	buf_reset(&b);
+	buf_append_char(&b, '[');
+	for (int i = 0; i < 1000; i++)
+		bulk_item(&b, &ct[i % 3], ctx[i % 3]);
+	buf_append_char(&b, ']');
+	struct call_opts loop = {.identity = ADMIN, .cert = API_CERT_OK};
+	call_full(st, "POST", "/v1/key/bulk/decrypt/bk", b.data, &loop);
+	CHECK(R.first == API_NEEDS_WORKER);
+	CHECK_EQ_INT(R.status, 200);
+	CHECK(R.has_items && R.items == 1000);
+	call_full(st, "POST", "/v1/key/bulk/decrypt/bk", "[]", &loop);
+	CHECK(R.first == API_DONE);
+	CHECK_EQ_INT(R.status, 200);
+
+	/* policies: MinIO's pattern must cover the subtree (KES HEAD matching) */
+	call_as(st, MINIO, "POST", "/v1/key/bulk/decrypt/bk", "[]");
+	CHECK_ERROR(403, "not authorized: insufficient permissions");
+	for (int i = 0; i < 3; i++) {
+		bytes_free(&pt[i]);
+		bytes_free(&ct[i]);
+	}
+	buf_free(&want);
+	buf_free(&b);
+	server_state_release(st);
+}
+
 static void test_policy_views(void)
 {
 	struct config *c = make_config();
@@ -1134,6 +1271,8 @@ static void test_status_routes(void)
 	    "{\"method\":\"PUT\",\"path\":\"/v1/key/decrypt/"
 	    "\",\"max_body\":1000000,\"timeout\":15},"
 	    "{\"method\":\"PUT\",\"path\":\"/v1/key/hmac/\",\"max_body\":1000000,\"timeout\":15},"
+	    "{\"method\":\"POST\",\"path\":\"/v1/key/bulk/decrypt/"
+	    "\",\"max_body\":1048576,\"timeout\":15},"
 	    "{\"method\":\"GET\",\"path\":\"/v1/policy/describe/\",\"max_body\":0,\"timeout\":15},"
 	    "{\"method\":\"GET\",\"path\":\"/v1/policy/read/\",\"max_body\":0,\"timeout\":15},"
 	    "{\"method\":\"GET\",\"path\":\"/v1/policy/list/\",\"max_body\":0,\"timeout\":15},"
@@ -1629,6 +1768,7 @@ int main(void)
 	RUN(test_import);
 	RUN(test_legacy_key);
 	RUN(test_worker_contract);
+	RUN(test_bulk_decrypt);
 	RUN(test_policy_views);
 	RUN(test_status_routes);
 	RUN(test_metrics_counting);
