@@ -556,9 +556,17 @@ static int cache_read_store(struct ks_cache *c, const char *name, uint64_t hash,
 	return rc;
 }
 
+/* Whether one more key may be kept (cfg.max_keys). Racing inserts in other shards may pass it
+ * by a few: the limit bounds memory, it is not an exact count. */
+static bool cache_has_room(struct ks_cache *c)
+{
+	return c->cfg.max_keys == 0 ||
+	       atomic_load_explicit(&c->entries, memory_order_relaxed) < c->cfg.max_keys;
+}
+
 /* Puts a freshly read entry into the table unless the name was evicted since the read began
- * (generation) or someone else already put it there. Returns the entry the caller should use,
- * holding one reference for it. */
+ * (generation), someone else already put it there, or the cache is full (then the entry serves
+ * this read only). Returns the entry the caller should use, holding one reference for it. */
 static struct cache_entry *cache_publish(struct ks_cache *c, struct cache_shard *s,
                                          struct cache_entry *e, uint64_t generation)
 {
@@ -577,7 +585,7 @@ static struct cache_entry *cache_publish(struct ks_cache *c, struct cache_shard 
 	}
 	if (existing) {
 		entry_retain(existing);
-	} else if (s->generation == generation) {
+	} else if (s->generation == generation && cache_has_room(c)) {
 		entry_retain(e); /* one for the table, one for the caller */
 		shard_insert(c, s, e);
 	}
@@ -808,8 +816,13 @@ static void cache_insert_created(struct ks_cache *c, const char *name, const str
 			break;
 		}
 	}
-	shard_insert(c, s, e);
+	if (cache_has_room(c)) {
+		shard_insert(c, s, e);
+		e = NULL;
+	}
 	pthread_rwlock_unlock(&s->lock);
+	if (e)
+		entry_release(e); /* full: the first get reads it */
 }
 
 int ks_cache_create(struct ks_cache *c, const char *name, const struct secret_key *key,
@@ -1015,6 +1028,11 @@ int ks_cache_status(struct ks_cache *c, struct ks_status *out, struct ks_err *er
 const char *ks_cache_store_name(const struct ks_cache *c)
 {
 	return c->store->ops->name;
+}
+
+struct keystore *ks_cache_keystore(struct ks_cache *c)
+{
+	return c->store;
 }
 
 void ks_cache_get_stats(struct ks_cache *c, struct ks_cache_stats *out)

@@ -32,6 +32,9 @@ struct ks_cache_config {
 	int64_t expiry_unused_ms;   /* <= 0: no unused eviction */
 	int64_t expiry_offline_ms;  /* <= 0: offline mode off */
 	int64_t status_interval_ms; /* store probe period; 0 → 10000 */
+	/* Most keys held at once; 0 = no limit. A key read while the cache is full is served
+	 * but not kept, so one cache's keys never push out another's (a tenant's limit). */
+	uint64_t max_keys;
 };
 
 struct ks_cache;
@@ -107,6 +110,9 @@ int ks_cache_list_names(struct ks_cache *c, const char *prefix, struct name_list
 int ks_cache_status(struct ks_cache *c, struct ks_status *out, struct ks_err *err);
 /* The wrapped store's name ("fs", "vault", …). */
 const char *ks_cache_store_name(const struct ks_cache *c);
+/* The wrapped store itself (still owned by the cache): for stores that others build on, as a
+ * Vault tenant on its connection (vault.h). */
+struct keystore *ks_cache_keystore(struct ks_cache *c);
 
 struct ks_cache_stats {
 	uint64_t hits;

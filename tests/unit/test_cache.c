@@ -1030,6 +1030,50 @@ static void test_list_skips_tombstones(void)
 	ks_cache_free(c);
 }
 
+/* cache.max_keys (a tenant's limit): a full cache serves keys without keeping them, and never
+ * drops the keys it holds for new ones (issue 15: one tenant cannot evict another's keys, and
+ * its own hot keys are not pushed out by a scan). */
+static void test_max_keys(void)
+{
+	struct test_store t;
+	struct ks_cache_config cfg = {.expiry_any_ms = 60000, .max_keys = 2};
+	struct ks_cache *c = open_cache(&t, &cfg);
+	struct secret_key *k[4];
+	char name[8];
+	struct key_ref ref;
+	struct ks_err err = {{0}};
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		k[i] = store_key(&t, name);
+	}
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 4; i++) {
+			snprintf(name, sizeof(name), "k%d", i);
+			CHECK_EQ_INT(ks_cache_get(c, name, 0, &ref, &err), KS_OK);
+			CHECK(same_key(ref.key, k[i]));
+			key_ref_release(&ref);
+		}
+	}
+	/* k0 and k1 were kept and hit the second time; k2 and k3 were read twice */
+	CHECK_EQ_INT(stats_of(c).entries, 2);
+	CHECK_EQ_INT(stats_of(c).hits, 2);
+	CHECK_EQ_INT(atomic_load(&t.gets), 6);
+	CHECK_EQ_INT(ks_cache_get(c, "k2", KS_CACHE_NONBLOCK, &ref, &err), KS_WOULD_BLOCK);
+	/* a create while full is stored, and read back on the next get */
+	struct secret_key *n = NULL;
+	CHECK_EQ_INT(key_generate(KEY_ALG_AES256, "id", &n), 0);
+	CHECK_EQ_INT(ks_cache_create(c, "new", n, &err), KS_OK);
+	CHECK_EQ_INT(stats_of(c).entries, 2);
+	CHECK_EQ_INT(ks_cache_get(c, "new", 0, &ref, &err), KS_OK);
+	CHECK(same_key(ref.key, n));
+	key_ref_release(&ref);
+	key_free(n);
+	for (int i = 0; i < 4; i++)
+		key_free(k[i]);
+	ks_cache_free(c);
+}
+
 static void test_free_is_prompt(void)
 {
 	struct test_store t;
@@ -1045,6 +1089,7 @@ static void test_free_is_prompt(void)
 int main(void)
 {
 	RUN(test_hit_and_miss);
+	RUN(test_max_keys);
 	RUN(test_single_flight);
 	RUN(test_nonblock);
 	RUN(test_create);
