@@ -447,7 +447,8 @@ static int config_fill(struct cfg_ctx *x, const struct ynode *root)
 	    cfg_set_string(x, &x->c->tls.proxy_cert_header, "X-Tls-Client-Cert") < 0)
 		return -1;
 	if (cfg_load_top(x, root) < 0 || cfg_load_policies(x, root) < 0 ||
-	    cfg_load_keystore(x, root) < 0 || cfg_load_lifecycle(x, root) < 0)
+	    cfg_load_keystore(x, root) < 0 || cfg_load_lifecycle(x, root) < 0 ||
+	    cfg_load_tenants(x, root) < 0)
 		return -1;
 	return 0;
 }
@@ -551,7 +552,7 @@ static void free_string_list(char **v, size_t n)
 	free(v);
 }
 
-static void vault_config_free(struct vault_config *v)
+void cfg_vault_free(struct vault_config *v)
 {
 	free(v->endpoint);
 	free(v->engine);
@@ -568,6 +569,61 @@ static void vault_config_free(struct vault_config *v)
 	free(v->tls_ca);
 	free(v->tls_cert);
 	free(v->tls_key);
+	memset(v, 0, sizeof(*v));
+}
+
+static int dup_field(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -1;
+}
+
+int cfg_vault_copy(struct vault_config *dst, const struct vault_config *src)
+{
+	*dst = *src;
+	char **fields[] = {&dst->endpoint,       &dst->engine,         &dst->namespace_,
+	                   &dst->prefix,         &dst->transit_engine, &dst->transit_key,
+	                   &dst->auth_engine,    &dst->auth_namespace, &dst->approle_id,
+	                   &dst->approle_secret, &dst->k8s_role,       &dst->k8s_jwt,
+	                   &dst->tls_ca,         &dst->tls_cert,       &dst->tls_key};
+	const char *from[] = {src->endpoint,       src->engine,         src->namespace_,
+	                      src->prefix,         src->transit_engine, src->transit_key,
+	                      src->auth_engine,    src->auth_namespace, src->approle_id,
+	                      src->approle_secret, src->k8s_role,       src->k8s_jwt,
+	                      src->tls_ca,         src->tls_cert,       src->tls_key};
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++)
+		rc |= dup_field(fields[i], from[i]);
+	if (rc != 0)
+		cfg_vault_free(dst);
+	return rc;
+}
+
+static void free_policies(struct config_policy *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct config_policy *p = &list[i];
+		free(p->name);
+		free_string_list(p->allow, p->allow_count);
+		free_string_list(p->deny, p->deny_count);
+		free_string_list(p->identities, p->identity_count);
+	}
+	free(list);
+}
+
+static void free_tenants(struct config_tenant *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(t[i].name);
+		free(t[i].fs_path);
+		cfg_vault_free(&t[i].vault);
+		free_policies(t[i].policies, t[i].policy_count);
+		free_string_list(t[i].keys, t[i].key_count);
+	}
+	free(t);
 }
 
 void config_free(struct config *c)
@@ -583,14 +639,8 @@ void config_free(struct config *c)
 	free(c->tls.ca);
 	free_string_list(c->tls.proxy_identities, c->tls.proxy_identity_count);
 	free(c->tls.proxy_cert_header);
-	for (size_t i = 0; i < c->policy_count; i++) {
-		struct config_policy *p = &c->policies[i];
-		free(p->name);
-		free_string_list(p->allow, p->allow_count);
-		free_string_list(p->deny, p->deny_count);
-		free_string_list(p->identities, p->identity_count);
-	}
-	free(c->policies);
+	free_policies(c->policies, c->policy_count);
+	free_tenants(c->tenants, c->tenant_count);
 	free(c->log.error_file);
 	free(c->log.audit_file);
 	for (size_t i = 0; i < c->api_count; i++)
@@ -598,7 +648,7 @@ void config_free(struct config *c)
 	free(c->api);
 	free_string_list(c->keys, c->key_count);
 	free(c->fs_path);
-	vault_config_free(&c->vault);
+	cfg_vault_free(&c->vault);
 	secure_zero(c, sizeof *c);
 	free(c);
 }

@@ -99,6 +99,41 @@ struct config_policy {
 	unsigned line;
 };
 
+/*
+ * A tenant (the tenants: section, a kesc extension): its own keystore layout on the shared
+ * keystore connection, its own policies and identities, its own cache and `keys:`. Requests
+ * are resolved to a tenant by the client's identity alone (server/state.h).
+ *   tenants:
+ *     <name>:                   1..80 of [0-9A-Za-z_-], as policy names
+ *       keystore:
+ *         fs:    {path: <dir>}  a directory below keystore.fs.path (default: the name)
+ *         vault: {namespace, prefix, approle | kubernetes}
+ *                               on keystore.vault's connection; namespace and prefix replace
+ *                               the top-level ones (absent: inherited; both absent: prefix =
+ *                               the name); approle/kubernetes: the tenant's own login (in its
+ *                               namespace unless their namespace says otherwise), else the
+ *                               top-level token is used
+ *       policy: {…}             as the top-level policy: section
+ *       cache: {expiry: {any, unused, offline}, max_keys}   absent fields: the top level's
+ *       keys: [{name}]
+ * Every identity belongs to at most one policy in the whole file (top level or tenant); the
+ * admin identity belongs to none. Two tenants (or a tenant and the top level) never share a
+ * keystore location: the same fs directory (or one inside the other), or the same Vault
+ * namespace, engine and prefix.
+ */
+struct config_tenant {
+	char *name;
+	unsigned line;
+	char *fs_path;             /* fs: keystore.fs.path joined with the tenant's path */
+	struct vault_config vault; /* vault: the top level's, with the tenant's fields; owned */
+	bool vault_own_auth;       /* the tenant logs in itself (approle or kubernetes given) */
+	struct config_policy *policies;
+	size_t policy_count;
+	struct ks_cache_config cache;
+	char **keys;
+	size_t key_count;
+};
+
 struct config_api {
 	char *path; /* route key as written, e.g. "/v1/status" or "/v1/key/create/" */
 	bool skip_auth;
@@ -146,6 +181,9 @@ struct config {
 	enum config_keystore keystore;
 	char *fs_path;
 	struct vault_config vault;
+
+	struct config_tenant *tenants; /* the tenants: section; none: a KES config */
+	size_t tenant_count;
 
 	struct {
 		unsigned max_connections;     /* default 10240 */

@@ -73,11 +73,32 @@ void cfg_free_secret(char *s);
  * did-you-mean) in the error. Fields old KES versions defined are warnings. */
 int cfg_check_fields(struct cfg_ctx *x, const struct ynode *root);
 
-/* Section loaders (config_sections.c, config_keystore.c). 0 or -1. */
+/* Section loaders (config_sections.c, config_policy.c, config_keystore.c,
+ * config_tenants.c). 0 or -1. */
 int cfg_load_top(struct cfg_ctx *x, const struct ynode *root);
 int cfg_load_policies(struct cfg_ctx *x, const struct ynode *root);
 int cfg_load_keystore(struct cfg_ctx *x, const struct ynode *root);
 /* key_lifecycle: (config_lifecycle.c); after the keystore, whose kind it checks. */
 int cfg_load_lifecycle(struct cfg_ctx *x, const struct ynode *root);
+int cfg_load_tenants(struct cfg_ctx *x, const struct ynode *root);
+
+/* The entries of a policy: mapping into *out (*count of them), checking every identity against
+ * the whole file; at prefixes messages ("policy", "tenants.<name>.policy"). 0 or -1. */
+int cfg_load_policy_map(struct cfg_ctx *x, const struct ynode *pol, const char *at,
+                        struct config_policy **out, size_t *count);
+/* The cache: section's fields into *cc (cache.expiry.*, cache.max_keys); at prefixes
+ * messages. 0 or -1. */
+int cfg_load_cache_map(struct cfg_ctx *x, const struct ynode *cache, const char *at,
+                       struct ks_cache_config *cc);
+/* A keys: list into *keys / *count; at prefixes messages. 0 or -1. */
+int cfg_load_key_list(struct cfg_ctx *x, const struct ynode *keys, const char *at, char ***out,
+                      size_t *count);
+/* approle: or kubernetes: of a vault mapping into v (at: "keystore.vault" or a tenant's).
+ * 1 when one was given, 0 when none was and !required_auth, -1 on error. */
+int cfg_load_vault_auth(struct cfg_ctx *x, struct vault_config *v, const struct ynode *vault,
+                        unsigned line, const char *at, bool required_auth);
+/* Deep copy of a vault configuration (strings duplicated), and its release. 0 or -1. */
+int cfg_vault_copy(struct vault_config *dst, const struct vault_config *src);
+void cfg_vault_free(struct vault_config *v);
 
 #endif

@@ -76,18 +76,17 @@ static int load_fs(struct cfg_ctx *x, const struct ynode *fs, unsigned line)
 	                "keystore.fs", "no path specified");
 }
 
-static int check_jwt_file(struct cfg_ctx *x, const char *path, unsigned line)
+static int check_jwt_file(struct cfg_ctx *x, const char *path, unsigned line, const char *field)
 {
 #ifdef KESC_FUZZING
-	(void)x, (void)path, (void)line;
+	(void)x, (void)path, (void)line, (void)field;
 	return 0; /* never touch the filesystem on fuzzer input */
 #else
 	FILE *f = fopen(path, "rb");
 	char probe[1];
 	if (!f)
-		return cfg_fail(x, line, "keystore.vault.kubernetes.jwt",
-		                "failed to read vault kubernetes JWT from '%s': %s", path,
-		                strerror(errno));
+		return cfg_fail(x, line, field, "failed to read vault kubernetes JWT from '%s': %s",
+		                path, strerror(errno));
 	/* Unbuffered, so no stdio buffer holds a piece of the token after fclose. */
 	size_t n = setvbuf(f, NULL, _IONBF, 0) == 0 ? fread(probe, 1, sizeof probe, f) : 0;
 	int failed = ferror(f) || n == 0;
@@ -95,64 +94,80 @@ static int check_jwt_file(struct cfg_ctx *x, const char *path, unsigned line)
 	fclose(f);
 	if (failed)
 		return cfg_fail(
-		    x, line, "keystore.vault.kubernetes.jwt",
+		    x, line, field,
 		    "failed to read vault kubernetes JWT from '%s': empty or unreadable", path);
 	return 0;
 #endif
 }
 
-static int load_approle(struct cfg_ctx *x, const struct ynode *a, unsigned line)
+/* "<prefix>.<suffix>" into a buffer of the caller: the field names of messages. */
+static const char *field_name(char *buf, size_t n, const char *prefix, const char *suffix)
 {
-	struct vault_config *v = &x->c->vault;
+	snprintf(buf, n, "%s.%s", prefix, suffix);
+	return buf;
+}
+
+static int load_approle(struct cfg_ctx *x, struct vault_config *v, const struct ynode *a,
+                        unsigned line, const char *at)
+{
+	char f[4][192], s[160];
 	v->auth = VAULT_AUTH_APPROLE;
-	const char *s = "keystore.vault.approle";
-	if (optional(x, a, "engine", "keystore.vault.approle.engine", &v->auth_engine, "approle") <
-	        0 ||
-	    optional(x, a, "namespace", "keystore.vault.approle.namespace", &v->auth_namespace,
-	             NULL) < 0 ||
-	    required(x, a, "id", "keystore.vault.approle.id", CFG_ENV, &v->approle_id, line, s,
-	             "no approle ID specified") < 0 ||
-	    required(x, a, "secret", "keystore.vault.approle.secret", CFG_ENV, &v->approle_secret,
-	             line, s, "no approle secret specified") < 0)
+	snprintf(s, sizeof s, "%s.approle", at);
+	if (optional(x, a, "engine", field_name(f[0], sizeof f[0], s, "engine"), &v->auth_engine,
+	             "approle") < 0 ||
+	    optional(x, a, "namespace", field_name(f[1], sizeof f[1], s, "namespace"),
+	             &v->auth_namespace, NULL) < 0 ||
+	    required(x, a, "id", field_name(f[2], sizeof f[2], s, "id"), CFG_ENV, &v->approle_id,
+	             line, s, "no approle ID specified") < 0 ||
+	    required(x, a, "secret", field_name(f[3], sizeof f[3], s, "secret"), CFG_ENV,
+	             &v->approle_secret, line, s, "no approle secret specified") < 0)
 		return -1;
 	return 0;
 }
 
-static int load_kubernetes(struct cfg_ctx *x, const struct ynode *k, unsigned line)
+static int load_kubernetes(struct cfg_ctx *x, struct vault_config *v, const struct ynode *k,
+                           unsigned line, const char *at)
 {
-	struct vault_config *v = &x->c->vault;
+	char f[4][192], s[160];
 	v->auth = VAULT_AUTH_KUBERNETES;
-	if (optional(x, k, "engine", "keystore.vault.kubernetes.engine", &v->auth_engine,
+	snprintf(s, sizeof s, "%s.kubernetes", at);
+	if (optional(x, k, "engine", field_name(f[0], sizeof f[0], s, "engine"), &v->auth_engine,
 	             "kubernetes") < 0 ||
-	    optional(x, k, "namespace", "keystore.vault.kubernetes.namespace", &v->auth_namespace,
-	             NULL) < 0 ||
-	    optional(x, k, "role", "keystore.vault.kubernetes.role", &v->k8s_role, NULL) < 0 ||
-	    required(x, k, "jwt", "keystore.vault.kubernetes.jwt", CFG_ENV, &v->k8s_jwt, line,
-	             "keystore.vault.kubernetes", "no JWT specified") < 0)
+	    optional(x, k, "namespace", field_name(f[1], sizeof f[1], s, "namespace"),
+	             &v->auth_namespace, NULL) < 0 ||
+	    optional(x, k, "role", field_name(f[2], sizeof f[2], s, "role"), &v->k8s_role, NULL) <
+	        0 ||
+	    required(x, k, "jwt", field_name(f[3], sizeof f[3], s, "jwt"), CFG_ENV, &v->k8s_jwt,
+	             line, s, "no JWT specified") < 0)
 		return -1;
 	/* KES: a JWT never contains '/', so a value with one is a file (re-read at login). */
 	if (strchr(v->k8s_jwt, '/')) {
 		v->k8s_jwt_is_file = true;
-		return check_jwt_file(x, v->k8s_jwt, cfg_line_of(k, "jwt"));
+		return check_jwt_file(x, v->k8s_jwt, cfg_line_of(k, "jwt"), f[3]);
 	}
 	return 0;
 }
 
-static int load_vault_auth(struct cfg_ctx *x, const struct ynode *vault, unsigned line)
+int cfg_load_vault_auth(struct cfg_ctx *x, struct vault_config *v, const struct ynode *vault,
+                        unsigned line, const char *at, bool required_auth)
 {
 	const struct ynode *approle, *k8s;
-	if (cfg_get_map(x, vault, "approle", "keystore.vault.approle", &approle) < 0 ||
-	    cfg_get_map(x, vault, "kubernetes", "keystore.vault.kubernetes", &k8s) < 0)
+	char f[2][192];
+	if (cfg_get_map(x, vault, "approle", field_name(f[0], sizeof f[0], at, "approle"),
+	                &approle) < 0 ||
+	    cfg_get_map(x, vault, "kubernetes", field_name(f[1], sizeof f[1], at, "kubernetes"),
+	                &k8s) < 0)
 		return -1;
 	bool use_approle = has_value(approle), use_k8s = has_value(k8s);
 	if (!use_approle && !use_k8s)
-		return cfg_fail(x, line, "keystore.vault", "no authentication method specified");
+		return required_auth ? cfg_fail(x, line, at, "no authentication method specified")
+		                     : 0;
 	if (use_approle && use_k8s)
-		return cfg_fail(x, cfg_line_of(vault, "kubernetes"), "keystore.vault",
+		return cfg_fail(x, cfg_line_of(vault, "kubernetes"), at,
 		                "more than one authentication method specified");
 	if (use_approle)
-		return load_approle(x, approle, cfg_line_of(vault, "approle"));
-	return load_kubernetes(x, k8s, cfg_line_of(vault, "kubernetes"));
+		return load_approle(x, v, approle, cfg_line_of(vault, "approle"), at) < 0 ? -1 : 1;
+	return load_kubernetes(x, v, k8s, cfg_line_of(vault, "kubernetes"), at) < 0 ? -1 : 1;
 }
 
 static int load_vault_extras(struct cfg_ctx *x, const struct ynode *vault)
@@ -255,8 +270,8 @@ static int load_vault(struct cfg_ctx *x, const struct ynode *vault, unsigned lin
 		return -1;
 	}
 	free(version);
-	if (load_vault_auth(x, vault, line) < 0 || load_vault_extras(x, vault) < 0 ||
-	    load_vault_client(x, vault) < 0)
+	if (cfg_load_vault_auth(x, v, vault, line, "keystore.vault", true) < 0 ||
+	    load_vault_extras(x, vault) < 0 || load_vault_client(x, vault) < 0)
 		return -1;
 	return 0;
 }

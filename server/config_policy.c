@@ -40,11 +40,26 @@ static int load_patterns(struct cfg_ctx *x, const struct ynode *pol, const char 
 	return 0;
 }
 
-/* Where identity is already used: 0 nowhere, else -1 with the message. */
+/* Whether one policy of list holds id; fills *which. */
+static bool policies_hold(const struct config_policy *list, size_t n, const char *id,
+                          const struct config_policy **which)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; i < list[p].identity_count; i++)
+			if (strcmp(id, list[p].identities[i]) == 0) {
+				*which = &list[p];
+				return true;
+			}
+	return false;
+}
+
+/* Where identity is already used, in the whole file (top level and every tenant loaded so far):
+ * 0 nowhere, else -1 with the message. */
 static int check_identity(struct cfg_ctx *x, const struct ynode *n, const char *field,
                           const char *policy, const char *id)
 {
 	const struct config *c = x->c;
+	const struct config_policy *other;
 	if (!policy_name_is_valid(id))
 		return cfg_fail(x, n->line, field,
 		                "identity '%s' is empty, too long or contains invalid characters",
@@ -55,16 +70,17 @@ static int check_identity(struct cfg_ctx *x, const struct ynode *n, const char *
 		if (strcmp(id, c->tls.proxy_identities[i]) == 0)
 			return cfg_fail(x, n->line, field, "identity '%s' is already a TLS proxy",
 			                id);
-	for (size_t p = 0; p < c->policy_count; p++) {
-		const struct config_policy *other = &c->policies[p];
-		for (size_t i = 0; i < other->identity_count; i++)
-			if (strcmp(id, other->identities[i]) == 0)
-				return cfg_fail(
-				    x, n->line, field,
-				    "cannot assign policy '%s' to '%s': identity already "
-				    "has a policy ('%s')",
-				    policy, id, other->name);
-	}
+	if (policies_hold(c->policies, c->policy_count, id, &other))
+		return cfg_fail(x, n->line, field,
+		                "cannot assign policy '%s' to '%s': identity already has a policy "
+		                "('%s')",
+		                policy, id, other->name);
+	for (size_t t = 0; t < c->tenant_count; t++)
+		if (policies_hold(c->tenants[t].policies, c->tenants[t].policy_count, id, &other))
+			return cfg_fail(x, n->line, field,
+			                "cannot assign policy '%s' to '%s': identity already has a "
+			                "policy ('%s' of tenant '%s')",
+			                policy, id, other->name, c->tenants[t].name);
 	return 0;
 }
 
@@ -102,25 +118,26 @@ static int load_identities(struct cfg_ctx *x, const struct ynode *pol, const cha
 	return 0;
 }
 
-static int load_policy(struct cfg_ctx *x, const struct ynode *key, const struct ynode *value)
+/* One entry of a policy map into *p (whose count the caller raises afterwards). at is the
+ * field prefix of messages ("policy" or "tenants.<name>.policy"). */
+static int load_policy(struct cfg_ctx *x, const char *at, const struct ynode *key,
+                       const struct ynode *value, struct config_policy *p)
 {
-	struct config *c = x->c;
-	char field[160];
+	char field[256];
 	if (!policy_name_is_valid(key->value))
 		return cfg_fail(
-		    x, key->line, "policy",
+		    x, key->line, at,
 		    "policy name '%s' is empty, too long or contains invalid characters",
 		    key->value);
-	struct config_policy *p = &c->policies[c->policy_count];
 	p->line = key->line;
 	if (cfg_set_string(x, &p->name, key->value) < 0)
 		return -1;
-	snprintf(field, sizeof field, "policy.%s", key->value);
+	snprintf(field, sizeof field, "%s.%s", at, key->value);
 	if (ynode_is_null(value))
-		goto done;
+		return 0;
 	if (value->kind != YNODE_MAP)
 		return cfg_fail(x, value->line, field, "expected 'allow', 'deny' and 'identities'");
-	char sub[200];
+	char sub[300];
 	snprintf(sub, sizeof sub, "%s.allow", field);
 	if (load_patterns(x, value, "allow", sub, &p->allow, &p->allow_count) < 0)
 		return -1;
@@ -128,11 +145,25 @@ static int load_policy(struct cfg_ctx *x, const struct ynode *key, const struct 
 	if (load_patterns(x, value, "deny", sub, &p->deny, &p->deny_count) < 0)
 		return -1;
 	snprintf(sub, sizeof sub, "%s.identities", field);
-	if (load_identities(x, value, sub, p) < 0)
-		return -1;
-done:
-	/* counted only now so that check_identity never looks at a half-built entry */
-	c->policy_count++;
+	return load_identities(x, value, sub, p);
+}
+
+int cfg_load_policy_map(struct cfg_ctx *x, const struct ynode *pol, const char *at,
+                        struct config_policy **out, size_t *count)
+{
+	if (!pol || pol->count == 0)
+		return 0;
+	*out = calloc(pol->count, sizeof **out);
+	if (!*out)
+		return cfg_fail(x, pol->line, at, "out of memory");
+	for (size_t i = 0; i < pol->count; i++) {
+		int rc = load_policy(x, at, pol->items[2 * i], pol->items[2 * i + 1], &(*out)[i]);
+		/* counted only now so that check_identity never looks at a half-built entry; on
+		 * failure too, so that config_free releases the partial entry */
+		(*count)++;
+		if (rc < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -141,16 +172,5 @@ int cfg_load_policies(struct cfg_ctx *x, const struct ynode *root)
 	const struct ynode *pol;
 	if (cfg_get_map(x, root, "policy", "policy", &pol) <= 0)
 		return x->err[0] ? -1 : 0;
-	if (pol->count == 0)
-		return 0;
-	x->c->policies = calloc(pol->count, sizeof *x->c->policies);
-	if (!x->c->policies)
-		return cfg_fail(x, pol->line, "policy", "out of memory");
-	for (size_t i = 0; i < pol->count; i++) {
-		if (load_policy(x, pol->items[2 * i], pol->items[2 * i + 1]) < 0) {
-			x->c->policy_count++; /* so config_free releases the partial entry */
-			return -1;
-		}
-	}
-	return 0;
+	return cfg_load_policy_map(x, pol, "policy", &x->c->policies, &x->c->policy_count);
 }

@@ -52,7 +52,7 @@ static const struct schema s_tls[] = {LEAF("key"),  LEAF("cert"), LEAF("password
                                       END};
 static const struct schema s_policy[] = {LEAF("allow"), LEAF("deny"), LEAF("identities"), END};
 static const struct schema s_expiry[] = {LEAF("any"), LEAF("unused"), LEAF("offline"), END};
-static const struct schema s_cache[] = {MAP("expiry", s_expiry), END};
+static const struct schema s_cache[] = {MAP("expiry", s_expiry), LEAF("max_keys"), END};
 static const struct schema s_log[] = {LEAF("error"), LEAF("audit"), LEAF("audit_failure"), END};
 static const struct schema s_api[] = {LEAF("skip_auth"), LEAF("timeout"), END};
 static const struct schema s_key[] = {LEAF("name"), END};
@@ -146,6 +146,16 @@ static const struct schema s_keystore[] = {MAP("fs", s_fs),
                                            MAP("encryptedfs", s_encryptedfs),
                                            MAP("generic", s_generic),
                                            END};
+/* tenants: (kesc): a layout on the top-level keystore, policies, cache, keys per tenant. */
+static const struct schema s_tenant_vault[] = {
+    LEAF("namespace"), LEAF("prefix"), MAP("approle", s_approle), MAP("kubernetes", s_k8s), END};
+static const struct schema s_tenant_keystore[] = {MAP("fs", s_fs), MAP("vault", s_tenant_vault),
+                                                  END};
+static const struct schema s_tenant[] = {MAP("keystore", s_tenant_keystore),
+                                         {"policy", SCHEMA_MAP_OF, s_policy},
+                                         MAP("cache", s_cache),
+                                         {"keys", SCHEMA_SEQ_OF, s_key},
+                                         END};
 static const struct schema s_root[] = {LEAF("version"),
                                        LEAF("address"),
                                        LEAF("root"),
@@ -159,6 +169,7 @@ static const struct schema s_root[] = {LEAF("version"),
                                        MAP("keystore", s_keystore),
                                        MAP("server", s_server),
                                        MAP("key_lifecycle", s_lifecycle),
+                                       {"tenants", SCHEMA_MAP_OF, s_tenant},
                                        END};
 
 /* Levenshtein distance, capped: only small distances matter for a suggestion. */

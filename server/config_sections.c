@@ -142,39 +142,56 @@ static int load_tls(struct cfg_ctx *x, const struct ynode *root)
 	return 0;
 }
 
-static int load_cache(struct cfg_ctx *x, const struct ynode *root)
+int cfg_load_cache_map(struct cfg_ctx *x, const struct ynode *cache, const char *at,
+                       struct ks_cache_config *cc)
 {
 	static const struct {
-		const char *key, *field, *reason;
+		const char *key, *reason;
 	} expiries[] = {
-	    {"any", "cache.expiry.any", "invalid cache expiry"},
-	    {"unused", "cache.expiry.unused", "invalid cache unused expiry"},
-	    {"offline", "cache.expiry.offline", "invalid offline cache expiry"},
+	    {"any", "invalid cache expiry"},
+	    {"unused", "invalid cache unused expiry"},
+	    {"offline", "invalid offline cache expiry"},
 	};
-	struct ks_cache_config *cc = &x->c->cache;
 	int64_t *slots[] = {&cc->expiry_any_ms, &cc->expiry_unused_ms, &cc->expiry_offline_ms};
-	const struct ynode *cache, *expiry;
-	if (cfg_get_map(x, root, "cache", "cache", &cache) < 0 ||
-	    cfg_get_map(x, cache, "expiry", "cache.expiry", &expiry) < 0)
+	const struct ynode *expiry;
+	char field[200];
+	snprintf(field, sizeof field, "%s.expiry", at);
+	if (cfg_get_map(x, cache, "expiry", field, &expiry) < 0)
 		return -1;
 	for (size_t i = 0; i < 3; i++) {
 		int64_t ms = 0;
-		int r = cfg_get_duration(x, expiry, expiries[i].key, expiries[i].field, &ms);
+		snprintf(field, sizeof field, "%s.expiry.%s", at, expiries[i].key);
+		int r = cfg_get_duration(x, expiry, expiries[i].key, field, &ms);
 		if (r < 0)
 			return -1;
 		if (r == 0)
 			continue;
 		if (ms < 0) {
 			const struct ynode *v = ynode_get(expiry, expiries[i].key, NULL);
-			return cfg_fail(x, v->line, expiries[i].field, "%s '%s'",
-			                expiries[i].reason, v->value);
+			return cfg_fail(x, v->line, field, "%s '%s'", expiries[i].reason, v->value);
 		}
 		/* KES treats 0 as "not set" for any/unused (then its defaults apply); for offline
 		 * 0 means off, which is also its default. */
 		if (ms > 0 || i == 2)
 			*slots[i] = ms;
 	}
+	/* kesc extension: at most this many keys cached (0 = no limit). */
+	unsigned max_keys = 0;
+	snprintf(field, sizeof field, "%s.max_keys", at);
+	int r = cfg_get_uint(x, cache, "max_keys", field, &max_keys);
+	if (r < 0)
+		return -1;
+	if (r > 0)
+		cc->max_keys = max_keys;
 	return 0;
+}
+
+static int load_cache(struct cfg_ctx *x, const struct ynode *root)
+{
+	const struct ynode *cache;
+	if (cfg_get_map(x, root, "cache", "cache", &cache) < 0)
+		return -1;
+	return cfg_load_cache_map(x, cache, "cache", &x->c->cache);
 }
 
 static int load_log_target(struct cfg_ctx *x, const struct ynode *log, const char *key,
@@ -273,15 +290,15 @@ static int load_api(struct cfg_ctx *x, const struct ynode *root)
 	return 0;
 }
 
-static int load_key_entry(struct cfg_ctx *x, const struct ynode *item, size_t index)
+static int load_key_entry(struct cfg_ctx *x, const struct ynode *item, const char *at, size_t index,
+                          char **keys, size_t *count)
 {
-	struct config *c = x->c;
-	char field[64];
+	char field[200];
 	char *name = NULL;
-	snprintf(field, sizeof field, "keys[%zu]", index);
+	snprintf(field, sizeof field, "%s[%zu]", at, index);
 	if (item->kind != YNODE_MAP)
 		return cfg_fail(x, item->line, field, "expected '- name: <key name>'");
-	snprintf(field, sizeof field, "keys[%zu].name", index);
+	snprintf(field, sizeof field, "%s[%zu].name", at, index);
 	if (cfg_get_string(x, item, "name", field, CFG_ENV, &name) < 0)
 		return -1;
 	if (!name || !policy_name_is_valid(name)) {
@@ -291,37 +308,43 @@ static int load_key_entry(struct cfg_ctx *x, const struct ynode *item, size_t in
 		free(name);
 		return -1;
 	}
-	for (size_t i = 0; i < c->key_count; i++) {
-		if (strcmp(c->keys[i], name) == 0) {
-			cfg_fail(x, item->line, "keys", "key '%s' is defined multiple times", name);
+	for (size_t i = 0; i < *count; i++) {
+		if (strcmp(keys[i], name) == 0) {
+			cfg_fail(x, item->line, at, "key '%s' is defined multiple times", name);
 			free(name);
 			return -1;
 		}
 	}
-	c->keys[c->key_count++] = name;
+	keys[(*count)++] = name;
+	return 0;
+}
+
+int cfg_load_key_list(struct cfg_ctx *x, const struct ynode *keys, const char *at, char ***out,
+                      size_t *count)
+{
+	if (ynode_is_null(keys))
+		return 0;
+	if (keys->kind == YNODE_MAP)
+		return cfg_fail(x, keys->line, at,
+		                "expected a list of '- name: <key name>' entries (the keystore "
+		                "section of old KES configs is now called 'keystore')");
+	if (keys->kind != YNODE_SEQ)
+		return cfg_fail(x, keys->line, at, "expected a list of '- name: <key name>'");
+	if (keys->count == 0)
+		return 0;
+	*out = calloc(keys->count, sizeof **out);
+	if (!*out)
+		return cfg_fail(x, keys->line, at, "out of memory");
+	for (size_t i = 0; i < keys->count; i++)
+		if (load_key_entry(x, keys->items[i], at, i, *out, count) < 0)
+			return -1;
 	return 0;
 }
 
 static int load_keys(struct cfg_ctx *x, const struct ynode *root)
 {
-	const struct ynode *keys = ynode_get(root, "keys", NULL);
-	if (ynode_is_null(keys))
-		return 0;
-	if (keys->kind == YNODE_MAP)
-		return cfg_fail(x, keys->line, "keys",
-		                "expected a list of '- name: <key name>' entries (the keystore "
-		                "section of old KES configs is now called 'keystore')");
-	if (keys->kind != YNODE_SEQ)
-		return cfg_fail(x, keys->line, "keys", "expected a list of '- name: <key name>'");
-	if (keys->count == 0)
-		return 0;
-	x->c->keys = calloc(keys->count, sizeof *x->c->keys);
-	if (!x->c->keys)
-		return cfg_fail(x, keys->line, "keys", "out of memory");
-	for (size_t i = 0; i < keys->count; i++)
-		if (load_key_entry(x, keys->items[i], i) < 0)
-			return -1;
-	return 0;
+	return cfg_load_key_list(x, ynode_get(root, "keys", NULL), "keys", &x->c->keys,
+	                         &x->c->key_count);
 }
 
 static int positive_duration(struct cfg_ctx *x, const struct ynode *server, const char *key,

@@ -660,6 +660,146 @@ static void test_errors_policy(void)
 	"  cert: c.pem\n"         \
 	"keystore:\n"
 
+#define ID_C "0426fa9a04bc2756b92fbe8a97e1a1e07b53ecf04ed33da22c33e5c9faeb8cbb"
+
+/* A Vault keystore whose lines 1-13 are fixed; tenants start at line 14. */
+#define VAULT_BASE                           \
+	HEAD "  vault:\n"                    \
+	     "    endpoint: https://v:8200\n" \
+	     "    namespace: ops\n"           \
+	     "    prefix: kes\n"              \
+	     "    approle:\n"                 \
+	     "      id: top-id\n"             \
+	     "      secret: top-secret\n"
+
+/* tenants: (issue 15): layouts, inheritance, isolation checks, the tenant's own login. */
+static void test_tenants(void)
+{
+	char err[1024] = "";
+	struct warnings w = {0};
+	/* a config without tenants: has none (KES's format, unchanged) */
+	struct config *c = parse_w(BASE, &w, err, sizeof err);
+	CHECK(c && c->tenant_count == 0 && c->tenants == NULL);
+	config_free(c);
+
+	c = parse_w(BASE "cache:\n  expiry:\n    any: 1m\n  max_keys: 7\n"
+	                 "policy:\n  top:\n    identities: [" ID_C "]\n"
+	                 "tenants:\n"
+	                 "  acme:\n"
+	                 "    policy:\n"
+	                 "      minio:\n"
+	                 "        allow: [/v1/key/*]\n"
+	                 "        identities: [" ID_A "]\n"
+	                 "    cache:\n      expiry:\n        unused: 5s\n"
+	                 "    keys:\n    - name: minio-default-key\n"
+	                 "  beta:\n"
+	                 "    keystore:\n      fs:\n        path: b/deep/\n"
+	                 "    policy:\n      minio:\n        identities: [" ID_B "]\n"
+	                 "    cache:\n      max_keys: 3\n",
+	            &w, err, sizeof err);
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "  %s\n", err);
+		return;
+	}
+	CHECK(c->cache.max_keys == 7);
+	CHECK_EQ_INT(c->tenant_count, 2);
+	CHECK_EQ_STR(c->tenants[0].name, "acme");
+	CHECK_EQ_STR(c->tenants[0].fs_path, "/tmp/k/acme");
+	CHECK_EQ_STR(c->tenants[1].fs_path, "/tmp/k/b/deep");
+	CHECK_EQ_INT(c->tenants[0].policy_count, 1);
+	CHECK_EQ_STR(c->tenants[0].policies[0].identities[0], ID_A);
+	CHECK_EQ_INT(c->tenants[0].cache.expiry_any_ms, 60000);
+	CHECK_EQ_INT(c->tenants[0].cache.expiry_unused_ms, 5000);
+	CHECK(c->tenants[0].cache.max_keys == 7);
+	CHECK(c->tenants[1].cache.max_keys == 3);
+	CHECK_EQ_INT(c->tenants[0].key_count, 1);
+	CHECK_EQ_STR(c->tenants[0].keys[0], "minio-default-key");
+	config_free(c);
+
+	/* vault: namespace and prefix replace the top level's, absent ones are inherited, and
+	 * a tenant with neither is below its own name; own login or the top-level token */
+	c = parse_w(VAULT_BASE "tenants:\n"
+	                       "  a:\n"
+	                       "  b:\n    keystore:\n      vault:\n        namespace: tenants/b\n"
+	                       "  c:\n    keystore:\n      vault:\n        prefix: c-keys\n"
+	                       "        namespace: \"\"\n"
+	                       "        approle:\n          id: c-id\n          secret: c-secret\n",
+	            &w, err, sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		const struct config_tenant *t = c->tenants;
+		CHECK_EQ_STR(t[0].vault.namespace_, "ops");
+		CHECK_EQ_STR(t[0].vault.prefix, "a");
+		CHECK(!t[0].vault_own_auth);
+		CHECK_EQ_STR(t[0].vault.endpoint, "https://v:8200");
+		CHECK_EQ_STR(t[1].vault.namespace_, "tenants/b");
+		CHECK_EQ_STR(t[1].vault.prefix, "kes");
+		CHECK(t[2].vault.namespace_ == NULL);
+		CHECK_EQ_STR(t[2].vault.prefix, "c-keys");
+		CHECK(t[2].vault_own_auth);
+		CHECK_EQ_STR(t[2].vault.approle_id, "c-id");
+		CHECK_EQ_STR(t[2].vault.approle_secret, "c-secret");
+		CHECK_EQ_STR(c->vault.approle_id, "top-id");
+	}
+	config_free(c);
+
+	/* identities are unique in the whole file; the admin is nobody's */
+	expect_error(BASE "policy:\n  p:\n    identities: [" ID_A "]\n"
+	                  "tenants:\n  t:\n    policy:\n      q:\n        identities: [" ID_A "]\n",
+	             "config.yml:16: tenants.t.policy.q.identities: cannot assign policy 'q' to '" ID_A
+	             "': identity already has a policy ('p')");
+	expect_error(BASE "tenants:\n  t:\n    policy:\n      q:\n        identities: [" ID_A "]\n"
+	                  "  u:\n    policy:\n      q:\n        identities: [" ID_A "]\n",
+	             "config.yml:17: tenants.u.policy.q.identities: cannot assign policy 'q' to '" ID_A
+	             "': identity already has a policy ('q' of tenant 't')");
+	expect_error(BASE "tenants:\n  t:\n    policy:\n      q:\n        identities: [" ADMIN "]\n",
+	             "config.yml:13: tenants.t.policy.q.identities: identity '" ADMIN
+	             "' is already admin");
+	/* locations: never shared, never outside the top-level directory */
+	expect_error(BASE "tenants:\n  t:\n    keystore:\n      fs:\n        path: x\n"
+	                  "  u:\n    keystore:\n      fs:\n        path: x/y\n",
+	             "config.yml:14: tenants: tenants 't' and 'u' share a keystore location "
+	             "('/tmp/k/x' and '/tmp/k/x/y')");
+	expect_error(BASE "tenants:\n  t:\n    keystore:\n      fs:\n        path: ../other\n",
+	             "config.yml:13: tenants.t.keystore.fs.path: '../other' is not a directory below "
+	             "keystore.fs.path (a relative path of [0-9A-Za-z_.-] names, without '.' or "
+	             "'..')");
+	expect_error(BASE "tenants:\n  t:\n    keystore:\n      fs:\n        path: /abs\n",
+	             "config.yml:13: tenants.t.keystore.fs.path: '/abs' is not a directory below "
+	             "keystore.fs.path (a relative path of [0-9A-Za-z_.-] names, without '.' or "
+	             "'..')");
+	expect_error(VAULT_BASE "tenants:\n  t:\n    keystore:\n      vault:\n        prefix: kes\n",
+	             "config.yml:15: tenants: tenant 't' uses the top-level keystore's location "
+	             "(namespace 'ops', prefix 'kes'): give it a prefix or namespace of its own");
+	expect_error(VAULT_BASE "tenants:\n  t:\n    keystore:\n      vault:\n        prefix: p/\n"
+	                        "  u:\n    keystore:\n      vault:\n        prefix: /p\n",
+	             "config.yml:19: tenants: tenants 't' and 'u' share a keystore location "
+	             "(namespace 'ops', prefixes 'p' and 'p')");
+	expect_error(BASE "tenants:\n  t:\n    keystore:\n      vault:\n        prefix: p\n",
+	             "config.yml:12: tenants.t.keystore.vault: the top-level keystore is fs: a "
+	             "tenant's keys are a directory below keystore.fs.path ('fs: {path: …}')");
+	expect_error(BASE "tenants:\n  bad.name:\n",
+	             "config.yml:10: tenants: tenant name 'bad.name' is empty, too long or contains "
+	             "invalid characters");
+	expect_error(BASE "tenants:\n  t:\n    keystore:\n      fs:\n        pth: x\n",
+	             "config.yml:13: unknown field 'tenants.t.keystore.fs.pth' (did you mean "
+	             "'path'?)");
+	expect_error(BASE "tenants:\n  t:\n    cache:\n      max_keys: lots\n",
+	             "config.yml:12: tenants.t.cache.max_keys: invalid number 'lots'");
+	expect_error(VAULT_BASE "tenants:\n  t:\n    keystore:\n      vault:\n        approle:\n"
+	                        "          id: x\n",
+	             "config.yml:18: tenants.t.keystore.vault.approle: no approle secret specified");
+	const char *no_store = "admin:\n  identity: " ADMIN "\ntls:\n  key: k\n  cert: c\n"
+	                       "tenants:\n  t:\n";
+	c = NULL;
+	CHECK(config_parse_flags("config.yml", no_store, strlen(no_store), CONFIG_ALLOW_NO_KEYSTORE,
+	                         &c, err, sizeof err, NULL, NULL) != 0);
+	CHECK_EQ_STR(err, "config.yml:6: tenants: tenants need keystore.fs or keystore.vault at the "
+	                  "top level (their keys live below it)");
+	config_free(c);
+}
+
 static void test_errors_keystore(void)
 {
 	expect_error(HEAD, "config.yml:6: keystore: no keystore specified");
@@ -1263,6 +1403,7 @@ int main(void)
 	RUN(test_errors_sections);
 	RUN(test_errors_policy);
 	RUN(test_errors_keystore);
+	RUN(test_tenants);
 	RUN(test_vault_defaults);
 	RUN(test_vault_transport);
 	RUN(test_env);
