@@ -26,6 +26,18 @@ void ks_err_set(struct ks_err *err, const char *fmt, ...)
 
 static _Atomic(ks_log_fn) log_hook;
 
+static _Thread_local const char *thread_tag;
+
+void keystore_thread_tag_set(const char *tenant)
+{
+	thread_tag = tenant;
+}
+
+const char *keystore_thread_tag(void)
+{
+	return thread_tag;
+}
+
 void keystore_set_log(ks_log_fn fn)
 {
 	atomic_store(&log_hook, fn);

@@ -77,6 +77,14 @@ void ks_err_set(struct ks_err *err, const char *fmt, ...) __attribute__((format(
 typedef void (*ks_log_fn)(const char *message);
 void keystore_set_log(ks_log_fn fn);
 void ks_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * The tenant the calling thread works for (NULL: none), so that what it logs reaches that
+ * tenant's log stream (server/log.h) and names it. A request thread has it set around the
+ * handler (server/router.c); a tenant store's own threads set it when they start. The string
+ * must outlive its use on the thread.
+ */
+void keystore_thread_tag_set(const char *tenant);
+const char *keystore_thread_tag(void);
 
 /* "ok", "not found", "exists", "unreachable", "failed", "would block", "deleted", "no such
  * version", "too many versions", "purged". */

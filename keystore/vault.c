@@ -6,6 +6,7 @@
  */
 #include "keystore/vault.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,23 +40,99 @@ static bool token_dead(struct vault_store *v, const struct vault_response *rs, c
 	struct vault_response probe;
 	struct ks_err err;
 	vault_response_init(&probe);
-	bool dead = vault_http_do(v->http, &rq, &probe, &err) == 0 && probe.status == 403;
+	struct vault_http *http = v->conn ? v->conn->http : v->http;
+	bool dead = vault_http_do(http, &rq, &probe, &err) == 0 && probe.status == 403;
 	vault_response_free(&probe);
 	return dead;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How often a tenant whose namespace is sealed or locked lets a request through to see. */
+#define TENANT_RETRY_MS 1000
+
+/* A tenant's namespace answered "sealed" or "locked" (Vault itself may be fine: OpenBao seals
+ * namespaces one by one, Vault Enterprise locks them): this tenant alone fails fast. */
+static void tenant_down(struct vault_store *v, const struct vault_response *rs)
+{
+	struct ks_err why;
+	vault_http_error(rs, "namespace unavailable at", v->namespace_ ? v->namespace_ : "/", &why);
+	pthread_mutex_lock(&v->health_lock);
+	bool was = atomic_exchange(&v->ns_down, true);
+	int64_t now = now_ms();
+	v->ns_retry_ms = now + TENANT_RETRY_MS;
+	if (!was)
+		v->ns_since_ms = now;
+	snprintf(v->ns_reason, sizeof(v->ns_reason), "%s", why.msg);
+	pthread_mutex_unlock(&v->health_lock);
+	if (!was)
+		ks_log("%s; its requests fail fast until it answers again", why.msg);
+}
+
+static void tenant_up(struct vault_store *v)
+{
+	pthread_mutex_lock(&v->health_lock);
+	bool was = atomic_exchange(&v->ns_down, false);
+	int64_t for_ms = now_ms() - v->ns_since_ms;
+	pthread_mutex_unlock(&v->health_lock);
+	if (was)
+		ks_log("vault: namespace '%s' answers again (was unavailable for %lld.%01lld s)",
+		       v->namespace_ ? v->namespace_ : "/", (long long)(for_ms / 1000),
+		       (long long)(for_ms % 1000 / 100));
+}
+
+/* While the tenant's namespace is down: fail fast, except one request per TENANT_RETRY_MS,
+ * which goes through (*probe) to find out. */
+static int tenant_gate(struct vault_store *v, bool *probe, struct ks_err *err)
+{
+	*probe = false;
+	if (!atomic_load(&v->ns_down))
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&v->health_lock);
+	int64_t now = now_ms();
+	if (atomic_load(&v->ns_down) && now < v->ns_retry_ms) {
+		ks_err_set(err, "%s", v->ns_reason);
+		rc = KS_UNREACHABLE;
+	} else if (atomic_load(&v->ns_down)) {
+		v->ns_retry_ms = now + TENANT_RETRY_MS;
+		*probe = true;
+	}
+	pthread_mutex_unlock(&v->health_lock);
+	return rc;
+}
+
+/* No token: for a tenant with its own login, say why the login fails. */
+static void no_token(struct vault_store *v, struct ks_err *err)
+{
+	char why[sizeof(((struct ks_err *)0)->msg)] = "";
+	if (v->own_auth)
+		vault_auth_failure(v->auth, why, sizeof(why));
+	if (why[0])
+		ks_err_set(err, "vault: no valid token (%s)", why);
+	else
+		ks_err_set(err, "vault: no valid token (login failing)");
 }
 
 int vault_store_call(struct vault_store *v, const struct vault_call *call,
                      struct vault_response *rs, struct ks_err *err)
 {
-	int rc = vault_health_fail_fast(v, err);
-	if (rc != 0)
+	struct vault_store *c = v->conn ? v->conn : v; /* the connection */
+	int rc = vault_health_fail_fast(c, err);
+	bool probe = false;
+	if (rc != 0 || (v->conn && (rc = tenant_gate(v, &probe, err)) != 0))
 		return rc;
 	char token[VAULT_TOKEN_MAX];
 	for (int attempt = 0; attempt < 2; attempt++) {
 		uint64_t gen;
 		if (vault_auth_token(v->auth, token, sizeof(token), &gen, v->request_timeout_ms) !=
 		    0) {
-			ks_err_set(err, "vault: no valid token (login failing)");
+			no_token(v, err);
 			rc = KS_UNREACHABLE;
 			break;
 		}
@@ -67,13 +144,24 @@ int vault_store_call(struct vault_store *v, const struct vault_call *call,
 		                                             : v->namespace_,
 		                           .body = call->body,
 		                           .body_len = call->body_len};
-		if (vault_http_do(v->http, &rq, rs, err) != 0) {
-			vault_health_poke(v);
+		if (vault_http_do(c->http, &rq, rs, err) != 0) {
+			vault_health_poke(c);
 			rc = KS_UNREACHABLE;
 			break;
 		}
+		if (v->conn && rs->status == 503 &&
+		    (vault_http_error_contains(rs, "sealed") ||
+		     vault_http_error_contains(rs, "locked"))) {
+			/* The tenant's namespace, or all of Vault: the health probe tells. */
+			tenant_down(v, rs);
+			vault_health_poke(c);
+			ks_err_set(err, "%s", v->ns_reason);
+			rc = KS_UNREACHABLE;
+			probe = false;
+			break;
+		}
 		if (rs->status == 503 && vault_http_error_contains(rs, "sealed")) {
-			vault_health_saw_sealed(v);
+			vault_health_saw_sealed(c);
 			ks_err_set(err, "vault: key store is sealed");
 			rc = KS_UNREACHABLE;
 			break;
@@ -86,6 +174,8 @@ int vault_store_call(struct vault_store *v, const struct vault_call *call,
 		break;
 	}
 	secure_zero(token, sizeof(token));
+	if (probe && rc == 0)
+		tenant_up(v);
 	return rc;
 }
 
@@ -352,14 +442,45 @@ static int vault_list(void *self, const char *prefix, struct name_list *out, str
 	return rc;
 }
 
+/* A tenant's status costs Vault nothing while all is well: the connection's health monitor
+ * knows whether Vault is up, the tenant whether its login and namespace work. While the
+ * namespace is down, the probe is a list of the tenant's own keys (which its policy grants). */
+static int tenant_status(struct vault_store *v, struct ks_status *out, struct ks_err *err)
+{
+	int rc = vault_health_fail_fast(v->conn, err);
+	if (rc != 0)
+		return rc;
+	char why[sizeof(((struct ks_err *)0)->msg)] = "";
+	if (v->own_auth)
+		vault_auth_failure(v->auth, why, sizeof(why));
+	if (why[0]) {
+		ks_err_set(err, "vault: no valid token (%s)", why);
+		return KS_UNREACHABLE;
+	}
+	out->latency_us = atomic_load(&v->conn->health_latency_us);
+	if (!atomic_load(&v->ns_down))
+		return KS_OK;
+	struct name_list names = {0};
+	int64_t t0 = now_ms();
+	rc = vault_kv_list(v, &names, err);
+	name_list_free(&names);
+	out->latency_us = (now_ms() - t0) * 1000;
+	return rc == KS_OK || rc == KS_NOT_FOUND ? KS_OK : rc;
+}
+
 static int vault_status(void *self, struct ks_status *out, struct ks_err *err)
 {
+	struct vault_store *v = self;
+	if (v->conn)
+		return tenant_status(v, out, err);
 	return vault_health_status(self, out, err);
 }
 
 static void store_free(struct vault_store *v)
 {
-	vault_http_free(v->http);
+	if (!v->conn)
+		vault_http_free(v->http);
+	free(v->tag);
 	free(v->engine);
 	free(v->namespace_);
 	free(v->prefix);
@@ -369,16 +490,33 @@ static void store_free(struct vault_store *v)
 	free(v);
 }
 
-static void vault_close(void *self)
+/* A connection ends when its last user (itself, or a tenant on it) closes. */
+static void connection_release(struct vault_store *v)
 {
-	struct vault_store *v = self;
-	if (!v)
+	if (atomic_fetch_sub(&v->users, 1) != 1)
 		return;
 	atomic_store(&v->stop, true);
 	/* The auth thread first: its login hook may poke the health monitor. */
 	vault_auth_stop(v->auth);
 	vault_health_stop(v);
 	store_free(v);
+}
+
+static void vault_close(void *self)
+{
+	struct vault_store *v = self;
+	if (!v)
+		return;
+	if (!v->conn) {
+		connection_release(v);
+		return;
+	}
+	atomic_store(&v->stop, true);
+	if (v->own_auth)
+		vault_auth_stop(v->auth);
+	struct vault_store *conn = v->conn;
+	store_free(v);
+	connection_release(conn);
 }
 
 static const struct keystore_ops vault_ops = {
@@ -504,11 +642,56 @@ struct keystore *vault_keystore_open(const struct vault_config *cfg, struct ks_e
 		goto fail;
 	if (store_check_grant(v, err) != 0 || vault_health_start(v, err) != 0)
 		goto fail;
+	atomic_init(&v->users, 1);
 	ks->ops = &vault_ops;
 	ks->self = v;
 	return ks;
 fail:
+	atomic_init(&v->users, 1);
 	vault_close(v);
 	free(ks);
 	return NULL;
+}
+
+struct keystore *vault_keystore_open_tenant(struct keystore *primary,
+                                            const struct vault_config *cfg, bool own_login,
+                                            const char *tenant, struct ks_err *err)
+{
+	if (!primary || primary->ops != &vault_ops) {
+		ks_err_set(err, "vault: a tenant needs the top-level vault keystore");
+		return NULL;
+	}
+	struct vault_store *conn = primary->self;
+	if (conn->conn)
+		conn = conn->conn; /* a tenant of a tenant is on the same connection */
+	if (config_check(cfg, err) != 0)
+		return NULL;
+	struct keystore *ks = calloc(1, sizeof(*ks));
+	struct vault_store *v = ks ? store_new(cfg) : NULL;
+	char *tag = v ? strdup(tenant) : NULL;
+	if (!tag) {
+		if (v)
+			store_free(v);
+		free(ks);
+		ks_err_set(err, "vault: out of memory");
+		return NULL;
+	}
+	v->tag = tag;
+	atomic_fetch_add(&conn->users, 1);
+	v->conn = conn;
+	v->http = conn->http;
+	v->own_auth = own_login;
+	v->auth = conn->auth;
+	/* Its own login runs on its own thread: opening a thousand tenants makes no request. */
+	if (own_login &&
+	    !(v->auth = vault_auth_start_deferred(conn->http, cfg, &conn->sealed, &v->stop,
+	                                          store_on_login, v, tag, err))) {
+		v->own_auth = false;
+		vault_close(v);
+		free(ks);
+		return NULL;
+	}
+	ks->ops = &vault_ops;
+	ks->self = v;
+	return ks;
 }

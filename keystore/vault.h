@@ -73,4 +73,22 @@ struct vault_config {
  * background renewal and health polling. Returns NULL on failure. */
 struct keystore *vault_keystore_open(const struct vault_config *cfg, struct ks_err *err);
 
+/*
+ * A tenant's store on the connection of primary (a store from vault_keystore_open, which it
+ * keeps alive until it is closed itself): Vault's address, TLS, connection pool and health
+ * monitor are shared; cfg's engine, namespace, prefix and transit key are the tenant's. With
+ * own_login the tenant logs in with cfg's credentials on a thread of its own (the first login
+ * happens there too, so opening makes no request); else it uses primary's token, which then
+ * needs a policy for the tenant's paths (a token of a parent namespace reaches a child
+ * namespace if its policy names the child's paths).
+ * Isolation: a 503 "sealed" or "locked" from the tenant's namespace makes this tenant alone
+ * fail fast, one request per second testing whether it is back, while the shared health
+ * monitor decides about Vault as a whole; a tenant whose login fails fails at once, without
+ * waiting for a token. What it logs starts with "tenant '<tenant>'". No K/V v1 grant check at
+ * open (every create checks its own path). NULL with err on failure.
+ */
+struct keystore *vault_keystore_open_tenant(struct keystore *primary,
+                                            const struct vault_config *cfg, bool own_login,
+                                            const char *tenant, struct ks_err *err);
+
 #endif

@@ -58,7 +58,20 @@ struct vault_auth {
 	bool started;
 	int64_t init_ttl_s; /* lease of the synchronous first login, handed to the thread */
 	bool init_renewable;
+
+	/* vault_auth_start_deferred: the thread logs in first; what it logs starts with tag. */
+	bool deferred;
+	char *tag;
+	bool login_failed; /* the last login failed (guarded by lock) */
+	char failure[sizeof(((struct ks_err *)0)->msg)]; /* why (Vault's or libcurl's words) */
 };
+
+/* Deferred logins running at once, process-wide: a thousand tenants starting together reach
+ * Vault a few at a time. */
+#define DEFERRED_LOGINS_MAX 8
+static pthread_mutex_t login_slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t login_slots_free = PTHREAD_COND_INITIALIZER;
+static int login_slots_used;
 
 struct login_result {
 	char token[VAULT_TOKEN_MAX];
@@ -283,10 +296,47 @@ static int auth_renew(struct vault_auth *a, struct login_result *r)
 	return rc;
 }
 
+static void login_slot_take(const struct vault_auth *a)
+{
+	pthread_mutex_lock(&login_slots_lock);
+	while (login_slots_used >= DEFERRED_LOGINS_MAX && !atomic_load(a->stop))
+		pthread_cond_wait(&login_slots_free, &login_slots_lock);
+	login_slots_used++;
+	pthread_mutex_unlock(&login_slots_lock);
+}
+
+static void login_slot_give(void)
+{
+	pthread_mutex_lock(&login_slots_lock);
+	login_slots_used--;
+	pthread_cond_signal(&login_slots_free);
+	pthread_mutex_unlock(&login_slots_lock);
+}
+
+/* Remembers whether the last login worked; logs the change back to working once. */
+static void auth_note_login(struct vault_auth *a, bool ok, const char *why)
+{
+	pthread_mutex_lock(&a->lock);
+	bool was_failing = a->login_failed;
+	a->login_failed = !ok;
+	snprintf(a->failure, sizeof(a->failure), "%s", ok ? "" : why);
+	if (!ok)
+		pthread_cond_broadcast(&a->changed); /* waiting requests give up now */
+	pthread_mutex_unlock(&a->lock);
+	if (ok && was_failing)
+		ks_log("vault: %s login works again", method_name(a));
+}
+
 /* auth_login for the background thread: a failure has no caller, so it goes to the log. */
 static int auth_login_logged(struct vault_auth *a, struct login_result *r, struct ks_err *err)
 {
+	if (a->deferred)
+		login_slot_take(a);
 	int rc = auth_login(a, r, err);
+	if (a->deferred) {
+		login_slot_give();
+		auth_note_login(a, rc == 0, err->msg);
+	}
 	if (rc != 0)
 		ks_log("%s", err->msg);
 	return rc;
@@ -357,8 +407,9 @@ static bool auth_take_relogin(struct vault_auth *a)
 static void *auth_thread(void *arg)
 {
 	struct vault_auth *a = arg;
+	keystore_thread_tag_set(a->tag); /* a tenant's: what it logs names the tenant */
 	int64_t ttl_s = 0, since = mono_ms();
-	bool renewable = false, need_login = false;
+	bool renewable = false, need_login = a->deferred; /* deferred: no token yet */
 	ttl_s = a->init_ttl_s;
 	renewable = a->init_renewable;
 	while (!atomic_load(a->stop)) {
@@ -398,6 +449,7 @@ static void auth_free(struct vault_auth *a)
 	free(a->secret_id);
 	free(a->k8s_role);
 	free(a->k8s_jwt);
+	free(a->tag);
 	pthread_cond_destroy(&a->changed);
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
@@ -507,13 +559,68 @@ fail:
 	return NULL;
 }
 
+/* The renewal thread of a started auth; 0 or -1 (err set). */
+static int auth_thread_start(struct vault_auth *a, struct ks_err *err)
+{
+	if (pthread_create(&a->thread, NULL, auth_thread, a) != 0) {
+		ks_err_set(err, "vault: cannot start token renewal thread");
+		return -1;
+	}
+	a->started = true;
+	return 0;
+}
+
+struct vault_auth *vault_auth_start_deferred(struct vault_http *http,
+                                             const struct vault_config *cfg,
+                                             const atomic_bool *sealed, const atomic_bool *stop,
+                                             vault_login_hook on_login, void *hook_arg,
+                                             const char *tag, struct ks_err *err)
+{
+	struct vault_auth *a = calloc(1, sizeof(*a));
+	if (!a || auth_init_sync(a) != 0) {
+		free(a);
+		ks_err_set(err, "vault: out of memory");
+		return NULL;
+	}
+	a->http = http;
+	a->sealed = sealed;
+	a->stop = stop;
+	a->on_login = on_login;
+	a->hook_arg = hook_arg;
+	a->deferred = true;
+	if (auth_copy_config(a, cfg) != 0 || (tag && !(a->tag = strdup(tag)))) {
+		ks_err_set(err, "vault: out of memory");
+		auth_free(a);
+		return NULL;
+	}
+	if (!auth_credentials_present(a)) {
+		ks_err_set(err, "vault: %s login failed: no credentials configured",
+		           method_name(a));
+		auth_free(a);
+		return NULL;
+	}
+	if (auth_thread_start(a, err) != 0) {
+		auth_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void vault_auth_failure(struct vault_auth *a, char *out, size_t n)
+{
+	pthread_mutex_lock(&a->lock);
+	snprintf(out, n, "%s", a->login_failed ? a->failure : "");
+	pthread_mutex_unlock(&a->lock);
+}
+
 int vault_auth_token(struct vault_auth *a, char *out, size_t outlen, uint64_t *generation,
                      int64_t wait_ms)
 {
 	int64_t deadline = mono_ms() + wait_ms;
 	int rc = -1;
 	pthread_mutex_lock(&a->lock);
-	while (!a->token_valid && !atomic_load(a->stop) && mono_ms() < deadline)
+	/* A deferred login that failed: no use waiting for the next try (3 s away at best). */
+	while (!a->token_valid && !a->login_failed && !atomic_load(a->stop) && mono_ms() < deadline)
 		wait_until(a, &a->changed, deadline);
 	if (a->token_valid && strlen(a->token) < outlen) {
 		memcpy(out, a->token, strlen(a->token) + 1);

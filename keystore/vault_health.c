@@ -138,9 +138,10 @@ static void health_observe(struct vault_store *v, const struct vault_probe_resul
 {
 	char reason[sizeof(r->err.msg)] = "";
 	enum vault_health_state st = VAULT_HEALTH_DOWN;
-	if (r->answered)
+	if (r->answered) {
 		st = vault_health_judge(rs, reason, sizeof(reason));
-	else
+		atomic_store(&v->health_latency_us, r->latency_us);
+	} else
 		snprintf(reason, sizeof(reason), "%s", r->err.msg);
 	health_apply(v, r->id, st, reason);
 }

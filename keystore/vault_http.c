@@ -454,7 +454,10 @@ int vault_http_do(struct vault_http *h, const struct vault_request *rq, struct v
 		long retry_after = 0;
 		int got = http_attempt(h, rq, url.data, headers, rs, &retry_after, err);
 		if (got == 0) {
-			bool sealed = rs->status == 503 && vault_http_error_contains(rs, "sealed");
+			/* Sealed, or a namespace an administrator locked: waiting will not help. */
+			bool sealed =
+			    rs->status == 503 && (vault_http_error_contains(rs, "sealed") ||
+			                          vault_http_error_contains(rs, "locked"));
 			if (!status_retryable(rs->status) || sealed || attempt + 1 == tries) {
 				result = 0;
 				break;

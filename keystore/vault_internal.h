@@ -27,8 +27,23 @@ struct vault_auth;
 enum vault_health_state { VAULT_HEALTH_UP, VAULT_HEALTH_SEALED, VAULT_HEALTH_DOWN };
 
 struct vault_store {
-	struct vault_http *http;
-	struct vault_auth *auth;
+	struct vault_http *http; /* a tenant's is its connection's */
+	struct vault_auth *auth; /* a tenant's own, or its connection's token */
+
+	/* Tenants (vault_keystore_open_tenant): conn is the store whose connection (HTTP pool,
+	 * health monitor, token unless own_auth) this one uses, and holds a reference on it; a
+	 * connection (conn NULL) is freed when its last user closes. */
+	struct vault_store *conn;
+	atomic_int users;
+	bool own_auth;
+	char *tag; /* the tenant's name (keystore_thread_tag of its threads); NULL: a connection */
+	/* A tenant's namespace that answered "sealed" or "locked" while Vault itself is up: this
+	 * store alone fails fast, and lets one request through per second to see whether it is
+	 * back (vault.c, tenant_gate). Guarded by health_lock. */
+	atomic_bool ns_down;
+	int64_t ns_retry_ms;
+	int64_t ns_since_ms;
+	char ns_reason[sizeof(((struct ks_err *)0)->msg)];
 
 	char *engine;
 	int kv_version;
@@ -54,6 +69,7 @@ struct vault_store {
 	enum vault_health_state health;
 	uint64_t health_seq; /* of the observation health comes from: older ones are stale */
 	int64_t health_since_ms;
+	_Atomic int64_t health_latency_us; /* of the last probe that Vault answered */
 	char health_reason[sizeof(
 	    ((struct ks_err *)0)->msg)]; /* why not up (no secrets: Vault's or libcurl's words) */
 };
@@ -219,6 +235,18 @@ typedef void (*vault_login_hook)(void *arg);
 struct vault_auth *vault_auth_start(struct vault_http *http, const struct vault_config *cfg,
                                     const atomic_bool *sealed, const atomic_bool *stop,
                                     vault_login_hook on_login, void *hook_arg, struct ks_err *err);
+/* The same without the synchronous login: the thread logs in first (at most a few logins of
+ * all deferred auths run at once, so a thousand tenants do not hit Vault together), logs
+ * failures (with tag as its keystore_thread_tag) and retries them. Requests wait for the first token, but once a
+ * login has failed, vault_auth_token fails at once until one succeeds: a tenant whose
+ * credentials Vault refuses does not hold workers the other tenants need. */
+struct vault_auth *vault_auth_start_deferred(struct vault_http *http,
+                                             const struct vault_config *cfg,
+                                             const atomic_bool *sealed, const atomic_bool *stop,
+                                             vault_login_hook on_login, void *hook_arg,
+                                             const char *tag, struct ks_err *err);
+/* Why the last login failed ("" while logins succeed), into out. */
+void vault_auth_failure(struct vault_auth *a, char *out, size_t n);
 /* Copies the current token into out. When no valid token exists, waits up to wait_ms for the
  * auth thread to get one. *generation identifies the token for vault_auth_reject. 0 or -1. */
 int vault_auth_token(struct vault_auth *a, char *out, size_t outlen, uint64_t *generation,

@@ -1090,6 +1090,25 @@ class NamespaceTest(SimCase):
         self.assertEqual(self.v.req("LIST", "/v1/sys/namespaces")[3]["data"]["keys"], ["ns1/", "ns2/"])
         self.assertNotIn("kv/", self.v.req("GET", "/v1/sys/mounts")[3]["data"])
 
+    def test_lock_namespace(self):
+        self.v.req("POST", "/v1/sys/namespaces/ns1")
+        self.v.req("POST", "/v1/sys/namespaces/child", headers=_ns("ns1"))
+        self.v.req("POST", "/v1/sys/namespaces/ns2")
+        for ns in ("ns1", "ns1/child", "ns2"):
+            self.v.mount("kv", "kv", "1", ns=ns)
+            self.v.req("PUT", "/v1/kv/a", {"v": ns}, headers=_ns(ns))
+        self.assertEqual(self.v.control("lock-namespace", {"namespace": "ns1/"})[0], 204)
+        locked = "API access to this namespace has been locked by an administrator"
+        self.assertError(self.v.req("GET", "/v1/kv/a", headers=_ns("ns1")), 503, [locked])
+        self.assertError(self.v.req("GET", "/v1/ns1/child/kv/a"), 503, [locked])
+        self.assertEqual(self.v.req("GET", "/v1/kv/a", headers=_ns("ns2"))[3]["data"], {"v": "ns2"})
+        health = self.v.req("GET", "/v1/sys/health", token=None)
+        self.assertEqual((health[0], health[3]["sealed"]), (200, False))
+        self.v.control("lock-namespace", {"namespace": "ns1", "locked": False})
+        self.assertEqual(self.v.req("GET", "/v1/ns1/kv/a")[3]["data"], {"v": "ns1"})
+        self.assertError(self.v.control("lock-namespace", {"namespace": "nope"}), 400,
+                         ["invalid fault parameters"])
+
     def test_tokens_and_policies_are_bound_to_namespace(self):
         self.v.req("POST", "/v1/sys/namespaces/ns1")
         self.v.mount("kv", "kv", "1", ns="ns1")

@@ -211,6 +211,18 @@ class Handler(BaseHTTPRequestHandler):
                     faults.latency_ms = max(0, int(data.get("ms", 0)))
                     faults.latency_prefix = str(data.get("path_prefix", ""))
                     faults.latency_method = method
+            elif path == "/_test/lock-namespace":
+                # Vault Enterprise's namespace API lock (sys/namespaces/api-lock/lock): every
+                # request into the namespace (and those below it) answers 503.
+                name = data.get("namespace")
+                locked = data.get("locked", True)
+                if not isinstance(name, str) or not isinstance(locked, bool):
+                    raise ValueError
+                key = name.strip("/") + "/"
+                with core.lock:
+                    if key not in core.namespaces:
+                        raise ValueError
+                    core.namespaces[key].locked = locked
             elif path == "/_test/drop":
                 with faults.lock:
                     faults.drop = max(0, int(data.get("count", 1)))

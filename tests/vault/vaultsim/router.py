@@ -6,7 +6,7 @@ import urllib.parse
 
 from . import acl as aclmod
 from .tokens import Token, TokenStore
-from .util import (INVALID_TOKEN, PERMISSION_DENIED, SEALED, VaultError, bad_request, go_json,
+from .util import (INVALID_TOKEN, NAMESPACE_LOCKED, PERMISSION_DENIED, SEALED, VaultError, bad_request, go_json,
                    new_uuid, parse_bool)
 
 _OPS = {"GET": "read", "POST": "update", "PUT": "update", "DELETE": "delete",
@@ -46,6 +46,7 @@ class Namespace:
         self.path = path                       # "" for root, else "ns1/" or "ns1/ns2/"
         self.id = "root" if not path else new_uuid()[:5]
         self.custom_metadata = {}
+        self.locked = False                    # /_test/lock-namespace (Vault Enterprise API lock)
         self.mounts = {}                       # "kv/", "auth/approle/", "sys/" -> Mount
         self.policies = {"default": (aclmod.DEFAULT_POLICY.strip(), aclmod.parse_policy(aclmod.DEFAULT_POLICY))}
 
@@ -221,6 +222,10 @@ class Core:
 
     def dispatch(self, req):
         req.ns, req.path = self.resolve_namespace(req.headers.get("X-Vault-Namespace"), req.path)
+        # A namespace an administrator locked answers nothing, nor do the ones below it.
+        if any(ns.locked and req.ns.path.startswith(ns.path) for ns in self.namespaces.values()
+               if ns.path):
+            raise VaultError(503, NAMESPACE_LOCKED)
         mount = self.find_mount(req.ns, req.path)
         req.mount = mount
         if mount is not None:

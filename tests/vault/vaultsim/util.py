@@ -14,6 +14,7 @@ INVALID_TOKEN = "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\
 UNSUPPORTED_PATH = "1 error occurred:\n\t* unsupported path\n\n"
 UNSUPPORTED_OPERATION = "1 error occurred:\n\t* unsupported operation\n\n"
 SEALED = "Vault is sealed"
+NAMESPACE_LOCKED = "API access to this namespace has been locked by an administrator"
 
 
 class VaultError(Exception):
