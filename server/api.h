@@ -18,6 +18,8 @@
 #include "keystore/bytes.h"
 
 struct server_state;
+struct metrics_scope;
+struct worker_group;
 
 enum api_cert_problem {
 	API_CERT_OK = 0,
@@ -58,6 +60,13 @@ struct api_response {
 	/* For the audit record: how many items a bulk request held (when audit_has_items). */
 	bool audit_has_items;
 	size_t audit_items;
+	/* The tenant the request was served for (tenants: section), or NULL: its audit record
+	 * names it, its metered result counts in scope (may be NULL), and a log stream it
+	 * starts shows that tenant's lines only. Valid while the request's state is held. */
+	const char *tenant;
+	struct metrics_scope *scope;
+	/* The view's share of the worker pool, for a request that needs a worker (worker.h). */
+	struct worker_group *group;
 };
 
 enum api_outcome { API_DONE = 0, API_NEEDS_WORKER = 1 };

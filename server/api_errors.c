@@ -27,6 +27,9 @@ static const struct api_error_entry ERRORS[API_ERR_COUNT] = {
     [API_ERR_IMPORT_BODY] = {400, "invalid import key request body"},
     /* KES's bulk decrypt, until its 2023-10-24 release: more than 1000 items. */
     [API_ERR_BULK_COUNT] = {400, "too many ciphertexts"},
+    /* KES's text when enclaves existed (kes-go ErrEnclaveNotFound): the admin named a tenant
+     * the configuration does not have. */
+    [API_ERR_NO_ENCLAVE] = {404, "enclave does not exist"},
     [API_ERR_ALGORITHM] = {406, "algorithm '%s' is not supported"},
     [API_ERR_KEY_SIZE] = {406, "invalid key size for '%s'"},
     [API_ERR_KEY_NOT_FOUND] = {404, "key does not exist"},

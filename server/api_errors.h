@@ -25,6 +25,7 @@ enum api_error_id {
 	API_ERR_BODY,               /* 400 invalid request body */
 	API_ERR_IMPORT_BODY,        /* 400 invalid import key request body */
 	API_ERR_BULK_COUNT,         /* 400 too many ciphertexts (bulk decrypt) */
+	API_ERR_NO_ENCLAVE,         /* 404 enclave does not exist (admin's ?enclave=) */
 	API_ERR_ALGORITHM,          /* 406 algorithm '%s' is not supported */
 	API_ERR_KEY_SIZE,           /* 406 invalid key size for '%s' */
 	API_ERR_KEY_NOT_FOUND,      /* 404 */

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,22 +60,20 @@ enum api_outcome api_status_version(struct api_call *c)
  * line. Log a store status only when it differs from the last one logged (a new result or a
  * new reason), and once when it is ok again. The store logs its own transitions too.
  */
-static void status_log(int rc, const char *msg)
+static void status_log(struct status_memo *m, int rc, const char *msg)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static int last_rc = KS_OK;
-	static char last_msg[sizeof(((struct ks_err *)0)->msg)];
-	pthread_mutex_lock(&lock);
-	bool changed = rc != last_rc || (rc != KS_OK && strcmp(msg, last_msg) != 0);
+	pthread_mutex_lock(&m->lock);
+	char *last = m->last_msg; /* (GCC 12 misjudges the array's size through the struct) */
+	bool changed = rc != m->last_rc || (rc != KS_OK && strcmp(msg, last) != 0);
 	if (changed) {
 		if (rc == KS_OK)
 			log_info("key store status: ok");
 		else
 			log_warn("key store status: %s: %s", ks_result_name(rc), msg);
-		last_rc = rc;
-		snprintf(last_msg, sizeof(last_msg), "%s", rc == KS_OK ? "" : msg);
+		m->last_rc = rc;
+		snprintf(m->last_msg, sizeof(m->last_msg), "%s", rc == KS_OK ? "" : msg);
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&m->lock);
 }
 
 enum api_outcome api_status_ready(struct api_call *c)
@@ -84,7 +83,7 @@ enum api_outcome api_status_ready(struct api_call *c)
 	struct ks_status status;
 	struct ks_err err = {{0}};
 	int rc = ks_cache_status(server_state_cache(c->st), &status, &err);
-	status_log(rc, err.msg);
+	status_log(server_state_status_memo(c->st), rc, err.msg);
 	if (rc == KS_OK) {
 		api_reply_empty(c->resp);
 		return API_DONE;
@@ -139,7 +138,7 @@ enum api_outcome api_status_status(struct api_call *c)
 	struct ks_status status = {0};
 	struct ks_err err = {{0}};
 	int rc = ks_cache_status(server_state_cache(c->st), &status, &err);
-	status_log(rc, err.msg);
+	status_log(server_state_status_memo(c->st), rc, err.msg);
 	const struct config *cfg = server_state_config(c->st);
 	long cpus = usable_cpus();
 	long used = cfg && cfg->server.threads ? (long)cfg->server.threads : cpus;
@@ -187,7 +186,25 @@ enum api_outcome api_status_metrics(struct api_call *c)
 	c->resp->status = 200;
 	c->resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	c->resp->stream = API_STREAM_NONE;
+	struct metrics_scope *scope = server_state_metrics_scope(c->st);
+	if (scope) { /* a tenant sees its own numbers only */
+		metrics_render_scope(&c->resp->body, scope, server_state_cache(c->st));
+		return API_DONE;
+	}
 	metrics_render(&c->resp->body, server_state_cache(c->st));
+	size_t n = server_state_tenant_count(c->st);
+	struct metrics_tenant *t = n ? calloc(n, sizeof(*t)) : NULL;
+	for (size_t i = 0; t && i < n; i++) {
+		struct server_state *v = server_state_tenant_at(c->st, i);
+		t[i] = (struct metrics_tenant){.name = server_state_tenant_name(v),
+		                               .scope = server_state_metrics_scope(v),
+		                               .cache = server_state_cache(v)};
+	}
+	if (n && !t)
+		c->resp->body.failed = true; /* out of memory: api_handle answers 500 */
+	else if (n)
+		metrics_render_tenants(&c->resp->body, t, n);
+	free(t);
 	return API_DONE;
 }
 

@@ -257,9 +257,8 @@ static void log_plain_http(struct conn *c)
 static void log_forbidden(struct conn *c)
 {
 	static struct log_limit no_policy = LOG_LIMIT_INIT, not_allowed = LOG_LIMIT_INIT;
-	const struct policy_set *ps =
-	    server_state_policies(c->req_state ? c->req_state : loop_state(c->loop));
-	bool has_policy = c->identity[0] && policy_set_policy_of(ps, c->identity);
+	bool has_policy = server_state_identity_has_policy(
+	    c->req_state ? c->req_state : loop_state(c->loop), c->identity);
 	log_limited(has_policy ? &not_allowed : &no_policy, LOG_LEVEL_INFO,
 	            "api: 403 for %s %s from %s, identity %s: %s",
 	            c->req.method ? c->req.method : "", c->req.path ? c->req.path : "", c->ip,
@@ -440,6 +439,7 @@ static void fill_record(struct conn *c, struct audit_record *r, int status)
 	r->method = c->req.method ? c->req.method : "";
 	r->path = c->req.path ? c->req.path : "";
 	r->identity = c->identity;
+	r->tenant = c->resp.tenant;
 	r->has_items = c->resp.audit_has_items;
 	r->items = c->resp.audit_items;
 	r->status = status;
@@ -509,7 +509,7 @@ static void start_stream(struct conn *c)
 	enum log_kind kind =
 	    c->resp.stream == API_STREAM_AUDIT_LOG ? LOG_KIND_AUDIT : LOG_KIND_ERROR;
 	http_write_head(&c->out, 200, "application/x-ndjson", 0, NULL, true, HTTP_CONN_DEFAULT);
-	c->sub = log_subscribe(kind, stream_notify, c);
+	c->sub = log_subscribe_tenant(kind, c->resp.tenant, stream_notify, c);
 	c->sub_kind = kind;
 	end_request(c);
 	if (!c->sub) {
@@ -639,8 +639,10 @@ static void send_response(struct conn *c)
 	                connection);
 	buf_append(&c->out, r->body.data, r->body.len);
 	int64_t latency = clock_ns(CLOCK_MONOTONIC) - c->start_mono_ns;
-	if (r->metered)
+	if (r->metered) {
 		metrics_request_done(r->status, latency);
+		metrics_scope_request_done(r->scope, r->status, latency); /* its tenant's */
+	}
 	if (r->status == 403)
 		log_forbidden(c);
 	end_request(c);
@@ -716,6 +718,7 @@ static void dispatch(struct conn *c)
 	}
 	reset_response(c);
 	if (api_handle(c->req_state, a, &c->resp, false) == API_NEEDS_WORKER) {
+		c->job.group = c->resp.group; /* the tenant's share of the workers */
 		reset_response(c);
 		c->job.run = job_run;
 		c->job.done = job_done;
@@ -897,8 +900,7 @@ static bool identity_is_known(const struct conn *c)
 {
 	if (!c->identity[0] || c->cert_problem != API_CERT_OK)
 		return false;
-	const struct policy_set *ps = server_state_policies(loop_state(c->loop));
-	return policy_set_is_admin(ps, c->identity) || policy_set_policy_of(ps, c->identity);
+	return server_state_identity_known(loop_state(c->loop), c->identity);
 }
 
 /* The TLS context needs two 16 KiB record buffers: only set up for a peer that sent TLS

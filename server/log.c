@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "keystore/json.h"
+#include "keystore/keystore.h"
 #include "server/log_limit.h"
 #include "server/log_sink.h"
 #include "server/metrics.h"
@@ -27,6 +28,7 @@
 
 struct log_subscriber {
 	enum log_kind kind;
+	char *tenant; /* NULL: every line */
 	void (*notify)(void *arg);
 	void *arg;
 	struct buf queue;
@@ -211,11 +213,14 @@ void log_shutdown(void)
 
 /* ---- subscribers ---- */
 
-/* Appends line (with its '\n') to every subscriber of kind. Called with the lock held. */
-static void publish_locked(enum log_kind kind, const char *line, size_t len)
+/* Appends line (with its '\n') to every subscriber of kind that may see a line of tenant
+ * (NULL: none): the global ones, and that tenant's. Called with the lock held. */
+static void publish_locked(enum log_kind kind, const char *tenant, const char *line, size_t len)
 {
 	for (struct log_subscriber *s = g_log.subscribers; s; s = s->next) {
 		if (s->kind != kind)
+			continue;
+		if (s->tenant && (!tenant || strcmp(s->tenant, tenant) != 0))
 			continue;
 		if (s->queue.len + len > LOG_SUBSCRIBER_MAX_BYTES) {
 			s->dropped++;
@@ -226,11 +231,11 @@ static void publish_locked(enum log_kind kind, const char *line, size_t len)
 	}
 }
 
-static void publish(enum log_kind kind, const char *line, size_t len)
+static void publish(enum log_kind kind, const char *tenant, const char *line, size_t len)
 {
 	pthread_mutex_lock(&g_log.lock);
 	if (kind == LOG_KIND_ERROR ? g_log.error_subscribers : g_log.audit_subscribers)
-		publish_locked(kind, line, len);
+		publish_locked(kind, tenant, line, len);
 	pthread_mutex_unlock(&g_log.lock);
 }
 
@@ -293,7 +298,9 @@ __attribute__((format(printf, 2, 0))) static void log_event(int level, const cha
 		return;
 	ensure_started();
 	char msg[LOG_LINE_MAX];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	const char *tenant = keystore_thread_tag();
+	int n = tenant ? snprintf(msg, sizeof(msg), "tenant '%s': ", tenant) : 0;
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 	struct buf line, sub;
 	buf_init(&line, 0);
 	buf_init(&sub, 0);
@@ -303,7 +310,7 @@ __attribute__((format(printf, 2, 0))) static void log_event(int level, const cha
 	buf_append_str(&sub, "}\n");
 	buf_append_char(&line, '\n');
 	if (!buf_failed(&sub))
-		publish(LOG_KIND_ERROR, sub.data, sub.len);
+		publish(LOG_KIND_ERROR, tenant, sub.data, sub.len);
 	struct log_entry *e = buf_failed(&line) ? NULL : log_entry_new(line.data, line.len);
 	if (!e || !g_log.error_sink || log_sink_submit(g_log.error_sink, e) < 0) {
 		log_entry_free(e);
@@ -436,12 +443,13 @@ enum log_audit_result log_audit_submit(const struct audit_record *r, bool need_r
 		return must_wait ? LOG_AUDIT_REFUSED : LOG_AUDIT_DONE;
 	}
 	if (!must_wait) /* a record someone waits for goes to the subscribers once written */
-		publish(LOG_KIND_AUDIT, b.data, b.len);
+		publish(LOG_KIND_AUDIT, r->tenant, b.data, b.len);
 	enum log_audit_result result = LOG_AUDIT_DONE;
 	struct log_entry *e = sink_on ? log_entry_new(b.data, b.len) : NULL;
 	if (e && must_wait) {
 		e->done = ready;
 		e->arg = arg;
+		e->tenant = r->tenant; /* the waiter's request keeps it alive */
 	} else if (e) {
 		e->retry = true; /* best effort, but kept while the audit log fails */
 	}
@@ -452,7 +460,7 @@ enum log_audit_result log_audit_submit(const struct audit_record *r, bool need_r
 		audit_refused_now();
 		result = must_wait ? LOG_AUDIT_REFUSED : LOG_AUDIT_DONE;
 	} else if (submitted == 1 && must_wait) {
-		publish(LOG_KIND_AUDIT, b.data, b.len); /* written by this thread already */
+		publish(LOG_KIND_AUDIT, r->tenant, b.data, b.len); /* written by this thread */
 	} else if (must_wait) {
 		*wait = (struct log_audit_wait *)e;
 		result = LOG_AUDIT_PENDING;
@@ -469,7 +477,7 @@ bool log_audit_finish(struct log_audit_wait *wait)
 	 * our reference goes. */
 	bool written = e->state == LOG_ENTRY_WRITTEN;
 	if (written)
-		publish(LOG_KIND_AUDIT, e->data, e->len);
+		publish(LOG_KIND_AUDIT, e->tenant, e->data, e->len);
 	(void)log_sink_finish(g_log.audit_sink, e);
 	return written;
 }
@@ -497,9 +505,19 @@ void log_audit(const struct audit_record *r)
 
 struct log_subscriber *log_subscribe(enum log_kind kind, void (*notify)(void *arg), void *arg)
 {
+	return log_subscribe_tenant(kind, NULL, notify, arg);
+}
+
+struct log_subscriber *log_subscribe_tenant(enum log_kind kind, const char *tenant,
+                                            void (*notify)(void *arg), void *arg)
+{
 	struct log_subscriber *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	if (tenant && !(s->tenant = strdup(tenant))) {
+		free(s);
+		return NULL;
+	}
 	s->kind = kind;
 	s->notify = notify;
 	s->arg = arg;
@@ -556,5 +574,6 @@ void log_unsubscribe(struct log_subscriber *s)
 	update_audit_wanted();
 	pthread_mutex_unlock(&g_log.lock);
 	buf_free(&s->queue);
+	free(s->tenant);
 	free(s);
 }

@@ -3,6 +3,7 @@
  * /v1/log/audit).
  *
  * Error log: text lines to stderr (or log.error's file) at or above the configured level.
+ * A line logged while working for a tenant (keystore_thread_tag) starts "tenant '<name>': ".
  * Audit log: one JSON line per request to stdout (or log.audit's file):
  *   {"time":"…","request":{"ip":"…","path":"…","identity":"…","method":"…"},
  *    "response":{"code":200,"time":<ns>}}
@@ -100,6 +101,11 @@ bool log_audit_abandon(struct log_audit_wait *wait, bool timed_out);
 enum log_kind { LOG_KIND_ERROR = 1, LOG_KIND_AUDIT = 2 };
 struct log_subscriber;
 struct log_subscriber *log_subscribe(enum log_kind kind, void (*notify)(void *arg), void *arg);
+/* A subscriber of one tenant (tenant NULL: everything, as log_subscribe): it gets the audit
+ * records of requests served for that tenant and the error lines logged while working for it
+ * (keystore_thread_tag), nothing else. The name is copied. */
+struct log_subscriber *log_subscribe_tenant(enum log_kind kind, const char *tenant,
+                                            void (*notify)(void *arg), void *arg);
 /* Moves the queued lines into out (appending). Returns the number of lines moved. */
 size_t log_subscriber_drain(struct log_subscriber *s, struct buf *out);
 void log_unsubscribe(struct log_subscriber *s);

@@ -59,7 +59,8 @@ struct log_entry {
 	 * entry is WRITTEN or FAILED. It must not block or call into the sink. */
 	void (*done)(void *arg);
 	void *arg;
-	bool retry; /* without waiter: keep and retry when a write fails */
+	bool retry;         /* without waiter: keep and retry when a write fails */
+	const char *tenant; /* the caller's: whose subscribers see the line (log.c) */
 	/* Private to log_sink.c. */
 	bool internal;    /* a newline ending a cut line, or a drop notice */
 	bool failed_once; /* a retry entry whose write failed (counted once) */

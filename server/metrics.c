@@ -529,3 +529,181 @@ void metrics_render(struct buf *out, struct ks_cache *cache)
 	kesc_metrics(out);
 	key_stats_render(out); /* decrypts under old key versions (issue 14) */
 }
+
+/* ---- tenants ---- */
+
+/* The statuses a metered request can end with; others are counted by class only. */
+static const int SCOPE_CODES[] = {200, 400, 401, 403, 404, 405, 406, 409,
+                                  413, 429, 500, 501, 502, 503, 504};
+#define SCOPE_CODE_COUNT (sizeof SCOPE_CODES / sizeof SCOPE_CODES[0])
+
+struct metrics_scope {
+	_Atomic uint64_t codes[SCOPE_CODE_COUNT];
+	_Atomic uint64_t classes[6]; /* by status / 100 */
+	_Atomic uint64_t buckets[BUCKET_COUNT + 1];
+	_Atomic uint64_t latency_sum_ns;
+};
+
+struct metrics_scope *metrics_scope_new(void)
+{
+	return calloc(1, sizeof(struct metrics_scope));
+}
+
+void metrics_scope_free(struct metrics_scope *s)
+{
+	free(s);
+}
+
+void metrics_scope_request_done(struct metrics_scope *s, int status, int64_t latency_ns)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < SCOPE_CODE_COUNT; i++)
+		if (SCOPE_CODES[i] == status)
+			atomic_fetch_add_explicit(&s->codes[i], 1, memory_order_relaxed);
+	if (status >= 100 && status < 600)
+		atomic_fetch_add_explicit(&s->classes[status / 100], 1, memory_order_relaxed);
+	if (latency_ns < 0)
+		latency_ns = 0;
+	size_t b = 0;
+	while (b < BUCKET_COUNT && latency_ns > BUCKET_NS[b])
+		b++;
+	atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->latency_sum_ns, (uint64_t)latency_ns, memory_order_relaxed);
+}
+
+static void scope_request_counter(struct buf *out, const struct metrics_scope *s, const char *name,
+                                  const char *help, int lo)
+{
+	family(out, name, "counter", help);
+	for (size_t i = 0; i < SCOPE_CODE_COUNT; i++) {
+		uint64_t n = atomic_load_explicit(&s->codes[i], memory_order_relaxed);
+		if (n && SCOPE_CODES[i] >= lo && SCOPE_CODES[i] < lo + 100)
+			buf_printf(out, "%s{code=\"%d\"} %llu\n", name, SCOPE_CODES[i],
+			           (unsigned long long)n);
+	}
+}
+
+static void scope_histogram(struct buf *out, const struct metrics_scope *s)
+{
+	const char *name = "kes_http_response_time";
+	family(out, name, "histogram",
+	       "Histogram of request response times spawning from 50us to 10s (KES: 10ms to "
+	       "10s).");
+	uint64_t cumulative = 0;
+	for (size_t b = 0; b < BUCKET_COUNT; b++) {
+		cumulative += atomic_load_explicit(&s->buckets[b], memory_order_relaxed);
+		buf_printf(out, "%s_bucket{le=\"", name);
+		write_float(out, (double)BUCKET_NS[b] / 1e9);
+		buf_printf(out, "\"} %llu\n", (unsigned long long)cumulative);
+	}
+	uint64_t count =
+	    cumulative + atomic_load_explicit(&s->buckets[BUCKET_COUNT], memory_order_relaxed);
+	buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
+	buf_printf(out, "%s_sum ", name);
+	write_float(out, (double)atomic_load(&s->latency_sum_ns) / 1e9);
+	buf_append_char(out, '\n');
+	buf_printf(out, "%s_count %llu\n", name, (unsigned long long)count);
+}
+
+void metrics_render_scope(struct buf *out, const struct metrics_scope *s, struct ks_cache *cache)
+{
+	remember_start();
+	scope_request_counter(out, s, "kes_http_request_success",
+	                      "Number of requests that have been served successfully.", 200);
+	scope_request_counter(out, s, "kes_http_request_error",
+	                      "Number of request that failed due to some error. (HTTP 4xx status "
+	                      "code)",
+	                      400);
+	scope_request_counter(out, s, "kes_http_request_failure",
+	                      "Number of request that failed due to some internal failure. (HTTP "
+	                      "5xx status code)",
+	                      500);
+	scope_histogram(out, s);
+	system_gauges(out);
+	if (cache)
+		cache_metrics(out, cache);
+}
+
+/* One sample per tenant of a family; value(i) gives tenant i's. */
+static void tenant_family(struct buf *out, const char *name, const char *type, const char *help,
+                          const struct metrics_tenant *t, size_t n, const char *extra_label,
+                          const char *extra_value,
+                          uint64_t (*value)(const struct metrics_tenant *, const void *),
+                          const void *arg)
+{
+	if (type)
+		family(out, name, type, help);
+	for (size_t i = 0; i < n; i++) {
+		buf_printf(out, "%s{tenant=\"%s\"", name, t[i].name);
+		if (extra_label)
+			buf_printf(out, ",%s=\"%s\"", extra_label, extra_value);
+		buf_printf(out, "} %llu\n", (unsigned long long)value(&t[i], arg));
+	}
+}
+
+static uint64_t v_class(const struct metrics_tenant *t, const void *arg)
+{
+	return t->scope ? atomic_load(&t->scope->classes[*(const int *)arg]) : 0;
+}
+
+static uint64_t v_count(const struct metrics_tenant *t, const void *arg)
+{
+	(void)arg;
+	uint64_t n = 0;
+	for (size_t b = 0; t->scope && b <= BUCKET_COUNT; b++)
+		n += atomic_load(&t->scope->buckets[b]);
+	return n;
+}
+
+static uint64_t v_cache(const struct metrics_tenant *t, const void *arg)
+{
+	struct ks_cache_stats st;
+	memset(&st, 0, sizeof st);
+	if (t->cache)
+		ks_cache_get_stats(t->cache, &st);
+	switch (*(const int *)arg) {
+	case 0:
+		return st.hits;
+	case 1:
+		return st.misses;
+	case 2:
+		return st.entries;
+	default:
+		return t->cache && !st.offline;
+	}
+}
+
+void metrics_render_tenants(struct buf *out, const struct metrics_tenant *t, size_t n)
+{
+	static const int classes[] = {2, 4, 5};
+	static const char *const class_names[] = {"2xx", "4xx", "5xx"};
+	family(out, "kesc_tenant_requests_total", "counter",
+	       "Metered requests of a tenant, by class of status code.");
+	for (size_t c = 0; c < 3; c++)
+		tenant_family(out, "kesc_tenant_requests_total", NULL, NULL, t, n, "class",
+		              class_names[c], v_class, &classes[c]);
+	family(out, "kesc_tenant_request_duration_seconds", "summary",
+	       "Time a tenant's metered requests took, in seconds.");
+	for (size_t i = 0; i < n; i++) {
+		buf_printf(out, "kesc_tenant_request_duration_seconds_sum{tenant=\"%s\"} ",
+		           t[i].name);
+		write_float(out, t[i].scope ? (double)atomic_load(&t[i].scope->latency_sum_ns) / 1e9
+		                            : 0);
+		buf_append_char(out, '\n');
+	}
+	tenant_family(out, "kesc_tenant_request_duration_seconds_count", NULL, NULL, t, n, NULL,
+	              NULL, v_count, NULL);
+	static const int which[] = {0, 1, 2, 3};
+	tenant_family(out, "kesc_tenant_cache_hits_total", "counter",
+	              "Key lookups of a tenant answered from its cache.", t, n, NULL, NULL, v_cache,
+	              &which[0]);
+	tenant_family(out, "kesc_tenant_cache_misses_total", "counter",
+	              "Key lookups of a tenant that missed its cache.", t, n, NULL, NULL, v_cache,
+	              &which[1]);
+	tenant_family(out, "kesc_tenant_cache_keys", "gauge", "Keys a tenant's cache holds.", t, n,
+	              NULL, NULL, v_cache, &which[2]);
+	tenant_family(out, "kesc_tenant_keystore_up", "gauge",
+	              "1 while a tenant's keystore answers its cache's probes, else 0.", t, n, NULL,
+	              NULL, v_cache, &which[3]);
+}

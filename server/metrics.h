@@ -80,4 +80,32 @@ int64_t metrics_cert_not_after(const struct mbedtls_x509_crt *crt);
 /* Appends the exposition text. cache may be NULL. */
 void metrics_render(struct buf *out, struct ks_cache *cache);
 
+/*
+ * Tenants (the tenants: section). Each tenant counts its own metered requests in a scope; the
+ * scope outlives configuration reloads with the tenant's cache.
+ *
+ * Label cardinality: a tenant adds a fixed handful of series to the global exposition (the
+ * kesc_tenant_* families of metrics_render_tenants: requests by class 2xx/4xx/5xx, latency sum
+ * and count, cache hits, misses and keys, keystore up) — never per status code, per route or
+ * per histogram bucket, so 1,000 tenants are 9,000 series, not hundreds of thousands. A
+ * tenant's own /v1/metrics (metrics_render_scope) has KES's families with its own numbers.
+ */
+struct metrics_scope;
+struct metrics_scope *metrics_scope_new(void);
+void metrics_scope_free(struct metrics_scope *s);
+/* A metered request of the scope's tenant finished (besides metrics_request_done). */
+void metrics_scope_request_done(struct metrics_scope *s, int status, int64_t latency_ns);
+/* A tenant's own /v1/metrics: KES's request families from its requests alone, the process's
+ * kes_system_* gauges (facts about the host, as a separate process on it would show), and its
+ * keystore and cache. Nothing of other tenants. */
+void metrics_render_scope(struct buf *out, const struct metrics_scope *s, struct ks_cache *cache);
+
+struct metrics_tenant {
+	const char *name;
+	const struct metrics_scope *scope;
+	struct ks_cache *cache;
+};
+/* The kesc_tenant_* families over n tenants (for the global view). */
+void metrics_render_tenants(struct buf *out, const struct metrics_tenant *t, size_t n);
+
 #endif

@@ -7,8 +7,10 @@
  */
 #include "server/router.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "keystore/keystore.h"
 #include "server/api_errors.h"
 #include "server/state.h"
 
@@ -124,6 +126,64 @@ static bool method_ok(const struct route *r, const char *method)
 	return strcmp(r->method, "PUT") == 0 && strcmp(method, "POST") == 0;
 }
 
+/* The first "enclave" parameter of the query, URL-decoded into out ("" when absent); false
+ * when it does not fit or is malformed. Go's url.Query().Get takes the first one too. */
+static bool query_enclave(const char *q, char *out, size_t n)
+{
+	out[0] = '\0';
+	for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		if (strncmp(p, "enclave=", 8) != 0)
+			continue;
+		size_t len = 0;
+		for (p += 8; *p && *p != '&'; p++) {
+			char ch = *p;
+			if (ch == '+') {
+				ch = ' ';
+			} else if (ch == '%') {
+				unsigned v;
+				if (!p[1] || !p[2] || sscanf(p + 1, "%2x", &v) != 1)
+					return false;
+				ch = (char)v;
+				p += 2;
+			}
+			if (len + 1 >= n)
+				return false;
+			out[len++] = ch;
+		}
+		out[len] = '\0';
+		return true;
+	}
+	return true;
+}
+
+/*
+ * Picks the view the request is served from (state.h): the tenant of the caller's identity,
+ * from the identity alone. Only the admin may name another with ?enclave=<tenant> (the kes
+ * CLI's -e flag of KES's enclave days), and only when the configuration has tenants: MinIO's
+ * MINIO_KMS_KES_ENCLAVE sends the parameter too, which KES ignores, so a configuration without
+ * tenants and every identity but the admin's ignore it. False with resp written (an admin's
+ * enclave that does not exist).
+ */
+static bool select_view(struct api_call *c, enum server_caller who, struct server_state *view)
+{
+	if (who == SERVER_CALLER_ADMIN && server_state_tenant_count(c->st) > 0) {
+		char name[96];
+		bool ok = query_enclave(c->req->query, name, sizeof(name));
+		if (!ok || name[0]) {
+			view = ok ? server_state_tenant_named(c->st, name) : NULL;
+			if (!view) {
+				api_error(c->resp, API_ERR_NO_ENCLAVE, NULL, NULL);
+				return false;
+			}
+		}
+	}
+	c->st = view;
+	c->resp->tenant = server_state_tenant_name(view);
+	c->resp->scope = server_state_metrics_scope(view);
+	c->resp->group = server_state_worker_group(view);
+	return true;
+}
+
 /* Returns true when the caller may go on; else resp holds KES's answer. */
 static bool authenticate(struct api_call *c, const struct route *r)
 {
@@ -136,8 +196,11 @@ static bool authenticate(struct api_call *c, const struct route *r)
 		return true;
 	if (req->cert_problem == API_CERT_OK && req->identity)
 		c->identity = req->identity;
+	struct server_state *view;
+	const struct policy *policy;
+	enum server_caller who = server_state_resolve(c->st, c->identity, &view, &policy);
 	if (mode == ROUTE_AUTH_IDENTIFY)
-		return true;
+		return select_view(c, who, view);
 	if (req->cert_problem == API_CERT_MULTIPLE) {
 		api_error(c->resp, API_ERR_CERT_MULTIPLE, NULL, NULL);
 		return false;
@@ -152,11 +215,11 @@ static bool authenticate(struct api_call *c, const struct route *r)
 	const char *path = req->path;
 	if (r->prefix && strlen(path) < strlen(r->path))
 		path = r->path;
-	if (!policy_set_allows(server_state_policies(c->st), c->identity, path)) {
+	if (who != SERVER_CALLER_ADMIN && !policy_allows(policy, path)) {
 		api_error(c->resp, API_ERR_NOT_ALLOWED, NULL, NULL);
 		return false;
 	}
-	return true;
+	return select_view(c, who, view);
 }
 
 /*
@@ -176,6 +239,9 @@ static const struct route *route_admit(struct api_call *call, struct server_stat
 		return NULL;
 	}
 	const struct route *r = &ROUTES[i];
+	resp->tenant = NULL;
+	resp->scope = NULL;
+	resp->group = NULL;
 	*call = (struct api_call){
 	    .st = st,
 	    .req = req,
@@ -213,7 +279,12 @@ enum api_outcome api_handle(struct server_state *st, const struct api_request *r
 	if (!r)
 		return API_DONE;
 	call.may_block = may_block;
-	if (r->handler(&call) == API_NEEDS_WORKER)
+	/* What the handler (and the keystore under it) logs names the tenant and reaches its
+	 * error stream. */
+	keystore_thread_tag_set(resp->tenant);
+	enum api_outcome out = r->handler(&call);
+	keystore_thread_tag_set(NULL);
+	if (out == API_NEEDS_WORKER)
 		return API_NEEDS_WORKER; /* resp untouched: the worker answers */
 	resp->metered = r->metered;
 	if (buf_failed(&resp->body))

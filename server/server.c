@@ -43,6 +43,7 @@ struct server {
 	struct server_state *state; /* current generation (the main thread's reference) */
 	struct tls_server *tls;
 	unsigned nloops;
+	unsigned nworkers;
 	struct loop *loops[MAX_LOOPS];
 	int listen_fd; /* shared by the loops (loop.h) */
 	struct loop_env env;
@@ -245,9 +246,11 @@ static int load_config(const struct server_options *opt, config_warn_fn warn, st
 	return 0;
 }
 
-/* A generation: the state (owning cfg) and its TLS settings. On failure cfg is freed. */
-static int build_generation(struct config *cfg, unsigned nloops, struct server_state **st_out,
-                            struct tls_server **tls_out, char *err, size_t errlen)
+/* A generation: the state (owning cfg) and its TLS settings; prev (the running one, or NULL)
+ * lends the views that did not change. On failure cfg is freed. */
+static int build_generation(struct config *cfg, struct server_state *prev, unsigned nloops,
+                            struct server_state **st_out, struct tls_server **tls_out, char *err,
+                            size_t errlen)
 {
 	/* TLS first: it is cheap and its errors (a certificate without SAN) need no keystore. */
 	struct tls_server *tls =
@@ -256,7 +259,7 @@ static int build_generation(struct config *cfg, unsigned nloops, struct server_s
 		config_free(cfg);
 		return -1;
 	}
-	struct server_state *st = server_state_new(cfg, err, errlen);
+	struct server_state *st = server_state_new_from(cfg, prev, err, errlen);
 	if (!st) {
 		tls_server_release(tls);
 		config_free(cfg);
@@ -290,6 +293,10 @@ static void print_banner(const struct server *s, const char *hardening)
 {
 	const struct config *cfg = server_state_config(s->state);
 	char ks[512];
+	char tenants[96] = "";
+	if (cfg->tenant_count)
+		snprintf(tenants, sizeof(tenants), "Tenants:  %zu, a quarter of the workers each\n",
+		         cfg->tenant_count);
 	const char *admin = cfg->admin_identity && identity_is_valid(cfg->admin_identity)
 	                        ? cfg->admin_identity
 	                        : "<disabled>";
@@ -301,17 +308,37 @@ static void print_banner(const struct server *s, const char *hardening)
 	        "TLS:      %s\n"
 	        "Memory:   %s\n"
 	        "Loops:    %u event loops, %u workers, %u handshake threads\n"
+	        "%s"
 	        "listening on %s\n",
 	        KESC_VERSION, s->bound, keystore_description(cfg, ks, sizeof(ks)), admin,
-	        tls_server_summary(s->tls), hardening, s->nloops,
-	        s->nloops * LIMIT_WORKERS_PER_CORE < 4 ? 4 : s->nloops * LIMIT_WORKERS_PER_CORE,
-	        s->nloops, s->bound);
+	        tls_server_summary(s->tls), hardening, s->nloops, s->nworkers, s->nloops, tenants,
+	        s->bound);
 	fflush(stderr);
 }
 
-/* The server: section; SIGHUP applies it again (except threads, fixed at start). */
-static void apply_settings(struct loop_env *env, const struct config *cfg)
+/* Worker threads: more with tenants (transport_limits.h), fixed at start. */
+static unsigned worker_count(const struct config *cfg, unsigned nloops)
 {
+	unsigned n = nloops * LIMIT_WORKERS_PER_CORE;
+	if (cfg->tenant_count > 0 && n < nloops * LIMIT_TENANT_WORKERS_PER_CORE)
+		n = nloops * LIMIT_TENANT_WORKERS_PER_CORE;
+	if (cfg->tenant_count > 0 && n < LIMIT_TENANT_WORKERS_MIN)
+		n = LIMIT_TENANT_WORKERS_MIN;
+	return n < 4 ? 4 : n;
+}
+
+/* The server: section; SIGHUP applies it again (except threads, fixed at start). With tenants,
+ * each tenant's keystore work gets a share of the workers (worker.h). */
+static void apply_settings(struct server *s, const struct config *cfg)
+{
+	struct loop_env *env = &s->env;
+	if (env->workers && cfg->tenant_count > 0) {
+		unsigned share = s->nworkers / LIMIT_TENANT_RUNNING_SHARE;
+		worker_pool_set_group_limits(env->workers, share ? share : 1,
+		                             LIMIT_WORKER_QUEUE / LIMIT_TENANT_QUEUE_SHARE);
+	} else if (env->workers) {
+		worker_pool_set_group_limits(env->workers, 0, 0);
+	}
 	env->max_connections = cfg->server.max_connections ? cfg->server.max_connections
 	                                                   : LIMIT_DEFAULT_MAX_CONNECTIONS;
 	env->handshake_timeout_ms = cfg->server.handshake_timeout_ms > 0
@@ -397,7 +424,7 @@ static void reload(struct server *s)
 		metrics_count_reload(false);
 		return;
 	}
-	if (build_generation(cfg, s->nloops, &st, &tls, err, sizeof(err)) < 0) {
+	if (build_generation(cfg, s->state, s->nloops, &st, &tls, err, sizeof(err)) < 0) {
 		log_error("reload failed, keeping the running configuration: %s", err);
 		metrics_count_reload(false);
 		return;
@@ -415,7 +442,7 @@ static void reload(struct server *s)
 		log_warn("reload: a new listen address needs a restart; still on %s", s->bound);
 	if (cfg->server.threads != old->server.threads)
 		log_warn("reload: server.threads takes effect after a restart");
-	apply_settings(&s->env, cfg);
+	apply_settings(s, cfg);
 	for (unsigned i = 0; i < s->nloops; i++)
 		loop_update(s->loops[i], st, tls);
 	server_state_release(s->state);
@@ -441,9 +468,8 @@ static unsigned loop_count(const struct config *cfg)
 static int start_loops(struct server *s, char *err, size_t errlen)
 {
 	const struct config *cfg = server_state_config(s->state);
-	unsigned workers = s->nloops * LIMIT_WORKERS_PER_CORE;
-	s->env.workers =
-	    worker_pool_new(workers < 4 ? 4 : workers, LIMIT_WORKER_QUEUE, "kesc-work");
+	s->nworkers = worker_count(cfg, s->nloops);
+	s->env.workers = worker_pool_new(s->nworkers, LIMIT_WORKER_QUEUE, "kesc-work");
 	/* One handshake thread per loop: the work is CPU only. A connection has at most one
 	 * job queued, so server.max_connections bounds the queue. */
 	s->env.handshakes = worker_pool_new(s->nloops, SIZE_MAX, "kesc-tls");
@@ -452,7 +478,7 @@ static int start_loops(struct server *s, char *err, size_t errlen)
 		return -1;
 	}
 	atomic_init(&s->env.connections, 0);
-	apply_settings(&s->env, cfg);
+	apply_settings(s, cfg);
 	s->env.listen_fd = s->listen_fd;
 	s->env.loops = s->loops;
 	for (unsigned i = 0; i < s->nloops; i++) {
@@ -670,7 +696,7 @@ int server_run(const struct server_options *opt)
 	s.nloops = loop_count(cfg);
 	secmem_harden_process(hardening, sizeof(hardening));
 	tune_malloc();
-	if (build_generation(cfg, s.nloops, &s.state, &s.tls, err, sizeof(err)) < 0)
+	if (build_generation(cfg, NULL, s.nloops, &s.state, &s.tls, err, sizeof(err)) < 0)
 		goto fail;
 	if (bind_all(&s, server_state_config(s.state)->address, err, sizeof(err)) < 0 ||
 	    start_loops(&s, err, sizeof(err)) < 0)
@@ -702,6 +728,7 @@ fail:
 out:
 	if (sfd >= 0)
 		close(sfd);
+	server_state_quiesce(s.state); /* tenants' keys still being created */
 	server_state_release(s.state);
 	if (s.tls)
 		tls_server_release(s.tls);

@@ -1,7 +1,8 @@
 /*
  * state.c — a running server's configuration-derived state (state.h): the cached keystore,
  * the policy set, the per-route api: settings and the start time. Reference counted so a
- * SIGHUP can swap in a new state while requests finish on the old one.
+ * SIGHUP can swap in a new state while requests finish on the old one. Tenant views are built
+ * in state_tenants.c.
  */
 #include "server/state.h"
 
@@ -16,24 +17,7 @@
 #include "server/lifecycle.h"
 #include "server/log.h"
 #include "server/router.h"
-
-#define MAX_ROUTES 32
-
-struct route_setting {
-	bool skip_auth;
-	int64_t timeout_ms;
-};
-
-struct server_state {
-	atomic_int refs;
-	struct config *cfg;
-	struct ks_cache *cache;
-	struct lifecycle *lifecycle; /* key_lifecycle: rotations and purges (NULL: none) */
-	struct policy_set *policies;
-	struct route_setting routes[MAX_ROUTES];
-	bool any_skip_auth;
-	int64_t started_ns;
-};
+#include "server/state_internal.h"
 
 /* The first start of this process: reloads keep reporting it, as KES's uptime does. */
 static _Atomic int64_t first_start_ns;
@@ -77,15 +61,16 @@ static struct keystore *open_store(const struct config *cfg, char *err, size_t e
 	return ks;
 }
 
-static struct policy_set *build_policies(const struct config *cfg, char *err, size_t errlen)
+struct policy_set *state_build_policies(const char *admin, const struct config_policy *policies,
+                                        size_t count, char *err, size_t errlen)
 {
-	struct policy_set *ps = policy_set_new(cfg->admin_identity ? cfg->admin_identity : "");
+	struct policy_set *ps = policy_set_new(admin ? admin : "");
 	if (!ps) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	for (size_t i = 0; i < cfg->policy_count; i++) {
-		const struct config_policy *p = &cfg->policies[i];
+	for (size_t i = 0; i < count; i++) {
+		const struct config_policy *p = &policies[i];
 		if (policy_set_add(ps, p->name, (const char *const *)p->allow, p->allow_count,
 		                   (const char *const *)p->deny, p->deny_count,
 		                   (const char *const *)p->identities, p->identity_count, err,
@@ -125,7 +110,7 @@ static int create_keys(struct server_state *st, char *err, size_t errlen)
 			return -1;
 		}
 		struct ks_err kerr = {{0}};
-		int rc = ks_cache_create(st->cache, cfg->keys[i], k, &kerr);
+		int rc = ks_cache_create(st->vs->cache, cfg->keys[i], k, &kerr);
 		key_free(k);
 		/* Deleted through the API: the name stays reserved while replicas may cache the
 		 * old key; a later start or reload creates it. Refusing to start would only take
@@ -143,9 +128,9 @@ static int create_keys(struct server_state *st, char *err, size_t errlen)
 
 static void state_destroy(struct server_state *st, bool free_cfg)
 {
-	lifecycle_stop(st->lifecycle); /* it uses the cache and the config */
-	if (st->cache)
-		ks_cache_free(st->cache);
+	lifecycle_stop(st->lifecycle); /* it uses the caches and the config */
+	state_tenants_free(st);
+	view_store_release(st->vs);
 	if (st->policies)
 		policy_set_free(st->policies);
 	if (free_cfg && st->cfg)
@@ -153,9 +138,30 @@ static void state_destroy(struct server_state *st, bool free_cfg)
 	free(st);
 }
 
+/* The top-level view's store: prev's when its configuration is the same (with tenants: the
+ * tenants on a Vault connection need it unchanged), else store or the one cfg names. */
+static int root_store(struct server_state *st, struct server_state *prev, struct keystore *store,
+                      char *err, size_t errlen)
+{
+	uint8_t fp[FINGERPRINT_SIZE];
+	state_root_fingerprint(st->cfg, fp);
+	if (!store && prev && st->cfg->tenant_count > 0 && prev->root->cfg->tenant_count > 0 &&
+	    memcmp(prev->root->vs->fingerprint, fp, sizeof(fp)) == 0) {
+		st->vs = prev->root->vs;
+		atomic_fetch_add(&st->vs->refs, 1);
+		return 0;
+	}
+	if (!store)
+		store = open_store(st->cfg, err, errlen);
+	if (!store)
+		return -1;
+	st->vs = view_store_new(store, &st->cfg->cache, NULL, fp, err, errlen);
+	return st->vs ? 0 : -1;
+}
+
 /* store NULL: open the one cfg names. On failure cfg stays the caller's; store is closed. */
-static struct server_state *state_build(struct config *cfg, struct keystore *store, char *err,
-                                        size_t errlen)
+static struct server_state *state_build(struct config *cfg, struct keystore *store,
+                                        struct server_state *prev, char *err, size_t errlen)
 {
 	struct server_state *st = NULL;
 	if (router_route_count() > MAX_ROUTES) {
@@ -167,26 +173,22 @@ static struct server_state *state_build(struct config *cfg, struct keystore *sto
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	st->root = st;
 	atomic_init(&st->refs, 1);
 	st->cfg = cfg;
 	st->started_ns = process_start_ns();
 	apply_api(st);
-	st->policies = build_policies(cfg, err, errlen);
+	st->policies = state_build_policies(cfg->admin_identity, cfg->policies, cfg->policy_count,
+	                                    err, errlen);
 	if (!st->policies)
 		goto fail;
-	if (!store)
-		store = open_store(cfg, err, errlen);
-	if (!store)
+	int rc = root_store(st, prev, store, err, errlen);
+	store = NULL; /* taken over, also on failure */
+	if (rc != 0 || create_keys(st, err, errlen) != 0 ||
+	    state_tenants_build(st, prev, err, errlen) != 0)
 		goto fail;
-	st->cache = ks_cache_new(store, &cfg->cache); /* owns the store, also on failure */
-	store = NULL;
-	if (!st->cache) {
-		snprintf(err, errlen, "keystore: failed to start the key cache");
-		goto fail;
-	}
-	if (create_keys(st, err, errlen) != 0)
-		goto fail;
-	st->lifecycle = lifecycle_start(st->cache, st->cfg);
+	state_tenants_start_keys(st);
+	st->lifecycle = lifecycle_start(st->vs->cache, st->cfg);
 	return st;
 fail:
 	keystore_close(store);
@@ -197,36 +199,43 @@ fail:
 
 struct server_state *server_state_new(struct config *cfg, char *err, size_t errlen)
 {
-	return state_build(cfg, NULL, err, errlen);
+	return state_build(cfg, NULL, NULL, err, errlen);
+}
+
+struct server_state *server_state_new_from(struct config *cfg, struct server_state *prev, char *err,
+                                           size_t errlen)
+{
+	return state_build(cfg, NULL, prev, err, errlen);
 }
 
 struct server_state *server_state_new_with_store(struct config *cfg, struct keystore *store,
                                                  char *err, size_t errlen)
 {
-	return state_build(cfg, store, err, errlen);
+	return state_build(cfg, store, NULL, err, errlen);
 }
 
 void server_state_retain(struct server_state *st)
 {
-	atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->root->refs, 1, memory_order_relaxed);
 }
 
 void server_state_release(struct server_state *st)
 {
 	if (!st)
 		return;
+	st = st->root;
 	if (atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1)
 		state_destroy(st, true);
 }
 
 const struct config *server_state_config(const struct server_state *st)
 {
-	return st->cfg;
+	return st->root->cfg;
 }
 
 struct ks_cache *server_state_cache(struct server_state *st)
 {
-	return st->cache;
+	return st->vs->cache;
 }
 
 const struct policy_set *server_state_policies(const struct server_state *st)
@@ -236,22 +245,100 @@ const struct policy_set *server_state_policies(const struct server_state *st)
 
 int64_t server_state_started_ns(const struct server_state *st)
 {
-	return st->started_ns;
+	return st->root->started_ns;
 }
 
 bool server_state_any_skip_auth(const struct server_state *st)
 {
-	return st->any_skip_auth;
+	return st->root->any_skip_auth;
 }
 
 bool server_state_route_skip_auth(const struct server_state *st, size_t route_index)
 {
-	return route_index < MAX_ROUTES && st->routes[route_index].skip_auth;
+	return route_index < MAX_ROUTES && st->root->routes[route_index].skip_auth;
 }
 
 int64_t server_state_route_timeout_ms(const struct server_state *st, size_t route_index)
 {
 	if (route_index >= MAX_ROUTES)
 		return 0;
-	return st->routes[route_index].timeout_ms;
+	return st->root->routes[route_index].timeout_ms;
+}
+
+/* ---- tenants ---- */
+
+enum server_caller server_state_resolve(struct server_state *st, const char *identity,
+                                        struct server_state **view, const struct policy **policy)
+{
+	struct server_state *root = st->root;
+	*view = root;
+	*policy = NULL;
+	if (!identity || !identity[0])
+		return SERVER_CALLER_NONE;
+	if (policy_set_is_admin(root->policies, identity))
+		return SERVER_CALLER_ADMIN;
+	if (!root->directory) { /* no tenants: the top-level policies, as always */
+		*policy = policy_set_policy_of(root->policies, identity);
+		return *policy ? SERVER_CALLER_POLICY : SERVER_CALLER_NONE;
+	}
+	size_t which;
+	if (!identity_directory_find(root->directory, identity, &which, policy))
+		return SERVER_CALLER_NONE;
+	*view = which == 0 ? root : &root->tenants[which - 1];
+	return SERVER_CALLER_POLICY;
+}
+
+bool server_state_identity_has_policy(const struct server_state *st, const char *identity)
+{
+	struct server_state *view;
+	const struct policy *p;
+	return server_state_resolve((struct server_state *)st, identity, &view, &p) ==
+	       SERVER_CALLER_POLICY;
+}
+
+bool server_state_identity_known(const struct server_state *st, const char *identity)
+{
+	struct server_state *view;
+	const struct policy *p;
+	return server_state_resolve((struct server_state *)st, identity, &view, &p) !=
+	       SERVER_CALLER_NONE;
+}
+
+size_t server_state_tenant_count(const struct server_state *st)
+{
+	return st->root->tenant_count;
+}
+
+struct server_state *server_state_tenant_at(struct server_state *st, size_t i)
+{
+	return i < st->root->tenant_count ? &st->root->tenants[i] : NULL;
+}
+
+struct server_state *server_state_tenant_named(struct server_state *st, const char *name)
+{
+	struct server_state *root = st->root;
+	for (size_t i = 0; name && i < root->tenant_count; i++)
+		if (strcmp(root->tenants[i].tenant->name, name) == 0)
+			return &root->tenants[i];
+	return NULL;
+}
+
+const char *server_state_tenant_name(const struct server_state *st)
+{
+	return st->tenant ? st->tenant->name : NULL;
+}
+
+struct metrics_scope *server_state_metrics_scope(const struct server_state *st)
+{
+	return st->vs->scope;
+}
+
+struct worker_group *server_state_worker_group(struct server_state *st)
+{
+	return &st->vs->group;
+}
+
+struct status_memo *server_state_status_memo(struct server_state *st)
+{
+	return &st->vs->status;
 }

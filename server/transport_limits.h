@@ -34,6 +34,14 @@
 /* Worker pool: threads per core and queued jobs before requests are refused with 503. */
 #define LIMIT_WORKERS_PER_CORE 2
 #define LIMIT_WORKER_QUEUE     4096
+/* With tenants: more workers (a tenant's keystore that hangs holds its workers for its
+ * timeouts), of which one tenant runs at most a quarter at once and queues at most an eighth
+ * of the queue (worker.h, worker groups), so that four tenants can hang before the others
+ * wait. */
+#define LIMIT_TENANT_WORKERS_MIN      16
+#define LIMIT_TENANT_WORKERS_PER_CORE 4
+#define LIMIT_TENANT_RUNNING_SHARE    4 /* a tenant: workers / 4 at once */
+#define LIMIT_TENANT_QUEUE_SHARE      8 /* a tenant: queue / 8 waiting */
 
 /* SIGTERM: how long in-flight requests may take before they are abandoned and the process
  * exits (server.shutdown_timeout). 10 s lets every request that is not stuck finish (cache

@@ -13,29 +13,65 @@ struct worker_pool {
 	pthread_cond_t wake;
 	struct worker_job *head, *tail;
 	size_t queued, queue_max;
+	unsigned group_running_max; /* 0: no group limits */
+	size_t group_queued_max;
 	bool stopping;
 	unsigned nthreads;
 	pthread_t *threads;
 };
+
+/* May job start now? Not while its group runs its share already. Lock held. */
+static bool job_may_run(const struct worker_pool *p, const struct worker_job *job)
+{
+	return !job->group || !p->group_running_max || job->group->running < p->group_running_max;
+}
+
+/* The first queued job that may run (FIFO otherwise), unlinked; NULL if none. Lock held. */
+static struct worker_job *take_job(struct worker_pool *p)
+{
+	struct worker_job *prev = NULL;
+	for (struct worker_job *job = p->head; job; prev = job, job = job->next) {
+		if (!job_may_run(p, job) && !p->stopping)
+			continue;
+		if (prev)
+			prev->next = job->next;
+		else
+			p->head = job->next;
+		if (p->tail == job)
+			p->tail = prev;
+		p->queued--;
+		if (job->group) {
+			job->group->queued--;
+			job->group->running++;
+		}
+		job->next = NULL;
+		return job;
+	}
+	return NULL;
+}
 
 static void *worker_main(void *arg)
 {
 	struct worker_pool *p = arg;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->head && !p->stopping)
+		struct worker_job *job;
+		while (!(job = take_job(p)) && !p->stopping)
 			pthread_cond_wait(&p->wake, &p->lock);
-		struct worker_job *job = p->head;
 		if (!job)
 			break; /* stopping and nothing left */
-		p->head = job->next;
-		if (!p->head)
-			p->tail = NULL;
-		p->queued--;
 		pthread_mutex_unlock(&p->lock);
-		job->next = NULL;
+		struct worker_group *g = job->group;
 		job->run(job);
-		loop_post_job(job->loop, job);
+		pthread_mutex_lock(&p->lock);
+		if (g) {
+			g->running--;
+			/* a job of this group may have waited for a free share */
+			if (p->group_running_max && p->head)
+				pthread_cond_broadcast(&p->wake);
+		}
+		pthread_mutex_unlock(&p->lock);
+		loop_post_job(job->loop, job); /* the job, and its group, are the loop's again */
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -74,7 +110,11 @@ int worker_pool_submit(struct worker_pool *p, struct worker_job *job)
 {
 	int rc = -1;
 	pthread_mutex_lock(&p->lock);
-	if (!p->stopping && p->queued < p->queue_max) {
+	bool group_full =
+	    job->group && p->group_queued_max && job->group->queued >= p->group_queued_max;
+	if (!p->stopping && p->queued < p->queue_max && !group_full) {
+		if (job->group)
+			job->group->queued++;
 		job->next = NULL;
 		if (p->tail)
 			p->tail->next = job;
@@ -87,6 +127,15 @@ int worker_pool_submit(struct worker_pool *p, struct worker_job *job)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
+}
+
+void worker_pool_set_group_limits(struct worker_pool *p, unsigned running, size_t queued)
+{
+	pthread_mutex_lock(&p->lock);
+	p->group_running_max = running;
+	p->group_queued_max = queued;
+	pthread_cond_broadcast(&p->wake);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void worker_pool_free(struct worker_pool *p)
