@@ -107,12 +107,13 @@ struct config_policy {
  *     <name>:                   1..80 of [0-9A-Za-z_-], as policy names
  *       keystore:
  *         fs:    {path: <dir>}  a directory below keystore.fs.path (default: the name)
- *         vault: {namespace, prefix, approle | kubernetes}
- *                               on keystore.vault's connection; namespace and prefix replace
- *                               the top-level ones (absent: inherited; both absent: prefix =
- *                               the name); approle/kubernetes: the tenant's own login (in its
- *                               namespace unless their namespace says otherwise), else the
- *                               top-level token is used
+ *         vault: {namespace, prefix, engine, version, approle | kubernetes}
+ *                               on keystore.vault's connection; namespace, prefix, engine
+ *                               and version replace the top-level ones (absent: inherited;
+ *                               namespace and prefix both absent: prefix = the name);
+ *                               approle/kubernetes: the tenant's own login (in its namespace
+ *                               unless their namespace says otherwise), else the top-level
+ *                               token is used
  *       policy: {…}             as the top-level policy: section
  *       cache: {expiry: {any, unused, offline}, max_keys}   absent fields: the top level's
  *       keys: [{name}]

@@ -147,8 +147,13 @@ static const struct schema s_keystore[] = {MAP("fs", s_fs),
                                            MAP("generic", s_generic),
                                            END};
 /* tenants: (kesc): a layout on the top-level keystore, policies, cache, keys per tenant. */
-static const struct schema s_tenant_vault[] = {
-    LEAF("namespace"), LEAF("prefix"), MAP("approle", s_approle), MAP("kubernetes", s_k8s), END};
+static const struct schema s_tenant_vault[] = {LEAF("namespace"),
+                                               LEAF("prefix"),
+                                               LEAF("engine"),
+                                               LEAF("version"),
+                                               MAP("approle", s_approle),
+                                               MAP("kubernetes", s_k8s),
+                                               END};
 static const struct schema s_tenant_keystore[] = {MAP("fs", s_fs), MAP("vault", s_tenant_vault),
                                                   END};
 static const struct schema s_tenant[] = {MAP("keystore", s_tenant_keystore),

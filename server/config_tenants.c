@@ -93,6 +93,34 @@ static int tenant_location_field(struct cfg_ctx *x, const struct ynode *vault, c
 	return 1;
 }
 
+/* A tenant's own K/V mount and version (a kesc that served it alone may have used others);
+ * absent: the top level's. */
+static int load_tenant_engine(struct cfg_ctx *x, struct vault_config *v, const struct ynode *vault,
+                              const char *at)
+{
+	char field[AT_MAX + 40], *engine = NULL, *version = NULL;
+	snprintf(field, sizeof field, "%s.keystore.vault.engine", at);
+	if (cfg_get_string(x, vault, "engine", field, CFG_ENV, &engine) < 0)
+		return -1;
+	if (engine && engine[0]) {
+		free(v->engine);
+		v->engine = engine;
+	} else {
+		free(engine);
+	}
+	snprintf(field, sizeof field, "%s.keystore.vault.version", at);
+	if (cfg_get_string(x, vault, "version", field, CFG_ENV, &version) < 0)
+		return -1;
+	int rc = 0;
+	if (version && (!strcmp(version, "v1") || !strcmp(version, "v2")))
+		v->kv_version = version[1] - '0';
+	else if (version && version[0])
+		rc = cfg_fail(x, cfg_line_of(vault, "version"), field,
+		              "invalid K/V engine version '%s' (v1 or v2)", version);
+	free(version);
+	return rc;
+}
+
 /* The top level's auth fields, which a tenant with its own login does not inherit. */
 static void drop_inherited_auth(struct vault_config *v)
 {
@@ -119,6 +147,8 @@ static int load_tenant_vault(struct cfg_ctx *x, struct config_tenant *t, const s
 		return -1;
 	if (!ns && !prefix && cfg_set_string(x, &v->prefix, t->name) < 0)
 		return -1; /* neither given: the tenant's keys are below its name */
+	if (load_tenant_engine(x, v, vault, at) < 0)
+		return -1;
 	const struct ynode *a = ynode_get(vault, "approle", NULL);
 	const struct ynode *k = ynode_get(vault, "kubernetes", NULL);
 	if (!ynode_is_null(a) || !ynode_is_null(k)) {

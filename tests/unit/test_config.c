@@ -723,6 +723,7 @@ static void test_tenants(void)
 	                       "  a:\n"
 	                       "  b:\n    keystore:\n      vault:\n        namespace: tenants/b\n"
 	                       "  c:\n    keystore:\n      vault:\n        prefix: c-keys\n"
+	                       "        engine: kv-c\n        version: v2\n"
 	                       "        namespace: \"\"\n"
 	                       "        approle:\n          id: c-id\n          secret: c-secret\n",
 	            &w, err, sizeof err);
@@ -737,6 +738,10 @@ static void test_tenants(void)
 		CHECK_EQ_STR(t[1].vault.prefix, "kes");
 		CHECK(t[2].vault.namespace_ == NULL);
 		CHECK_EQ_STR(t[2].vault.prefix, "c-keys");
+		CHECK_EQ_STR(t[2].vault.engine, "kv-c");
+		CHECK_EQ_INT(t[2].vault.kv_version, 2);
+		CHECK_EQ_INT(t[1].vault.kv_version, 1);
+		CHECK_EQ_STR(t[1].vault.engine, "kv");
 		CHECK(t[2].vault_own_auth);
 		CHECK_EQ_STR(t[2].vault.approle_id, "c-id");
 		CHECK_EQ_STR(t[2].vault.approle_secret, "c-secret");
@@ -785,6 +790,9 @@ static void test_tenants(void)
 	expect_error(BASE "tenants:\n  t:\n    keystore:\n      fs:\n        pth: x\n",
 	             "config.yml:13: unknown field 'tenants.t.keystore.fs.pth' (did you mean "
 	             "'path'?)");
+	expect_error(VAULT_BASE "tenants:\n  t:\n    keystore:\n      vault:\n        version: v3\n",
+	             "config.yml:18: tenants.t.keystore.vault.version: invalid K/V engine version "
+	             "'v3' (v1 or v2)");
 	expect_error(BASE "tenants:\n  t:\n    cache:\n      max_keys: lots\n",
 	             "config.yml:12: tenants.t.cache.max_keys: invalid number 'lots'");
 	expect_error(VAULT_BASE "tenants:\n  t:\n    keystore:\n      vault:\n        approle:\n"
