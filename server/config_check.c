@@ -356,6 +356,64 @@ static void check_vault(struct checker *k, const struct config *cfg)
 	keystore_close(ks);
 }
 
+/* A tenant's directory: created at start below keystore.fs.path (checked above) when missing;
+ * if it is there, it must be a directory this user can use. */
+static void check_tenant_dir(struct checker *k, const struct config_tenant *t)
+{
+	struct stat st;
+	if (stat(t->fs_path, &st) != 0) {
+		if (errno != ENOENT)
+			say(k, CHECK_ERROR, "tenants.%s: '%s': %s", t->name, t->fs_path,
+			    strerror(errno));
+		return;
+	}
+	if (!S_ISDIR(st.st_mode))
+		say(k, CHECK_ERROR, "tenants.%s: '%s' exists but is not a directory", t->name,
+		    t->fs_path);
+	else if (usable(t->fs_path, R_OK | W_OK | X_OK) != 0)
+		say(k, CHECK_ERROR, "tenants.%s: '%s': %s", t->name, t->fs_path, strerror(errno));
+}
+
+/* A tenant with its own Vault login: log in with it, in its namespace, and read its keys (the
+ * server would log in on a thread of its own and only say so in the log). A tenant on the
+ * top-level token: read its keys with that token. One tenant after the other. */
+static void check_tenant_vault(struct checker *k, const struct config *cfg,
+                               const struct config_tenant *t)
+{
+	struct ks_err kerr = {{0}};
+	struct vault_config v = t->vault; /* the strings stay the config's */
+	if (!t->vault_own_auth) /* the top-level token: logged in where the top level logs in */
+		v.auth_namespace = cfg->vault.auth_namespace ? cfg->vault.auth_namespace
+		                   : cfg->vault.namespace_   ? cfg->vault.namespace_
+		                                             : (char *)"/";
+	struct keystore *ks = vault_keystore_open(&v, &kerr);
+	if (!ks) {
+		say(k, CHECK_ERROR, "tenants.%s: keystore: %s", t->name, kerr.msg);
+		return;
+	}
+	for (size_t i = 0; i < t->key_count; i++) {
+		struct bytes record = {0};
+		kerr.msg[0] = '\0';
+		int rc = keystore_get(ks, t->keys[i], &record, &kerr);
+		bytes_free(&record);
+		if (rc != KS_OK && rc != KS_NOT_FOUND)
+			say(k, CHECK_ERROR, "tenants.%s: keys: cannot read '%s' from Vault: %s",
+			    t->name, t->keys[i], kerr.msg[0] ? kerr.msg : ks_result_name(rc));
+	}
+	keystore_close(ks);
+}
+
+static void check_tenants(struct checker *k, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->tenant_count; i++) {
+		const struct config_tenant *t = &cfg->tenants[i];
+		if (cfg->keystore == CONFIG_KEYSTORE_FS)
+			check_tenant_dir(k, t);
+		else if (cfg->keystore == CONFIG_KEYSTORE_VAULT)
+			check_tenant_vault(k, cfg, t);
+	}
+}
+
 static void check_keystore(struct checker *k, const struct config *cfg)
 {
 	unsigned before = k->errors;
@@ -373,6 +431,8 @@ static void check_keystore(struct checker *k, const struct config *cfg)
 	default:
 		break;
 	}
+	if (k->errors == before)
+		check_tenants(k, cfg);
 }
 
 unsigned config_check_all(const struct config *cfg, check_report_fn report, void *arg)

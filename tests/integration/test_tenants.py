@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -382,6 +383,33 @@ class TenantReloadTest(unittest.TestCase):
             conn.close()
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
+        finally:
+            srv.cleanup()
+
+
+class TenantCheckConfigTest(unittest.TestCase):
+    def test_check_config_checks_tenant_directories(self):
+        srv = kesctest.Server(start=False, policies={})
+        try:
+            srv.extra = {"tenants": {"a": {}, "b": {"keystore": {"fs": {"path": "x/b"}}}}}
+            srv.write_config()
+
+            def check():
+                r = subprocess.run([kesctest.KESC_BIN, "server", "--check-config", "--config",
+                                    srv.config_path], capture_output=True, timeout=120)
+                return r.returncode, r.stderr.decode()
+
+            rc, err = check()
+            self.assertEqual(rc, 0, err)
+            self.assertNotIn("tenants.", err)  # missing directories are made at start
+            keys = os.path.join(srv.dir, "keys")
+            os.makedirs(os.path.join(keys, "x"))
+            with open(os.path.join(keys, "x", "b"), "w") as f:
+                f.write("not a directory")
+            rc, err = check()
+            self.assertEqual(rc, 1)
+            self.assertIn("Error: tenants.b: '%s' exists but is not a directory"
+                          % os.path.join(keys, "x", "b"), err)
         finally:
             srv.cleanup()
 

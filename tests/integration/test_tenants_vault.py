@@ -15,6 +15,7 @@ the hung ones.
 import base64
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -254,6 +255,31 @@ class VaultTenantLoginTest(unittest.TestCase):
                                     if l.startswith('kesc_tenant_cache_hits_total{tenant="t1"}')])
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
+        finally:
+            srv.cleanup()
+            vt.stop()
+
+
+class VaultTenantCheckConfigTest(unittest.TestCase):
+    def test_check_config_logs_in_as_each_tenant(self):
+        """--check-config does what a start would do later in the background: each tenant's
+        own login, and the shared token's reach into each tenant's namespace."""
+        vt = VaultTenants()
+        srv = vt.server()
+        try:
+            def check():
+                r = subprocess.run([kesctest.KESC_BIN, "server", "--check-config", "--config",
+                                    srv.config_path], capture_output=True, timeout=120)
+                return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+            rc, out, err = check()
+            self.assertEqual((rc, out), (0, "OK\n"), err)
+            srv.extra["tenants"]["t2"]["keystore"]["vault"]["approle"]["secret"] = "wrong"
+            srv.write_config()
+            rc, out, err = check()
+            self.assertEqual(rc, 1)
+            self.assertIn("Error: tenants.t2: keystore: vault: approle login failed", err)
+            self.assertNotIn("tenants.t1", err)
         finally:
             srv.cleanup()
             vt.stop()
