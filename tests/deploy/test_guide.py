@@ -363,7 +363,7 @@ class Guide(unittest.TestCase):
     def test_every_marked_block_is_run_here(self):
         run_here = {"configure", "check", "ca", "selfsigned", "clients", "rotate", "minio-env",
                     "migrate", "backup-fs", "restore-fs", "upgrade", "logs", "tenant-prefix",
-                    "tenant-namespace"}
+                    "tenant-namespace", "tenants-one-process"}
         self.assertEqual(set(self.blocks), run_here)
 
     def test_single_node_life_cycle(self):
@@ -652,6 +652,76 @@ class Tenants(unittest.TestCase):
         vault, s = self.tenants("tenant-namespace", "vault-tenant-namespace.yml", namespace=True)
         self.isolation(vault, s["tenant-a"], s["tenant-b"],
                        lambda t, k: "/v1/kv/data/%s" % k, namespace=True)
+
+
+class OneProcess(unittest.TestCase):
+    """ONE PROCESS FOR MANY TENANTS: tenant A of the prefix layout and tenant B of the
+    namespace layout, each first on its own kesc, then both in one kesc configured from
+    deploy/examples/vault-tenants.yml, with their keys where they were."""
+
+    def test_migration(self):
+        blocks = page_blocks()
+        vault = VaultServer()
+        self.addCleanup(vault.stop)
+        vault.cli.run_block(blocks["tenant-prefix"])
+        vault.cli.run_block([l.replace("tenant-a", "tenant-b")
+                             for l in blocks["tenant-namespace"]])
+        a_role = vault.cli.approle_credentials("kesc-tenant-a")
+        b_role = vault.cli.approle_credentials("kesc", namespace="tenant-b")
+        before = {}
+        for tenant, example, role in (("tenant-a", "vault-tenant-prefix.yml", a_role),
+                                      ("tenant-b", "vault-tenant-namespace.yml", b_role)):
+            srv = Tenants.start_tenant(self, vault, example, tenant, *role)
+            self.assertEqual(srv.request("POST", "/v1/key/create/minio-key").status, 200)
+            before[tenant] = srv.request("POST", "/v1/key/generate/minio-key",
+                                         {"context": ""}).json()
+            srv.stop()
+        vault.cli.run_block(blocks["tenants-one-process"])
+        op_role = vault.cli.approle_credentials("kesc-operator")
+
+        yaml = dt.yaml_module()
+        with open(os.path.join(EXAMPLES, "vault-tenants.yml")) as f:
+            cfg = yaml.safe_load(f)
+        srv = dt.kesctest.Server(start=False, policies={})
+        self.addCleanup(srv.cleanup)
+        for n in ("minio-a", "minio-b", "prometheus"):
+            srv.certs.client(n)
+        ks = cfg["keystore"]
+        ks["vault"]["endpoint"] = vault.url
+        ks["vault"].pop("tls")
+        ks["vault"]["approle"] = {"id": op_role[0], "secret": op_role[1]}
+        tenants = cfg["tenants"]
+        for tenant, role, cert in (("tenant-a", a_role, "minio-a"),
+                                   ("tenant-b", b_role, "minio-b")):
+            t = tenants[tenant]
+            t["keystore"]["vault"]["approle"].update({"id": role[0], "secret": role[1]})
+            t["policy"]["minio"]["identities"] = [srv.identity(cert)]
+        srv.keystore = ks
+        srv.policies = {"monitoring": dict(cfg["policy"]["monitoring"],
+                                           identities=["prometheus"])}
+        srv.extra = {"tenants": tenants}
+        srv.write_config()
+        srv.start()
+        for tenant, cert, other in (("tenant-a", "minio-a", "minio-b"),
+                                    ("tenant-b", "minio-b", "minio-a")):
+            r = srv.request("POST", "/v1/key/decrypt/minio-key",
+                            {"ciphertext": before[tenant]["ciphertext"], "context": ""},
+                            cert=cert)
+            self.assertEqual((r.status, r.json()["plaintext"]),
+                             (200, before[tenant]["plaintext"]), tenant)
+            r = srv.request("POST", "/v1/key/decrypt/minio-key",
+                            {"ciphertext": before[tenant]["ciphertext"], "context": ""},
+                            cert=other)
+            self.assertNotEqual(r.status, 200, "%s's data key opened by another" % tenant)
+            self.assertEqual(srv.request("GET", "/v1/key/list/*", cert=cert).json()["names"],
+                             ["minio-key"])
+        # the operator's own keys are in its own place
+        self.assertEqual(srv.request("POST", "/v1/key/create/ops-key").status, 200)
+        status, _ = vault.cli.request("GET", "/v1/kv/kesc-operator/ops-key")
+        self.assertEqual(status, 200)
+        m = srv.request("GET", "/v1/metrics", cert="prometheus").body.decode()
+        self.assertIn('kesc_tenant_keystore_up{tenant="tenant-b"}', m)
+        self.assertEqual(srv.stop(), 0)
 
 
 def read(path):

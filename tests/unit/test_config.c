@@ -1336,7 +1336,16 @@ static void test_deploy_examples(void)
 	    "vault-transit.yml",
 	    "vault-tenant-namespace.yml",
 	    "vault-tenant-prefix.yml",
+	    "vault-tenants.yml",
 	};
+	static const char *const env[][2] = {
+	    {"KESC_PROMETHEUS_IDENTITY", ID_C}, {"TENANT_A_MINIO_IDENTITY", ID_A},
+	    {"TENANT_B_MINIO_IDENTITY", ID_B},  {"TENANT_A_ROLE_ID", "a-role"},
+	    {"TENANT_A_SECRET_ID", "a-secret"}, {"TENANT_B_ROLE_ID", "b-role"},
+	    {"TENANT_B_SECRET_ID", "b-secret"},
+	};
+	for (size_t i = 0; i < sizeof env / sizeof *env; i++)
+		setenv(env[i][0], env[i][1], 1);
 	setenv("KESC_ADMIN_IDENTITY", ADMIN, 1);
 	setenv("MINIO_IDENTITY", ID_A, 1);
 	setenv("KESC_VAULT_ROLE_ID", "role", 1);
@@ -1364,6 +1373,8 @@ static void test_deploy_examples(void)
 	unsetenv("MINIO_IDENTITY");
 	unsetenv("KESC_VAULT_ROLE_ID");
 	unsetenv("KESC_VAULT_SECRET_ID");
+	for (size_t i = 0; i < sizeof env / sizeof *env; i++)
+		unsetenv(env[i][0]);
 }
 
 static void test_load_missing(void)
