@@ -182,6 +182,8 @@ class FsTenantsTest(unittest.TestCase):
         r = self.req("POST", "/v1/key/create/made-for-beta?enclave=beta", cert="admin")
         self.assertEqual(r.status, 200)
         self.assertIn("made-for-beta", self.names("beta-app"))
+        r = self.req("GET", "/v1/identity/self/describe?enclave=beta", cert="admin")
+        self.assertEqual((r.status, r.json()["admin"]), (200, True))
         r = self.req("GET", "/v1/identity/list/*?enclave=acme", cert="admin")
         self.assertEqual(sorted(r.json()["identities"]),
                          sorted([self.ids["acme-app"], self.ids["acme-ro"]]))

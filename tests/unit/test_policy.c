@@ -1,6 +1,7 @@
 /* test_policy.c — policy matching and the policy set (kes.md §3, kms-go policy_test.go). */
 #include <stdlib.h>
 
+#include "policy/directory.h"
 #include "policy/policy.h"
 #include "tests/unit/check.h"
 
@@ -158,6 +159,42 @@ static void test_names(void)
 	policy_set_free(none);
 }
 
+/* policy/directory.c: identity → (tenant, policy) for many identities, each found, nothing
+ * else found, no identity twice. */
+static void test_directory(void)
+{
+	struct policy_set *ps = policy_set_new("");
+	char err[256];
+	const char *allow[] = {"/v1/key/*"};
+	CHECK_EQ_INT(policy_set_add(ps, "p", allow, 1, NULL, 0, NULL, 0, err, sizeof err), 0);
+	const struct policy *p = policy_set_find(ps, "p");
+	struct identity_directory *d = identity_directory_new(3000);
+	CHECK(d != NULL);
+	char id[80];
+	for (size_t i = 0; i < 3000; i++) {
+		snprintf(id, sizeof id, "%064zx", i * 7919);
+		CHECK_EQ_INT(identity_directory_add(d, id, i % 1000, p), 0);
+	}
+	snprintf(id, sizeof id, "%064zx", (size_t)7919);
+	CHECK_EQ_INT(identity_directory_add(d, id, 5, p), -1); /* already there */
+	size_t tenant = 99;
+	const struct policy *found = NULL;
+	for (size_t i = 0; i < 3000; i++) {
+		snprintf(id, sizeof id, "%064zx", i * 7919);
+		CHECK(identity_directory_find(d, id, &tenant, &found));
+		CHECK(tenant == i % 1000 && found == p);
+	}
+	snprintf(id, sizeof id, "%064zx", (size_t)7918);
+	CHECK(!identity_directory_find(d, id, &tenant, &found));
+	CHECK(!identity_directory_find(d, "", &tenant, &found));
+	/* a prefix or an extension of a configured identity is another identity */
+	snprintf(id, sizeof id, "%064zx", (size_t)7919);
+	id[63] = '\0';
+	CHECK(!identity_directory_find(d, id, &tenant, &found));
+	identity_directory_free(d);
+	policy_set_free(ps);
+}
+
 int main(void)
 {
 	RUN(test_match_vectors);
@@ -165,5 +202,6 @@ int main(void)
 	RUN(test_kes_vectors);
 	RUN(test_set);
 	RUN(test_names);
+	RUN(test_directory);
 	return CHECK_DONE();
 }
