@@ -177,6 +177,9 @@ class FsTenantsTest(unittest.TestCase):
         self.req("POST", "/v1/key/create/seen-by-admin", cert="beta-app")
         self.assertIn("seen-by-admin", self.names("admin", query="?enclave=beta"))
         self.assertNotIn("seen-by-admin", self.names("admin"))
+        # Go's url.Query(): percent-decoded, the first of several
+        self.assertIn("seen-by-admin", self.names("admin", query="?x=1&enclave=be%74a"))
+        self.assertIn("seen-by-admin", self.names("admin", query="?enclave=beta&enclave=acme"))
         r = self.req("GET", "/v1/key/list/*?enclave=nope", cert="admin")
         self.assertEqual((r.status, r.message), (404, "enclave does not exist"))
         r = self.req("POST", "/v1/key/create/made-for-beta?enclave=beta", cert="admin")
