@@ -51,8 +51,8 @@
  *   log.audit / log.error may name a file path instead of a level word (any value containing
  *     '/'): events go there at level INFO.
  *   log.audit_failure: refuse (default) | serve — see log.h for the audit rule.
- *   server: { max_connections, handshake_timeout, header_timeout, idle_timeout,
- *             shutdown_timeout, threads }
+ *   server: { max_connections, tenant_max_connections, handshake_timeout, header_timeout,
+ *             idle_timeout, shutdown_timeout, threads }
  *     max_connections >= 1; timeouts > 0; threads 0..1024 (0 = one per core).
  *   keystore.vault: { connect_timeout 100ms..1m, request_timeout 100ms..5m (0 = default),
  *     max_retries 0..10, allow_unsafe_kv_v1_update bool }
@@ -187,7 +187,9 @@ struct config {
 	size_t tenant_count;
 
 	struct {
-		unsigned max_connections;     /* default 10240 */
+		unsigned max_connections; /* default 10240 */
+		/* Connections one tenant may hold (tenants only); 0 = max_connections / 4. */
+		unsigned tenant_max_connections;
 		int64_t handshake_timeout_ms; /* default 5000 (KES: Go's is ReadHeaderTimeout) */
 		int64_t header_timeout_ms;    /* default 5000 (KES ReadHeaderTimeout) */
 		int64_t idle_timeout_ms;      /* default 90000 */

@@ -58,13 +58,10 @@ static const struct schema s_api[] = {LEAF("skip_auth"), LEAF("timeout"), END};
 static const struct schema s_key[] = {LEAF("name"), END};
 static const struct schema s_lifecycle[] = {LEAF("rotate_after"), LEAF("delete_window"),
                                             LEAF("check_interval"), END};
-static const struct schema s_server[] = {LEAF("max_connections"),
-                                         LEAF("handshake_timeout"),
-                                         LEAF("header_timeout"),
-                                         LEAF("idle_timeout"),
-                                         LEAF("shutdown_timeout"),
-                                         LEAF("threads"),
-                                         END};
+static const struct schema s_server[] = {LEAF("max_connections"),   LEAF("tenant_max_connections"),
+                                         LEAF("handshake_timeout"), LEAF("header_timeout"),
+                                         LEAF("idle_timeout"),      LEAF("shutdown_timeout"),
+                                         LEAF("threads"),           END};
 
 /* keystore.fs and keystore.vault: the ones kesc serves. */
 static const struct schema s_fs[] = {LEAF("path"), END};

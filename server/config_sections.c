@@ -369,6 +369,8 @@ static int load_server(struct cfg_ctx *x, const struct ynode *root)
 		return r;
 	if (cfg_get_uint(x, server, "max_connections", "server.max_connections",
 	                 &c->server.max_connections) < 0 ||
+	    cfg_get_uint(x, server, "tenant_max_connections", "server.tenant_max_connections",
+	                 &c->server.tenant_max_connections) < 0 ||
 	    cfg_get_uint(x, server, "threads", "server.threads", &c->server.threads) < 0 ||
 	    positive_duration(x, server, "handshake_timeout", "server.handshake_timeout",
 	                      &c->server.handshake_timeout_ms) < 0 ||

@@ -119,6 +119,7 @@ struct conn {
 	struct buf out;
 	size_t out_off;
 	struct log_subscriber *sub;
+	struct tenant_connection *tenant_conn; /* counted in its tenant's share (state.h) */
 	enum log_kind sub_kind; /* what sub streams (the request is over once it streams) */
 	struct log_audit_wait *audit_wait; /* PHASE_AUDIT: the record we wait for */
 };
@@ -317,6 +318,8 @@ static void close_now(struct conn *c)
 	}
 	metrics_connection(-1);
 	atomic_fetch_sub(&env->connections, 1);
+	server_state_connection_leave(c->tenant_conn);
+	c->tenant_conn = NULL;
 	c->phase = PHASE_CLOSED;
 	if (c->job_pending)
 		return; /* job_done finishes the job */
@@ -903,6 +906,25 @@ static bool identity_is_known(const struct conn *c)
 	return server_state_identity_known(loop_state(c->loop), c->identity);
 }
 
+/* Counts the connection in its tenant's share; false (closed) when the share is full. */
+static bool admit_tenant(struct conn *c)
+{
+	static struct log_limit site = LOG_LIMIT_INIT;
+	bool refused = false;
+	if (c->cert_problem == API_CERT_OK)
+		c->tenant_conn =
+		    server_state_connection_admit(loop_state(c->loop), c->identity, &refused);
+	if (!refused)
+		return true;
+	metrics_count_conn_refused(METRICS_REFUSED_TENANT);
+	log_limited(&site, LOG_LEVEL_WARN,
+	            "connection from %s, identity %s, closed: its tenant holds "
+	            "server.tenant_max_connections already",
+	            c->ip, c->identity);
+	close_now(c);
+	return false;
+}
+
 /* The TLS context needs two 16 KiB record buffers: only set up for a peer that sent TLS
  * bytes, not for port scans, health checks or plain-HTTP mistakes. */
 static bool start_tls(struct conn *c)
@@ -932,6 +954,8 @@ static bool handshake_advanced(struct conn *c, enum tls_step step, enum tls_fail
 		tls_peer_identity(&c->ssl, c->identity, &c->cert_problem);
 		metrics_observe_client_cert_expiry(
 		    metrics_cert_not_after(mbedtls_ssl_get_peer_cert(&c->ssl)));
+		if (!admit_tenant(c))
+			return false;
 		if (identity_is_known(c))
 			loop_shed_remove(c->loop, &c->shed_link);
 		c->phase = PHASE_READ_HEAD;

@@ -52,6 +52,7 @@ static const char *const REFUSAL_LABELS[METRICS_REFUSED_REASONS] = {
     [METRICS_REFUSED_DESCRIPTORS] = "descriptors",
     [METRICS_REFUSED_PER_CLIENT] = "per_client",
     [METRICS_REFUSED_SHED] = "shed",
+    [METRICS_REFUSED_TENANT] = "tenant",
     [METRICS_REFUSED_OTHER] = "other",
 };
 static const char *const AUDIT_FAILURE_LABELS[METRICS_AUDIT_REASONS] = {

@@ -51,6 +51,7 @@ enum metrics_conn_refusal {
 	METRICS_REFUSED_DESCRIPTORS,     /* "descriptors": accept failed, no descriptor left */
 	METRICS_REFUSED_PER_CLIENT,      /* "per_client": the client address has too many */
 	METRICS_REFUSED_SHED,            /* "shed": an idle unauthenticated one closed for room */
+	METRICS_REFUSED_TENANT,          /* "tenant": its tenant holds its share already */
 	METRICS_REFUSED_OTHER,           /* "other" */
 	METRICS_REFUSED_REASONS
 };

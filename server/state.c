@@ -342,3 +342,33 @@ struct status_memo *server_state_status_memo(struct server_state *st)
 {
 	return &st->vs->status;
 }
+
+struct tenant_connection *server_state_connection_admit(struct server_state *st,
+                                                        const char *identity, bool *refused)
+{
+	struct server_state *view;
+	const struct policy *p;
+	*refused = false;
+	if (server_state_resolve(st, identity, &view, &p) != SERVER_CALLER_POLICY || !view->tenant)
+		return NULL;
+	const struct config *cfg = st->root->cfg;
+	unsigned max = cfg->server.tenant_max_connections ? cfg->server.tenant_max_connections
+	                                                  : cfg->server.max_connections / 4;
+	struct view_store *vs = view->vs;
+	if (atomic_fetch_add(&vs->connections, 1) >= (max ? max : 1)) {
+		atomic_fetch_sub(&vs->connections, 1);
+		*refused = true;
+		return NULL;
+	}
+	atomic_fetch_add(&vs->refs, 1); /* the connection may outlive this generation */
+	return (struct tenant_connection *)vs;
+}
+
+void server_state_connection_leave(struct tenant_connection *t)
+{
+	struct view_store *vs = (struct view_store *)t;
+	if (!vs)
+		return;
+	atomic_fetch_sub(&vs->connections, 1);
+	view_store_release(vs);
+}

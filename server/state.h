@@ -74,6 +74,18 @@ struct status_memo {
 	char last_msg[512];
 };
 struct status_memo *server_state_status_memo(struct server_state *st);
+/*
+ * A connection whose client identity belongs to a tenant counts against that tenant's share
+ * of the connections (server.tenant_max_connections), so one tenant holding many cannot keep
+ * the others out at server.max_connections. Returns the connection's token (give it back with
+ * server_state_connection_leave when it closes; it outlives reloads), or NULL: *refused says
+ * whether because the tenant holds its share already (close the connection), else the
+ * identity is no tenant's and nothing is counted.
+ */
+struct tenant_connection;
+struct tenant_connection *server_state_connection_admit(struct server_state *st,
+                                                        const char *identity, bool *refused);
+void server_state_connection_leave(struct tenant_connection *t);
 
 const struct config *server_state_config(const struct server_state *st);
 struct ks_cache *server_state_cache(struct server_state *st);

@@ -38,6 +38,7 @@ struct view_store {
 	struct metrics_scope *scope; /* tenants only */
 	struct worker_group group;   /* its share of the workers (worker.h) */
 	struct status_memo status;   /* what its keystore status last logged (api_status.c) */
+	atomic_uint connections;     /* client connections of the tenant (conn.c) */
 };
 
 /* Creating the tenants' `keys:` in the background (state_tenants.c). */

@@ -9,6 +9,7 @@ adds, changes and removes tenants while connections stay open.
 """
 
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -388,6 +389,48 @@ class TenantReloadTest(unittest.TestCase):
             conn.close()
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
+        finally:
+            srv.cleanup()
+
+
+class TenantConnectionShareTest(unittest.TestCase):
+    def test_one_tenant_cannot_hold_every_connection(self):
+        """server.max_connections is shared; a tenant holds at most its share
+        (server.tenant_max_connections), so the others and the admin still get in."""
+        srv = kesctest.Server(start=False, policies={})
+        try:
+            for n in ("a-app", "b-app"):
+                srv.certs.client(n)
+            srv.extra = {"server": {"max_connections": 8, "tenant_max_connections": 3},
+                         "tenants": {
+                             "a": {"policy": {"app": {"allow": APP_ALLOW,
+                                                      "identities": [srv.identity("a-app")]}}},
+                             "b": {"policy": {"app": {"allow": APP_ALLOW,
+                                                      "identities": [srv.identity("b-app")]}}}}}
+            srv.write_config()
+            srv.start()
+            held = []
+            for _ in range(3):
+                c = srv.connection("a-app")
+                c.request("GET", "/v1/key/list/*")
+                self.assertEqual(c.getresponse().read(), b'{"names":[]}\n')
+                held.append(c)
+            # a fourth of a's is closed after its handshake; b's and the admin's are served
+            with self.assertRaises((ConnectionError, OSError, http.client.HTTPException)):
+                r = srv.request("GET", "/v1/key/list/*", cert="a-app")
+                raise AssertionError("served: %d" % r.status)
+            self.assertEqual(srv.request("GET", "/v1/key/list/*", cert="b-app").status, 200)
+            self.assertEqual(srv.request("GET", "/v1/status", cert="admin").status, 200)
+            held.pop().close()
+            self.assertTrue(wait_for(lambda: srv.request("GET", "/v1/key/list/*",
+                                                         cert="a-app").status == 200))
+            m = srv.request("GET", "/v1/metrics", cert="admin").body.decode()
+            self.assertGreaterEqual(
+                metric(m, "kesc_connections_refused_total", reason="tenant") or 0, 1)
+            self.assertIn("its tenant holds server.tenant_max_connections already",
+                          srv.stderr_text())
+            for c in held:
+                c.close()
         finally:
             srv.cleanup()
 
