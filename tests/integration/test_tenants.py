@@ -281,7 +281,10 @@ class FsTenantsTest(unittest.TestCase):
     def test_log_streams_are_per_tenant(self):
         acme_audit = Stream(self.srv, "/v1/log/audit", "acme-app")
         acme_error = Stream(self.srv, "/v1/log/error", "acme-app")
+        beta_audit = Stream(self.srv, "/v1/log/audit", "beta-app")
         ops_error = Stream(self.srv, "/v1/log/error", "ops")
+        admin_audit = Stream(self.srv, "/v1/log/audit", "admin")
+        admin_error = Stream(self.srv, "/v1/log/error", "admin")
         try:
             time.sleep(0.5)
             # an error in beta's keystore: a key file that is no key
@@ -300,8 +303,17 @@ class FsTenantsTest(unittest.TestCase):
             self.assertNotIn("beta", acme_error.text())
             line = [l for l in ops_error.text().splitlines() if "broken" in l][0]
             self.assertIn("tenant 'beta': read key 'broken'", line)
+            # beta's stream the other way round: its own records, none of acme's
+            self.assertTrue(wait_for(lambda: "stream-beta" in beta_audit.text()))
+            self.assertNotIn("stream-acme", beta_audit.text())
+            self.assertNotIn(self.ids["acme-app"], beta_audit.text())
+            # the admin's streams show every tenant's records
+            self.assertTrue(wait_for(lambda: "stream-acme" in admin_audit.text()
+                                     and "stream-beta" in admin_audit.text()))
+            self.assertTrue(wait_for(lambda: "tenant 'beta': read key 'broken'"
+                                     in admin_error.text()))
         finally:
-            for s in (acme_audit, acme_error, ops_error):
+            for s in (acme_audit, acme_error, beta_audit, ops_error, admin_audit, admin_error):
                 s.close()
             os.unlink(os.path.join(self.keys, "tenants", "beta", "broken"))
 
@@ -387,6 +399,52 @@ class TenantReloadTest(unittest.TestCase):
             self.assertEqual(on_conn("GET", "/v1/key/list/*")[0], 200)
             self.assertEqual(srv.request("GET", "/v1/key/list/*", cert="c-app").status, 200)
             conn.close()
+            self.assertEqual(srv.stop(), 0)
+            self.assertEqual(srv.sanitizer_report(), "")
+        finally:
+            srv.cleanup()
+
+
+class TenantReloadStreamTest(unittest.TestCase):
+    def test_reload_ends_streams_of_a_view_the_identity_lost(self):
+        """A log stream shows its tenant's lines. When SIGHUP removes that tenant, or makes a
+        new tenant of the same name with other identities, the stream of the identity that no
+        longer belongs there ends before it shows a line of the new tenant; streams of
+        unchanged tenants go on."""
+        srv = kesctest.Server(start=False, policies={})
+        try:
+            for n in ("a-app", "b-app", "c-app"):
+                srv.certs.client(n)
+            ids = {n: srv.identity(n) for n in ("a-app", "b-app", "c-app")}
+
+            def tenant(ident):
+                return {"policy": {"app": {"allow": APP_ALLOW, "identities": [ident]}}}
+
+            srv.extra = {"tenants": {"a": tenant(ids["a-app"]), "b": tenant(ids["b-app"])}}
+            srv.write_config()
+            srv.start()
+            a_audit = Stream(srv, "/v1/log/audit", "a-app")
+            b_audit = Stream(srv, "/v1/log/audit", "b-app")
+            try:
+                srv.request("GET", "/v1/key/list/before-b*", cert="b-app")
+                self.assertTrue(wait_for(lambda: "before-b" in b_audit.text()))
+                # "b" is now c-app's tenant; b-app belongs to no tenant
+                srv.extra = {"tenants": {"a": tenant(ids["a-app"]), "b": tenant(ids["c-app"])}}
+                self.assertTrue(srv.reload())
+                srv.request("GET", "/v1/key/list/new-b-secret*", cert="c-app")
+                srv.request("GET", "/v1/key/list/after-a*", cert="a-app")
+                self.assertTrue(wait_for(lambda: "after-a" in a_audit.text()))
+                self.assertTrue(wait_for(lambda: any("new-b-secret" in a["request"]["path"]
+                                                 for a in srv.audit_lines())))
+                time.sleep(0.5)
+                self.assertNotIn("new-b-secret", b_audit.text())
+                self.assertNotIn(ids["c-app"], b_audit.text())
+                b_audit.thread.join(10)
+                self.assertFalse(b_audit.thread.is_alive(), "b-app's stream still open")
+                self.assertTrue(a_audit.thread.is_alive())
+            finally:
+                a_audit.close()
+                b_audit.close()
             self.assertEqual(srv.stop(), 0)
             self.assertEqual(srv.sanitizer_report(), "")
         finally:
