@@ -1364,6 +1364,15 @@ void conn_stream_pump(struct loop_link *link)
 	struct conn *c = container_of(link, struct conn, stream_link);
 	if (c->phase != PHASE_STREAM || !c->sub)
 		return;
+	/* Checked before every line: a reload may have taken the identity out of the view the
+	 * stream was opened for, and the lines now queued may be another tenant's. */
+	if (!router_stream_still_allowed(loop_state(c->loop), c->identity,
+	                                 c->sub_kind == LOG_KIND_AUDIT ? "/v1/log/audit"
+	                                                               : "/v1/log/error",
+	                                 log_subscriber_tenant(c->sub))) {
+		close_now(c);
+		return;
+	}
 	struct buf lines;
 	buf_init(&lines, 0);
 	size_t events = log_subscriber_drain(c->sub, &lines);

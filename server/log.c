@@ -548,6 +548,11 @@ size_t log_subscriber_drain(struct log_subscriber *s, struct buf *out)
 	return lines;
 }
 
+const char *log_subscriber_tenant(const struct log_subscriber *s)
+{
+	return s->tenant; /* set at subscription, never changed */
+}
+
 uint64_t log_subscriber_dropped(const struct log_subscriber *s)
 {
 	pthread_mutex_lock(&g_log.lock);

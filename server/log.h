@@ -109,6 +109,8 @@ struct log_subscriber *log_subscribe_tenant(enum log_kind kind, const char *tena
 /* Moves the queued lines into out (appending). Returns the number of lines moved. */
 size_t log_subscriber_drain(struct log_subscriber *s, struct buf *out);
 void log_unsubscribe(struct log_subscriber *s);
+/* The tenant whose lines s gets (NULL: every line). */
+const char *log_subscriber_tenant(const struct log_subscriber *s);
 /* Lines this subscriber lost because its queue was full. */
 uint64_t log_subscriber_dropped(const struct log_subscriber *s);
 

@@ -222,6 +222,27 @@ static bool authenticate(struct api_call *c, const struct route *r)
 	return select_view(c, who, view);
 }
 
+bool router_stream_still_allowed(struct server_state *st, const char *identity, const char *path,
+                                 const char *tenant)
+{
+	const char *arg;
+	int i = router_match(path, &arg);
+	if (i < 0)
+		return false;
+	struct server_state *view;
+	const struct policy *policy;
+	enum server_caller who = server_state_resolve(st, identity, &view, &policy);
+	if (who == SERVER_CALLER_ADMIN)
+		return true; /* the admin may stream any view (?enclave=) */
+	if (!server_state_route_skip_auth(st, (size_t)i) &&
+	    (who != SERVER_CALLER_POLICY || !policy_allows(policy, path)))
+		return false;
+	const char *now = server_state_tenant_name(view);
+	if (!now || !tenant)
+		return !now && !tenant;
+	return strcmp(now, tenant) == 0;
+}
+
 /*
  * What every request goes through before its handler: route lookup, the method check and
  * authentication, in KES's order. Returns the route, or NULL when resp already holds the

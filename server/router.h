@@ -53,6 +53,14 @@ int router_find_key(const char *key);
  * without its trailing slash ("/v1/key/list") is that route with an empty argument. */
 int router_match(const char *path, const char **arg);
 
+/* Whether a log stream of path ("/v1/log/audit", "/v1/log/error") that identity opened for
+ * tenant (NULL: every line) may go on under st: the same answer and the same view as when
+ * it began. A reload can take the identity out of that view (its tenant removed, a new
+ * tenant of the same name, a policy that no longer allows the stream). */
+struct server_state;
+bool router_stream_still_allowed(struct server_state *st, const char *identity, const char *path,
+                                 const char *tenant);
+
 /* As server_state_new, but serving store (owned from now on, closed also on failure)
  * instead of the keystore cfg names: for tests with a store that fails on demand
  * (implemented in state.c). */
