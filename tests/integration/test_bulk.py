@@ -117,6 +117,21 @@ class BulkDecryptTest(unittest.TestCase):
         self.assertEqual((r.status, r.body),
                          (400, error_bytes("decryption failed: ciphertext is not authentic")))
         self.assertNotIn(b"plaintext", r.body)
+        # whatever the single decrypt answers for the failing item, the bulk answers: a
+        # ciphertext that is no ciphertext at all, last of three
+        items = self.deks("bulk-b", 2) + [(b"", b64(b"not a ciphertext"), b"")]
+        single = self.srv.request("POST", "/v1/key/decrypt/bulk-b",
+                                  {"ciphertext": items[2][1]}, cert="minio")
+        self.assertEqual(single.status, 400)
+        r = self.srv.request("POST", "/v1/key/bulk/decrypt/bulk-b", self.body(items),
+                             cert="minio")
+        self.assertEqual((r.status, r.body), (single.status, single.body))
+        # the failed request's one audit record still says how many items it held
+        recs = wait_for(
+            lambda: [a for a in self.srv.audit_lines()
+                     if a["request"]["path"] == "/v1/key/bulk/decrypt/bulk-b"
+                     and a["response"]["code"] == 400] or None)
+        self.assertEqual([a["request"]["items"] for a in recs], [3, 3])
 
     def test_limits_and_errors(self):
         self.srv.request("POST", "/v1/key/create/bulk-c", cert="minio")
