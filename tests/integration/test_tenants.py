@@ -520,5 +520,54 @@ class TenantCheckConfigTest(unittest.TestCase):
             srv.cleanup()
 
 
+class TenantLifecycleTest(unittest.TestCase):
+    """key_lifecycle: applies to every tenant's keys, each step audited under its tenant."""
+
+    def test_rotation_and_purge_reach_tenants(self):
+        srv = kesctest.Server(start=False, policies={})
+        srv.certs.client("acme-app")
+        acme = srv.identity("acme-app")
+        srv.extra = {
+            "key_lifecycle": {"rotate_after": "2s", "delete_window": "1s",
+                              "check_interval": "1s"},
+            "cache": {"expiry": {"any": "1s", "unused": "1s"}},
+            "tenants": {"acme": {"policy": {"app": {"allow": APP_ALLOW + ["/v1/key/restore/*"],
+                                                    "identities": [acme]}}}}}
+        srv.write_config()
+        with srv.start():
+            def describe(name):
+                return srv.request("GET", "/v1/key/describe/" + name, cert="acme-app")
+
+            self.assertEqual(srv.request("POST", "/v1/key/create/aging",
+                                         cert="acme-app").status, 200)
+            self.assertEqual(srv.request("POST", "/v1/key/create/doomed",
+                                         cert="acme-app").status, 200)
+            self.assertEqual(srv.request("DELETE", "/v1/key/delete/doomed",
+                                         cert="acme-app").status, 200)
+            # rotated by the server's own pass, within a generous bound
+            rotated = wait_for(lambda: describe("aging").json().get("version", "v1") != "v1",
+                               timeout=60)
+            self.assertTrue(rotated, describe("aging").body)
+            # the scheduled deletion is purged after its window: restore finds nothing
+            purged = wait_for(lambda: any(
+                x["request"]["path"] == "/v1/key/purge/doomed" for x in srv.audit_lines()),
+                timeout=60)
+            self.assertTrue(purged)
+            self.assertEqual(srv.request("PUT", "/v1/key/restore/doomed",
+                                         cert="acme-app").status, 404)
+            steps = [x for x in srv.audit_lines()
+                     if x["request"]["identity"] == "kesc:key_lifecycle"]
+            self.assertTrue(steps)
+            self.assertTrue(all(x["request"].get("tenant") == "acme" for x in steps), steps)
+            # the top-level keystore has none of the tenant's keys
+            top = srv.request("GET", "/v1/key/list/*", cert="admin")
+            self.assertEqual(top.status, 200, top.body)
+            self.assertNotIn("aging", top.json()["names"])
+        report = srv.sanitizer_report()
+        srv.cleanup()
+        if report:
+            raise AssertionError(report)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
