@@ -9,13 +9,15 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "keystore/key_lifecycle.h"
 #include "server/log.h"
 
 struct lifecycle {
-	struct ks_cache *cache;
+	struct lifecycle_target *targets;
+	size_t count;
 	const struct config *cfg;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -31,7 +33,8 @@ static int64_t wall_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void audit_step(const char *method, const char *route, const char *name, int64_t start)
+static void audit_step(const char *method, const char *route, const char *name, int64_t start,
+                       const char *tenant)
 {
 	char path[128];
 	struct audit_record r = {.time_ns = start,
@@ -39,6 +42,7 @@ static void audit_step(const char *method, const char *route, const char *name, 
 	                         .method = method,
 	                         .path = path,
 	                         .identity = LIFECYCLE_IDENTITY,
+	                         .tenant = tenant,
 	                         .status = 200};
 
 	snprintf(path, sizeof path, "%s%s", route, name);
@@ -47,8 +51,8 @@ static void audit_step(const char *method, const char *route, const char *name, 
 }
 
 /* One name: rotate or purge if due. */
-static void tend(struct ks_cache *cache, const struct config *cfg, const char *name, int *rotated,
-                 int *purged)
+static void tend(struct ks_cache *cache, const char *tenant, const struct config *cfg,
+                 const char *name, int *rotated, int *purged)
 {
 	struct ks_err err = {{0}};
 	enum key_lifecycle_done done;
@@ -65,13 +69,13 @@ static void tend(struct ks_cache *cache, const struct config *cfg, const char *n
 	}
 	if (done == KEY_LIFECYCLE_ROTATED) {
 		(*rotated)++;
-		audit_step("PUT", "/v1/key/rotate/", name, start);
+		audit_step("PUT", "/v1/key/rotate/", name, start, tenant);
 		log_info("key_lifecycle: key '%s' rotated (its current version was older than "
 		         "rotate_after): its current version is v%u",
 		         name, version);
 	} else if (done == KEY_LIFECYCLE_PURGED) {
 		(*purged)++;
-		audit_step("DELETE", "/v1/key/purge/", name, start);
+		audit_step("DELETE", "/v1/key/purge/", name, start, tenant);
 		log_info("key_lifecycle: key '%s' purged: its restore window is over", name);
 	}
 }
@@ -88,30 +92,43 @@ static bool stopping(struct lifecycle *l)
 	return s;
 }
 
-static void pass(struct lifecycle *l, struct ks_cache *cache, const struct config *cfg,
-                 int *rotated, int *purged)
+/* One keystore's names; its error lines carry the tenant's name (keystore_thread_tag). */
+static void pass_target(struct lifecycle *l, const struct lifecycle_target *t,
+                        const struct config *cfg, int *rotated, int *purged)
 {
 	struct name_list names = {0};
 	struct ks_err err = {{0}};
+	struct ks_cache *cache = t->cache;
 
+	keystore_thread_tag_set(t->tenant);
+	int rc = ks_cache_list_names(cache, "", &names, &err);
+	if (rc != KS_OK)
+		log_error("key_lifecycle: cannot list the keys: %s: %s", ks_result_name(rc),
+		          err.msg);
+	for (size_t i = 0; rc == KS_OK && i < names.count && !stopping(l); i++)
+		tend(cache, t->tenant, cfg, names.names[i], rotated, purged);
+	name_list_free(&names);
+	keystore_thread_tag_set(NULL);
+}
+
+static void pass(struct lifecycle *l, const struct lifecycle_target *targets, size_t count,
+                 const struct config *cfg, int *rotated, int *purged)
+{
 	*rotated = *purged = 0;
 	if (!log_audit_accepting()) {
 		log_warn("key_lifecycle: the audit log refuses records: no key is rotated or "
 		         "purged until it takes them again");
 		return;
 	}
-	int rc = ks_cache_list_names(cache, "", &names, &err);
-	if (rc != KS_OK)
-		log_error("key_lifecycle: cannot list the keys: %s: %s", ks_result_name(rc),
-		          err.msg);
-	for (size_t i = 0; rc == KS_OK && i < names.count && !stopping(l); i++)
-		tend(cache, cfg, names.names[i], rotated, purged);
-	name_list_free(&names);
+	for (size_t i = 0; i < count && !stopping(l); i++)
+		pass_target(l, &targets[i], cfg, rotated, purged);
 }
 
 void lifecycle_pass(struct ks_cache *cache, const struct config *cfg, int *rotated, int *purged)
 {
-	pass(NULL, cache, cfg, rotated, purged);
+	struct lifecycle_target top = {.cache = cache, .tenant = NULL};
+
+	pass(NULL, &top, 1, cfg, rotated, purged);
 }
 
 static void *run(void *arg)
@@ -141,14 +158,15 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&l->lock);
 		if (stop)
 			break;
-		pass(l, l->cache, l->cfg, &rotated, &purged);
+		pass(l, l->targets, l->count, l->cfg, &rotated, &purged);
 		if (rotated || purged)
 			log_info("key_lifecycle: %d key(s) rotated, %d purged", rotated, purged);
 	}
 	return NULL;
 }
 
-struct lifecycle *lifecycle_start(struct ks_cache *cache, const struct config *cfg)
+struct lifecycle *lifecycle_start(const struct lifecycle_target *targets, size_t count,
+                                  const struct config *cfg)
 {
 	pthread_condattr_t attr;
 	struct lifecycle *l;
@@ -158,7 +176,11 @@ struct lifecycle *lifecycle_start(struct ks_cache *cache, const struct config *c
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		goto fail;
-	l->cache = cache;
+	l->targets = calloc(count ? count : 1, sizeof(*l->targets));
+	if (!l->targets)
+		goto fail_free;
+	memcpy(l->targets, targets, count * sizeof(*targets));
+	l->count = count;
 	l->cfg = cfg;
 	if (pthread_mutex_init(&l->lock, NULL) != 0)
 		goto fail_free;
@@ -178,6 +200,7 @@ struct lifecycle *lifecycle_start(struct ks_cache *cache, const struct config *c
 fail_mutex:
 	pthread_mutex_destroy(&l->lock);
 fail_free:
+	free(l->targets);
 	free(l);
 fail:
 	log_error("key_lifecycle: cannot start its thread: keys are not rotated or purged by "
@@ -196,5 +219,6 @@ void lifecycle_stop(struct lifecycle *l)
 	pthread_join(l->thread, NULL);
 	pthread_cond_destroy(&l->wake);
 	pthread_mutex_destroy(&l->lock);
+	free(l->targets);
 	free(l);
 }

@@ -19,9 +19,19 @@
 
 struct lifecycle;
 
-/* Starts the pass for cfg's settings over cache (both must outlive it). NULL when there is
- * nothing to do (no rotate_after, no delete_window), or the thread cannot start (logged). */
-struct lifecycle *lifecycle_start(struct ks_cache *cache, const struct config *cfg);
+/* One keystore the pass tends: the top-level one (tenant NULL) or a tenant's, whose name goes
+ * into its audit records and error lines. */
+struct lifecycle_target {
+	struct ks_cache *cache;
+	const char *tenant;
+};
+
+/* Starts the pass for cfg's settings over the count targets (copied; their caches, names and
+ * cfg must outlive it). One thread for all of them, so that 1,000 tenants cost no more threads
+ * than one. NULL when there is nothing to do (no rotate_after, no delete_window), or the thread
+ * cannot start (logged). */
+struct lifecycle *lifecycle_start(const struct lifecycle_target *targets, size_t count,
+                                  const struct config *cfg);
 /* Stops the thread: at once between names, after the current one otherwise. NULL is fine. */
 void lifecycle_stop(struct lifecycle *l);
 /* One pass now, on the caller's thread (tests): the numbers of keys rotated and purged. */

@@ -126,6 +126,24 @@ static int create_keys(struct server_state *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* key_lifecycle: one pass over the top-level keystore and every tenant's. */
+static void state_start_lifecycle(struct server_state *st)
+{
+	struct lifecycle_target *targets = calloc(st->tenant_count + 1, sizeof(*targets));
+
+	if (!targets) {
+		log_error("key_lifecycle: out of memory: keys are not rotated or purged by this "
+		          "server");
+		return;
+	}
+	targets[0] = (struct lifecycle_target){.cache = st->vs->cache, .tenant = NULL};
+	for (size_t i = 0; i < st->tenant_count; i++)
+		targets[i + 1] = (struct lifecycle_target){.cache = st->tenants[i].vs->cache,
+		                                           .tenant = st->tenants[i].tenant->name};
+	st->lifecycle = lifecycle_start(targets, st->tenant_count + 1, st->cfg);
+	free(targets);
+}
+
 static void state_destroy(struct server_state *st, bool free_cfg)
 {
 	lifecycle_stop(st->lifecycle); /* it uses the caches and the config */
@@ -188,7 +206,7 @@ static struct server_state *state_build(struct config *cfg, struct keystore *sto
 	    state_tenants_build(st, prev, err, errlen) != 0)
 		goto fail;
 	state_tenants_start_keys(st);
-	st->lifecycle = lifecycle_start(st->vs->cache, st->cfg);
+	state_start_lifecycle(st);
 	return st;
 fail:
 	keystore_close(store);
