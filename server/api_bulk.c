@@ -20,6 +20,7 @@
 #include "keystore/cache.h"
 #include "keystore/key.h"
 #include "server/api_errors.h"
+#include "server/api_key_internal.h"
 #include "server/api_util.h"
 #include "server/bulk_body.h"
 #include "server/log.h"
@@ -47,25 +48,28 @@ static bool bulk_key(struct api_call *c, struct key_ref *ref, bool *worker)
 	return false;
 }
 
-/* Decrypts every item into plain[]; on the first failure writes the single decrypt's answer
- * and returns false (what was decrypted is zeroed by the caller). */
-static bool bulk_open_all(struct api_call *c, const struct secret_key *k, const struct bulk_body *b,
-                          struct bytes *plain)
+/* Decrypts every item into plain[] under the key's versions, as a single decrypt without a
+ * version does (api_key_open). On the first failure its answer is written (LOOKUP_DONE), or
+ * the request must go to a worker (LOOKUP_WORKER: a ciphertext names a version newer than the
+ * cached key's, to read again); what was decrypted is zeroed by the caller. */
+static enum lookup bulk_open_all(struct api_call *c, struct key_ref *ref, const struct bulk_body *b,
+                                 struct bytes *plain)
 {
 	for (size_t i = 0; i < b->count; i++) {
 		const struct bulk_item *it = &b->items[i];
-		int rc = key_decrypt(k, it->ciphertext.data, it->ciphertext.len, it->context.data,
-		                     it->context.len, &plain[i]);
-		if (rc == 0)
-			continue;
-		api_error(c->resp,
-		          rc == KEY_ERR_NOT_AUTHENTIC || rc == KEY_ERR_INVALID
-		              ? API_ERR_DECRYPT
-		              : API_ERR_DECRYPT_INTERNAL,
-		          NULL, NULL);
-		return false;
+		struct api_crypt in = {.version = 0,
+		                       .version_text = "",
+		                       .data = it->ciphertext.data,
+		                       .len = it->ciphertext.len,
+		                       .ad = it->context.data,
+		                       .ad_len = it->context.len,
+		                       .failure = API_ERR_DECRYPT_INTERNAL};
+		uint32_t used = 0;
+		enum lookup l = api_key_open(c, ref, &in, &plain[i], &used);
+		if (l != LOOKUP_OK)
+			return l;
 	}
-	return true;
+	return LOOKUP_OK;
 }
 
 static void bulk_reply(struct api_response *resp, const struct bytes *plain, size_t n)
@@ -83,9 +87,11 @@ static void bulk_reply(struct api_response *resp, const struct bytes *plain, siz
 	api_reply_json_end(resp);
 }
 
-/* Decodes the body and answers; the key is there. */
-static void bulk_decrypt_with(struct api_call *c, const struct secret_key *k)
+/* Decodes the body and answers; the key is there. LOOKUP_WORKER: nothing was answered, the
+ * request is to be served again on a worker. */
+static enum lookup bulk_decrypt_with(struct api_call *c, struct key_ref *ref)
 {
+	enum lookup l = LOOKUP_DONE;
 	struct bulk_body b = {0};
 	int rc = c->req->body_too_large ? BULK_INVALID
 	                                : bulk_body_parse(c->req->body, c->req->body_len, &b);
@@ -100,17 +106,18 @@ static void bulk_decrypt_with(struct api_call *c, const struct secret_key *k)
 		          : rc == BULK_INVALID ? API_ERR_BODY
 		                               : API_ERR_INTERNAL,
 		          NULL, NULL);
-		return;
+		return LOOKUP_DONE;
 	}
 	struct bytes *plain = b.count ? calloc(b.count, sizeof(*plain)) : NULL;
 	if (b.count && !plain)
 		api_error(c->resp, API_ERR_INTERNAL, NULL, NULL);
-	else if (bulk_open_all(c, k, &b, plain))
+	else if ((l = bulk_open_all(c, ref, &b, plain)) == LOOKUP_OK)
 		bulk_reply(c->resp, plain, b.count);
 	for (size_t i = 0; plain && i < b.count; i++)
 		bytes_free(&plain[i]); /* zeroes the plaintexts */
 	free(plain);
 	bulk_body_free(&b);
+	return l == LOOKUP_WORKER ? LOOKUP_WORKER : LOOKUP_DONE;
 }
 
 enum api_outcome api_key_bulk_decrypt(struct api_call *c)
@@ -125,7 +132,7 @@ enum api_outcome api_key_bulk_decrypt(struct api_call *c)
 	bool worker = false;
 	if (!bulk_key(c, &ref, &worker))
 		return worker ? API_NEEDS_WORKER : API_DONE;
-	bulk_decrypt_with(c, ref.key);
+	enum lookup l = bulk_decrypt_with(c, &ref);
 	key_ref_release(&ref);
-	return API_DONE;
+	return l == LOOKUP_WORKER ? API_NEEDS_WORKER : API_DONE;
 }

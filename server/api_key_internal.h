@@ -1,6 +1,7 @@
 /*
  * api_key_internal.h — what the key handlers (api_key.c: KES's routes; api_key_lifecycle.c:
- * rotate, rewrap, retire, restore, purge) share. Not used outside server/api_key*.c.
+ * rotate, rewrap, retire, restore, purge; api_bulk.c: bulk decrypt) share. Not used outside
+ * those.
  */
 #ifndef KESC_SERVER_API_KEY_INTERNAL_H
 #define KESC_SERVER_API_KEY_INTERNAL_H
