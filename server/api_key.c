@@ -148,7 +148,7 @@ enum lookup api_key_open(struct api_call *c, struct key_ref *ref, const struct a
 	}
 	if (rc == 0) {
 		if (*used < ref->set->count)
-			key_stats_old_version(c->arg, *used);
+			key_stats_old_version(server_state_tenant_name(c->st), c->arg, *used);
 		return LOOKUP_OK;
 	}
 	if (rc == KEY_ERR_RETIRED) {

@@ -188,7 +188,8 @@ enum api_outcome api_status_metrics(struct api_call *c)
 	c->resp->stream = API_STREAM_NONE;
 	struct metrics_scope *scope = server_state_metrics_scope(c->st);
 	if (scope) { /* a tenant sees its own numbers only */
-		metrics_render_scope(&c->resp->body, scope, server_state_cache(c->st));
+		metrics_render_scope(&c->resp->body, scope, server_state_cache(c->st),
+		                     server_state_tenant_name(c->st));
 		return API_DONE;
 	}
 	metrics_render(&c->resp->body, server_state_cache(c->st));

@@ -12,11 +12,13 @@
 
 #include "server/log.h"
 
-#define SLOTS          (2 * KEY_STATS_MAX_SERIES) /* a power of two, half full at most */
-#define STATS_NAME_MAX 80                         /* the API's longest key name */
+#define SLOTS           (2 * KEY_STATS_MAX_SERIES) /* a power of two, half full at most */
+#define STATS_NAME_MAX  80                         /* the API's longest key name */
+#define TENANT_NAME_MAX 80                         /* the longest tenant (policy) name */
 
 struct series {
-	char key[STATS_NAME_MAX + 1]; /* "" = free slot */
+	char tenant[TENANT_NAME_MAX + 1]; /* "" = the top-level keystore */
+	char key[STATS_NAME_MAX + 1];     /* "" = free slot */
 	uint32_t version;
 	uint64_t count;
 };
@@ -27,27 +29,35 @@ static size_t used;
 static uint64_t other;
 static bool overflow_logged;
 
-static size_t slot_of(const char *key, uint32_t version)
+static size_t slot_of(const char *tenant, const char *key, uint32_t version)
 {
 	uint64_t h = 14695981039346656037ull ^ version; /* FNV-1a */
 
+	for (; *tenant; tenant++)
+		h = (h ^ (uint8_t)*tenant) * 1099511628211ull;
+	h = (h ^ 0xffu) * 1099511628211ull; /* a byte no name has: "a"+"bc" is not "ab"+"c" */
 	for (; *key; key++)
 		h = (h ^ (uint8_t)*key) * 1099511628211ull;
 	return (size_t)(h ^ h >> 29) & (SLOTS - 1);
 }
 
-void key_stats_old_version(const char *key, uint32_t version)
+void key_stats_old_version(const char *tenant, const char *key, uint32_t version)
 {
 	size_t n = strlen(key);
+	size_t tn;
 	bool log_overflow = false;
 
-	if (n == 0 || n > STATS_NAME_MAX)
+	if (!tenant)
+		tenant = "";
+	tn = strlen(tenant);
+	if (n == 0 || n > STATS_NAME_MAX || tn > TENANT_NAME_MAX)
 		return;
 	pthread_mutex_lock(&lock);
-	for (size_t i = slot_of(key, version);; i = (i + 1) & (SLOTS - 1)) {
+	for (size_t i = slot_of(tenant, key, version);; i = (i + 1) & (SLOTS - 1)) {
 		struct series *s = &table[i];
 
-		if (s->key[0] && s->version == version && strcmp(s->key, key) == 0) {
+		if (s->key[0] && s->version == version && strcmp(s->key, key) == 0 &&
+		    strcmp(s->tenant, tenant) == 0) {
 			s->count++;
 			break;
 		}
@@ -60,6 +70,7 @@ void key_stats_old_version(const char *key, uint32_t version)
 			break;
 		}
 		memcpy(s->key, key, n + 1);
+		memcpy(s->tenant, tenant, tn + 1);
 		s->version = version;
 		s->count = 1;
 		used++;
@@ -76,12 +87,16 @@ void key_stats_old_version(const char *key, uint32_t version)
 static int series_order(const void *a, const void *b)
 {
 	const struct series *x = a, *y = b;
-	int c = strcmp(x->key, y->key);
+	int c = strcmp(x->tenant, y->tenant);
 
+	if (!c)
+		c = strcmp(x->key, y->key);
 	return c ? c : (x->version > y->version) - (x->version < y->version);
 }
 
-void key_stats_render(struct buf *out)
+/* only: NULL renders every series (tenants labelled) and the overflow; else that tenant's
+ * series only, unlabelled. */
+static void render(struct buf *out, const char *only)
 {
 	struct series *copy = malloc(sizeof(table));
 	size_t n = 0;
@@ -94,21 +109,34 @@ void key_stats_render(struct buf *out)
 		return;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < SLOTS; i++)
-		if (table[i].key[0])
+		if (table[i].key[0] && (!only || strcmp(table[i].tenant, only) == 0))
 			copy[n++] = table[i];
-	rest = other;
+	rest = only ? 0 : other;
 	pthread_mutex_unlock(&lock);
 	qsort(copy, n, sizeof(*copy), series_order);
-	for (size_t i = 0; i < n; i++)
-		buf_printf(out,
-		           "kesc_key_old_version_decrypts_total{key=\"%s\",version=\"v%u\"} %llu\n",
-		           copy[i].key, copy[i].version, (unsigned long long)copy[i].count);
+	for (size_t i = 0; i < n; i++) {
+		buf_append_str(out, "kesc_key_old_version_decrypts_total{");
+		if (!only && copy[i].tenant[0])
+			buf_printf(out, "tenant=\"%s\",", copy[i].tenant);
+		buf_printf(out, "key=\"%s\",version=\"v%u\"} %llu\n", copy[i].key, copy[i].version,
+		           (unsigned long long)copy[i].count);
+	}
 	if (rest)
 		buf_printf(out,
 		           "kesc_key_old_version_decrypts_total{key=\"_other\",version=\"_other\"} "
 		           "%llu\n",
 		           (unsigned long long)rest);
 	free(copy);
+}
+
+void key_stats_render(struct buf *out)
+{
+	render(out, NULL);
+}
+
+void key_stats_render_tenant(struct buf *out, const char *tenant)
+{
+	render(out, tenant ? tenant : "");
 }
 
 void key_stats_reset(void)

@@ -607,7 +607,8 @@ static void scope_histogram(struct buf *out, const struct metrics_scope *s)
 	buf_printf(out, "%s_count %llu\n", name, (unsigned long long)count);
 }
 
-void metrics_render_scope(struct buf *out, const struct metrics_scope *s, struct ks_cache *cache)
+void metrics_render_scope(struct buf *out, const struct metrics_scope *s, struct ks_cache *cache,
+                          const char *tenant)
 {
 	remember_start();
 	scope_request_counter(out, s, "kes_http_request_success",
@@ -624,6 +625,7 @@ void metrics_render_scope(struct buf *out, const struct metrics_scope *s, struct
 	system_gauges(out);
 	if (cache)
 		cache_metrics(out, cache);
+	key_stats_render_tenant(out, tenant); /* its own keys' old versions */
 }
 
 /* One sample per tenant of a family; value(i) gives tenant i's. */

@@ -98,8 +98,10 @@ void metrics_scope_free(struct metrics_scope *s);
 void metrics_scope_request_done(struct metrics_scope *s, int status, int64_t latency_ns);
 /* A tenant's own /v1/metrics: KES's request families from its requests alone, the process's
  * kes_system_* gauges (facts about the host, as a separate process on it would show), and its
- * keystore and cache. Nothing of other tenants. */
-void metrics_render_scope(struct buf *out, const struct metrics_scope *s, struct ks_cache *cache);
+ * keystore and cache, and its keys' old-version decrypts (key_stats.h). Nothing of other
+ * tenants. */
+void metrics_render_scope(struct buf *out, const struct metrics_scope *s, struct ks_cache *cache,
+                          const char *tenant);
 
 struct metrics_tenant {
 	const char *name;

@@ -32,10 +32,10 @@ static size_t series_count(const char *text)
 static void test_one_series_per_key_and_version(void)
 {
 	key_stats_reset();
-	key_stats_old_version("minio", 1);
-	key_stats_old_version("minio", 1);
-	key_stats_old_version("minio", 2);
-	key_stats_old_version("backup", 3);
+	key_stats_old_version(NULL, "minio", 1);
+	key_stats_old_version(NULL, "minio", 1);
+	key_stats_old_version(NULL, "minio", 2);
+	key_stats_old_version(NULL, "backup", 3);
 	char *t = render();
 	CHECK(strstr(t, "# TYPE kesc_key_old_version_decrypts_total counter\n") != NULL);
 	/* sorted by key, then version */
@@ -57,11 +57,11 @@ static void test_series_are_bounded(void)
 	key_stats_reset();
 	for (int i = 0; i < KEY_STATS_MAX_SERIES + 300; i++) {
 		snprintf(name, sizeof name, "k%d", i);
-		key_stats_old_version(name, 1);
+		key_stats_old_version(NULL, name, 1);
 	}
 	/* the series that fit keep counting; the new ones go to _other */
-	key_stats_old_version("k0", 1);
-	key_stats_old_version("k0", 2);
+	key_stats_old_version(NULL, "k0", 1);
+	key_stats_old_version(NULL, "k0", 2);
 	char *t = render();
 	CHECK_EQ_INT((int)series_count(t), KEY_STATS_MAX_SERIES + 1);
 	CHECK(strstr(t, "kesc_key_old_version_decrypts_total{key=\"k0\",version=\"v1\"} 2\n") !=
@@ -74,11 +74,62 @@ static void test_series_are_bounded(void)
 	char longname[100];
 	memset(longname, 'a', sizeof longname - 1);
 	longname[sizeof longname - 1] = 0;
-	key_stats_old_version(longname, 2);
-	key_stats_old_version("", 2);
+	key_stats_old_version(NULL, longname, 2);
+	key_stats_old_version(NULL, "", 2);
 	t = render();
 	CHECK_EQ_INT((int)series_count(t), 0);
 	free(t);
+}
+
+static char *render_tenant(const char *tenant)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	key_stats_render_tenant(&b, tenant);
+	char *text = strdup(b.data ? b.data : "");
+	buf_free(&b);
+	return text;
+}
+
+/* With tenants: the same key name in two tenants is two series; the process-wide view labels
+ * them with their tenant, a tenant's own view shows only its own, and never the overflow (whose
+ * size depends on the other tenants). */
+static void test_tenants_are_separate(void)
+{
+	key_stats_reset();
+	key_stats_old_version(NULL, "minio", 1);
+	key_stats_old_version("acme", "minio", 1);
+	key_stats_old_version("acme", "minio", 1);
+	key_stats_old_version("beta", "minio", 1);
+	key_stats_old_version("beta", "secret-name", 2);
+	char *all = render();
+	CHECK(
+	    strstr(all, "kesc_key_old_version_decrypts_total{key=\"minio\",version=\"v1\"} 1\n") !=
+	    NULL);
+	CHECK(strstr(all, "kesc_key_old_version_decrypts_total{tenant=\"acme\",key=\"minio\","
+	                  "version=\"v1\"} 2\n") != NULL);
+	CHECK(strstr(all, "kesc_key_old_version_decrypts_total{tenant=\"beta\",key=\"minio\","
+	                  "version=\"v1\"} 1\n") != NULL);
+	CHECK_EQ_INT((int)series_count(all), 4);
+	free(all);
+	char *acme = render_tenant("acme");
+	CHECK(strstr(acme, "# TYPE kesc_key_old_version_decrypts_total counter\n") != NULL);
+	CHECK(
+	    strstr(acme, "kesc_key_old_version_decrypts_total{key=\"minio\",version=\"v1\"} 2\n") !=
+	    NULL);
+	CHECK_EQ_INT((int)series_count(acme), 1);
+	CHECK(strstr(acme, "secret-name") == NULL && strstr(acme, "beta") == NULL);
+	free(acme);
+	/* the overflow is the process's, not shown to a tenant */
+	char name[32];
+	for (int i = 0; i < KEY_STATS_MAX_SERIES + 5; i++) {
+		snprintf(name, sizeof name, "k%d", i);
+		key_stats_old_version("beta", name, 1);
+	}
+	acme = render_tenant("acme");
+	CHECK(strstr(acme, "_other") == NULL);
+	CHECK_EQ_INT((int)series_count(acme), 1);
+	free(acme);
 }
 
 #define THREADS    4
@@ -88,7 +139,7 @@ static void *count(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < PER_THREAD; i++)
-		key_stats_old_version("shared", 1 + (uint32_t)(i % 2));
+		key_stats_old_version(NULL, "shared", 1 + (uint32_t)(i % 2));
 	return NULL;
 }
 
@@ -116,5 +167,6 @@ int main(void)
 	RUN(test_one_series_per_key_and_version);
 	RUN(test_series_are_bounded);
 	RUN(test_threads_add_up);
+	RUN(test_tenants_are_separate);
 	return CHECK_DONE();
 }
