@@ -145,6 +145,23 @@ class FsTenantsTest(unittest.TestCase):
             os.path.join(self.keys, "acme", "acme-default"))))
         self.assertNotIn("acme-default", self.names("beta-app"))
 
+    def test_versions_stay_inside(self):
+        # rotating, retiring and deleting a name in one tenant leaves the other's key alone
+        for cert in ("acme-app", "beta-app"):
+            self.assertEqual(self.req("POST", "/v1/key/create/turning", cert=cert).status, 200)
+        old = self.req("POST", "/v1/key/encrypt/turning", {"plaintext": b64(b"beta v1")},
+                       cert="beta-app").json()["ciphertext"]
+        r = self.req("POST", "/v1/key/rotate/turning")
+        self.assertEqual((r.status, r.json()), (200, {"version": "v2"}))
+        self.assertEqual(self.req("POST", "/v1/key/retire/turning",
+                                  {"min_decryption_version": "v2"}).status, 200)
+        d = self.req("GET", "/v1/key/describe/turning", cert="beta-app").json()
+        self.assertNotIn("versions", d)  # never rotated: KES's describe
+        r = self.req("POST", "/v1/key/rotate/missing-in-beta", cert="beta-app")
+        self.assertEqual(r.status, 404)
+        r = self.req("POST", "/v1/key/decrypt/turning", {"ciphertext": old}, cert="beta-app")
+        self.assertEqual(base64.b64decode(r.json()["plaintext"]), b"beta v1")
+
     def test_names_and_patterns_stay_inside(self):
         self.req("POST", "/v1/key/create/acme-only")
         for pattern in ("*", "acme*", "", "acme-only"):
