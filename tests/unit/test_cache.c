@@ -560,6 +560,43 @@ static void test_get_racing_remove(void)
 	ks_cache_free(c);
 }
 
+/* A read that began after a delete completed never takes the answer of a store read that began
+ * before it: a request sent after the delete's reply must not be served the deleted key
+ * (seen as "A served the key it had deleted" in test_scaleout under load). */
+static void test_get_after_remove_does_not_join_older_read(void)
+{
+	struct test_store t;
+	struct ks_cache *c = open_cache(&t, NULL);
+	struct secret_key *k = store_key(&t, "late");
+	struct ks_err err = {{0}};
+	struct get_job before = {c, "late", -99, {0}}, after = {c, "late", -99, {0}};
+	pthread_t th_before, th_after;
+	struct timespec until;
+
+	gate_arm(&t.get_gate);
+	CHECK_EQ_INT(pthread_create(&th_before, NULL, get_run, &before), 0);
+	gate_wait_reached(&t.get_gate); /* its store read has the key; the flight is still listed */
+	CHECK_EQ_INT(ks_cache_remove(c, "late", NULL, &err), KS_OK);
+	CHECK_EQ_INT(pthread_create(&th_after, NULL, get_run, &after), 0);
+	/* generous: the read after the delete goes to the store itself and is not held up by the
+	 * older one (which waits at the gate until the end) */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	int joined = pthread_timedjoin_np(th_after, NULL, &until);
+	CHECK_EQ_INT(joined, 0);
+	gate_open(&t.get_gate);
+	if (joined != 0)
+		pthread_join(th_after, NULL);
+	pthread_join(th_before, NULL);
+	CHECK_EQ_INT(after.rc, KS_NOT_FOUND);
+	CHECK_EQ_INT(before.rc, KS_OK); /* it was concurrent with the delete: either is right */
+	key_ref_release(&before.ref);
+	key_ref_release(&after.ref);
+	CHECK_EQ_INT(stats_of(c).entries, 0);
+	key_free(k);
+	ks_cache_free(c);
+}
+
 static void test_list_passes_through(void)
 {
 	struct test_store t;
@@ -1096,6 +1133,7 @@ int main(void)
 	RUN(test_remove);
 	RUN(test_create_racing_remove);
 	RUN(test_get_racing_remove);
+	RUN(test_get_after_remove_does_not_join_older_read);
 	RUN(test_list_passes_through);
 	RUN(test_malformed_record);
 	RUN(test_expiry_any);
