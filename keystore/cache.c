@@ -72,7 +72,8 @@ struct cache_ghost {
 struct cache_flight {
 	struct cache_flight *next;
 	uint64_t hash;
-	const char *name; /* the leader's, valid while the flight is listed */
+	const char *name;    /* the leader's, valid while the flight is listed */
+	uint64_t generation; /* the shard's when the read began: joinable while it is current */
 	unsigned users;
 	bool done;
 	int rc;
@@ -690,8 +691,11 @@ static int cache_miss(struct ks_cache *c, struct cache_shard *s, const char *nam
 		pthread_mutex_unlock(&s->flight_lock);
 		return KS_OK;
 	}
+	generation = shard_generation(s);
 	f = flight_find(s, name, hash);
-	if (f) {
+	/* Only a read that began after the last eviction of this shard (a delete, or a write) can
+	 * answer for us: an older one may hold a key deleted before our request came. */
+	if (f && f->generation == generation) {
 		rc = flight_wait(s, f, ref, err);
 		pthread_mutex_unlock(&s->flight_lock);
 		return rc;
@@ -705,10 +709,10 @@ static int cache_miss(struct ks_cache *c, struct cache_shard *s, const char *nam
 	}
 	f->hash = hash;
 	f->name = name;
+	f->generation = generation;
 	f->users = 1;
-	f->next = s->flights;
+	f->next = s->flights; /* in front: flight_find finds the newest read of a name first */
 	s->flights = f;
-	generation = shard_generation(s);
 	pthread_mutex_unlock(&s->flight_lock);
 	return flight_lead(c, s, f, generation, ref, err);
 }
