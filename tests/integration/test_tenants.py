@@ -209,6 +209,23 @@ class FsTenantsTest(unittest.TestCase):
         self.assertEqual(sorted(r.json()["identities"]),
                          sorted([self.ids["acme-app"], self.ids["acme-ro"]]))
 
+    def test_admin_enclave_from_the_cli(self):
+        # kesc's -e/--enclave sends ?enclave= as MinIO's MINIO_KMS_KES_ENCLAVE does: the
+        # admin's CLI looks at a tenant; a tenant's own identity is not moved by it
+        self.req("POST", "/v1/key/create/cli-seen", cert="beta-app")
+        r = self.srv.cli("key", "ls", "-e", "beta", "cli-*")
+        self.assertEqual((r.returncode, r.stdout.decode()), (0, "Key\ncli-seen\n"), r.stderr)
+        r = self.srv.cli("key", "ls", "cli-*")
+        self.assertEqual((r.returncode, r.stdout.decode()), (0, "Key\n"), r.stderr)
+        r = self.srv.cli("key", "create", "--enclave=beta", "cli-made")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("cli-made", self.names("beta-app"))
+        r = self.srv.cli("key", "ls", "-e", "nope")
+        self.assertEqual((r.returncode, r.stderr.decode()),
+                         (1, "Error: failed to list keys: enclave does not exist\n"))
+        r = self.srv.cli("key", "ls", "-e", "beta", "cli-*", cert="acme-app")
+        self.assertEqual((r.returncode, r.stdout.decode()), (0, "Key\n"), r.stderr)
+
     # ---- identities and policies ----
 
     def test_identity_and_policy_views(self):
