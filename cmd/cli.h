@@ -2,8 +2,8 @@
  * cli.h — what every client verb shares: option parsing as KES's pflag command line does it
  * (options and arguments may be mixed, "--" ends options, short options group, a boolean
  * takes "=false", -h/--help prints the usage), the client connection options (-k/--insecure,
- * --ca, -s/--server, and kes's -e/--enclave and --color, accepted and ignored), terminal
- * detection, kes's "Error: " lines and the user-visible error texts.
+ * --ca, -s/--server, kes's -e/--enclave (sent as ?enclave=) and --color (accepted and
+ * ignored)), terminal detection, kes's "Error: " lines and the user-visible error texts.
  */
 #ifndef KESC_CMD_CLI_H
 #define KESC_CMD_CLI_H
@@ -36,7 +36,7 @@ struct client_options {
 	bool insecure;       /* -k, --insecure: do not verify the server certificate */
 	const char *ca;      /* --ca FILE: trust these CA certificates instead of the system's */
 	const char *server;  /* -s, --server HOST[:PORT][,…]: overrides the environment */
-	const char *enclave; /* -e, --enclave NAME: kes's, ignored (KES HEAD has no enclaves) */
+	const char *enclave; /* -e, --enclave NAME: sent as ?enclave=NAME (KES ignores it) */
 	const char *color;   /* --color auto|never|always: kes's, checked and ignored */
 };
 
@@ -51,7 +51,7 @@ struct cli_args {
 	"    -k, --insecure           Skip TLS certificate validation.\n"                        \
 	"        --ca <file>          Trust the CA certificates in <file>.\n"                    \
 	"    -s, --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n" \
-	"    -e, --enclave <name>     Accepted for kes compatibility and ignored.\n"             \
+	"    -e, --enclave <name>     The admin's view of a tenant (kesc); KES ignores it.\n"    \
 	"        --color <when>       auto, never or always: accepted for kes compatibility.\n"
 
 enum cli_parse_result { CLI_OK = 0, CLI_HELP = 1, CLI_USAGE = -1 };

@@ -39,6 +39,7 @@ struct client {
 	const char *key;
 	const char *ca;
 	bool insecure;
+	const char *enclave; /* -e: sent as ?enclave=, as MinIO's MINIO_KMS_KES_ENCLAVE is */
 	CURL *curl;
 	char curl_err[CURL_ERROR_SIZE];
 };
@@ -136,6 +137,7 @@ struct client *client_open(const struct client_options *opt, char *err, size_t e
 		goto fail;
 	c->insecure = opt && opt->insecure;
 	c->ca = opt && opt->ca ? opt->ca : env_first(ENV_CA);
+	c->enclave = opt && opt->enclave && opt->enclave[0] ? opt->enclave : NULL;
 	c->curl = curl_easy_init();
 	if (!c->curl) {
 		snprintf(err, errlen, "cannot initialise libcurl");
@@ -391,6 +393,9 @@ static int transfer_run(struct client *c, const char *method, const char *path, 
 		struct buf url;
 		buf_init(&url, 8192);
 		buf_printf(&url, "%s%s", c->urls[idx], path);
+		if (c->enclave) /* a kesc server with tenants: the admin's view of one */
+			client_path(&url,
+			            strchr(path, '?') ? "&enclave=" : "?enclave=", c->enclave);
 		buf_reset(&r->body);
 		buf_reset(&t->line);
 		r->status = 0;

@@ -20,7 +20,7 @@ static const char STATUS_USAGE[] =
     "    -k, --insecure           Skip TLS certificate validation.\n"
     "        --ca <file>          Trust the CA certificates in <file>.\n"
     "        --server <host:port> Server to use (default: $KES_SERVER or 127.0.0.1:7373).\n"
-    "    -e, --enclave <name>     Accepted for kes compatibility and ignored.\n"
+    "    -e, --enclave <name>     The admin's view of a tenant (kesc); KES ignores it.\n"
     "        --color <when>       auto, never or always: accepted for kes compatibility.\n"
     "    -s, --short              Print status information in a short summary format.\n"
     "        --api                List all server APIs.\n"
