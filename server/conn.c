@@ -302,6 +302,7 @@ static void close_now(struct conn *c)
 	} else {
 		close(c->fd);
 		c->fd = -1;
+		c->io.fd = -1; /* a late flush fails (EBADF) instead of reaching a reused number */
 	}
 	if (c->sub) {
 		log_unsubscribe(c->sub);
@@ -993,6 +994,7 @@ static void handshake_job_done(struct worker_job *job)
 	if (c->phase == PHASE_CLOSED) {
 		close(c->fd);
 		c->fd = -1;
+		c->io.fd = -1;
 		loop_conn_remove(c->loop, &c->link);
 		loop_defer_free(c->loop, &c->link);
 		return;
