@@ -905,8 +905,34 @@ int ks_cache_remove(struct ks_cache *c, const char *name, const char *deleted_by
 	return rc;
 }
 
-/* Changes that keep colliding with other writers give up after this many attempts. */
-#define CACHE_UPDATE_TRIES 8
+/* Changes that keep colliding with other writers give up after this many attempts; between
+ * attempts a writer that lost waits a random while, doubling up to a cap, so that two replicas
+ * rotating the same key in a tight loop do not keep colliding in step (seen under load: one
+ * of them lost eight times in a row). The waits add up to about a second at most. */
+#define CACHE_UPDATE_TRIES       16
+#define CACHE_UPDATE_BACKOFF_US  200
+#define CACHE_UPDATE_BACKOFF_MAX 100000
+
+/* Waits a random time below min(base << attempt, cap) microseconds. Not a secret: a cheap
+ * per-thread generator is enough to break the lock-step. */
+static void update_backoff(int attempt)
+{
+	static _Thread_local uint64_t state;
+	int64_t bound = (int64_t)CACHE_UPDATE_BACKOFF_US << (attempt < 10 ? attempt : 10);
+
+	if (state == 0)
+		state =
+		    (uint64_t)cache_now_us() ^ (uint64_t)(uintptr_t)&state ^ 0x9e3779b97f4a7c15ull;
+	state ^= state << 13;
+	state ^= state >> 7;
+	state ^= state << 17;
+	if (bound > CACHE_UPDATE_BACKOFF_MAX)
+		bound = CACHE_UPDATE_BACKOFF_MAX;
+	int64_t us = (int64_t)(state % (uint64_t)bound);
+	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
 
 static bool same_record(const struct bytes *a, const struct bytes *b)
 {
@@ -946,6 +972,8 @@ int ks_cache_update(struct ks_cache *c, const char *name, ks_update_fn fn, void 
 
 		if (!retry)
 			return rc;
+		if (attempt + 1 < CACHE_UPDATE_TRIES)
+			update_backoff(attempt);
 	}
 	ks_err_set(err, "cache: key '%s' kept changing while it was being changed (%d attempts)",
 	           name, CACHE_UPDATE_TRIES);
