@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "keystore/backoff.h"
 #include "keystore/key_internal.h"
 #include "keystore/key_versions.h"
 #include "keystore/secmem.h"
@@ -913,22 +914,9 @@ int ks_cache_remove(struct ks_cache *c, const char *name, const char *deleted_by
 #define CACHE_UPDATE_BACKOFF_US  200
 #define CACHE_UPDATE_BACKOFF_MAX 100000
 
-/* Waits a random time below min(base << attempt, cap) microseconds. Not a secret: a cheap
- * per-thread generator is enough to break the lock-step. */
 static void update_backoff(int attempt)
 {
-	static _Thread_local uint64_t state;
-	int64_t bound = (int64_t)CACHE_UPDATE_BACKOFF_US << (attempt < 10 ? attempt : 10);
-
-	if (state == 0)
-		state =
-		    (uint64_t)cache_now_us() ^ (uint64_t)(uintptr_t)&state ^ 0x9e3779b97f4a7c15ull;
-	state ^= state << 13;
-	state ^= state >> 7;
-	state ^= state << 17;
-	if (bound > CACHE_UPDATE_BACKOFF_MAX)
-		bound = CACHE_UPDATE_BACKOFF_MAX;
-	int64_t us = (int64_t)(state % (uint64_t)bound);
+	int64_t us = backoff_delay(CACHE_UPDATE_BACKOFF_US, CACHE_UPDATE_BACKOFF_MAX, attempt);
 	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;

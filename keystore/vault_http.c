@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keystore/backoff.h"
 #include "keystore/json.h"
 #include "keystore/secmem.h"
 
@@ -367,33 +368,12 @@ static void http_sleep(const struct vault_http *h, int64_t ms)
 	}
 }
 
-/* Jitter source: per thread, seeded from the clock and the thread, so several kesc servers
- * (and threads) that failed together do not retry in lockstep. Not for secrets. */
-static uint32_t jitter_next(void)
-{
-	static __thread uint32_t state;
-	if (state == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		state =
-		    (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&state ^ (uint32_t)getpid() << 16;
-		state |= 1;
-	}
-	state ^= state << 13;
-	state ^= state >> 17;
-	state ^= state << 5;
-	return state;
-}
-
 static int64_t backoff_ms(int attempt, long retry_after_s)
 {
 	if (retry_after_s > 0)
 		return retry_after_s < RETRY_AFTER_MAX_MS / 1000 ? retry_after_s * 1000
 		                                                 : RETRY_AFTER_MAX_MS;
-	int64_t d = BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
-	if (d > BACKOFF_MAX_MS)
-		d = BACKOFF_MAX_MS;
-	return d / 2 + (int64_t)(jitter_next() % (uint32_t)(d / 2 + 1));
+	return backoff_delay(BACKOFF_BASE_MS, BACKOFF_MAX_MS, attempt);
 }
 
 /* One attempt: 0 with rs->status set, or with err set (no HTTP answer) -1, or -2 when the
