@@ -194,28 +194,9 @@ int vault_kv_parse_read(int kv_version, const char *name, const char *body, size
  */
 int vault_kv_read(struct vault_store *v, const char *name, struct bytes *value, struct ks_err *err)
 {
-	char path[VAULT_PATH_MAX];
-	int rc = kv_path(v, v->kv_version == 2 ? "data" : "", name, path, sizeof(path), err);
-	if (rc != KS_OK)
-		return rc;
-	struct vault_response rs;
-	vault_response_init(&rs);
-	struct vault_call call = {.method = "GET", .path = path};
-	if ((rc = vault_store_call(v, &call, &rs, err)) != 0)
-		goto out;
-	if (rs.status == 404) {
-		/* KV v2 also answers 404 (with a body) for a soft-deleted or destroyed version. */
-		rc = KS_NOT_FOUND;
-		goto out;
-	}
-	if (rs.status != 200) {
-		rc = kv_status_result(&rs, "failed to read", path, err);
-		goto out;
-	}
-	rc = vault_kv_parse_read(v->kv_version, name, rs.body.data, rs.body.len, value, err);
-out:
-	vault_response_free(&rs);
-	return rc;
+	int64_t version;
+
+	return vault_kv_read_entry(v, name, value, &version, err);
 }
 
 static int kv_body(const struct vault_store *v, const char *name, const struct bytes *value,
