@@ -99,22 +99,32 @@ static int destroy_older(struct vault_store *v, const char *name, const struct b
 	return KS_FAILED;
 }
 
+/* The first half of every replace: name still holds expected (else KS_EXISTS: another writer
+ * came first), its Vault version in *version, and record wrapped for the store in *value. */
+static int still_expected_wrap(struct vault_store *v, const char *name,
+                               const struct bytes *expected, const struct bytes *record,
+                               int64_t *version, struct bytes *value, struct ks_err *err)
+{
+	struct bytes cur = {0};
+	int rc = read_record(v, name, &cur, version, err);
+
+	if (rc == KS_OK && !same(&cur, expected)) {
+		ks_err_set(err, "vault: key '%s' changed since it was read", name);
+		rc = KS_EXISTS;
+	}
+	bytes_free(&cur);
+	return rc == KS_OK ? vault_store_wrap(v, record, value, err) : rc;
+}
+
 static int replace_v2(struct vault_store *v, const char *name, const struct bytes *expected,
                       const struct bytes *record, struct ks_err *err)
 {
-	struct bytes cur = {0}, value = {0};
+	struct bytes value = {0};
 	int64_t version = 0;
 	bool maybe_stored = false;
-	int rc = read_record(v, name, &cur, &version, err);
+	int rc = still_expected_wrap(v, name, expected, record, &version, &value, err);
 
 	if (rc != KS_OK)
-		goto out;
-	if (!same(&cur, expected)) {
-		ks_err_set(err, "vault: key '%s' changed since it was read", name);
-		rc = KS_EXISTS;
-		goto out;
-	}
-	if ((rc = vault_store_wrap(v, record, &value, err)) != KS_OK)
 		goto out;
 	rc = vault_kv_write_cas(v, name, &value, version, &maybe_stored, err);
 	if (rc != KS_OK && rc != KS_EXISTS && maybe_stored && landed(v, name, &value)) {
@@ -124,7 +134,6 @@ static int replace_v2(struct vault_store *v, const char *name, const struct byte
 	if (rc == KS_OK)
 		rc = destroy_older(v, name, record, version, err);
 out:
-	bytes_free(&cur);
 	bytes_free(&value);
 	return rc;
 }
@@ -132,19 +141,12 @@ out:
 static int replace_v1_locked(struct vault_store *v, const char *name, const struct bytes *expected,
                              const struct bytes *record, struct ks_err *err)
 {
-	struct bytes cur = {0}, value = {0};
+	struct bytes value = {0};
 	int64_t version;
 	bool maybe_stored = false;
-	int rc = read_record(v, name, &cur, &version, err);
+	int rc = still_expected_wrap(v, name, expected, record, &version, &value, err);
 
 	if (rc != KS_OK)
-		goto out;
-	if (!same(&cur, expected)) {
-		ks_err_set(err, "vault: key '%s' changed since it was read", name);
-		rc = KS_EXISTS;
-		goto out;
-	}
-	if ((rc = vault_store_wrap(v, record, &value, err)) != KS_OK)
 		goto out;
 	rc = vault_kv_write(v, name, &value, &maybe_stored, err);
 	if (rc == KS_EXISTS) {
@@ -159,7 +161,6 @@ static int replace_v1_locked(struct vault_store *v, const char *name, const stru
 		rc = KS_OK;
 	}
 out:
-	bytes_free(&cur);
 	bytes_free(&value);
 	return rc;
 }
