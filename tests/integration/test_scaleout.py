@@ -35,28 +35,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kesctest  # noqa: E402
-from test_vault_e2e import Vault  # noqa: E402
-
-# What kesc needs on a K/V v2 mount (man 5 kesc.yml): create and read keys, write a tombstone
-# over a deleted key (update, always with check-and-set), destroy the deleted key's versions,
-# list names. No metadata delete: kesc never deletes a name's history.
-POLICY = """
-path "kv/data/*" {
-  capabilities = ["create", "read", "update"]
-}
-path "kv/destroy/*" {
-  capabilities = ["update"]
-}
-path "kv/metadata/*" {
-  capabilities = ["list"]
-}
-path "transit/encrypt/kes-wrap" {
-  capabilities = ["update"]
-}
-path "transit/decrypt/kes-wrap" {
-  capabilities = ["update"]
-}
-"""
+from test_vault_e2e import POLICY, Vault  # noqa: E402  (kesc's K/V v2 policy)
 
 EXPIRY_S = 4  # cache.expiry.any of every replica in these tests
 CACHE = {"cache": {"expiry": {"any": "%ds" % EXPIRY_S, "unused": "1m"}}}

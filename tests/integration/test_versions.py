@@ -39,25 +39,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kesctest  # noqa: E402
-from test_vault_e2e import Vault  # noqa: E402
-
-POLICY = """
-path "kv/data/*" {
-  capabilities = ["create", "read", "update"]
-}
-path "kv/destroy/*" {
-  capabilities = ["update"]
-}
-path "kv/metadata/*" {
-  capabilities = ["list"]
-}
-path "transit/encrypt/kes-wrap" {
-  capabilities = ["update"]
-}
-path "transit/decrypt/kes-wrap" {
-  capabilities = ["update"]
-}
-"""
+from test_vault_e2e import POLICY, Vault  # noqa: E402  (kesc's K/V v2 policy)
 
 VAULT = None
 CTX = base64.b64encode(b'{"bucket":"b/o"}').decode()
