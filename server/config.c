@@ -552,6 +552,19 @@ static void free_string_list(char **v, size_t n)
 	free(v);
 }
 
+void cfg_vault_free_auth(struct vault_config *v)
+{
+	free(v->auth_engine);
+	free(v->auth_namespace);
+	free(v->approle_id);
+	cfg_free_secret(v->approle_secret);
+	free(v->k8s_role);
+	cfg_free_secret(v->k8s_jwt);
+	v->auth_engine = v->auth_namespace = v->approle_id = v->approle_secret = NULL;
+	v->k8s_role = v->k8s_jwt = NULL;
+	v->k8s_jwt_is_file = false;
+}
+
 void cfg_vault_free(struct vault_config *v)
 {
 	free(v->endpoint);
@@ -560,12 +573,7 @@ void cfg_vault_free(struct vault_config *v)
 	free(v->prefix);
 	free(v->transit_engine);
 	free(v->transit_key);
-	free(v->auth_engine);
-	free(v->auth_namespace);
-	free(v->approle_id);
-	cfg_free_secret(v->approle_secret);
-	free(v->k8s_role);
-	cfg_free_secret(v->k8s_jwt);
+	cfg_vault_free_auth(v);
 	free(v->tls_ca);
 	free(v->tls_cert);
 	free(v->tls_key);

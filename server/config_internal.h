@@ -100,5 +100,8 @@ int cfg_load_vault_auth(struct cfg_ctx *x, struct vault_config *v, const struct 
 /* Deep copy of a vault configuration (strings duplicated), and its release. 0 or -1. */
 int cfg_vault_copy(struct vault_config *dst, const struct vault_config *src);
 void cfg_vault_free(struct vault_config *v);
+/* Only its login (approle:, kubernetes:, the auth engine and namespace), left empty: what a
+ * tenant with its own login does not inherit from the top level. */
+void cfg_vault_free_auth(struct vault_config *v);
 
 #endif

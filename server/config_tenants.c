@@ -121,20 +121,6 @@ static int load_tenant_engine(struct cfg_ctx *x, struct vault_config *v, const s
 	return rc;
 }
 
-/* The top level's auth fields, which a tenant with its own login does not inherit. */
-static void drop_inherited_auth(struct vault_config *v)
-{
-	free(v->auth_engine);
-	free(v->auth_namespace);
-	free(v->approle_id);
-	cfg_free_secret(v->approle_secret);
-	free(v->k8s_role);
-	cfg_free_secret(v->k8s_jwt);
-	v->auth_engine = v->auth_namespace = v->approle_id = v->approle_secret = NULL;
-	v->k8s_role = v->k8s_jwt = NULL;
-	v->k8s_jwt_is_file = false;
-}
-
 static int load_tenant_vault(struct cfg_ctx *x, struct config_tenant *t, const struct ynode *vault,
                              const char *at)
 {
@@ -158,7 +144,7 @@ static int load_tenant_vault(struct cfg_ctx *x, struct config_tenant *t, const s
 		int r =
 		    cfg_load_vault_auth(x, &own, vault, cfg_line_of(vault, "approle"), sub, false);
 		if (r > 0) {
-			drop_inherited_auth(v);
+			cfg_vault_free_auth(v); /* its own login only */
 			v->auth = own.auth;
 			v->auth_engine = own.auth_engine;
 			v->auth_namespace = own.auth_namespace;
