@@ -217,6 +217,8 @@ class ScaleOut(unittest.TestCase):
                 refusals = set()
                 deadline = time.monotonic() + 60
                 while True:
+                    # a generate sent after this create left may already meet the new key
+                    t_create_sent = time.monotonic()
                     status, js = cl.once(0, "POST", "/v1/key/create/" + name)
                     if status == 200:
                         break
@@ -233,7 +235,13 @@ class ScaleOut(unittest.TestCase):
             bad = [(round(t - t_new, 2), i) for t, i, d in after
                    if not (decrypt(cl, 0, name, d) and decrypt(cl, 1, name, d))]
             old_by_b = [t for t, i, d in issued if t_del < t < t_new and i == 1]
-            from_a_between = [t for t, i, d in issued if t_deleted < t < t_new and i == 0]
+            from_a_between = [t for t, i, d in issued
+                              if t_deleted < t < t_create_sent and i == 0]
+            # while the re-create was under way A may answer with the new key, never the old
+            racing_create = [(t, d) for t, i, d in issued
+                             if t_create_sent <= t <= t_new and i == 0]
+            old_from_a = [round(t - t_create_sent, 3) for t, d in racing_create
+                          if not decrypt(cl, 0, name, d)]
             print("  re-create possible %.1f s after the delete (refused with %r); B served "
                   "the deleted key for %.1f s after the delete; %d data keys issued after the "
                   "re-create, %d of them undecryptable" %
@@ -243,6 +251,8 @@ class ScaleOut(unittest.TestCase):
             self.assertEqual(bad, [], "data keys issued after the re-create that do not "
                              "decrypt through both replicas (seconds after it, replica)")
             self.assertEqual(from_a_between, [], "A served the key it had deleted")
+            self.assertEqual(old_from_a, [], "A served the deleted key while the name was "
+                             "created again (seconds after the create was sent)")
             self.assertLessEqual(t_new - t_del, 60)
             # B said loudly that the key it had cached is gone, and said it once.
             gone = [l for l in b.stderr_text().splitlines()
